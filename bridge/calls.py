@@ -1,0 +1,65 @@
+"""The contract between platform clients and the flows that use them.
+
+Every remote call goes through two steps so that the engine can write its
+call-journal row *before* anything leaves the machine:
+
+    prepared = client.prepare_pay_order(request)   # builds, signs, encrypts; no I/O
+    journal.insert(prepared.msg_id, prepared.interface, prepared.masked_request)
+    result = client.send(prepared)                 # the only step that does I/O
+
+`send` never raises for remote trouble: it classifies every answer as
+
+* ``OK``       - the platform accepted the call and the response verified;
+* ``REJECTED`` - a business error the platform answered with (code, message):
+                 nothing happened remotely, the flow records the failure;
+* ``UNKNOWN``  - timeout, connection reset after sending, HTTP 5xx, a body we
+                 cannot parse or decrypt, or a response whose signature does
+                 not verify.  The remote effect may or may not have happened;
+                 the flow must query before it sends anything again.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, Optional, TypeVar
+
+T = TypeVar("T")
+
+
+class Outcome(str, enum.Enum):
+    OK = "ok"
+    REJECTED = "rejected"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class PreparedCall:
+    """A fully built request, ready to send, with what the journal needs."""
+
+    interface: str                 # "6202", "2207", "fpy001", "face.auth", ...
+    msg_id: str                    # unique per message; the platform's msgid where it has one
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    masked_request: str            # JSON text with ID numbers, names, phones masked; no secrets
+    # Turns the raw HTTP answer into a typed CallResult; set by the client.
+    decode: Callable[[int, bytes], "CallResult[Any]"] = field(repr=False, compare=False)
+    # Correlation keys worth keeping in the journal (medOrgOrd, payOrdId, setl_id ...).
+    keys: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CallResult(Generic[T]):
+    outcome: Outcome
+    interface: str
+    msg_id: str
+    data: Optional[T] = None        # the typed response (set when OK)
+    code: Optional[str] = None      # the platform's code, as a string
+    message: Optional[str] = None   # the platform's message, or why we classified UNKNOWN
+    http_status: Optional[int] = None
+    response_text: Optional[str] = None  # masked, for the journal
+    raw: Optional[dict] = None      # the decoded, verified business object (unmasked; never logged)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.OK
