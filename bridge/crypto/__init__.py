@@ -1,0 +1,1 @@
+"""National (GM/T) cryptography: SM2 signatures, SM3 hashing, SM4 encryption."""

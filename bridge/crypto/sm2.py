@@ -1,0 +1,397 @@
+"""SM2 signatures (SM3withSM2, GM/T 0003/0009) with the user-id Z-value.
+
+Two interchangeable backends compute signatures:
+  * "openssl-evp": the system OpenSSL 3 libcrypto through ctypes (fast, constant-time);
+  * "pure-python": a portable GM/T 0003 implementation, used when OpenSSL is missing,
+    fails its import-time self-test, or MIBRIDGE_SM2_BACKEND=pure is set.
+MIBRIDGE_SM2_BACKEND=openssl makes a missing fast path an error instead of a fallback.
+
+Key text formats (load_private_key / load_public_key), decided by content:
+  * PEM if it contains "-----BEGIN": PKCS#8 "PRIVATE KEY", SEC1 "EC PRIVATE KEY",
+    SubjectPublicKeyInfo "PUBLIC KEY";
+  * otherwise, with whitespace removed, hex if it is only hex digits AND has a hex length
+    (private: 64, or 66 with a leading 00; public: 130 for 04||X||Y, 128 for X||Y);
+  * otherwise strict Base64 (private: 32 bytes, or 33 with a leading 0x00 as Java's
+    BigInteger.toByteArray() emits; public: 65 or 64 bytes).
+  The hex and Base64 lengths never coincide (Base64 of 32/33 bytes is 44 chars, of
+  64/65 bytes 88 chars), so the choice is unambiguous. Shorter hex (a scalar written by
+  BigInteger.toString(16)) is rejected: left-pad it with zeros to 64 digits.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import secrets
+import threading
+
+from loguru import logger
+
+from . import _der
+from ._sm2_curve import N, encode_point, is_on_curve
+from ._sm2_pure import PureBackend
+
+DEFAULT_UID = b"1234567812345678"
+
+_OID_EC_PUBLIC_KEY = "1.2.840.10045.2.1"
+_OID_SM2 = "1.2.156.10197.1.301"  # sm2p256v1 curve; also used by some tools as the algorithm
+
+
+class SM2Error(ValueError):
+    """Unusable SM2 key material or backend."""
+
+
+# ---------------------------------------------------------------- backends
+
+_PURE = PureBackend()
+_BACKENDS: dict[str, object] = {_PURE.name: _PURE}
+
+
+def _self_test(fast) -> None:
+    """Cross-check the fast backend against the pure one; raises on any disagreement."""
+    d = 0x3945208F7B2144B13F36E38AC6D39F95889393692860B51A42FB81EF4DF7C5B8  # GM/T 0003.5 example d
+    fast_handle, point = fast.load_private(d)
+    if point != _PURE.load_private(d)[1]:
+        raise SM2Error("public key derivation disagrees")
+    msg = b"mibridge sm2 self-test"
+    r, s = fast.sign(fast_handle, msg, DEFAULT_UID)
+    if not _PURE.verify(point, msg, DEFAULT_UID, r, s):
+        raise SM2Error("pure-python cannot verify an OpenSSL signature")
+    r2, s2 = _PURE.sign(_PURE.load_private(d)[0], msg, b"ALICE123@YAHOO.COM")
+    pub = fast.load_public(point)
+    if not fast.verify(pub, msg, b"ALICE123@YAHOO.COM", r2, s2):
+        raise SM2Error("OpenSSL cannot verify a pure-python signature")
+    if fast.verify(pub, msg + b"!", b"ALICE123@YAHOO.COM", r2, s2):
+        raise SM2Error("OpenSSL accepted a tampered message")
+
+
+def _init_backends() -> object:
+    choice = os.environ.get("MIBRIDGE_SM2_BACKEND", "auto").strip().lower() or "auto"
+    if choice not in ("auto", "pure", "openssl"):
+        raise SM2Error(f"MIBRIDGE_SM2_BACKEND must be auto, pure or openssl, not {choice!r}")
+    try:
+        from ._sm2_openssl import OpenSSLBackend
+
+        fast = OpenSSLBackend()
+        _self_test(fast)
+        _BACKENDS[fast.name] = fast
+    except Exception as exc:  # any failure of the optional fast path means: fall back
+        if choice == "openssl":
+            raise SM2Error(f"OpenSSL SM2 backend required but unavailable: {exc}") from exc
+        logger.warning("SM2 OpenSSL fast path unavailable, using pure Python: {}", exc)
+        return _PURE
+    return _PURE if choice == "pure" else fast
+
+
+_DEFAULT = _init_backends()
+
+
+def backend_name() -> str:
+    """"openssl-evp" when the fast path is the default, else "pure-python"."""
+    return _DEFAULT.name
+
+
+def backends() -> dict[str, object]:
+    """Every working backend by name (whatever the default is), e.g. for tests."""
+    return dict(_BACKENDS)
+
+
+def _backend(backend) -> object:
+    if backend is None:
+        return _DEFAULT
+    if isinstance(backend, str):
+        try:
+            return _BACKENDS[backend]
+        except KeyError:
+            raise SM2Error(f"SM2 backend {backend!r} is not available") from None
+    return backend
+
+
+# ---------------------------------------------------------------- keys
+
+class PublicKey:
+    """An SM2 public key (a point on sm2p256v1)."""
+
+    def __init__(self, point: tuple[int, int], backend=None):
+        if not is_on_curve(point):
+            raise SM2Error("public key point is not on the SM2 curve")
+        self._point = point
+        self._backend = _backend(backend)
+        self._handle = None
+        self._lock = threading.Lock()
+
+    def _get_handle(self):
+        if self._handle is None:
+            with self._lock:
+                if self._handle is None:
+                    self._handle = self._backend.load_public(self._point)
+        return self._handle
+
+    @property
+    def point(self) -> tuple[int, int]:
+        return self._point
+
+    def verify(self, message: bytes, signature: bytes, uid: bytes = DEFAULT_UID) -> bool:
+        """True iff signature (64-byte raw r||s or DER) is valid; never raises on bad input."""
+        try:
+            candidates = _signature_candidates(bytes(signature))
+            message = bytes(message)
+            uid = bytes(uid)
+        except (TypeError, ValueError):
+            return False
+        if len(uid) * 8 > 0xFFFF:
+            return False
+        handle = self._get_handle()
+        return any(self._backend.verify(handle, message, uid, r, s) for r, s in candidates)
+
+    def to_bytes(self, uncompressed_prefix: bool = True) -> bytes:
+        raw = encode_point(self._point)
+        return raw if uncompressed_prefix else raw[1:]
+
+    def to_hex(self, uncompressed_prefix: bool = True) -> str:
+        return self.to_bytes(uncompressed_prefix).hex()
+
+    def to_base64(self, uncompressed_prefix: bool = True) -> str:
+        return base64.b64encode(self.to_bytes(uncompressed_prefix)).decode("ascii")
+
+    def to_der(self) -> bytes:
+        return _der.sequence(
+            _der.sequence(_der.oid(_OID_EC_PUBLIC_KEY), _der.oid(_OID_SM2)),
+            _der.tlv(_der.BIT_STRING, b"\x00" + encode_point(self._point)),
+        )
+
+    def to_pem(self) -> str:
+        return _pem("PUBLIC KEY", self.to_der())
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, PublicKey) and other._point == self._point
+
+    def __hash__(self) -> int:
+        return hash(self._point)
+
+    def __repr__(self) -> str:
+        return f"<sm2.PublicKey {self.to_hex()[:18]}...>"
+
+
+class PrivateKey:
+    """An SM2 private key (scalar d, 1 <= d <= n-2)."""
+
+    def __init__(self, d: int, backend=None):
+        if not 1 <= d <= N - 2:
+            raise SM2Error("SM2 private scalar out of range [1, n-2]")
+        self._d = d
+        self._backend = _backend(backend)
+        self._handle, point = self._backend.load_private(d)
+        self._public = PublicKey(point, self._backend)
+
+    def public_key(self) -> PublicKey:
+        return self._public
+
+    def sign(self, message: bytes, uid: bytes = DEFAULT_UID) -> bytes:
+        """SM3withSM2 signature as 64-byte raw r||s, each left-padded to 32 bytes."""
+        uid = bytes(uid)
+        if len(uid) * 8 > 0xFFFF:
+            raise SM2Error("SM2 user id is limited to 8191 bytes")
+        r, s = self._backend.sign(self._handle, bytes(message), uid)
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+    def to_bytes(self) -> bytes:
+        return self._d.to_bytes(32, "big")
+
+    def to_hex(self) -> str:
+        return self.to_bytes().hex()
+
+    def to_base64(self) -> str:
+        return base64.b64encode(self.to_bytes()).decode("ascii")
+
+    def to_der(self) -> bytes:
+        """PKCS#8 PrivateKeyInfo wrapping a SEC1 ECPrivateKey (with the public key)."""
+        sec1 = _der.sequence(
+            _der.integer(1),
+            _der.tlv(_der.OCTET_STRING, self.to_bytes()),
+            _der.tlv(0xA1, _der.tlv(_der.BIT_STRING, b"\x00" + self._public.to_bytes())),
+        )
+        return _der.sequence(
+            _der.integer(0),
+            _der.sequence(_der.oid(_OID_EC_PUBLIC_KEY), _der.oid(_OID_SM2)),
+            _der.tlv(_der.OCTET_STRING, sec1),
+        )
+
+    def to_pem(self) -> str:
+        return _pem("PRIVATE KEY", self.to_der())
+
+    def __repr__(self) -> str:
+        return "<sm2.PrivateKey (secret)>"  # never show the scalar
+
+
+def generate_private_key(backend=None) -> PrivateKey:
+    return PrivateKey(secrets.randbelow(N - 2) + 1, backend)
+
+
+# ---------------------------------------------------------------- parsing
+
+_HEX = re.compile(r"[0-9A-Fa-f]+")
+
+
+def _text(text: str | bytes) -> str:
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        try:
+            text = bytes(text).decode("ascii")
+        except UnicodeDecodeError:
+            raise SM2Error("key text must be ASCII (hex, Base64 or PEM)") from None
+    if not isinstance(text, str):
+        raise SM2Error(f"key text must be str or bytes, not {type(text).__name__}")
+    return text
+
+
+def _raw_bytes(text: str, hex_lengths: tuple[int, ...], kind: str) -> bytes:
+    compact = "".join(text.split())
+    if _HEX.fullmatch(compact) and len(compact) in hex_lengths:
+        return bytes.fromhex(compact)
+    try:
+        return base64.b64decode(compact, validate=True)
+    except binascii.Error:
+        raise SM2Error(
+            f"{kind} is neither hex of {' or '.join(map(str, hex_lengths))} digits nor valid Base64"
+        ) from None
+
+
+def _pem(label: str, der: bytes) -> str:
+    body = base64.b64encode(der).decode("ascii")
+    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    return f"-----BEGIN {label}-----\n" + "\n".join(lines) + f"\n-----END {label}-----\n"
+
+
+def _pem_body(text: str) -> tuple[str, bytes]:
+    match = re.search(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", text, re.S)
+    if not match:
+        raise SM2Error("malformed PEM (no matching BEGIN/END lines)")
+    label, body = match.group(1), match.group(2)
+    if "Proc-Type" in body or label == "ENCRYPTED PRIVATE KEY":
+        raise SM2Error("encrypted PEM keys are not supported; decrypt the key first")
+    try:
+        return label, base64.b64decode("".join(body.split()), validate=True)
+    except binascii.Error:
+        raise SM2Error("malformed PEM body (not Base64)") from None
+
+
+def _check_sm2_algorithm(algid: bytes) -> None:
+    items = _der.read_all(algid)
+    if not items or items[0][0] != _der.OID:
+        raise SM2Error("bad AlgorithmIdentifier")
+    alg = _der.parse_oid(items[0][1])
+    params = [_der.parse_oid(v) for tag, v in items[1:] if tag == _der.OID]
+    if alg == _OID_SM2 or (alg == _OID_EC_PUBLIC_KEY and params == [_OID_SM2]):
+        return
+    raise SM2Error(f"not an SM2 key (algorithm {alg}, parameters {params or 'none'})")
+
+
+def _point_from_bytes(raw: bytes) -> tuple[int, int]:
+    if len(raw) == 65 and raw[0] == 4:
+        raw = raw[1:]
+    elif len(raw) != 64:
+        raise SM2Error(
+            f"public key must be 65 bytes 04||X||Y or 64 bytes X||Y, got {len(raw)} bytes"
+            + (" (compressed points are not supported)" if len(raw) == 33 else "")
+        )
+    point = (int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+    if not is_on_curve(point):
+        raise SM2Error("public key point is not on the SM2 curve")
+    return point
+
+
+def _scalar_from_bytes(raw: bytes) -> int:
+    if len(raw) == 33 and raw[0] == 0:
+        raw = raw[1:]
+    if len(raw) != 32:
+        raise SM2Error(
+            f"private key must be a 32-byte scalar (or 33 with a leading 0x00), got {len(raw)} bytes"
+        )
+    d = int.from_bytes(raw, "big")
+    if not 1 <= d <= N - 2:
+        raise SM2Error("private scalar out of range [1, n-2]")
+    return d
+
+
+def _parse_sec1(der: bytes) -> tuple[int, bytes | None]:
+    items = _der.read_all(_der.read_single(der, _der.SEQUENCE))
+    if len(items) < 2 or items[0] != (_der.INTEGER, b"\x01") or items[1][0] != _der.OCTET_STRING:
+        raise SM2Error("malformed SEC1 ECPrivateKey")
+    d_raw = items[1][1]
+    if not 1 <= len(d_raw) <= 33:  # some encoders strip leading zero bytes
+        raise SM2Error("malformed SEC1 private scalar")
+    d = _scalar_from_bytes(d_raw.rjust(32, b"\x00"))
+    public = None
+    for tag, value in items[2:]:
+        if tag == 0xA0:
+            _check_sm2_algorithm(_der.oid(_OID_EC_PUBLIC_KEY) + value)
+        elif tag == 0xA1:
+            public = _der.parse_bit_string(_der.read_single(value, _der.BIT_STRING))
+    return d, public
+
+
+def _parse_pkcs8(der: bytes) -> tuple[int, bytes | None]:
+    items = _der.read_all(_der.read_single(der, _der.SEQUENCE))
+    if (len(items) < 3 or items[0][0] != _der.INTEGER or items[1][0] != _der.SEQUENCE
+            or items[2][0] != _der.OCTET_STRING):
+        raise SM2Error("malformed PKCS#8 PrivateKeyInfo")
+    _check_sm2_algorithm(items[1][1])
+    return _parse_sec1(items[2][1])
+
+
+def _parse_spki(der: bytes) -> bytes:
+    items = _der.read_all(_der.read_single(der, _der.SEQUENCE))
+    if len(items) != 2 or items[0][0] != _der.SEQUENCE or items[1][0] != _der.BIT_STRING:
+        raise SM2Error("malformed SubjectPublicKeyInfo")
+    _check_sm2_algorithm(items[0][1])
+    return _der.parse_bit_string(items[1][1])
+
+
+def load_private_key(text: str | bytes, backend=None) -> PrivateKey:
+    """Private key from hex, Base64 or PEM text (see the module docstring)."""
+    text = _text(text)
+    if "-----BEGIN" not in text:
+        return PrivateKey(_scalar_from_bytes(_raw_bytes(text, (64, 66), "private key")), backend)
+    label, der = _pem_body(text)
+    try:
+        if label == "PRIVATE KEY":
+            d, embedded_public = _parse_pkcs8(der)
+        elif label == "EC PRIVATE KEY":
+            d, embedded_public = _parse_sec1(der)
+        else:
+            raise SM2Error(f"PEM label {label!r} is not an SM2 private key")
+    except _der.DERError as exc:
+        raise SM2Error(f"malformed private key DER: {exc}") from None
+    key = PrivateKey(d, backend)
+    if embedded_public is not None and _point_from_bytes(embedded_public) != key.public_key().point:
+        raise SM2Error("PEM private key embeds a public key that does not match the scalar")
+    return key
+
+
+def load_public_key(text: str | bytes, backend=None) -> PublicKey:
+    """Public key from hex, Base64 or PEM text (see the module docstring)."""
+    text = _text(text)
+    if "-----BEGIN" not in text:
+        return PublicKey(_point_from_bytes(_raw_bytes(text, (128, 130), "public key")), backend)
+    label, der = _pem_body(text)
+    if label != "PUBLIC KEY":
+        raise SM2Error(f"PEM label {label!r} is not a SubjectPublicKeyInfo public key")
+    try:
+        return PublicKey(_point_from_bytes(_parse_spki(der)), backend)
+    except _der.DERError as exc:
+        raise SM2Error(f"malformed public key DER: {exc}") from None
+
+
+def _signature_candidates(signature: bytes) -> list[tuple[int, int]]:
+    """(r, s) readings of a signature: raw 64-byte r||s and/or DER."""
+    candidates = []
+    if len(signature) == 64:
+        candidates.append((int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")))
+    if signature[:1] == b"\x30":
+        try:
+            candidates.append(_der.parse_signature(signature))
+        except _der.DERError:
+            pass
+    return [(r, s) for r, s in candidates if 1 <= r < N and 1 <= s < N]
