@@ -24,16 +24,11 @@ class PureBackend:
     def sign(self, handle, message: bytes, uid: bytes) -> tuple[int, int]:
         d, point = handle
         e = int.from_bytes(sm3.digest(z_value(uid, point) + message), "big")
-        d_inv = pow(1 + d, -1, N)
         while True:
             k = secrets.randbelow(N - 1) + 1  # k in [1, n-1] from the OS CSPRNG
-            x1 = mul_g(k)[0]
-            r = (e + x1) % N
-            if r == 0 or r + k == N:
-                continue
-            s = d_inv * (k - r * d) % N
-            if s:
-                return r, s
+            signature = sign_with_nonce(d, e, k)
+            if signature is not None:
+                return signature
 
     def verify(self, handle, message: bytes, uid: bytes, r: int, s: int) -> bool:
         point = handle
@@ -45,3 +40,15 @@ class PureBackend:
         e = int.from_bytes(sm3.digest(z_value(uid, point) + message), "big")
         sum_point = mul_g_add(s, t, point)
         return sum_point is not None and (e + sum_point[0]) % N == r
+
+
+def sign_with_nonce(d: int, e: int, k: int) -> tuple[int, int] | None:
+    """GM/T 0003.2 steps A4-A6 for digest e and nonce k; None when k must be redrawn.
+
+    Separate from sign() only so the published fixed-nonce example can be checked.
+    """
+    r = (e + mul_g(k)[0]) % N
+    if r == 0 or r + k == N:
+        return None
+    s = pow(1 + d, -1, N) * (k - r * d) % N
+    return (r, s) if s else None

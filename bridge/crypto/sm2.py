@@ -7,8 +7,8 @@ Two interchangeable backends compute signatures:
 MIBRIDGE_SM2_BACKEND=openssl makes a missing fast path an error instead of a fallback.
 
 Key text formats (load_private_key / load_public_key), decided by content:
-  * PEM if it contains "-----BEGIN": PKCS#8 "PRIVATE KEY", SEC1 "EC PRIVATE KEY",
-    SubjectPublicKeyInfo "PUBLIC KEY";
+  * PEM if it contains "-----BEGIN": PKCS#8 "PRIVATE KEY", SEC1 "EC PRIVATE KEY" (or
+    "SM2 PRIVATE KEY"), SubjectPublicKeyInfo "PUBLIC KEY";
   * otherwise, with whitespace removed, hex if it is only hex digits AND has a hex length
     (private: 64, or 66 with a leading 00; public: 130 for 04||X||Y, 128 for X||Y);
   * otherwise strict Base64 (private: 32 bytes, or 33 with a leading 0x00 as Java's
@@ -49,22 +49,30 @@ _PURE = PureBackend()
 _BACKENDS: dict[str, object] = {_PURE.name: _PURE}
 
 
+# GB/T 32918.2/.5 (GM/T 0003) example on sm2p256v1, ID 1234567812345678, message
+# "message digest"; the same vector is in OpenSSL's test/sm2_internal_test.c.
+KAT_PRIVATE = 0x3945208F7B2144B13F36E38AC6D39F95889393692860B51A42FB81EF4DF7C5B8
+KAT_PUBLIC = (0x09F9DF311E5421A150DD7D161E4BC5C672179FAD1833FC076BB08FF356F35020,
+              0xCCEA490CE26775A52DC6EA718CC1AA600AED05FBF35E084A6632F6072DA9AD13)
+KAT_MESSAGE = b"message digest"
+KAT_NONCE = 0x59276E27D506861A16680F3AD9C02DCCEF3CC1FA3CDBE4CE6D54B80DEAC1BC21
+KAT_SIGNATURE = (0xF5A03B0648D2C4630EEAC513E1BB81A15944DA3827D5B74143AC7EACEEE720B3,
+                 0xB1B6AA29DF212FD8763182BC0D421CA1BB9038FD1F7F42D4840B69C485BBC1AA)
+
+
 def _self_test(fast) -> None:
-    """Cross-check the fast backend against the pure one; raises on any disagreement."""
-    d = 0x3945208F7B2144B13F36E38AC6D39F95889393692860B51A42FB81EF4DF7C5B8  # GM/T 0003.5 example d
-    fast_handle, point = fast.load_private(d)
-    if point != _PURE.load_private(d)[1]:
-        raise SM2Error("public key derivation disagrees")
-    msg = b"mibridge sm2 self-test"
-    r, s = fast.sign(fast_handle, msg, DEFAULT_UID)
-    if not _PURE.verify(point, msg, DEFAULT_UID, r, s):
-        raise SM2Error("pure-python cannot verify an OpenSSL signature")
-    r2, s2 = _PURE.sign(_PURE.load_private(d)[0], msg, b"ALICE123@YAHOO.COM")
+    """Check the fast backend on the published vector and against the pure one; raise on failure."""
+    fast_handle, point = fast.load_private(KAT_PRIVATE)
+    if point != KAT_PUBLIC:
+        raise SM2Error("public key derivation disagrees with the published example")
     pub = fast.load_public(point)
-    if not fast.verify(pub, msg, b"ALICE123@YAHOO.COM", r2, s2):
-        raise SM2Error("OpenSSL cannot verify a pure-python signature")
-    if fast.verify(pub, msg + b"!", b"ALICE123@YAHOO.COM", r2, s2):
-        raise SM2Error("OpenSSL accepted a tampered message")
+    if not fast.verify(pub, KAT_MESSAGE, DEFAULT_UID, *KAT_SIGNATURE):
+        raise SM2Error("the published example signature does not verify")
+    if fast.verify(pub, KAT_MESSAGE + b"!", DEFAULT_UID, *KAT_SIGNATURE):
+        raise SM2Error("a tampered message verified")
+    r, s = fast.sign(fast_handle, KAT_MESSAGE, b"ALICE123@YAHOO.COM")
+    if not _PURE.verify(point, KAT_MESSAGE, b"ALICE123@YAHOO.COM", r, s):
+        raise SM2Error("pure-python cannot verify an OpenSSL signature")
 
 
 def _init_backends() -> object:
@@ -264,17 +272,25 @@ def _pem(label: str, der: bytes) -> str:
     return f"-----BEGIN {label}-----\n" + "\n".join(lines) + f"\n-----END {label}-----\n"
 
 
-def _pem_body(text: str) -> tuple[str, bytes]:
-    match = re.search(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", text, re.S)
-    if not match:
-        raise SM2Error("malformed PEM (no matching BEGIN/END lines)")
-    label, body = match.group(1), match.group(2)
-    if "Proc-Type" in body or label == "ENCRYPTED PRIVATE KEY":
-        raise SM2Error("encrypted PEM keys are not supported; decrypt the key first")
-    try:
-        return label, base64.b64decode("".join(body.split()), validate=True)
-    except binascii.Error:
-        raise SM2Error("malformed PEM body (not Base64)") from None
+def _pem_body(text: str, labels: tuple[str, ...]) -> tuple[str, bytes]:
+    """(label, DER) of the first PEM block whose label is one of labels.
+
+    Other blocks, such as the "EC PARAMETERS" block `openssl ecparam -genkey` writes first,
+    are skipped.
+    """
+    found = []
+    for match in re.finditer(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", text, re.S):
+        label, body = match.group(1), match.group(2)
+        if label == "ENCRYPTED PRIVATE KEY" or "Proc-Type" in body:
+            raise SM2Error("encrypted PEM keys are not supported; decrypt the key first")
+        if label not in labels:
+            found.append(label)
+            continue
+        try:
+            return label, base64.b64decode("".join(body.split()), validate=True)
+        except binascii.Error:
+            raise SM2Error("malformed PEM body (not Base64)") from None
+    raise SM2Error(f"no PEM block labelled {' / '.join(labels)} (found: {', '.join(found) or 'none'})")
 
 
 def _check_sm2_algorithm(algid: bytes) -> None:
@@ -354,14 +370,13 @@ def load_private_key(text: str | bytes, backend=None) -> PrivateKey:
     text = _text(text)
     if "-----BEGIN" not in text:
         return PrivateKey(_scalar_from_bytes(_raw_bytes(text, (64, 66), "private key")), backend)
-    label, der = _pem_body(text)
+    # OpenSSL 3 `openssl ec` labels SEC1 SM2 keys "SM2 PRIVATE KEY"
+    label, der = _pem_body(text, ("PRIVATE KEY", "EC PRIVATE KEY", "SM2 PRIVATE KEY"))
     try:
         if label == "PRIVATE KEY":
             d, embedded_public = _parse_pkcs8(der)
-        elif label == "EC PRIVATE KEY":
-            d, embedded_public = _parse_sec1(der)
         else:
-            raise SM2Error(f"PEM label {label!r} is not an SM2 private key")
+            d, embedded_public = _parse_sec1(der)
     except _der.DERError as exc:
         raise SM2Error(f"malformed private key DER: {exc}") from None
     key = PrivateKey(d, backend)
@@ -375,9 +390,7 @@ def load_public_key(text: str | bytes, backend=None) -> PublicKey:
     text = _text(text)
     if "-----BEGIN" not in text:
         return PublicKey(_point_from_bytes(_raw_bytes(text, (128, 130), "public key")), backend)
-    label, der = _pem_body(text)
-    if label != "PUBLIC KEY":
-        raise SM2Error(f"PEM label {label!r} is not a SubjectPublicKeyInfo public key")
+    _, der = _pem_body(text, ("PUBLIC KEY",))
     try:
         return PublicKey(_point_from_bytes(_parse_spki(der)), backend)
     except _der.DERError as exc:
