@@ -262,7 +262,8 @@ def _raw_bytes(text: str, hex_lengths: tuple[int, ...], kind: str) -> bytes:
         return base64.b64decode(compact, validate=True)
     except binascii.Error:
         raise SM2Error(
-            f"{kind} is neither hex of {' or '.join(map(str, hex_lengths))} digits nor valid Base64"
+            f"{kind} ({len(compact)} characters) is neither hex of "
+            f"{' or '.join(map(str, hex_lengths))} digits nor valid Base64"
         ) from None
 
 
