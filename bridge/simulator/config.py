@@ -1,0 +1,114 @@
+"""Simulator configuration: keys, credentials, institutions and the choices the spec leaves open.
+
+`SimulatorConfig.generate()` makes a fresh, consistent set (new SM2 key pairs, appId/appSecret,
+gateway paasid/secret); `client_credentials()` is what a client of the simulator needs.
+"""
+from __future__ import annotations
+
+import secrets
+import string
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Optional
+
+from bridge.crypto import sm2
+
+
+def _alnum(n: int) -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(n))
+
+
+@dataclass
+class SimulatorConfig:
+    # Mobile-pay centre (mobilepay.md §0, §3, §4): the platform signs with its own key and
+    # verifies the institution's signatures with the institution's public key (Base64).
+    platform_private_key: str
+    institution_public_key: str
+    app_id: str
+    app_secret: str
+    # Offline gateway (offline.md §1.2): x-tif-paasid and the secret in the signature formula.
+    paasid: str
+    tif_secret: str
+    # Institution code -> name. Codes are used as orgCodg (mobile pay) and fixmedins_code (offline).
+    institutions: dict[str, str] = field(default_factory=lambda: {
+        "H44010600001": "模拟市第一人民医院", "H44010600002": "模拟市第二人民医院"})
+    # Institutions enabled for real-account face-pay (facepay.md step 3).
+    facepay_institutions: tuple[str, ...] = ("H44010600001",)
+    # Where 6302 settlement notices go (mobilepay.md §5.6); None: no notices are sent.
+    callback_url: Optional[str] = None
+    callback_attempts: int = 3
+    callback_retry_delay: float = 0.2
+    # The "timeout" fault sleeps this long before answering (the effect still commits).
+    timeout_delay: float = 3.0
+    # Held only so that generate() can hand it to the client side; the simulator never signs with it.
+    institution_private_key: Optional[str] = None
+    # Medical-treatment area of the simulated gateway (offline.md §2: mdtrtarea_admvs, e.g. 440100).
+    admdvs: str = "440100"
+    # Pooled-fund share of a bill, per insutype; the rest goes to the personal account (when
+    # used) and then cash. Plausible values, not policy (the digests give no ratios).
+    fund_ratios: dict[str, Decimal] = field(default_factory=lambda: {
+        "310": Decimal("0.70"), "390": Decimal("0.55"), "510": Decimal("1.00")})
+    default_fund_ratio: Decimal = Decimal("0.50")
+    # --- mobile-pay choices where mobilepay.md is uncertain ---
+    # SM2 user ids tried when verifying requests, in order (§3.3: default first, then appSecret).
+    sm2_uid_modes: tuple[str, ...] = ("default", "appSecret")
+    # Which user id the platform signs its own responses with (§3.3: effectively the default).
+    response_uid_mode: str = "default"
+    enc_hex_upper: bool = True               # §4 step 4: Java emits uppercase hex
+    code_as_string: bool = False             # §2.2: code 0 as a number (string also seen)
+    timestamp_style: str = "ms"              # "ms" (epoch ms as string) or "14" (yyyyMMddHHmmss)
+    duplicate_medorgord: str = "return_same"  # §9: "return_same" or "reject"
+    pay_auth_ttl_seconds: int = 600          # §5.7: payAuthNo lives minutes
+    # --- offline choices ---
+    offline_base_path: str = "/ebus/gdyb_inf/poc/hsa/hgs/"   # offline.md §1.1 (SZ config shape)
+    unionrefund_path: str = "/ebus/gdyb_inf/poc_hos_unionRefund"  # facepay.md mpc004 test path
+    require_sign_no: bool = False            # offline.md §4: some GD gateways do not enforce it
+    tif_max_skew_seconds: Optional[int] = None  # §1.2: no source shows an allowed skew
+    # offline.md §5.8 says nothing about settling one charge batch twice; by default a second
+    # 2207 (new msgid) settles again, so a client's blind resend shows up as a double charge.
+    single_settlement_per_batch: bool = False
+    reversible_infnos: tuple[str, ...] = ("2207", "2208", "2304", "2305", "2401")  # offline.md §9.2
+
+    @classmethod
+    def generate(cls, **overrides) -> "SimulatorConfig":
+        platform = sm2.generate_private_key()
+        institution = sm2.generate_private_key()
+        values = dict(
+            platform_private_key=platform.to_base64(),
+            institution_public_key=institution.public_key().to_base64(),
+            institution_private_key=institution.to_base64(),
+            app_id=_alnum(32), app_secret=_alnum(32),
+            paasid="sim_" + _alnum(8).lower(), tif_secret=_alnum(32),
+        )
+        values.update(overrides)
+        return cls(**values)
+
+    def platform_public_key(self) -> str:
+        return sm2.load_private_key(self.platform_private_key).public_key().to_base64()
+
+    def fund_ratio(self, insutype: str) -> Decimal:
+        return self.fund_ratios.get(insutype, self.default_fund_ratio)
+
+    def client_credentials(self, base_url: str = "") -> dict:
+        """What the hospital side needs to talk to this simulator."""
+        return {
+            "mobilepay": {
+                "base_url": base_url,
+                "app_id": self.app_id,
+                "app_secret": self.app_secret,
+                "institution_private_key": self.institution_private_key,
+                "platform_public_key": self.platform_public_key(),
+                "org_codes": list(self.institutions),
+            },
+            "offline": {
+                "base_url": base_url + self.offline_base_path,
+                "unionrefund_url": base_url + self.unionrefund_path,
+                "paasid": self.paasid,
+                "secret": self.tif_secret,
+                "mdtrtarea_admvs": self.admdvs,
+                "institutions": dict(self.institutions),
+                "facepay_institutions": list(self.facepay_institutions),
+            },
+            "terminal": {"url": base_url + "/nationec/trans"},
+        }

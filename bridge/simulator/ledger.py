@@ -1,0 +1,34 @@
+"""Every money movement the simulated platforms commit, for GET /__sim__/state.
+
+Tests count these to catch double charges: a blind resend that the platform does not
+deduplicate shows up as a second "mobilepay.charge" or "offline.settlement".
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from decimal import Decimal
+
+
+class Ledger:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: list[dict] = []
+
+    def reset(self) -> None:
+        with self._lock:
+            self._events.clear()
+
+    def record(self, kind: str, ref: str, amount: Decimal, **extra) -> None:
+        with self._lock:
+            self._events.append({"kind": kind, "ref": ref, "amount": str(amount),
+                                 "at": time.strftime("%Y-%m-%d %H:%M:%S"), **extra})
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(Counter(e["kind"] for e in self._events))
+
+    def events(self) -> list[dict]:
+        with self._lock:
+            return [dict(e) for e in self._events]

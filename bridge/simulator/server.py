@@ -1,0 +1,295 @@
+"""One HTTP server (loopback only) that plays the three platforms, plus control endpoints.
+
+Platform routes
+    Mobile-pay centre (mobilepay.md §0 table), SM4/SM2 envelope:
+        POST /org/local/api/hos/uldFeeInfo        6201
+        POST /org/local/api/hos/pay_order         6202
+        POST /org/local/api/hos/refund_Order      6203
+        POST /org/local/api/hos/query_order_info  6301
+        POST /org/local/api/hos/revoke_order      6401
+    Offline gateway (offline.md §1.1: base URL + infno; x-tif headers, §1.2):
+        POST /ebus/gdyb_inf/poc/hsa/hgs/<infno>   9001 1101 2201-2208 2260 2261 2301-2305 2401
+                                                   2404 2601 3201 3202 9101 9102, and fpy001
+        POST /ebus/gdyb_inf/poc_hos_unionRefund   mpc004 (infno tgdupc004; facepay.md)
+    Face terminal / e-credential library (offline.md §7; the DLL's exchange as HTTP):
+        POST /nationec/trans   {orgId, transType, data, extra} -> {code, message, data: "<json>"}
+Control endpoints
+    GET  /__sim__/state                 counts, orders, settlements, balances, callbacks
+    POST /__sim__/reset                 back to the seed persons, no orders, no faults
+    POST /__sim__/faults                arm a fault (see faults.py); GET lists; DELETE clears
+    POST /__sim__/persons               add a person (persons.py); GET lists
+    POST /__sim__/mobilepay/authorize   {"psn_no"} -> {"payAuthNo"} (the channel's authorisation)
+    POST /__sim__/mobilepay/pay         {"payOrdId"} the patient pays; 6302 follows
+    POST /__sim__/face/present          {"psn_no"|"certno"} the person in front of the terminal
+"""
+from __future__ import annotations
+
+import base64
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+from loguru import logger
+
+from bridge.masking import mask_text
+
+from . import mpc_envelope
+from .callbacks import CallbackSender
+from .config import SimulatorConfig
+from .faults import Fault, FaultError, Faults
+from .ledger import Ledger
+from .mobilepay import PATHS as MPC_PATHS
+from .mobilepay import MobilePay, MpcError
+from .persons import PersonError, Persons
+from .tokens import Tokens
+from .wire import dumps, loads
+
+GARBLED = b"\x1f\x8b<html>502 Bad Gateway</ht"   # not JSON, not even complete
+
+
+class Reply:
+    """What a platform front answers: HTTP status and body bytes."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status = status
+        self.body = body
+
+
+class MobilePayFront:
+    """Opens mobile-pay requests, runs the rules, seals the answer (mobilepay.md §2-§4)."""
+
+    def __init__(self, sim: "Simulator") -> None:
+        self.sim = sim
+
+    def interface_of(self, path: str, body: bytes) -> Optional[str]:
+        return MPC_PATHS.get(path)
+
+    def _sealed(self, data: Optional[dict], code: int, message: str, bad_signature: bool = False) -> Reply:
+        cfg = self.sim.cfg
+        env = mpc_envelope.seal(cfg, data, {"code": mpc_envelope.code_value(cfg, code),
+                                            "message": message, "success": code == 0})
+        if bad_signature:
+            sig = bytearray(base64.b64decode(env["signData"]))
+            sig[5] ^= 0x01
+            env["signData"] = base64.b64encode(bytes(sig)).decode("ascii")
+        return Reply(200, dumps(env).encode("utf-8"))
+
+    def rejection(self, interface: str, fault: Fault) -> Reply:
+        return self._sealed(None, int(fault.code or -1), fault.message or "业务处理失败")
+
+    def process(self, interface: str, body: bytes, headers: Any, fault: Optional[Fault]) -> Reply:
+        try:
+            _, data = mpc_envelope.open_request(body, self.sim.cfg)
+        except mpc_envelope.EnvelopeError as exc:
+            return self._sealed(None, -1, str(exc))
+        bad_sig = fault is not None and fault.fault == "bad_signature"
+        try:
+            out = self.sim.mobilepay.handle(interface, data)
+        except MpcError as exc:
+            return self._sealed(None, exc.code, exc.message, bad_sig)
+        if interface == "6203" and fault is not None and fault.fault == "refund_exp":
+            out = self.sim.mobilepay.mark_refund_exp(out)
+        return self._sealed(out, 0, "成功", bad_sig)
+
+
+class Simulator:
+    """All state of the simulated platforms; the HTTP handler only routes to it."""
+
+    def __init__(self, cfg: SimulatorConfig) -> None:
+        self.cfg = cfg
+        self.persons = Persons()
+        self.tokens = Tokens()
+        self.ledger = Ledger()
+        self.faults = Faults()
+        self.callbacks = CallbackSender(cfg, self.faults)
+        self.mobilepay = MobilePay(cfg, self.persons, self.tokens, self.ledger, self.callbacks)
+        self.fronts: list[tuple[Any, Any]] = [(lambda p: p in MPC_PATHS, MobilePayFront(self))]
+
+    def reset(self) -> None:
+        self.faults.clear()
+        self.persons.reset()
+        self.tokens.reset()
+        self.ledger.reset()
+        self.callbacks.reset()
+        self.mobilepay.reset()
+
+    def front_for(self, path: str):
+        for match, front in self.fronts:
+            if match(path):
+                return front
+        return None
+
+    def state(self) -> dict:
+        return {"counts": self.ledger.counts(), "orders": self.mobilepay.public(),
+                "persons": self.persons.balances(), "callbacks": self.callbacks.log(),
+                "faults_armed": self.faults.armed(), "faults_fired": list(self.faults.fired),
+                "events": self.ledger.events()}
+
+    # --- control endpoints -----------------------------------------------------------
+    def control(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        route = (method, path)
+        if route == ("GET", "/__sim__/state"):
+            return 200, self.state()
+        if route == ("POST", "/__sim__/reset"):
+            self.reset()
+            return 200, {"reset": True}
+        if route == ("POST", "/__sim__/faults"):
+            return 200, {"armed": self.faults.arm(body).__dict__}
+        if route == ("GET", "/__sim__/faults"):
+            return 200, {"armed": self.faults.armed(), "fired": list(self.faults.fired)}
+        if route == ("DELETE", "/__sim__/faults"):
+            self.faults.clear()
+            return 200, {"cleared": True}
+        if route == ("POST", "/__sim__/persons"):
+            return 200, self.persons.add(body).public()
+        if route == ("GET", "/__sim__/persons"):
+            return 200, {"persons": [p.public() for p in self.persons.all()]}
+        if route == ("POST", "/__sim__/mobilepay/authorize"):
+            person = self.persons.get(str(body.get("psn_no")))
+            if person is None:
+                return 404, {"error": "unknown psn_no"}
+            tok = self.tokens.issue("payAuthNo", person.psn_no, self.cfg.pay_auth_ttl_seconds,
+                                    "AUTH" + person.insuplc_admdvs)
+            return 200, {"payAuthNo": tok.value, "psn_no": person.psn_no, "expires_at": int(tok.expires_at)}
+        if route == ("POST", "/__sim__/mobilepay/pay"):
+            try:
+                return 200, self.mobilepay.pay(str(body.get("payOrdId")))
+            except MpcError as exc:
+                return 409, {"error": exc.message}
+        extra = getattr(self, "extra_control", None)
+        if extra is not None:
+            return extra(method, path, body)
+        return 404, {"error": "no such control endpoint"}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "mibridge-simulator"
+    sim: Simulator   # set on the subclass made per server
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        logger.debug("simulator: " + mask_text(fmt % args))
+
+    def _read(self) -> bytes:
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def _send(self, status: int, body: bytes, ctype: str = "application/json; charset=utf-8") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _reset_connection(self) -> None:
+        """Abort with RST (SO_LINGER 0): the client sees a reset, not an answer."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        except OSError:
+            pass
+        self.wfile = _Sink()
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        path = urlsplit(self.path).path
+        body = self._read()
+        if path.startswith("/__sim__/"):
+            try:
+                parsed = loads(body) if body else {}
+                status, out = self.sim.control(method, path, parsed)
+            except (FaultError, PersonError, ValueError) as exc:
+                status, out = 400, {"error": str(exc)}
+            self._send(status, dumps(out).encode("utf-8"))
+            return
+        front = self.sim.front_for(path) if method == "POST" else None
+        interface = front.interface_of(path, body) if front else None
+        if interface is None:
+            self._send(404, b'{"error":"not found"}')
+            return
+        fault = self.sim.faults.take(interface)
+        kind = fault.fault if fault else None
+        if kind == "reset":
+            self._reset_connection()
+            return
+        if kind == "http500":
+            self._send(500, b"Internal Server Error", "text/plain")
+            return
+        if kind == "business_error" or (kind == "bad_signature" and not isinstance(front, MobilePayFront)):
+            reply = front.rejection(interface, fault)
+            self._send(reply.status, reply.body)
+            return
+        if kind == "timeout":
+            time.sleep(fault.delay if fault.delay is not None else self.sim.cfg.timeout_delay)
+        reply = front.process(interface, body, self.headers, fault)
+        if kind == "lost_after_commit":
+            self._reset_connection()
+            return
+        if kind == "garbled":
+            self._send(200, GARBLED)
+            return
+        try:
+            self._send(reply.status, reply.body)
+        except OSError:
+            pass   # the client gave up (e.g. during a timeout fault); the effect stands
+
+
+class _Sink:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+@dataclass
+class RunningSimulator:
+    url: str
+    config: SimulatorConfig
+    simulator: Simulator
+    _server: ThreadingHTTPServer
+    _thread: threading.Thread
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self.simulator.callbacks.stop()
+        self._thread.join(timeout=5)
+
+    def client_credentials(self) -> dict:
+        return self.config.client_credentials(self.url)
+
+    def __enter__(self) -> "RunningSimulator":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def start_simulator(config: Optional[SimulatorConfig] = None, host: str = "127.0.0.1",
+                    port: int = 0) -> RunningSimulator:
+    """Start the simulator in a background thread; loopback only."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise ValueError("the simulator listens on loopback only")
+    cfg = config or SimulatorConfig.generate()
+    sim = Simulator(cfg)
+    handler = type("SimHandler", (_Handler,), {"sim": sim})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="mibridge-simulator", daemon=True)
+    thread.start()
+    url = f"http://{host}:{server.server_address[1]}"
+    return RunningSimulator(url, cfg, sim, server, thread)
