@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from bridge.db.dialects.base import Dialect
+
+
+class MySQLDialect(Dialect):
+    """MariaDB 10.7+ (SKIP LOCKED needs 10.6, JSON_EQUALS in the SQL needs 10.7)."""
+
+    name = "mysql"
+    paramstyle = "pyformat"
+    now = "CURRENT_TIMESTAMP(6)"
+    claim_sql = """
+        SELECT o.id, o.state FROM mi_outbox o
+         WHERE o.state IN ('pending', 'in_doubt') AND o.next_attempt_at <= CURRENT_TIMESTAMP(6)
+           AND NOT EXISTS (SELECT 1 FROM mi_outbox p
+                            WHERE p.serial_key = o.serial_key AND p.id < o.id
+                              AND p.state NOT IN ('done', 'failed', 'resolved'))
+         ORDER BY o.next_attempt_at, o.id
+         LIMIT :limit
+           FOR UPDATE SKIP LOCKED"""
+    identity_upsert_sql = """
+        INSERT INTO mi_identity (his_patient_id, psn_no, insuplc_admdvs, insutype, benefit,
+                                 psn_cert_type, source_outbox_id, updated_at)
+        VALUES (:his_patient_id, :psn_no, :insuplc_admdvs, :insutype, :benefit,
+                :psn_cert_type, :source_outbox_id, CURRENT_TIMESTAMP(6))
+        ON DUPLICATE KEY UPDATE
+            psn_no = VALUES(psn_no), insuplc_admdvs = VALUES(insuplc_admdvs),
+            insutype = VALUES(insutype), benefit = VALUES(benefit),
+            psn_cert_type = VALUES(psn_cert_type), source_outbox_id = VALUES(source_outbox_id),
+            updated_at = VALUES(updated_at)"""
+
+    def after(self, param: str) -> str:
+        return f"TIMESTAMPADD(MICROSECOND, :{param}, CURRENT_TIMESTAMP(6))"
+
+    def seconds(self, value: float):
+        return int(value * 1_000_000)
+
+    def age_seconds(self, column: str) -> str:
+        return f"(TIMESTAMPDIFF(MICROSECOND, {column}, CURRENT_TIMESTAMP(6)) / 1000000)"
+
+    def connect(self, url):
+        import pymysql
+
+        conn = pymysql.connect(host=url.host, port=url.port or 3306, user=url.user,
+                               password=url.password, database=url.database,
+                               charset="utf8mb4", autocommit=False,
+                               connect_timeout=int(url.options.get("connect_timeout", 10)),
+                               unix_socket=url.options.get("unix_socket"))
+        with conn.cursor() as cur:
+            # READ COMMITTED: the claim's "no older open row with my serial key"
+            # check must see other workers' latest commits, not a snapshot.
+            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        conn.commit()
+        return conn
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        import pymysql
+
+        return isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError))

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import sqlite3
+
+from bridge.db.dialects.base import Dialect
+
+SQLITE_NOW = "strftime('%Y-%m-%d %H:%M:%f','now')"
+
+
+class SQLiteDialect(Dialect):
+    name = "sqlite"
+    paramstyle = "named"
+    now = SQLITE_NOW
+    # SQLite has no row locks: BEGIN IMMEDIATE takes the write lock for the
+    # whole (short) claim transaction, which serialises claimers across processes.
+    claim_sql = f"""
+        SELECT o.id, o.state FROM mi_outbox o
+         WHERE o.state IN ('pending', 'in_doubt') AND o.next_attempt_at <= {SQLITE_NOW}
+           AND NOT EXISTS (SELECT 1 FROM mi_outbox p
+                            WHERE p.serial_key = o.serial_key AND p.id < o.id
+                              AND p.state NOT IN ('done', 'failed', 'resolved'))
+         ORDER BY o.next_attempt_at, o.id
+         LIMIT :limit"""
+    identity_upsert_sql = f"""
+        INSERT INTO mi_identity (his_patient_id, psn_no, insuplc_admdvs, insutype, benefit,
+                                 psn_cert_type, source_outbox_id, updated_at)
+        VALUES (:his_patient_id, :psn_no, :insuplc_admdvs, :insutype, :benefit,
+                :psn_cert_type, :source_outbox_id, {SQLITE_NOW})
+        ON CONFLICT (his_patient_id) DO UPDATE SET
+            psn_no = excluded.psn_no, insuplc_admdvs = excluded.insuplc_admdvs,
+            insutype = excluded.insutype, benefit = excluded.benefit,
+            psn_cert_type = excluded.psn_cert_type, source_outbox_id = excluded.source_outbox_id,
+            updated_at = excluded.updated_at"""
+
+    def after(self, param: str) -> str:
+        return f"strftime('%Y-%m-%d %H:%M:%f','now', printf('%+.3f seconds', :{param}))"
+
+    def age_seconds(self, column: str) -> str:
+        return f"((julianday('now') - julianday({column})) * 86400.0)"
+
+    def connect(self, url):
+        conn = sqlite3.connect(url.database, timeout=30, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return _SQLiteConnection(conn)
+
+    def begin_claim(self, conn) -> None:
+        conn.begin_immediate()
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.OperationalError) and "unable to open" in str(exc)
+
+
+class _SQLiteConnection:
+    """sqlite3 in autocommit mode with explicit BEGIN, so that transactions
+    behave like the other drivers' (commit/rollback end one; the next statement
+    after commit starts a new one)."""
+
+    def __init__(self, raw: sqlite3.Connection):
+        self.raw = raw
+        self._in_tx = False
+
+    def begin_immediate(self):
+        if not self._in_tx:
+            self.raw.execute("BEGIN IMMEDIATE")
+            self._in_tx = True
+
+    def cursor(self):
+        if not self._in_tx:
+            self.raw.execute("BEGIN")
+            self._in_tx = True
+        return self.raw.cursor()
+
+    def commit(self):
+        if self._in_tx:
+            self.raw.execute("COMMIT")
+            self._in_tx = False
+
+    def rollback(self):
+        if self._in_tx:
+            self.raw.execute("ROLLBACK")
+            self._in_tx = False
+
+    def executescript(self, text):
+        self.rollback()
+        self.raw.executescript(text)
+
+    def close(self):
+        self.raw.close()

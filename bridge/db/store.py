@@ -1,0 +1,463 @@
+"""Every query the engine runs against the mi_ tables.
+
+One Store wraps one database connection and is used by one thread.  Each
+method is one short transaction; none is ever held open across a remote call.
+Every change to a claimed row is guarded by `state = 'running' AND
+lease_owner = :owner` (and the expected step where it matters), so a worker
+whose lease expired and whose row was rescued can never overwrite it: its
+UPDATE touches no row and the method returns False.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Iterable, Optional
+
+from loguru import logger
+
+from bridge.db.dialects import get_dialect
+from bridge.db.url import DbUrl, parse_url
+
+FINAL_STATES = ("done", "failed", "resolved")
+OPEN_STATES = ("pending", "running", "in_doubt", "held")
+
+
+class LostLease(Exception):
+    """The row is no longer ours (rescued after our lease expired)."""
+
+
+@dataclass
+class ClaimedRow:
+    id: int
+    kind: str
+    business_key: str
+    serial_key: str
+    payload: str
+    was_state: str          # 'pending' or 'in_doubt'
+    step: Optional[str]
+    flow_data: dict
+    current_call: Optional[str]
+    attempts: int           # tries of the current step, including this one
+    max_attempts: int
+
+
+@dataclass
+class InboxRow:
+    result_type: str                     # e.g. 'charge', 'order', 'settlement', 'error'
+    outcome: str                         # 'ok' | 'failed' | 'held' | 'resolved'
+    error_code: Optional[str] = None
+    error_message: Optional[str] = None
+    order_id: Optional[str] = None
+    settlement_id: Optional[str] = None
+    total_amount: Optional[Decimal] = None
+    fund_amount: Optional[Decimal] = None
+    account_amount: Optional[Decimal] = None
+    cash_amount: Optional[Decimal] = None
+    result: dict = field(default_factory=dict)
+
+
+@dataclass
+class IdentityRow:
+    his_patient_id: str
+    psn_no: str
+    insuplc_admdvs: Optional[str] = None
+    insutype: Optional[str] = None
+    benefit: Optional[str] = None
+    psn_cert_type: Optional[str] = None
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=_json_default, sort_keys=True)
+
+
+def _json_default(o):
+    if isinstance(o, Decimal):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _money(v: Optional[Decimal]):
+    if v is None:
+        return None
+    if not isinstance(v, Decimal):
+        raise TypeError("money must be Decimal")
+    return str(v.quantize(Decimal("0.01")))
+
+
+class Store:
+    def __init__(self, url: str | DbUrl, password_env: str = "MIBRIDGE_DB_PASSWORD"):
+        self.url = url if isinstance(url, DbUrl) else parse_url(url, password_env)
+        self.dialect = get_dialect(self.url.dialect)
+        self._conn = None
+
+    # -- connection ---------------------------------------------------------
+    @property
+    def conn(self):
+        if self._conn is None:
+            self._conn = self.dialect.connect(self.url)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:
+                pass
+            self._conn = None
+
+    def _exec(self, cur, sql: str, params: dict | None = None):
+        text, args = self.dialect.convert(sql, params or {})
+        cur.execute(text, args)
+        return cur
+
+    def _tx(self, fn, *, claim: bool = False):
+        """Run fn(cursor) in one transaction; on any error roll back and, when the
+        connection is gone, drop it so the next call reconnects."""
+        conn = self.conn
+        try:
+            if claim:
+                self.dialect.begin_claim(conn)
+            cur = conn.cursor()
+            result = fn(cur)
+            conn.commit()
+            return result
+        except BaseException as exc:
+            try:
+                conn.rollback()
+            except Exception:
+                pass
+            if self.dialect.is_disconnect(exc) or not isinstance(exc, Exception):
+                self.close()
+            raise
+
+    def ping(self) -> None:
+        self._tx(lambda cur: self._exec(cur, "SELECT 1 FROM mi_outbox WHERE 1 = 0"))
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        return self.dialect.is_disconnect(exc)
+
+    # -- HIS side (used by tests, the demo and the CLI) ----------------------
+    def enqueue(self, kind: str, business_key: str, payload: dict | str,
+                serial_key: Optional[str] = None) -> int:
+        """The plain-INSERT way to enqueue (what an HIS trigger does); the
+        database's triggers validate it.  Returns the outbox id."""
+        text = payload if isinstance(payload, str) else _json(payload)
+
+        def go(cur):
+            self._exec(cur, """INSERT INTO mi_outbox (kind, business_key, serial_key, payload)
+                               VALUES (:kind, :bkey, :skey, :payload)""",
+                       dict(kind=kind, bkey=business_key, skey=serial_key or business_key,
+                            payload=text))
+            self._exec(cur, "SELECT id FROM mi_outbox WHERE kind = :kind AND business_key = :bkey",
+                       dict(kind=kind, bkey=business_key))
+            return int(cur.fetchone()[0])
+        return self._tx(go)
+
+    # -- claim and lease -----------------------------------------------------
+    def claim(self, owner: str, lease_seconds: float, limit: int = 1) -> list[ClaimedRow]:
+        d = self.dialect
+
+        def go(cur):
+            self._exec(cur, d.claim_sql, {"limit": limit})
+            candidates = cur.fetchall()
+            claimed = []
+            for row_id, was_state in candidates:
+                self._exec(cur, f"""
+                    UPDATE mi_outbox
+                       SET state = 'running', lease_owner = :owner,
+                           lease_expires_at = {d.after('lease')},
+                           attempts = attempts + 1, updated_at = {d.now}
+                     WHERE id = :id AND state = :was""",
+                           dict(owner=owner, lease=d.seconds(lease_seconds), id=row_id, was=was_state))
+                if cur.rowcount != 1:
+                    continue
+                self._exec(cur, """
+                    SELECT id, kind, business_key, serial_key, payload, step, flow_data,
+                           current_call, attempts, max_attempts
+                      FROM mi_outbox WHERE id = :id""", {"id": row_id})
+                r = cur.fetchone()
+                claimed.append(ClaimedRow(
+                    id=int(r[0]), kind=r[1], business_key=r[2], serial_key=r[3], payload=r[4],
+                    was_state=was_state, step=r[5], flow_data=json.loads(r[6]) if r[6] else {},
+                    current_call=r[7], attempts=int(r[8]), max_attempts=int(r[9])))
+            return claimed
+        return self._tx(go, claim=True)
+
+    def heartbeat(self, row_id: int, owner: str, lease_seconds: float) -> bool:
+        d = self.dialect
+
+        def go(cur):
+            self._exec(cur, f"""
+                UPDATE mi_outbox SET lease_expires_at = {d.after('lease')}
+                 WHERE id = :id AND lease_owner = :owner AND state = 'running'""",
+                       dict(id=row_id, owner=owner, lease=d.seconds(lease_seconds)))
+            return cur.rowcount == 1
+        return self._tx(go)
+
+    # -- the call journal ----------------------------------------------------
+    def begin_call(self, row_id: int, owner: str, step: str, msg_id: str, interface: str,
+                   masked_request: str, unsafe: bool) -> None:
+        """Write the journal row and mark the row as 'in a call' in one
+        transaction, BEFORE anything is sent.  Raises LostLease."""
+        d = self.dialect
+
+        def go(cur):
+            self._exec(cur, f"""
+                UPDATE mi_outbox SET current_call = :msg, call_unsafe = :unsafe, updated_at = {d.now}
+                 WHERE id = :id AND lease_owner = :owner AND state = 'running'""",
+                       dict(msg=msg_id, unsafe=1 if unsafe else 0, id=row_id, owner=owner))
+            if cur.rowcount != 1:
+                raise LostLease(row_id)
+            self._exec(cur, """
+                INSERT INTO mi_journal (msg_id, outbox_id, step, interface, request_masked)
+                VALUES (:msg, :id, :step, :iface, :req)""",
+                       dict(msg=msg_id, id=row_id, step=step, iface=interface, req=masked_request))
+        self._tx(go)
+
+    def end_call(self, msg_id: str, outcome: str, http_status: Optional[int],
+                 response_masked: Optional[str], error_message: Optional[str]) -> None:
+        """Record what came back.  Not guarded by the lease: the journal is a
+        record of facts, and a late answer is still a fact worth keeping."""
+        d = self.dialect
+
+        def go(cur):
+            self._exec(cur, f"""
+                UPDATE mi_journal SET outcome = :outcome, http_status = :status,
+                       response_masked = :resp, error_message = :err, ended_at = {d.now}
+                 WHERE msg_id = :msg AND outcome IS NULL""",
+                       dict(outcome=outcome, status=http_status, resp=response_masked,
+                            err=(error_message or None) and error_message[:1000], msg=msg_id))
+        self._tx(go)
+
+    # -- transitions of a claimed row -----------------------------------------
+    def _guarded_update(self, cur, row_id: int, owner: str, expected_step: Optional[str],
+                        sets: str, params: dict) -> None:
+        self._exec(cur, f"""
+            UPDATE mi_outbox SET {sets}, updated_at = {self.dialect.now}
+             WHERE id = :id AND lease_owner = :owner AND state = 'running'
+               AND COALESCE(step, '') = :expected_step""",
+                   dict(params, id=row_id, owner=owner, expected_step=expected_step or ""))
+        if cur.rowcount != 1:
+            raise LostLease(row_id)
+
+    def _write_results(self, cur, row: ClaimedRow, inbox: Iterable[InboxRow],
+                       identities: Iterable[IdentityRow]) -> None:
+        for ib in inbox:
+            self._exec(cur, """
+                INSERT INTO mi_inbox (outbox_id, kind, business_key, result_type, outcome,
+                                      error_code, error_message, order_id, settlement_id,
+                                      total_amount, fund_amount, account_amount, cash_amount,
+                                      result_json)
+                VALUES (:oid, :kind, :bkey, :rtype, :outcome, :ecode, :emsg, :order_id, :setl_id,
+                        :total, :fund, :acct, :cash, :result)""",
+                       dict(oid=row.id, kind=row.kind, bkey=row.business_key, rtype=ib.result_type,
+                            outcome=ib.outcome, ecode=ib.error_code,
+                            emsg=ib.error_message and ib.error_message[:1000],
+                            order_id=ib.order_id, setl_id=ib.settlement_id,
+                            total=_money(ib.total_amount), fund=_money(ib.fund_amount),
+                            acct=_money(ib.account_amount), cash=_money(ib.cash_amount),
+                            result=_json(ib.result)))
+        for ident in identities:
+            self._exec(cur, self.dialect.identity_upsert_sql, dict(
+                his_patient_id=ident.his_patient_id, psn_no=ident.psn_no,
+                insuplc_admdvs=ident.insuplc_admdvs, insutype=ident.insutype,
+                benefit=ident.benefit, psn_cert_type=ident.psn_cert_type, source_outbox_id=row.id))
+
+    def advance(self, row: ClaimedRow, owner: str, new_step: str, flow_data: dict,
+                inbox: Iterable[InboxRow] = (), identities: Iterable[IdentityRow] = (),
+                release_after: Optional[float] = None) -> None:
+        """Move to the next step (keeping the lease, or releasing the row to be
+        picked up again after `release_after` seconds).  The step's inbox rows
+        commit in the same transaction."""
+        d = self.dialect
+        if release_after is None:
+            sets = "step = :step, flow_data = :fd, current_call = NULL, call_unsafe = 0, attempts = 0"
+            params = dict(step=new_step, fd=_json(flow_data))
+        else:
+            sets = (f"step = :step, flow_data = :fd, current_call = NULL, call_unsafe = 0, attempts = 0, "
+                    f"state = 'pending', lease_owner = NULL, lease_expires_at = NULL, "
+                    f"next_attempt_at = {d.after('delay')}")
+            params = dict(step=new_step, fd=_json(flow_data), delay=d.seconds(release_after))
+
+        def go(cur):
+            self._guarded_update(cur, row.id, owner, row.step, sets, params)
+            self._write_results(cur, row, inbox, identities)
+        self._tx(go)
+        row.step = new_step
+        row.flow_data = flow_data
+        row.current_call = None
+        if release_after is None:
+            row.attempts = 0
+
+    def finish(self, row: ClaimedRow, owner: str, state: str, flow_data: dict,
+               inbox: Iterable[InboxRow], identities: Iterable[IdentityRow] = (),
+               error_code: Optional[str] = None, error_message: Optional[str] = None) -> None:
+        """Final state and the HIS's inbox rows, in ONE transaction."""
+        assert state in ("done", "failed")
+        d = self.dialect
+        sets = (f"state = :state, flow_data = :fd, current_call = NULL, call_unsafe = 0, "
+                f"lease_owner = NULL, lease_expires_at = NULL, finished_at = {d.now}, "
+                f"last_error_code = :ecode, last_error_message = :emsg")
+        params = dict(state=state, fd=_json(flow_data), ecode=error_code,
+                      emsg=error_message and error_message[:1000])
+
+        def go(cur):
+            self._guarded_update(cur, row.id, owner, row.step, sets, params)
+            self._write_results(cur, row, inbox, identities)
+        self._tx(go)
+
+    def release(self, row: ClaimedRow, owner: str, state: str, delay: float, flow_data: dict,
+                error_code: Optional[str], error_message: Optional[str],
+                keep_call: bool, inbox: Iterable[InboxRow] = ()) -> None:
+        """Give the row back: 'pending' (retry the step after delay), 'in_doubt'
+        (resolve by query after delay) or 'held' (wait for a human).  keep_call
+        keeps current_call so the row stays marked as having an unresolved call."""
+        assert state in ("pending", "in_doubt", "held")
+        d = self.dialect
+        call_sets = "" if keep_call else "current_call = NULL, call_unsafe = 0, "
+        sets = (f"state = :state, flow_data = :fd, {call_sets}lease_owner = NULL, "
+                f"lease_expires_at = NULL, next_attempt_at = {d.after('delay')}, "
+                f"last_error_code = :ecode, last_error_message = :emsg")
+        params = dict(state=state, fd=_json(flow_data), delay=d.seconds(delay), ecode=error_code,
+                      emsg=error_message and error_message[:1000])
+
+        def go(cur):
+            self._guarded_update(cur, row.id, owner, row.step, sets, params)
+            self._write_results(cur, row, inbox, ())
+        self._tx(go)
+
+    # -- recovery (the rescuer) ------------------------------------------------
+    def recover_expired_leases(self) -> int:
+        """Rows whose worker vanished (crash, kill, lost network) go back to work:
+        - a row that was inside a call that is not safe to repeat -> in_doubt,
+          to be resolved by querying the platform, never by sending again;
+        - otherwise -> pending, or held once it has used up its attempts.
+        Plain SQL, so a DBA can run the same statement by hand."""
+        d = self.dialect
+
+        def go(cur):
+            self._exec(cur, f"""
+                UPDATE mi_outbox
+                   SET state = CASE WHEN current_call IS NOT NULL AND call_unsafe = 1 THEN 'in_doubt'
+                                    WHEN attempts >= max_attempts THEN 'held'
+                                    ELSE 'pending' END,
+                       last_error_code = 'LEASE_EXPIRED',
+                       last_error_message = CASE
+                           WHEN current_call IS NOT NULL AND call_unsafe = 1
+                               THEN 'worker lost during a call that is not safe to repeat; will query the platform'
+                           WHEN attempts >= max_attempts
+                               THEN 'worker lost repeatedly; attempts used up'
+                           ELSE 'worker lost; will retry' END,
+                       lease_owner = NULL, lease_expires_at = NULL,
+                       next_attempt_at = {d.now}, updated_at = {d.now}
+                 WHERE state = 'running' AND lease_expires_at < {d.now}""")
+            return cur.rowcount
+        return self._tx(go)
+
+    # -- administration ----------------------------------------------------------
+    def _audit(self, cur, row_id: int, action: str, actor: str, note: Optional[str]) -> None:
+        self._exec(cur, "INSERT INTO mi_audit (outbox_id, action, actor, note) VALUES (:id, :a, :actor, :note)",
+                   dict(id=row_id, a=action, actor=actor, note=note and note[:1000]))
+
+    def requeue(self, row_id: int, actor: str, note: Optional[str]) -> str:
+        """A held row goes back to work.  If it was stopped inside a call whose
+        effect is unknown it goes to in_doubt (query first), never straight to a resend."""
+        d = self.dialect
+
+        def go(cur):
+            self._exec(cur, f"""
+                UPDATE mi_outbox
+                   SET state = CASE WHEN current_call IS NOT NULL AND call_unsafe = 1
+                                    THEN 'in_doubt' ELSE 'pending' END,
+                       attempts = 0, next_attempt_at = {d.now}, updated_at = {d.now}
+                 WHERE id = :id AND state = 'held'""", {"id": row_id})
+            if cur.rowcount != 1:
+                raise ValueError(f"outbox row {row_id} is not held; only held rows can be requeued")
+            self._audit(cur, row_id, "requeue", actor, note)
+            self._exec(cur, "SELECT state FROM mi_outbox WHERE id = :id", {"id": row_id})
+            return cur.fetchone()[0]
+        return self._tx(go)
+
+    def resolve(self, row_id: int, actor: str, note: str) -> None:
+        """A human settled a held row by hand (e.g. after checking the platform):
+        close it, tell the HIS, and keep who and why in mi_audit."""
+        if not note or not note.strip():
+            raise ValueError("resolve needs a note saying what was checked and decided")
+        d = self.dialect
+
+        def go(cur):
+            self._exec(cur, "SELECT kind, business_key FROM mi_outbox WHERE id = :id AND state = 'held'",
+                       {"id": row_id})
+            r = cur.fetchone()
+            if r is None:
+                raise ValueError(f"outbox row {row_id} is not held; only held rows can be resolved")
+            self._exec(cur, f"""
+                UPDATE mi_outbox SET state = 'resolved', finished_at = {d.now}, updated_at = {d.now},
+                       current_call = NULL, call_unsafe = 0
+                 WHERE id = :id AND state = 'held'""", {"id": row_id})
+            self._exec(cur, """
+                INSERT INTO mi_inbox (outbox_id, kind, business_key, result_type, outcome,
+                                      error_code, error_message, result_json)
+                VALUES (:id, :kind, :bkey, 'manual', 'resolved', 'RESOLVED_BY_HAND', :note, :result)""",
+                       dict(id=row_id, kind=r[0], bkey=r[1], note=note[:1000],
+                            result=_json({"resolved_by": actor, "note": note})))
+            self._audit(cur, row_id, "resolve", actor, note)
+        self._tx(go)
+
+    def purge(self, keep_days: int) -> int:
+        """Delete finished requests older than keep_days, with their inbox and
+        journal rows, once the HIS consumed every inbox row.  Rows with audit
+        records are kept for good."""
+        d = self.dialect
+        old = f"""SELECT o.id FROM mi_outbox o
+                   WHERE o.state IN ('done', 'failed') AND o.finished_at < {d.after('age')}
+                     AND NOT EXISTS (SELECT 1 FROM mi_inbox i WHERE i.outbox_id = o.id AND i.consumed_at IS NULL)
+                     AND NOT EXISTS (SELECT 1 FROM mi_audit a WHERE a.outbox_id = o.id)"""
+
+        def go(cur):
+            self._exec(cur, old, {"age": d.seconds(-keep_days * 86400)})
+            ids = [int(r[0]) for r in cur.fetchall()]
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                params = {f"i{n}": v for n, v in enumerate(chunk)}
+                marks = ", ".join(f":i{n}" for n in range(len(chunk)))
+                for table, col in (("mi_journal", "outbox_id"), ("mi_inbox", "outbox_id"), ("mi_outbox", "id")):
+                    self._exec(cur, f"DELETE FROM {table} WHERE {col} IN ({marks})", params)
+            return len(ids)
+        return self._tx(go)
+
+    # -- reading -------------------------------------------------------------------
+    def query(self, sql: str, params: dict | None = None) -> list[tuple]:
+        def go(cur):
+            self._exec(cur, sql, params)
+            return cur.fetchall()
+        return self._tx(go)
+
+    def status(self) -> dict:
+        """Counts by state, the age of the oldest open request, and the held rows."""
+        age = self.dialect.age_seconds("created_at")
+        counts = dict(self.query("SELECT state, COUNT(*) FROM mi_outbox GROUP BY state"))
+        oldest = self.query(f"SELECT MAX({age}) FROM mi_outbox WHERE state IN ('pending', 'in_doubt')")[0][0]
+        held = self.query("""SELECT id, kind, business_key, last_error_code, last_error_message
+                               FROM mi_outbox WHERE state = 'held' ORDER BY id""")
+        return {"counts": {k: int(v) for k, v in counts.items()},
+                "oldest_open_age_seconds": None if oldest is None else float(oldest),
+                "held": [dict(zip(("id", "kind", "business_key", "reason_code", "reason"), h)) for h in held]}
+
+
+def wait_for_db(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        s = Store(url)
+        try:
+            s.ping()
+            return
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                raise
+            logger.debug("database not ready: {}", exc)
+            time.sleep(0.5)
+        finally:
+            s.close()

@@ -1,0 +1,205 @@
+"""Flows: one explicit state machine per request kind.
+
+A flow declares its steps in one table.  Each Step says
+  * whether it makes a remote call, and whether that call is safe to repeat
+    (an upload that the platform de-duplicates is; a payment or a refund is not);
+  * which steps may follow it.
+For every step `x` the flow has a method `step_x(ctx)`, and for every step
+whose call is not safe to repeat a method `resolve_x(ctx)` that finds out, by
+querying the platform, what happened to a call whose answer was lost.
+
+Both methods return one Transition (below).  The runner persists it before
+doing anything the transition leads to, so a crash at any point leaves the row
+in a state that says exactly what is known:
+
+    Goto(step)         continue with the next step now (same lease)
+    Wait(step, delay)  release the row; continue with `step` after `delay` s
+    Finish(...)        done: final state and inbox rows in one transaction
+    Fail(...)          a business failure the HIS must see (nothing to retry)
+    Retry(...)         try this step again later (only for safe steps; the
+                       runner holds the row once attempts are used up)
+    InDoubt(...)       the remote effect is unknown: resolve by query later
+    Hold(...)          stop for a human, with the reason
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, ClassVar, Optional
+
+from bridge.db.store import IdentityRow, InboxRow
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bridge.engine.runner import StepContext
+
+
+class BadInput(Exception):
+    """The outbox row cannot be processed as written (bad JSON, missing or
+    malformed fields).  Nothing was sent; the HIS gets a 'failed' inbox row."""
+
+    def __init__(self, message: str, code: str = "BAD_INPUT"):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    calls: Optional[str] = None          # interface called in this step, if any
+    safe_to_repeat: bool = True          # may the call be re-sent blindly?
+    next: tuple[str, ...] = ()           # steps that may follow
+    resumable: bool = False              # may be entered through Wait (row released)
+
+    @property
+    def needs_resolution(self) -> bool:
+        return self.calls is not None and not self.safe_to_repeat
+
+
+# -- transitions -------------------------------------------------------------
+@dataclass
+class Goto:
+    step: str
+    data: dict = field(default_factory=dict)
+    inbox: list[InboxRow] = field(default_factory=list)
+    identities: list[IdentityRow] = field(default_factory=list)
+
+
+@dataclass
+class Wait:
+    step: str
+    delay: float
+    data: dict = field(default_factory=dict)
+    inbox: list[InboxRow] = field(default_factory=list)
+    identities: list[IdentityRow] = field(default_factory=list)
+
+
+@dataclass
+class Finish:
+    inbox: list[InboxRow]
+    data: dict = field(default_factory=dict)
+    identities: list[IdentityRow] = field(default_factory=list)
+
+
+@dataclass
+class Fail:
+    code: str
+    message: str
+    inbox: list[InboxRow] = field(default_factory=list)
+    data: dict = field(default_factory=dict)
+
+
+@dataclass
+class Retry:
+    code: str
+    message: str
+
+
+@dataclass
+class InDoubt:
+    code: str
+    message: str
+
+
+@dataclass
+class Hold:
+    code: str
+    message: str
+
+
+Transition = Goto | Wait | Finish | Fail | Retry | InDoubt | Hold
+
+
+class Flow:
+    """Base class.  Subclasses set `kind`, `initial` and `steps`."""
+
+    kind: ClassVar[str]
+    initial: ClassVar[str]
+    steps: ClassVar[dict[str, Step]]
+
+    def parse(self, payload: dict) -> object:
+        """Validate the outbox payload; raise BadInput with a clear message."""
+        return payload
+
+    @classmethod
+    def check_table(cls) -> None:
+        """The table must be closed: every `next` names a step, every step has
+        its method, every step that needs resolution has its resolver."""
+        if cls.initial not in cls.steps:
+            raise TypeError(f"{cls.__name__}: initial step {cls.initial!r} not in table")
+        for name, step in cls.steps.items():
+            if step.name != name:
+                raise TypeError(f"{cls.__name__}: step key {name!r} != Step.name {step.name!r}")
+            if not callable(getattr(cls, f"step_{name}", None)):
+                raise TypeError(f"{cls.__name__}: missing step_{name}()")
+            if step.needs_resolution and not callable(getattr(cls, f"resolve_{name}", None)):
+                raise TypeError(f"{cls.__name__}: step {name!r} is not safe to repeat but has no resolve_{name}()")
+            for n in step.next:
+                if n not in cls.steps:
+                    raise TypeError(f"{cls.__name__}: step {name!r} leads to unknown step {n!r}")
+
+    def allowed(self, src: str, dst: str) -> bool:
+        return dst in self.steps[src].next
+
+    @classmethod
+    def describe(cls) -> str:
+        """The table as text, for docs and `mibridge flows`."""
+        lines = [f"{cls.kind}  (starts at {cls.initial})"]
+        for s in cls.steps.values():
+            call = f"calls {s.calls} ({'safe to repeat' if s.safe_to_repeat else 'NOT safe to repeat: resolved by query'})" \
+                if s.calls else "no remote call"
+            nxt = ", ".join(s.next) or "(finishes)"
+            lines.append(f"  {s.name:<22} {call}; next: {nxt}")
+        return "\n".join(lines)
+
+
+class Registry:
+    def __init__(self):
+        self._flows: dict[str, Flow] = {}
+
+    def register(self, flow: Flow) -> None:
+        type(flow).check_table()
+        if flow.kind in self._flows:
+            raise ValueError(f"flow for kind {flow.kind!r} registered twice")
+        self._flows[flow.kind] = flow
+
+    def get(self, kind: str) -> Optional[Flow]:
+        return self._flows.get(kind)
+
+    def kinds(self) -> list[str]:
+        return sorted(self._flows)
+
+
+def parse_json_object(text: str) -> dict:
+    try:
+        doc = json.loads(text, parse_float=Decimal)
+    except (ValueError, TypeError) as exc:
+        raise BadInput(f"payload is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BadInput("payload must be a JSON object")
+    return doc
+
+
+def require_text(doc: dict, name: str, max_len: int = 64) -> str:
+    v = doc.get(name)
+    if not isinstance(v, str) or not v.strip():
+        raise BadInput(f"payload field {name!r} is required (non-empty text)")
+    if len(v) > max_len:
+        raise BadInput(f"payload field {name!r} is longer than {max_len} characters")
+    return v
+
+
+def require_amount(doc: dict, name: str) -> Decimal:
+    """Money as a non-negative decimal with at most 2 places; accepts "12.50" or 12.50."""
+    v = doc.get(name)
+    if isinstance(v, bool) or v is None:
+        raise BadInput(f"payload field {name!r} is required (an amount like \"12.50\")")
+    try:
+        d = Decimal(str(v))
+    except Exception:
+        raise BadInput(f"payload field {name!r} is not a number: {v!r}") from None
+    if not d.is_finite() or d < 0:
+        raise BadInput(f"payload field {name!r} must be a non-negative amount, got {v!r}")
+    if d != d.quantize(Decimal("0.01")):
+        raise BadInput(f"payload field {name!r} has more than 2 decimal places: {v!r}")
+    return d.quantize(Decimal("0.01"))

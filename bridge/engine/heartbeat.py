@@ -1,0 +1,65 @@
+"""Lease renewal while rows are being worked on.
+
+One thread per daemon, on its own database connection, renews the lease of
+every row a worker holds, every lease/3 seconds, with the database's clock.
+A row whose renewal touches nothing has been rescued by another daemon (our
+lease expired): it is reported as lost, and the worker's next guarded write
+fails harmlessly.
+"""
+from __future__ import annotations
+
+import threading
+
+from loguru import logger
+
+from bridge.db.store import Store
+
+
+class Heartbeat:
+    def __init__(self, store_factory, lease_seconds: float):
+        self._store_factory = store_factory
+        self.lease_seconds = lease_seconds
+        self.interval = max(0.2, lease_seconds / 3.0)
+        self._held: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="mibridge-heartbeat", daemon=True)
+        self.lost: set[int] = set()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def hold(self, row_id: int, owner: str) -> None:
+        with self._lock:
+            self._held[row_id] = owner
+
+    def release(self, row_id: int) -> None:
+        with self._lock:
+            self._held.pop(row_id, None)
+
+    def _loop(self) -> None:
+        store: Store | None = None
+        while not self._stop.wait(self.interval):
+            with self._lock:
+                held = list(self._held.items())
+            if not held:
+                continue
+            try:
+                store = store or self._store_factory()
+                for row_id, owner in held:
+                    if not store.heartbeat(row_id, owner, self.lease_seconds):
+                        with self._lock:
+                            if self._held.get(row_id) == owner:
+                                self.lost.add(row_id)
+                        logger.warning("row {}: lease could not be renewed (rescued elsewhere?)", row_id)
+            except Exception as exc:
+                logger.warning("heartbeat failed ({}); will retry", exc)
+                if store is not None:
+                    store.close()
+                store = None
+        if store is not None:
+            store.close()

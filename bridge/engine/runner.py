@@ -1,0 +1,251 @@
+"""Runs one claimed outbox row through its flow, persisting every transition.
+
+The order of events for a step that calls a platform is fixed:
+
+    1. the row is ours (claimed, lease renewed by the heartbeat)
+    2. journal row written + row marked "in a call"      (one transaction)
+    3. the request is sent                                (no transaction open)
+    4. the answer is written to the journal
+    5. the transition the flow chose is written           (one transaction)
+
+A crash between 2 and 5 leaves `current_call` set: the rescuer then puts the
+row in doubt (if the call was not safe to repeat) and the flow's resolver
+asks the platform what happened before anything is sent again.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from loguru import logger
+
+from bridge.calls import CallResult, Outcome, PreparedCall
+from bridge.db.store import ClaimedRow, InboxRow, LostLease, Store
+from bridge.engine.backoff import Backoff
+from bridge.engine.crashpoints import crashpoint
+from bridge.engine.flow import (BadInput, Fail, Finish, Flow, Goto, Hold, InDoubt, Registry,
+                                Retry, Step, Transition, Wait, parse_json_object)
+
+
+@dataclass
+class StepContext:
+    """What a step method sees: the request, the flow's saved data, and call()."""
+
+    row: ClaimedRow
+    owner: str
+    payload: Any
+    data: dict
+    step: Step
+    resolving: bool
+    _runner: "Runner" = field(repr=False)
+    last_result: Optional[CallResult] = None
+
+    @property
+    def in_doubt_msg_id(self) -> Optional[str]:
+        """The message id of the call whose answer was lost (when resolving)."""
+        return self.row.current_call
+
+    def call(self, send: Callable[[PreparedCall], CallResult], prepared: PreparedCall) -> CallResult:
+        """Journal, send, record.  `send` is the platform client's send()."""
+        return self._runner.call(self, send, prepared)
+
+
+@dataclass
+class RunnerSettings:
+    lease_seconds: float = 30.0
+    backoff: Backoff = field(default_factory=Backoff)
+    # How long to keep retrying a database write after the database went away
+    # before giving the row up to the rescuer.
+    persist_timeout: float = 30.0
+
+
+class Runner:
+    def __init__(self, store: Store, registry: Registry, settings: RunnerSettings,
+                 services: Optional[dict] = None):
+        self.store = store
+        self.registry = registry
+        self.settings = settings
+        # Platform clients and other shared objects the flows need, by name.
+        self.services = services or {}
+
+    # -- the remote call -------------------------------------------------------
+    def call(self, ctx: StepContext, send, prepared: PreparedCall) -> CallResult:
+        row, owner = ctx.row, ctx.owner
+        self._persist(lambda: self.store.begin_call(
+            row.id, owner, ctx.step.name, prepared.msg_id, prepared.interface,
+            prepared.masked_request, unsafe=not ctx.step.safe_to_repeat))
+        row.current_call = prepared.msg_id
+        crashpoint("after_journal")
+        started = time.monotonic()
+        try:
+            result = send(prepared)
+        except Exception as exc:  # a client bug must not lose the fact that we sent
+            logger.exception("client raised instead of classifying (row {}, {})", row.id, prepared.interface)
+            result = CallResult(outcome=Outcome.UNKNOWN, interface=prepared.interface,
+                                msg_id=prepared.msg_id, message=f"client error: {type(exc).__name__}: {exc}")
+        crashpoint("after_call")
+        logger.info("row {} {} {} -> {} ({} ms){}", row.id, ctx.step.name, prepared.interface,
+                    result.outcome.value, int((time.monotonic() - started) * 1000),
+                    f" [{result.code}] {result.message}" if result.outcome is not Outcome.OK else "")
+        self._persist(lambda: self.store.end_call(prepared.msg_id, result.outcome.value, result.http_status,
+                                                  result.response_text, result.message))
+        ctx.last_result = result
+        return result
+
+    # -- one row ---------------------------------------------------------------
+    def run(self, row: ClaimedRow, owner: str) -> None:
+        crashpoint("after_claim")
+        flow = self.registry.get(row.kind)
+        if flow is None:
+            self._fail_input(row, owner, "UNKNOWN_KIND",
+                             f"no flow handles request kind {row.kind!r}; known kinds: {', '.join(self.registry.kinds())}")
+            return
+        try:
+            payload = flow.parse(parse_json_object(row.payload))
+        except BadInput as exc:
+            if row.step is None:
+                self._fail_input(row, owner, exc.code, str(exc))
+            else:  # the payload was fine when the flow started: someone edited it
+                self._apply(flow, row, owner, None, Hold(exc.code, f"payload no longer valid: {exc}"))
+            return
+        resolving = row.was_state == "in_doubt"
+        while True:
+            step_name = row.step or flow.initial
+            step = flow.steps.get(step_name)
+            if step is None:
+                self._apply(flow, row, owner, None,
+                            Hold("UNKNOWN_STEP", f"row is at step {step_name!r}, which flow {flow.kind} does not have"))
+                return
+            ctx = StepContext(row=row, owner=owner, payload=payload, data=dict(row.flow_data),
+                              step=step, resolving=resolving, _runner=self)
+            try:
+                if resolving and step.needs_resolution:
+                    t = getattr(flow, f"resolve_{step.name}")(ctx)
+                else:
+                    t = getattr(flow, f"step_{step.name}")(ctx)
+            except LostLease:
+                logger.warning("row {}: lease lost during step {}; leaving it to the rescuer", row.id, step.name)
+                return
+            except BadInput as exc:
+                t = Hold(exc.code, str(exc)) if ctx.row.current_call else Fail(exc.code, str(exc))
+            except Exception as exc:
+                logger.exception("row {}: step {} raised", row.id, step.name)
+                if row.current_call and step.needs_resolution:
+                    t = InDoubt("STEP_ERROR", f"{type(exc).__name__}: {exc}")
+                else:
+                    t = Retry("STEP_ERROR", f"{type(exc).__name__}: {exc}")
+            if not self._apply(flow, row, owner, ctx, t):
+                return
+            resolving = False
+
+    # -- transitions -------------------------------------------------------------
+    def _apply(self, flow: Flow, row: ClaimedRow, owner: str, ctx: Optional[StepContext],
+               t: Transition) -> bool:
+        """Persist one transition.  Returns True when the row stays ours and the
+        loop should run the next step now."""
+        step_name = row.step or flow.initial
+        step = flow.steps.get(step_name)
+        data = ctx.data if ctx else dict(row.flow_data)
+        s, st = self.store, self.settings
+        # Safety net: never retry blindly a call that is not safe to repeat and whose
+        # outcome is unknown; never let a flow bug turn an unknown into a retry.
+        if isinstance(t, Retry) and step is not None and step.needs_resolution and row.current_call \
+                and ctx and ctx.last_result is not None and ctx.last_result.outcome is Outcome.UNKNOWN:
+            t = InDoubt(t.code, t.message)
+        try:
+            if isinstance(t, Goto):
+                if not flow.allowed(step_name, t.step):
+                    raise RuntimeError(f"flow {flow.kind}: {step_name} -> {t.step} is not in its table")
+                data.update(t.data)
+                self._persist(lambda: s.advance(row, owner, t.step, data, t.inbox, t.identities))
+                return True
+            if isinstance(t, Wait):
+                if t.step != step_name and not flow.allowed(step_name, t.step):
+                    raise RuntimeError(f"flow {flow.kind}: {step_name} -> {t.step} is not in its table")
+                data.update(t.data)
+                self._persist(lambda: s.advance(row, owner, t.step, data, t.inbox, t.identities,
+                                                release_after=t.delay))
+                return False
+            if isinstance(t, Finish):
+                data.update(t.data)
+                self._persist(lambda: s.finish(row, owner, "done", data, t.inbox, t.identities))
+                crashpoint("after_inbox")
+                return False
+            if isinstance(t, Fail):
+                data.update(t.data)
+                inbox = t.inbox or [InboxRow(result_type="error", outcome="failed",
+                                             error_code=t.code, error_message=t.message)]
+                self._persist(lambda: s.finish(row, owner, "failed", data, inbox,
+                                               error_code=t.code, error_message=t.message))
+                crashpoint("after_inbox")
+                return False
+            if isinstance(t, (Retry, InDoubt, Hold)):
+                self._release(row, owner, data, t)
+                return False
+            raise TypeError(f"step returned {t!r}, not a Transition")
+        except LostLease:
+            logger.warning("row {}: lease lost before {} could be written; the rescuer has it",
+                           row.id, type(t).__name__)
+            return False
+        except _GaveUp as exc:
+            logger.error("row {}: database unavailable for {:.0f}s while writing {}; "
+                         "leaving the row to the rescuer", row.id, exc.seconds, type(t).__name__)
+            return False
+        except (RuntimeError, TypeError) as exc:  # a flow bug: stop the row, loudly
+            logger.error("row {}: {}", row.id, exc)
+            if isinstance(t, Hold):
+                return False
+            return self._apply(flow, row, owner, ctx, Hold("FLOW_ERROR", str(exc)))
+
+    def _release(self, row: ClaimedRow, owner: str, data: dict, t) -> None:
+        s, st = self.store, self.settings
+        used_up = row.attempts >= row.max_attempts
+        if isinstance(t, Hold) or used_up:
+            code = t.code
+            reason = t.message if isinstance(t, Hold) else \
+                f"gave up after {row.attempts} attempts ({'in doubt' if isinstance(t, InDoubt) else 'retrying'}): {t.message}"
+            logger.warning("row {} held: [{}] {}", row.id, code, reason)
+            held = InboxRow(result_type="held", outcome="held", error_code=code, error_message=reason)
+            self._persist(lambda: s.release(row, owner, "held", 0, data, code, reason,
+                                            keep_call=True, inbox=[held]))
+            return
+        delay = st.backoff.delay(row.attempts)
+        state = "in_doubt" if isinstance(t, InDoubt) else "pending"
+        self._persist(lambda: s.release(row, owner, state, delay, data, t.code, t.message,
+                                        keep_call=isinstance(t, InDoubt)))
+
+    def _fail_input(self, row: ClaimedRow, owner: str, code: str, message: str) -> None:
+        logger.warning("row {} ({} {}) refused: [{}] {}", row.id, row.kind, row.business_key, code, message)
+        inbox = [InboxRow(result_type="error", outcome="failed", error_code=code, error_message=message)]
+        try:
+            self._persist(lambda: self.store.finish(row, owner, "failed", dict(row.flow_data), inbox,
+                                                    error_code=code, error_message=message))
+        except (LostLease, _GaveUp):
+            logger.warning("row {}: could not record the refusal; the rescuer will retry it", row.id)
+
+    def _persist(self, write: Callable[[], Any]):
+        """Run a database write, riding out a database that went away: retry on
+        disconnects until persist_timeout, then give up (the row stays leased
+        until its lease expires and the rescuer takes it)."""
+        deadline = time.monotonic() + self.settings.persist_timeout
+        pause = 0.2
+        while True:
+            try:
+                return write()
+            except LostLease:
+                raise
+            except Exception as exc:
+                if not self.store.is_disconnect(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise _GaveUp(self.settings.persist_timeout) from exc
+                logger.warning("database unavailable ({}); retrying the write", type(exc).__name__)
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
+
+
+class _GaveUp(Exception):
+    def __init__(self, seconds: float):
+        super().__init__(seconds)
+        self.seconds = seconds

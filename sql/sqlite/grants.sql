@@ -1,0 +1,6 @@
+-- mibridge: SQLite has no users or grants. Least privilege for SQLite is the
+-- file's permissions: make the database file (and its directory, for the
+-- journal/WAL files) readable and writable only by the daemon's service
+-- account and the HIS's account, e.g.
+--   chown mibridge:his /var/lib/his/his.db && chmod 660 /var/lib/his/his.db
+-- This file is intentionally empty of statements.
