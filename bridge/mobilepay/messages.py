@@ -97,7 +97,7 @@ def _format_money(name: str, value: Decimal) -> str:
     return str(cents)
 
 
-def _parse_money(name: str, value: Any) -> Decimal:
+def parse_money(name: str, value: Any) -> Decimal:
     if isinstance(value, bool) or isinstance(value, float):
         raise ValueError(f"{name} is not an exact decimal amount: {value!r}")
     try:
@@ -147,7 +147,7 @@ def from_data(cls: type, data: dict) -> Any:
         value = data[f.name]
         kind = f.metadata.get("kind")
         if kind == "money":
-            kwargs[f.name] = _parse_money(f.name, value)
+            kwargs[f.name] = parse_money(f.name, value)
         elif kind == "enum":
             enum_cls = f.metadata["enum"]
             text = "true" if value is True else "false" if value is False else str(value)
@@ -164,11 +164,11 @@ def from_data(cls: type, data: dict) -> Any:
     return cls(**kwargs)
 
 
-def _enum(enum_cls: type, default: Any = dataclasses.MISSING) -> Any:
+def enum_field(enum_cls: type, default: Any = dataclasses.MISSING) -> Any:
     return field(default=default, metadata={"kind": "enum", "enum": enum_cls})
 
 
-def _text(default: Any = dataclasses.MISSING) -> Any:
+def text_field(default: Any = dataclasses.MISSING) -> Any:
     return field(default=default, metadata={"kind": "text"})
 
 
@@ -332,9 +332,9 @@ class UploadFeeRequest:
 
 @dataclass(kw_only=True)
 class UploadFeeResponse:
-    payOrdId: str = _text()
-    payToken: str = _text()
-    mdtrtId: Optional[str] = _text(None)   # some regions return it, most do not [U]
+    payOrdId: str = text_field()
+    payToken: str = text_field()
+    mdtrtId: Optional[str] = text_field(None)   # some regions return it, most do not [U]
     extData: Any = None
 
 
@@ -356,7 +356,7 @@ class PayOrderRequest:
     extData: Optional[dict] = None
 
 
-def _amounts_consistent(total: Optional[Decimal], own: Optional[Decimal],
+def amounts_add_up(total: Optional[Decimal], own: Optional[Decimal],
                         acct: Optional[Decimal], fund: Optional[Decimal]) -> bool:
     """ownPayAmt + psnAcctPay + fundPay == feeSumamt (§5.2 invariant, S6); a missing part counts 0."""
     return total is None or _sum(own, acct, fund) == total
@@ -366,8 +366,8 @@ def _amounts_consistent(total: Optional[Decimal], own: Optional[Decimal],
 class PayOrderResponse:
     """6202 output.  Not proof of payment: confirm with 6302 or 6301 (§5.2)."""
 
-    payOrdId: str = _text()
-    ordStas: OrdStas = _enum(OrdStas)
+    payOrdId: str = text_field()
+    ordStas: OrdStas = enum_field(OrdStas)
     feeSumamt: Optional[Decimal] = money(None)
     ownPayAmt: Optional[Decimal] = money(None)
     psnAcctPay: Optional[Decimal] = money(None)
@@ -380,7 +380,7 @@ class PayOrderResponse:
     extData: Any = None      # extData.preSetl: FSI-style snake_case pre-settlement, kept as received
 
     def amounts_consistent(self) -> bool:
-        return _amounts_consistent(self.feeSumamt, self.ownPayAmt, self.psnAcctPay, self.fundPay)
+        return amounts_add_up(self.feeSumamt, self.ownPayAmt, self.psnAcctPay, self.fundPay)
 
 
 # ---------------------------------------------------------------- 6203 医保退费
@@ -422,12 +422,12 @@ class RefundRequest:
 
 @dataclass(kw_only=True)
 class RefundResponse:
-    refStatus: RefStatus = _enum(RefStatus)
-    refdSn: Optional[str] = _text(None)
+    refStatus: RefStatus = enum_field(RefStatus)
+    refdSn: Optional[str] = text_field(None)
     # §12.7: the C# DTO spells it hiFefdSn; the client accepts both (see client).
-    hiRefdSn: Optional[str] = _text(None)
-    hiTrnsDate: Optional[str] = _text(None)
-    hiTrnsTime: Optional[str] = _text(None)
+    hiRefdSn: Optional[str] = text_field(None)
+    hiTrnsDate: Optional[str] = text_field(None)
+    hiTrnsTime: Optional[str] = text_field(None)
     extData: Any = None
 
 
@@ -450,21 +450,21 @@ class QueryOrderRequest:
 class QueryOrderResponse:
     """6301 output: amounts and tokens only once ordStas is 3-6 (§5.4)."""
 
-    payOrdId: str = _text()
-    ordStas: OrdStas = _enum(OrdStas)
+    payOrdId: str = text_field()
+    ordStas: OrdStas = enum_field(OrdStas)
     feeSumamt: Optional[Decimal] = money(None)
     ownPayAmt: Optional[Decimal] = money(None)
     psnAcctPay: Optional[Decimal] = money(None)
     fundPay: Optional[Decimal] = money(None)
-    setlType: Optional[SetlType] = _enum(SetlType, None)
-    callType: Optional[str] = _text(None)
-    medOrgOrd: Optional[str] = _text(None)
-    traceTime: Optional[str] = _text(None)
-    revsToken: Optional[str] = _text(None)
+    setlType: Optional[SetlType] = enum_field(SetlType, None)
+    callType: Optional[str] = text_field(None)
+    medOrgOrd: Optional[str] = text_field(None)
+    traceTime: Optional[str] = text_field(None)
+    revsToken: Optional[str] = text_field(None)
     extData: Any = None
 
     def amounts_consistent(self) -> bool:
-        return _amounts_consistent(self.feeSumamt, self.ownPayAmt, self.psnAcctPay, self.fundPay)
+        return amounts_add_up(self.feeSumamt, self.ownPayAmt, self.psnAcctPay, self.fundPay)
 
 
 @dataclass(kw_only=True)
