@@ -1,0 +1,475 @@
+"""httpx client of the offline two-designated interfaces (digest offline.md).
+
+Two steps per call (bridge/calls.py): `prepare_<call>` builds the envelope and the
+gateway headers without I/O; `send` posts it and classifies the answer.
+
+Classification beyond the contract's basics:
+* Connection refused / connect timeout / no pooled connection: nothing left the
+  machine, so the call is REJECTED with code ``NOT_SENT`` - the flow may safely send
+  it again (a fresh prepare), and must not start a reversal for a message the
+  platform never saw.  Anything after the connection is up (write/read errors,
+  timeouts, resets) is UNKNOWN.
+* ``infcode`` 0 (number or string, §3) -> OK; any other infcode -> REJECTED with
+  that code and `err_msg`.
+* Gateway wrapper ``{"code","message","data"}`` without infcode (§1.4): code 0 is
+  unwrapped; another code means the gateway refused - REJECTED for calls with no
+  remote effect, UNKNOWN for calls that change state (no source lists which gateway
+  codes guarantee the business system never saw the message).
+* A settlement answer whose money breaks a §5.8 sum rule is never OK: UNKNOWN with
+  code ``SUM_MISMATCH`` when the call settles or cancels (money may have moved; the
+  flow must query/reverse), REJECTED ``SUM_MISMATCH`` for a trial (2206/2303/2260
+  setl_flag 0), which moved nothing.  The raw answer is kept for the journal.
+* Offline answers are not signed by the platform (§1.3: cainfo is not meaningful),
+  so there is no response signature to verify.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any, Callable, Mapping, Optional, TypeVar
+
+import httpx
+
+from bridge.calls import CallResult, Outcome, PreparedCall
+from bridge.facepay.expcontent import ACCOUNT_FLAG_INFNOS, EXP_CONTENT_INFNOS, FacePayTerms
+from bridge.masking import mask_value
+from bridge.offline import messages as m
+from bridge.offline.config import OfflineConfig, Operator
+from bridge.offline.envelope import (MsgIdGenerator, build_envelope, dumps, loads, tif_headers,
+                                     wrap_input)
+from bridge.offline.signin import SignIn
+
+T = TypeVar("T")
+
+# Record fields worth keeping as journal correlation keys.
+KEY_FIELDS = ("psn_no", "mdtrt_id", "setl_id", "chrg_bchno", "ipt_otp_no", "omsgid", "oinfno",
+              "file_qury_no")
+
+NOT_SENT = "NOT_SENT"
+SUM_MISMATCH = "SUM_MISMATCH"
+
+
+class SignInRequired(RuntimeError):
+    """prepare_* was called for an operator without a valid sign_no (call ensure first)."""
+
+
+class OfflineClient:
+    def __init__(self, config: OfflineConfig, *, face_pay: Optional[FacePayTerms] = None,
+                 transport: Optional[httpx.BaseTransport] = None,
+                 sign_in_request: Optional[Callable[[Operator], m.SignInRequest]] = None):
+        """`face_pay`: the institution's face-pay terms; when set, face-pay mode is on by
+        default for the calls that carry expContent (each prepare can switch it off).
+        `sign_in_request(operator)`: builds the 9001 input (mac, ip) for automatic
+        sign-ins; without it sign_in() must be called explicitly."""
+        self.config = config
+        self.face_pay = face_pay
+        self._sign_in_request = sign_in_request
+        self._operators: dict[str, Operator] = {}
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(connect=config.connect_timeout, read=config.read_timeout,
+                                  write=config.write_timeout, pool=config.pool_timeout),
+            limits=httpx.Limits(max_connections=config.max_connections,
+                                max_keepalive_connections=config.max_connections),
+            transport=transport)
+        self._msgids = MsgIdGenerator(config.fixmedins_code, node=config.msgid_node,
+                                      lock_dir=config.msgid_lock_dir)
+        self.signin = SignIn(self._auto_sign_in, max_age_seconds=config.sign_in_max_age_seconds)
+
+    def next_msgid(self) -> str:
+        """A fresh collision-free id (also used as the terminal's outBizNo)."""
+        return self._msgids.next()
+
+    def close(self) -> None:
+        self._http.close()
+        self._msgids.close()
+
+    def __enter__(self) -> "OfflineClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ building
+
+    def _operator(self, operator: Optional[Operator]) -> Operator:
+        op = operator or self.config.default_operator
+        if op is None:
+            raise ValueError("no operator given and no default_operator configured")
+        self._operators.setdefault(op.opter, op)
+        return op
+
+    def _sign_no(self, op: Operator, infno: str) -> Optional[str]:
+        if infno == "9001":
+            return None
+        sign_no = self.signin.current(op.opter)
+        if sign_no is None and self.config.require_sign_no:
+            raise SignInRequired(f"operator {op.opter} has no valid 9001 sign-in")
+        return sign_no
+
+    def _face_pay(self, infno: str, record: dict[str, Any], face_pay: Optional[bool]) -> None:
+        use = (self.face_pay is not None) if face_pay is None else face_pay
+        if not use or infno not in EXP_CONTENT_INFNOS:
+            return
+        if self.face_pay is None:
+            raise ValueError("face-pay requested but no FacePayTerms configured")
+        record[self.config.exp_content_field] = self.face_pay.exp_content(
+            as_string=self.config.exp_content_as_string)
+        if infno in ACCOUNT_FLAG_INFNOS:
+            if record.get("acct_used_flag") == "0":
+                # The patient chose not to use the account: that is a non-face-pay settlement.
+                raise ValueError("face-pay mode needs acct_used_flag 1; switch face-pay off")
+            record["acct_used_flag"] = "1"
+
+    def prepare(self, infno: str, input: Mapping[str, Any], *,
+                parse: Callable[[Any], T], operator: Optional[Operator] = None,
+                insuplc_admdvs: Optional[str] = None, effect: bool = True,
+                url: Optional[str] = None,
+                check: Optional[Callable[[T], list[str]]] = None,
+                keys_from: Optional[Mapping[str, Any]] = None) -> PreparedCall:
+        """Build and sign one message.  `parse(output)` makes the typed answer (raises
+        ValueError when it is malformed); `check(typed)` lists rule violations;
+        `effect` says whether the call changes state at the platform."""
+        op = self._operator(operator)
+        sign_no = self._sign_no(op, infno)
+        msgid = self._msgids.next()
+        env = build_envelope(self.config, infno=infno, msgid=msgid, operator=op, sign_no=sign_no,
+                             input=input, insuplc_admdvs=insuplc_admdvs)
+        body = dumps(env)
+        headers = tif_headers(self.config.paas_id, self.config.paas_secret)
+        keys = {k: str(v) for k, v in (keys_from or {}).items() if k in KEY_FIELDS and v}
+        masked = dumps(mask_value(env)).decode("utf-8")
+
+        def decode(status: int, raw: bytes) -> CallResult[T]:
+            return self._decode(infno, msgid, status, raw, parse=parse, effect=effect,
+                                check=check, opter=op.opter, sign_no=sign_no)
+
+        return PreparedCall(interface=infno, msg_id=msgid, url=url or self.config.url_for(infno),
+                            body=body, headers=headers, masked_request=masked, decode=decode,
+                            keys=keys)
+
+    def _prepare_record(self, infno: str, req: m.Record, *, parse, operator, effect=True,
+                        check=None, face_pay: Optional[bool] = None,
+                        url: Optional[str] = None) -> PreparedCall:
+        record = req.to_record()
+        self._face_pay(infno, record, face_pay)
+        return self.prepare(infno, wrap_input(self.config, infno, record), parse=parse,
+                            operator=operator, insuplc_admdvs=req.insuplc_admdvs, effect=effect,
+                            check=check, keys_from=record, url=url)
+
+    # ------------------------------------------------------------ classifying
+
+    def _decode(self, infno: str, msgid: str, status: int, raw: bytes, *, parse, effect: bool,
+                check, opter: str, sign_no: Optional[str]) -> CallResult:
+        def result(outcome: Outcome, *, code=None, message=None, data=None, body=None):
+            text = None
+            if body is not None:
+                text = dumps(mask_value(body)).decode("utf-8")
+            elif raw:
+                text = mask_value(raw[:2000].decode("utf-8", "replace"))
+            return CallResult(outcome=outcome, interface=infno, msg_id=msgid, data=data,
+                              code=code, message=message, http_status=status,
+                              response_text=text, raw=body)
+
+        refused = Outcome.UNKNOWN if effect else Outcome.REJECTED
+        if status >= 500:
+            return result(Outcome.UNKNOWN, message=f"HTTP {status}")
+        try:
+            body = loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return result(Outcome.UNKNOWN, message=f"unparseable answer (HTTP {status})")
+        if not isinstance(body, dict):
+            return result(Outcome.UNKNOWN, message="answer is not a JSON object")
+        if "infcode" not in body:
+            if "code" not in body:
+                return result(Outcome.UNKNOWN, message="answer without infcode", body=body)
+            # Gateway wrapper (§1.4)
+            if str(body.get("code")) != "0":
+                return result(refused, code=str(body.get("code")),
+                              message=f"gateway: {body.get('message')}", body=body)
+            inner = body.get("data")
+            if isinstance(inner, str):
+                try:
+                    inner = loads(inner)
+                except ValueError:
+                    inner = None
+            if not isinstance(inner, dict) or "infcode" not in inner:
+                return result(Outcome.UNKNOWN, message="gateway wrapper without a business answer",
+                              body=body)
+            body = inner
+        infcode = str(body.get("infcode")).strip()
+        if infcode != "0":
+            message = body.get("err_msg")
+            if message and any(k in str(message) for k in self.config.sign_in_invalid_markers):
+                self.signin.invalidate(opter, sign_no)
+            return result(Outcome.REJECTED, code=infcode, message=message, body=body)
+        if not 200 <= status < 300:
+            return result(Outcome.UNKNOWN, code="0", message=f"infcode 0 with HTTP {status}",
+                          body=body)
+        output = body.get("output")
+        if output == "null":          # seen in practice and normalised by one bridge (§9.1)
+            output = None
+        try:
+            data = parse(output)
+        except (ValueError, TypeError, KeyError) as exc:
+            return result(Outcome.UNKNOWN, code="0", message=f"malformed output: {exc}", body=body)
+        problems = check(data) if check else []
+        if problems:
+            return result(Outcome.UNKNOWN if effect else Outcome.REJECTED, code=SUM_MISMATCH,
+                          message="; ".join(problems), data=data, body=body)
+        return result(Outcome.OK, code="0", message=body.get("warn_msg"), data=data, body=body)
+
+    # ------------------------------------------------------------ sending
+
+    def send(self, prepared: PreparedCall) -> CallResult:
+        try:
+            response = self._http.post(prepared.url, content=prepared.body,
+                                       headers=prepared.headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
+                httpx.UnsupportedProtocol) as exc:
+            return CallResult(outcome=Outcome.REJECTED, interface=prepared.interface,
+                              msg_id=prepared.msg_id, code=NOT_SENT,
+                              message=f"not sent: {type(exc).__name__}: {exc}")
+        except httpx.TimeoutException as exc:
+            return CallResult(outcome=Outcome.UNKNOWN, interface=prepared.interface,
+                              msg_id=prepared.msg_id, message=f"timeout: {type(exc).__name__}")
+        except httpx.HTTPError as exc:
+            return CallResult(outcome=Outcome.UNKNOWN, interface=prepared.interface,
+                              msg_id=prepared.msg_id,
+                              message=f"transport error after sending: {type(exc).__name__}: {exc}")
+        return prepared.decode(response.status_code, response.content)
+
+    def call(self, prepare: Callable[..., PreparedCall], request: Any, *,
+             operator: Optional[Operator] = None, **kw: Any) -> CallResult:
+        """Sign in when needed, prepare, send; once more after a fresh sign-in if the
+        platform says the sign-in is invalid (that answer is a REJECTED: nothing happened)."""
+        op = self._operator(operator)
+        for attempt in (1, 2):
+            if self.config.require_sign_no or self._sign_in_request is not None:
+                sign_no, failure = self.signin.ensure(op.opter)
+                if sign_no is None and self.config.require_sign_no:
+                    assert failure is not None
+                    return CallResult(outcome=Outcome.REJECTED, interface="9001",
+                                      msg_id=failure.msg_id, code=NOT_SENT,
+                                      message=f"9001 sign-in failed ({failure.outcome.value} "
+                                              f"{failure.code}: {failure.message}); call not sent")
+            res = self.send(prepare(request, operator=op, **kw))
+            if (attempt == 1 and res.outcome is Outcome.REJECTED and res.message
+                    and any(k in res.message for k in self.config.sign_in_invalid_markers)):
+                continue
+            return res
+        return res
+
+    # ------------------------------------------------------------ 9001
+
+    def prepare_sign_in(self, req: m.SignInRequest, *, operator: Optional[Operator] = None
+                        ) -> PreparedCall:
+        record = req.to_record()
+        if self.config.gz_sign_in_userid:
+            # Guangzhou variant (§4): password = MD5(currenttime + password).
+            now = time.strftime("%Y%m%d%H%M%S")
+            record.update(userid=self.config.gz_sign_in_userid, currenttime=now,
+                          password=hashlib.md5(
+                              (now + (self.config.gz_sign_in_password or "")).encode()
+                          ).hexdigest())
+        return self.prepare("9001", wrap_input(self.config, "9001", record),
+                            parse=m.SignInResult.from_output, operator=operator, effect=False)
+
+    def sign_in(self, req: m.SignInRequest, *, operator: Optional[Operator] = None
+                ) -> CallResult[m.SignInResult]:
+        """Explicit 9001; on success the sign_no is held for the operator."""
+        op = self._operator(operator)
+        res = self.send(self.prepare_sign_in(req, operator=op))
+        if res.ok:
+            self.signin.accept(op.opter, res.data.sign_no)
+        return res
+
+    def _auto_sign_in(self, opter: str) -> CallResult[m.SignInResult]:
+        op = self._operators[opter]
+        if self._sign_in_request is None:
+            return CallResult(outcome=Outcome.REJECTED, interface="9001", msg_id="",
+                              code=NOT_SENT, message="no sign_in_request configured")
+        return self.send(self.prepare_sign_in(self._sign_in_request(op), operator=op))
+
+    # ------------------------------------------------------------ 1101, 22xx
+
+    def prepare_person_info(self, req: m.PersonInfoRequest, *, operator=None) -> PreparedCall:
+        return self._prepare_record("1101", req, parse=m.PersonInfo.from_output,
+                                    operator=operator, effect=False)
+
+    def prepare_register(self, req: m.RegisterRequest, *, operator=None) -> PreparedCall:
+        return self._prepare_record("2201", req, parse=m.Registration.from_output,
+                                    operator=operator)
+
+    def prepare_cancel_register(self, req: m.CancelRegisterRequest, *, operator=None
+                                ) -> PreparedCall:
+        return self._prepare_record("2202", req, parse=_no_output, operator=operator)
+
+    def prepare_upload_visit(self, req: m.VisitRequest, *, operator=None) -> PreparedCall:
+        record = req.to_record()
+        payload = {"mdtrtinfo": record, "diseinfo": [d.to_record() for d in req.diseinfo]}
+        return self.prepare("2203", payload, parse=_no_output, operator=operator,
+                            insuplc_admdvs=req.insuplc_admdvs, keys_from=record)
+
+    def _prepare_fees(self, infno: str, rows: list[m.FeeDetail], required: tuple[str, ...],
+                      insuplc_admdvs: Optional[str], operator) -> PreparedCall:
+        if not rows:
+            raise ValueError("no fee details")
+        records = [r.to_record() for r in rows]
+        for rec in records:
+            missing = [f for f in required if not rec.get(f)]
+            if missing:
+                raise ValueError(f"{infno} fee detail {rec['feedetl_sn']} lacks {missing}")
+        return self.prepare(infno, {"feedetail": records},
+                            parse=m.FeeDetailResult.list_from_output, operator=operator,
+                            insuplc_admdvs=insuplc_admdvs, keys_from=records[0])
+
+    def prepare_upload_fee_details(self, rows: list[m.FeeDetail], *,
+                                   insuplc_admdvs: Optional[str] = None, operator=None
+                                   ) -> PreparedCall:
+        return self._prepare_fees("2204", rows, ("chrg_bchno", "rx_circ_flag"), insuplc_admdvs,
+                                  operator)
+
+    def prepare_revoke_fee_details(self, req: m.RevokeFeeDetailsRequest, *, operator=None
+                                   ) -> PreparedCall:
+        return self._prepare_record("2205", req, parse=_no_output, operator=operator)
+
+    def prepare_pre_settle_outpatient(self, req: m.OutpatientSettleRequest, *, operator=None,
+                                      face_pay: Optional[bool] = None) -> PreparedCall:
+        return self._prepare_record("2206", req, parse=m.Settlement.from_output,
+                                    operator=operator, effect=False, check=_settled_sums,
+                                    face_pay=face_pay)
+
+    def prepare_settle_outpatient(self, req: m.OutpatientSettleRequest, *, operator=None,
+                                  face_pay: Optional[bool] = None) -> PreparedCall:
+        return self._prepare_record("2207", req, parse=_settlement_with_id, operator=operator,
+                                    check=_settled_sums, face_pay=face_pay)
+
+    def prepare_cancel_outpatient_settlement(self, req: m.CancelSettlementRequest, *,
+                                             operator=None, face_pay: Optional[bool] = None
+                                             ) -> PreparedCall:
+        return self._prepare_record("2208", req, parse=m.Settlement.from_output,
+                                    operator=operator, check=_cancel_sums, face_pay=face_pay)
+
+    # ------------------------------------------------------------ 23xx inpatient
+
+    def prepare_upload_inpatient_fees(self, rows: list[m.FeeDetail], *,
+                                      insuplc_admdvs: Optional[str] = None, operator=None
+                                      ) -> PreparedCall:
+        return self._prepare_fees("2301", rows, ("med_type",), insuplc_admdvs, operator)
+
+    def prepare_revoke_inpatient_fees(self, req: m.RevokeInpatientFeesRequest, *, operator=None
+                                      ) -> PreparedCall:
+        return self._prepare_record("2302", req, parse=_no_output, operator=operator)
+
+    def prepare_pre_settle_inpatient(self, req: m.InpatientSettleRequest, *, operator=None,
+                                     face_pay: Optional[bool] = None) -> PreparedCall:
+        return self._prepare_record("2303", req, parse=m.Settlement.from_output,
+                                    operator=operator, effect=False, check=_settled_sums,
+                                    face_pay=face_pay)
+
+    def prepare_settle_inpatient(self, req: m.InpatientSettleRequest, *, operator=None,
+                                 face_pay: Optional[bool] = None) -> PreparedCall:
+        return self._prepare_record("2304", req, parse=_settlement_with_id, operator=operator,
+                                    check=_settled_sums, face_pay=face_pay)
+
+    def prepare_cancel_inpatient_settlement(self, req: m.CancelSettlementRequest, *,
+                                            operator=None, face_pay: Optional[bool] = None
+                                            ) -> PreparedCall:
+        return self._prepare_record("2305", req, parse=m.Settlement.from_output,
+                                    operator=operator, check=_cancel_sums, face_pay=face_pay)
+
+    # ------------------------------------------------------------ 2260 / 2261 (Guangdong)
+
+    def prepare_document_settle(self, req: m.DocumentSettleRequest, *, operator=None,
+                                face_pay: Optional[bool] = None) -> PreparedCall:
+        if req.setl_flag not in ("0", "1"):
+            raise ValueError("2260 setl_flag must be 0 (trial) or 1 (settle)")
+        record = req.to_record()
+        self._face_pay("2260", record, face_pay)
+        payload: dict[str, Any] = {"mdtrtinfo": record, "diseinfo": list(req.diseinfo),
+                                   "feedetail": {"rows": list(req.feedetail_rows)}}
+        if req.agnterinfo is not None:
+            payload["agnterinfo"] = dict(req.agnterinfo)
+        trial = req.setl_flag == "0"
+        return self.prepare("2260", payload,
+                            parse=m.Settlement.from_output if trial else _settlement_with_id,
+                            operator=operator, insuplc_admdvs=req.insuplc_admdvs,
+                            effect=not trial, check=_settled_sums, keys_from=record)
+
+    def prepare_cancel_document_settle(self, req: m.CancelSettlementRequest, *, operator=None,
+                                       face_pay: Optional[bool] = None) -> PreparedCall:
+        return self._prepare_record("2261", req, parse=m.Settlement.from_output,
+                                    operator=operator, check=_cancel_sums, face_pay=face_pay)
+
+    # ------------------------------------------------------------ 2601, 3201, 3202
+
+    def prepare_reverse(self, req: m.ReversalRequest, *, operator=None) -> PreparedCall:
+        return self._prepare_record("2601", req, parse=_no_output, operator=operator)
+
+    def prepare_reconcile_totals(self, req: m.ReconcileTotalsRequest, *, operator=None
+                                 ) -> PreparedCall:
+        if (req.setl_optins is None) == (req.clr_optins is None):
+            raise ValueError("3201 needs exactly one of setl_optins (national) / clr_optins (GZ)")
+        if req.acct_pay is None and req.cash_payamt is None:
+            raise ValueError("3201 needs acct_pay (national) or cash_payamt (GZ)")
+        return self._prepare_record("3201", req, parse=m.ReconcileResult.from_output,
+                                    operator=operator, effect=False)
+
+    def prepare_reconcile_details(self, req: m.ReconcileDetailsRequest, *, operator=None
+                                  ) -> PreparedCall:
+        return self._prepare_record("3202", req, parse=m.DetailReconcileResult.from_output,
+                                    operator=operator, effect=False)
+
+    # ------------------------------------------------------------ named conveniences
+
+    def person_info(self, req, **kw): return self.call(self.prepare_person_info, req, **kw)
+    def register(self, req, **kw): return self.call(self.prepare_register, req, **kw)
+    def cancel_register(self, req, **kw): return self.call(self.prepare_cancel_register, req, **kw)
+    def upload_visit(self, req, **kw): return self.call(self.prepare_upload_visit, req, **kw)
+    def upload_fee_details(self, rows, **kw):
+        return self.call(self.prepare_upload_fee_details, rows, **kw)
+    def revoke_fee_details(self, req, **kw):
+        return self.call(self.prepare_revoke_fee_details, req, **kw)
+    def pre_settle_outpatient(self, req, **kw):
+        return self.call(self.prepare_pre_settle_outpatient, req, **kw)
+    def settle_outpatient(self, req, **kw):
+        return self.call(self.prepare_settle_outpatient, req, **kw)
+    def cancel_outpatient_settlement(self, req, **kw):
+        return self.call(self.prepare_cancel_outpatient_settlement, req, **kw)
+    def upload_inpatient_fees(self, rows, **kw):
+        return self.call(self.prepare_upload_inpatient_fees, rows, **kw)
+    def revoke_inpatient_fees(self, req, **kw):
+        return self.call(self.prepare_revoke_inpatient_fees, req, **kw)
+    def pre_settle_inpatient(self, req, **kw):
+        return self.call(self.prepare_pre_settle_inpatient, req, **kw)
+    def settle_inpatient(self, req, **kw):
+        return self.call(self.prepare_settle_inpatient, req, **kw)
+    def cancel_inpatient_settlement(self, req, **kw):
+        return self.call(self.prepare_cancel_inpatient_settlement, req, **kw)
+    def document_settle(self, req, **kw): return self.call(self.prepare_document_settle, req, **kw)
+    def cancel_document_settle(self, req, **kw):
+        return self.call(self.prepare_cancel_document_settle, req, **kw)
+    def reverse(self, req, **kw): return self.call(self.prepare_reverse, req, **kw)
+    def reconcile_totals(self, req, **kw):
+        return self.call(self.prepare_reconcile_totals, req, **kw)
+    def reconcile_details(self, req, **kw):
+        return self.call(self.prepare_reconcile_details, req, **kw)
+
+
+def _no_output(output: Any) -> None:
+    return None
+
+
+def _settlement_with_id(output: Any) -> m.Settlement:
+    s = m.Settlement.from_output(output)
+    if not s.setl_id:
+        raise ValueError("settlement answer without setl_id")
+    return s
+
+
+def _settled_sums(s: m.Settlement) -> list[str]:
+    return m.settlement_violations(s, cancellation=False)
+
+
+def _cancel_sums(s: m.Settlement) -> list[str]:
+    return m.settlement_violations(s, cancellation=True)

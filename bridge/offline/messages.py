@@ -1,0 +1,541 @@
+"""Typed requests and responses of the offline interfaces, with the spec's field names
+(digest offline.md §4, §5, §9, §10).  Attribute names *are* the wire names.
+
+Optional spec fields not modelled here (GZ extras such as `mdtrt_mode`, `order_no`,
+`hcard_basinfo`, newer `pub_hosp_rfom_flag` ...) go into `extra`, under their spec names.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Mapping, Optional
+
+
+def to_decimal(value: Any) -> Optional[Decimal]:
+    """Money from a platform answer: numbers (parsed as Decimal/int) or numeric strings.
+    null and "" stay None; anything else is a protocol error."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"not an amount: {value!r}")
+    if isinstance(value, (Decimal, int)):
+        return Decimal(value)
+    if isinstance(value, str):
+        try:
+            d = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f"not an amount: {value!r}") from None
+        if d.is_finite():
+            return d
+    raise ValueError(f"not an amount: {value!r}")
+
+
+# ============================================================== requests
+
+@dataclass(frozen=True, kw_only=True)
+class Record:
+    """One input record.  `insuplc_admdvs` belongs to the envelope (§2 #4), not the record."""
+
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    insuplc_admdvs: Optional[str] = None
+
+    _NOT_WIRE = ("extra", "insuplc_admdvs")
+
+    def to_record(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.name in self._NOT_WIRE:
+                continue
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if isinstance(value, Record):
+                value = value.to_record()
+            elif isinstance(value, (list, tuple)):
+                value = [v.to_record() if isinstance(v, Record) else v for v in value]
+            out[f.name] = value
+        clash = set(out) & set(self.extra)
+        if clash:
+            raise ValueError(f"extra repeats typed fields: {sorted(clash)}")
+        out.update(self.extra)
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignInRequest(Record):                       # 9001 `signIn` (§4)
+    opter_no: str
+    mac: str
+    ip: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PersonInfoRequest(Record):                   # 1101 (§5.1)
+    mdtrt_cert_type: str                           # 01 ecToken, 02 ID no., 03 SSC card
+    mdtrt_cert_no: str
+    card_sn: Optional[str] = None
+    begntime: Optional[str] = None
+    psn_cert_type: Optional[str] = None
+    certno: Optional[str] = None
+    psn_name: Optional[str] = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegisterRequest(Record):                     # 2201 (§5.2)
+    psn_no: str
+    insutype: str
+    begntime: str
+    mdtrt_cert_type: str
+    mdtrt_cert_no: str
+    ipt_otp_no: str
+    atddr_no: str
+    dr_name: str
+    dept_code: str
+    dept_name: str
+    caty: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelRegisterRequest(Record):               # 2202 (§5.3)
+    psn_no: str
+    mdtrt_id: str
+    ipt_otp_no: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Diagnosis(Record):                           # 2203 `diseinfo[]` (§5.4)
+    diag_type: str
+    diag_srt_no: str
+    diag_code: str
+    diag_name: str
+    diag_dept: str
+    dise_dor_no: str
+    dise_dor_name: str
+    diag_time: str
+    vali_flag: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class VisitRequest(Record):                        # 2203 `mdtrtinfo` (§5.4)
+    mdtrt_id: str
+    psn_no: str
+    med_type: str
+    begntime: str
+    main_cond_dscr: Optional[str] = None
+    dise_codg: Optional[str] = None
+    dise_name: Optional[str] = None
+    diseinfo: tuple[Diagnosis, ...] = ()
+
+    _NOT_WIRE = Record._NOT_WIRE + ("diseinfo",)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeeDetail(Record):
+    """One `feedetail[]` row of 2204 (outpatient, needs chrg_bchno and rx_circ_flag) or
+    2301 (inpatient, needs med_type) (§5.5, §5.10)."""
+
+    feedetl_sn: str
+    mdtrt_id: str
+    psn_no: str
+    fee_ocur_time: str
+    med_list_codg: str
+    medins_list_codg: str
+    det_item_fee_sumamt: Decimal
+    cnt: Decimal
+    pric: Decimal
+    bilg_dept_codg: str
+    bilg_dept_name: str
+    bilg_dr_codg: str
+    bilg_dr_name: str
+    chrg_bchno: Optional[str] = None
+    rx_circ_flag: Optional[str] = None
+    med_type: Optional[str] = None
+    init_feedetl_sn: Optional[str] = None
+    rxno: Optional[str] = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RevokeFeeDetailsRequest(Record):             # 2205 (§5.6); chrg_bchno "0000" = all
+    mdtrt_id: str
+    chrg_bchno: str
+    psn_no: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RevokeInpatientFeesRequest(Record):          # 2302 (§5.10); feedetl_sn "0000" = all
+    feedetl_sn: str
+    mdtrt_id: str
+    psn_no: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutpatientSettleRequest(Record):             # 2206 / 2207 (§5.7, §5.8)
+    psn_no: str
+    mdtrt_cert_type: str
+    mdtrt_cert_no: str
+    med_type: str
+    medfee_sumamt: Decimal
+    psn_setlway: str
+    mdtrt_id: str
+    chrg_bchno: str
+    acct_used_flag: str
+    insutype: str
+    invono: Optional[str] = None
+    fulamt_ownpay_amt: Optional[Decimal] = None
+    overlmt_selfpay: Optional[Decimal] = None
+    preselfpay_amt: Optional[Decimal] = None
+    inscp_scp_amt: Optional[Decimal] = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class InpatientSettleRequest(Record):              # 2303 / 2304 (§5.10)
+    psn_no: str
+    mdtrt_cert_type: str
+    mdtrt_cert_no: str
+    medfee_sumamt: Decimal
+    psn_setlway: str
+    mdtrt_id: str
+    acct_used_flag: str
+    insutype: str
+    mid_setl_flag: str
+    invono: Optional[str] = None
+    fulamt_ownpay_amt: Optional[Decimal] = None
+    overlmt_selfpay: Optional[Decimal] = None
+    preselfpay_amt: Optional[Decimal] = None
+    inscp_scp_amt: Optional[Decimal] = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelSettlementRequest(Record):             # 2208 / 2305 / 2261 (§5.9, §5.10, §5.11)
+    setl_id: str
+    mdtrt_id: str
+    psn_no: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DocumentSettleRequest(Record):
+    """2260 Guangdong one-shot document-style settlement (§5.11).  `setl_flag` 0 trial,
+    1 settle.  Remaining `mdtrtinfo` fields go in `extra`; the other nodes are lists of
+    rows under their spec names."""
+
+    psn_no: str
+    mdtrt_cert_type: str
+    mdtrt_cert_no: str
+    setl_flag: str
+    insutype: str
+    med_type: str
+    begntime: str
+    clnc_flag: str
+    acct_used_flag: Optional[str] = None          # set by face-pay mode (facepay.md step 2)
+    diseinfo: tuple[Mapping[str, Any], ...] = ()
+    feedetail_rows: tuple[Mapping[str, Any], ...] = ()
+    agnterinfo: Optional[Mapping[str, Any]] = None
+
+    _NOT_WIRE = Record._NOT_WIRE + ("diseinfo", "feedetail_rows", "agnterinfo")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReversalRequest(Record):                     # 2601 (§9.1)
+    psn_no: str
+    omsgid: str                                    # msgid of the original request
+    oinfno: str                                    # its infno
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReconcileTotalsRequest(Record):
+    """3201 (§10.1).  National names; the Guangzhou build sends `clr_optins` instead of
+    `setl_optins` and `cash_payamt` instead of `acct_pay`: fill the pair your region uses."""
+
+    insutype: str
+    clr_type: str
+    stmt_begndate: str
+    stmt_enddate: str
+    medfee_sumamt: Decimal
+    fund_pay_sumamt: Decimal
+    fixmedins_setl_cnt: int
+    setl_optins: Optional[str] = None
+    clr_optins: Optional[str] = None
+    acct_pay: Optional[Decimal] = None
+    cash_payamt: Optional[Decimal] = None
+    refd_setl_flag: Optional[str] = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReconcileDetailsRequest(Record):             # 3202 (§10.2 step 3)
+    setl_optins: str
+    file_qury_no: str                              # from 9101 upload of the detail file
+    stmt_begndate: str
+    stmt_enddate: str
+    medfee_sumamt: Decimal
+    fund_pay_sumamt: Decimal
+    cash_payamt: Decimal
+    fixmedins_setl_cnt: int
+    clr_type: Optional[str] = None
+    refd_setl_flag: Optional[str] = None
+
+
+# ============================================================== responses
+
+def _pick(src: Mapping[str, Any], cls, money: frozenset[str] = frozenset()) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(cls)} - {"raw"}
+    out = {}
+    for name in names:
+        if name in src:
+            out[name] = to_decimal(src[name]) if name in money else src[name]
+    return out
+
+
+def node(output: Any, *names: str) -> Any:
+    """The first present node among spelling variants (e.g. setlinfo / setlInfo)."""
+    if isinstance(output, Mapping):
+        for n in names:
+            if output.get(n) is not None:
+                return output[n]
+    return None
+
+
+@dataclass(frozen=True)
+class SignInResult:
+    sign_no: str
+    sign_time: Optional[str] = None
+
+    @classmethod
+    def from_output(cls, output: Mapping[str, Any]) -> "SignInResult":
+        # national `signinoutb`, Guangzhou `result` (§4)
+        rec = node(output, "signinoutb", "result")
+        if not isinstance(rec, Mapping) or not rec.get("sign_no"):
+            raise ValueError("9001 answer without sign_no")
+        return cls(sign_no=str(rec["sign_no"]), sign_time=rec.get("sign_time"))
+
+
+@dataclass(frozen=True)
+class Insurance:                                   # 1101 `insuinfo[]`
+    insutype: Optional[str] = None
+    psn_type: Optional[str] = None
+    balc: Optional[Decimal] = None
+    psn_insu_stas: Optional[str] = None
+    psn_insu_date: Optional[str] = None
+    paus_insu_date: Optional[str] = None
+    cvlserv_flag: Optional[str] = None
+    insuplc_admdvs: Optional[str] = None
+    emp_name: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class PersonInfo:                                  # 1101 output (§5.1)
+    psn_no: str
+    psn_name: Optional[str] = None
+    psn_cert_type: Optional[str] = None
+    certno: Optional[str] = None
+    gend: Optional[str] = None
+    brdy: Optional[str] = None
+    insuinfo: tuple[Insurance, ...] = ()
+    idetinfo: tuple[Mapping[str, Any], ...] = ()
+
+    @classmethod
+    def from_output(cls, output: Mapping[str, Any]) -> "PersonInfo":
+        base = node(output, "baseinfo")
+        if not isinstance(base, Mapping) or not base.get("psn_no"):
+            raise ValueError("1101 answer without baseinfo.psn_no")
+        fields = _pick(base, cls)
+        fields.pop("insuinfo", None)
+        fields.pop("idetinfo", None)
+        insu = tuple(Insurance(**_pick(i, Insurance, frozenset({"balc"})))
+                     for i in (output.get("insuinfo") or []))
+        return cls(**fields, insuinfo=insu, idetinfo=tuple(output.get("idetinfo") or []))
+
+
+@dataclass(frozen=True)
+class Registration:                                # 2201 output (§5.2)
+    mdtrt_id: str
+    psn_no: Optional[str] = None
+    ipt_otp_no: Optional[str] = None
+
+    @classmethod
+    def from_output(cls, output: Mapping[str, Any]) -> "Registration":
+        rec = node(output, "data", "result")
+        if not isinstance(rec, Mapping) or not rec.get("mdtrt_id"):
+            raise ValueError("2201 answer without mdtrt_id")
+        return cls(**_pick(rec, cls))
+
+
+FEE_RESULT_MONEY = frozenset({"det_item_fee_sumamt", "cnt", "pric", "pric_uplmt_amt",
+                              "selfpay_prop", "fulamt_ownpay_amt", "overlmt_amt",
+                              "preselfpay_amt", "inscp_scp_amt"})
+
+
+@dataclass(frozen=True)
+class FeeDetailResult:                             # 2204 / 2301 `result[]` (§5.5)
+    feedetl_sn: str
+    det_item_fee_sumamt: Optional[Decimal] = None
+    cnt: Optional[Decimal] = None
+    pric: Optional[Decimal] = None
+    pric_uplmt_amt: Optional[Decimal] = None
+    selfpay_prop: Optional[Decimal] = None
+    fulamt_ownpay_amt: Optional[Decimal] = None
+    overlmt_amt: Optional[Decimal] = None
+    preselfpay_amt: Optional[Decimal] = None
+    inscp_scp_amt: Optional[Decimal] = None
+    chrgitm_lv: Optional[str] = None
+    med_chrgitm_type: Optional[str] = None
+    memo: Optional[str] = None
+
+    @classmethod
+    def list_from_output(cls, output: Any) -> tuple["FeeDetailResult", ...]:
+        rows = node(output, "result") if isinstance(output, Mapping) else output
+        return tuple(cls(**_pick(r, cls, FEE_RESULT_MONEY)) for r in (rows or []))
+
+
+SETTLEMENT_MONEY = frozenset({
+    "medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt",
+    "act_pay_dedc", "hifp_pay", "pool_prop_selfpay", "cvlserv_pay", "hifes_pay", "hifmi_pay",
+    "hifob_pay", "maf_pay", "oth_pay", "hifdm_pay", "fund_pay_sumamt", "psn_part_amt",
+    "acct_pay", "psn_cash_pay", "hosp_part_amt", "balc", "acct_mulaid_pay", "med_sumfee",
+})
+
+# Spelling variants seen in sources, mapped onto the spec name (§5.8, §5.9):
+# GZ Setlinfo.cs `psn_part_am`; CQ 2208 table `pdn_cash_pay`.
+_SETTLEMENT_ALIASES = {"psn_part_am": "psn_part_amt", "pdn_cash_pay": "psn_cash_pay"}
+
+
+@dataclass(frozen=True)
+class SettlementDetail:                            # `setldetail[]` (§5.8)
+    fund_pay_type: Optional[str] = None
+    fund_payamt: Optional[Decimal] = None
+    inscp_scp_amt: Optional[Decimal] = None
+    crt_payb_lmt_amt: Optional[Decimal] = None
+    fund_pay_type_name: Optional[str] = None
+    setl_proc_info: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """`setlinfo` of 2206/2207/2208/2303/2304/2305 and `setlInfo` of 2260/2261 (§5.8)."""
+
+    mdtrt_id: Optional[str] = None
+    setl_id: Optional[str] = None
+    psn_no: Optional[str] = None
+    medins_setl_id: Optional[str] = None
+    setl_time: Optional[str] = None
+    insutype: Optional[str] = None
+    clr_optins: Optional[str] = None
+    clr_way: Optional[str] = None
+    clr_type: Optional[str] = None
+    medfee_sumamt: Optional[Decimal] = None
+    fulamt_ownpay_amt: Optional[Decimal] = None
+    overlmt_selfpay: Optional[Decimal] = None
+    preselfpay_amt: Optional[Decimal] = None
+    inscp_scp_amt: Optional[Decimal] = None
+    act_pay_dedc: Optional[Decimal] = None
+    hifp_pay: Optional[Decimal] = None
+    pool_prop_selfpay: Optional[Decimal] = None
+    cvlserv_pay: Optional[Decimal] = None
+    hifes_pay: Optional[Decimal] = None
+    hifmi_pay: Optional[Decimal] = None
+    hifob_pay: Optional[Decimal] = None
+    maf_pay: Optional[Decimal] = None
+    oth_pay: Optional[Decimal] = None
+    hifdm_pay: Optional[Decimal] = None
+    fund_pay_sumamt: Optional[Decimal] = None
+    psn_part_amt: Optional[Decimal] = None
+    acct_pay: Optional[Decimal] = None
+    psn_cash_pay: Optional[Decimal] = None
+    hosp_part_amt: Optional[Decimal] = None
+    balc: Optional[Decimal] = None
+    acct_mulaid_pay: Optional[Decimal] = None
+    med_sumfee: Optional[Decimal] = None
+    setldetail: tuple[SettlementDetail, ...] = ()
+
+    @classmethod
+    def from_output(cls, output: Mapping[str, Any]) -> "Settlement":
+        rec = node(output, "setlinfo", "setlInfo")
+        if not isinstance(rec, Mapping):
+            raise ValueError("answer without setlinfo")
+        rec = dict(rec)
+        for alias, name in _SETTLEMENT_ALIASES.items():
+            if rec.get(name) is None and rec.get(alias) is not None:
+                rec[name] = rec[alias]
+        fields = _pick(rec, cls, SETTLEMENT_MONEY)
+        fields.pop("setldetail", None)
+        details = node(output, "setldetail")
+        if isinstance(details, Mapping):            # some builds send one object
+            details = [details]
+        money = frozenset({"fund_payamt", "inscp_scp_amt", "crt_payb_lmt_amt"})
+        det = tuple(SettlementDetail(**_pick(d, SettlementDetail, money)) for d in (details or []))
+        return cls(**fields, setldetail=det)
+
+
+# The arithmetic identities that hold in every real sample (§5.8).
+_FUND_PARTS = ("hifp_pay", "cvlserv_pay", "hifes_pay", "hifmi_pay", "hifob_pay", "maf_pay",
+               "oth_pay")
+_RULES = (
+    ("medfee_sumamt", ("fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt")),
+    ("medfee_sumamt", ("fund_pay_sumamt", "psn_part_amt", "hosp_part_amt")),
+    ("psn_part_amt", ("acct_pay", "psn_cash_pay")),
+    ("fund_pay_sumamt", _FUND_PARTS),
+)
+
+
+def settlement_violations(s: Settlement, *, cancellation: bool) -> list[str]:
+    """Every §5.8 sum rule the settlement breaks, as text; [] when it is consistent.
+
+    A settlement (2206/2207/2303/2304/2260) must carry every term: the fields are
+    required in the spec table.  A cancellation (2208/2305/2261) answered with null
+    terms cannot be checked on that rule (the real 2208 sample has psn_part_amt and
+    hosp_part_amt null, §5.9), so such a rule is skipped - but the total is required.
+    `hifdm_pay` is newer and optional: it joins the fund sum when present.
+    """
+    problems = []
+    if s.medfee_sumamt is None:
+        return ["medfee_sumamt missing"]
+    for total_name, part_names in _RULES:
+        total = getattr(s, total_name)
+        parts = [getattr(s, p) for p in part_names]
+        if total_name == "fund_pay_sumamt" and s.hifdm_pay is not None:
+            parts.append(s.hifdm_pay)
+            part_names = part_names + ("hifdm_pay",)
+        missing = [n for n, v in zip((total_name,) + tuple(part_names), [total] + parts)
+                   if v is None]
+        if missing:
+            if not cancellation:
+                problems.append(f"missing {', '.join(missing)}")
+            continue
+        if sum(parts, Decimal(0)) != total:
+            problems.append(f"{total_name} {total} != {' + '.join(part_names)} "
+                            f"({sum(parts, Decimal(0))})")
+    return problems
+
+
+@dataclass(frozen=True)
+class ReconcileResult:                             # 3201 `stmtinfo` (§10.1)
+    stmt_rslt: str
+    setl_optins: Optional[str] = None
+    stmt_rslt_dscr: Optional[str] = None
+
+    @property
+    def balanced(self) -> bool:
+        # "0 = balanced" is the only code the sources agree on (README known gaps)
+        return self.stmt_rslt == "0"
+
+    @classmethod
+    def from_output(cls, output: Mapping[str, Any]) -> "ReconcileResult":
+        rec = node(output, "stmtinfo")
+        if not isinstance(rec, Mapping) or rec.get("stmt_rslt") is None:
+            raise ValueError("3201 answer without stmtinfo.stmt_rslt")
+        fields = _pick(rec, cls)
+        fields["stmt_rslt"] = str(fields["stmt_rslt"])
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class DetailReconcileResult:                       # 3202 `fileinfo` (§10.2 step 3)
+    file_qury_no: str
+    filename: Optional[str] = None
+    dld_endtime: Optional[str] = None
+
+    @classmethod
+    def from_output(cls, output: Mapping[str, Any]) -> "DetailReconcileResult":
+        rec = node(output, "fileinfo")
+        if not isinstance(rec, Mapping) or not rec.get("file_qury_no"):
+            raise ValueError("3202 answer without fileinfo.file_qury_no")
+        return cls(**_pick(rec, cls))
