@@ -227,7 +227,7 @@ class MobilePayClient:
             return unknown(f"HTTP {http_status} with code 0", text, code)
 
         if response_type is RevokeOrderResponse:
-            return self._decode_revoke(interface, msg_id, http_status, opened.fields, data, text)
+            return self._decode_revoke(interface, msg_id, http_status, code, opened.fields, data, text)
         if data is None:
             return unknown("code 0 but no business data", text, code)
         if response_type is RefundResponse and "hiRefdSn" not in data and "hiFefdSn" in data:
@@ -244,7 +244,7 @@ class MobilePayClient:
                           http_status=http_status, response_text=text, raw=data)
 
     @staticmethod
-    def _decode_revoke(interface: str, msg_id: str, http_status: int, fields: dict,
+    def _decode_revoke(interface: str, msg_id: str, http_status: int, code: str, fields: dict,
                        data: Optional[dict], text: str) -> CallResult:
         # S6 judges 6401 by ``success`` plus ``message``, apparently on the outer
         # level; look in the business data first, then outside.  Absent: code 0 decides.
@@ -255,7 +255,7 @@ class MobilePayClient:
         message = None if message is None else str(message)
         typed = RevokeOrderResponse(success=success, message=message)
         outcome = Outcome.OK if success else Outcome.REJECTED
-        return CallResult(outcome, interface, msg_id, data=typed, code="0", message=message,
+        return CallResult(outcome, interface, msg_id, data=typed, code=code, message=message,
                           http_status=http_status, response_text=text, raw=data)
 
 

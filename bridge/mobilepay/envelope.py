@@ -289,7 +289,7 @@ class Envelope:
         if enc_data not in (None, ""):
             if not isinstance(enc_data, str):
                 raise MalformedEnvelope("encData is not a string")
-            if "data" in fields:
+            if fields.get("data") not in (None, ""):
                 raise MalformedEnvelope("the response has both encData and a plaintext data")
             try:
                 data = loads(decrypt_data(self._sm4_key, enc_data))

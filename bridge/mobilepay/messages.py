@@ -126,6 +126,8 @@ def to_data(obj: Any) -> Any:
         return obj.value
     if isinstance(obj, list):
         return [to_data(v) for v in obj]
+    if isinstance(obj, dict):            # extData: free-form, same scalar rules
+        return {k: to_data(v) for k, v in obj.items()}
     if isinstance(obj, Decimal):
         # Quantities and unit prices (cnt, pric) keep their own scale.
         return str(obj)

@@ -213,9 +213,10 @@ def test_path_override_and_options(platform, make_config):
                          hex_case="lower", timestamp_style="yyyyMMddHHmmss", sm2_uid_mode="appSecret")
     platform.respond = lambda req: (200, platform.answer({"payOrdId": "ORD1", "payToken": "PT1"}))
     with MobilePayClient(config) as client:
-        assert client.upload_fee(upload_request()).outcome is Outcome.OK
+        assert client.upload_fee(upload_request(extData={"fee": Decimal("1.10")})).outcome is Outcome.OK
     req = platform.requests[0]
     assert req["path"] == "/relay/6201" and req["data"]["orgId"] == "ORGID1"
+    assert req["data"]["extData"] == {"fee": "1.10"}
     assert req["envelope"]["encData"] == req["envelope"]["encData"].lower()
     assert len(req["envelope"]["timestamp"]) == 14
     assert not req["verified"]          # the stub verifies with the default user id only
