@@ -119,6 +119,13 @@ def _backend(backend) -> object:
 
 # ---------------------------------------------------------------- keys
 
+def _bytes(value, what: str) -> bytes:
+    """value as bytes; a str or int here is a caller bug, so it raises instead of guessing."""
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise TypeError(f"SM2 {what} must be bytes, not {type(value).__name__}")
+    return bytes(value)
+
+
 class PublicKey:
     """An SM2 public key (a point on sm2p256v1)."""
 
@@ -142,15 +149,17 @@ class PublicKey:
         return self._point
 
     def verify(self, message: bytes, signature: bytes, uid: bytes = DEFAULT_UID) -> bool:
-        """True iff signature (64-byte raw r||s or DER) is valid; never raises on bad input."""
-        try:
-            candidates = _signature_candidates(bytes(signature))
-            message = bytes(message)
-            uid = bytes(uid)
-        except (TypeError, ValueError):
-            return False
+        """True iff signature (64-byte raw r||s or DER) is valid.
+
+        Any malformed signature gives False; a non-bytes message or uid is a programming
+        error and raises TypeError.
+        """
+        message, uid = _bytes(message, "message"), _bytes(uid, "uid")
         if len(uid) * 8 > 0xFFFF:
+            raise SM2Error("SM2 user id is limited to 8191 bytes")
+        if not isinstance(signature, (bytes, bytearray, memoryview)):
             return False
+        candidates = _signature_candidates(bytes(signature))
         handle = self._get_handle()
         return any(self._backend.verify(handle, message, uid, r, s) for r, s in candidates)
 
@@ -199,10 +208,10 @@ class PrivateKey:
 
     def sign(self, message: bytes, uid: bytes = DEFAULT_UID) -> bytes:
         """SM3withSM2 signature as 64-byte raw r||s, each left-padded to 32 bytes."""
-        uid = bytes(uid)
+        message, uid = _bytes(message, "message"), _bytes(uid, "uid")
         if len(uid) * 8 > 0xFFFF:
             raise SM2Error("SM2 user id is limited to 8191 bytes")
-        r, s = self._backend.sign(self._handle, bytes(message), uid)
+        r, s = self._backend.sign(self._handle, message, uid)
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
     def to_bytes(self) -> bytes:

@@ -87,6 +87,17 @@ def test_malformed_signature_is_false_not_exception(backend, bad):
     assert pub.verify(b"m", bad) is False
 
 
+def test_non_bytes_message_is_a_programming_error(backend):
+    key = sm2.generate_private_key(backend)
+    for bad in ("text", 5):
+        with pytest.raises(TypeError):
+            key.sign(bad)
+        with pytest.raises(TypeError):
+            key.public_key().verify(bad, key.sign(b"m"))
+    with pytest.raises(sm2.SM2Error):
+        key.sign(b"m", uid=b"u" * 8192)
+
+
 def test_signature_with_r_or_s_equal_to_n_rejected(backend):
     key = sm2.generate_private_key(backend)
     sig = key.sign(b"m")
