@@ -13,7 +13,6 @@ that the URL accepts it over plain HTTP without the DLL is our assumption.
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Mapping, Optional
