@@ -221,9 +221,13 @@ class OfflineClient:
     # ------------------------------------------------------------ sending
 
     def send(self, prepared: PreparedCall) -> CallResult:
+        # Fresh gateway timestamp/nonce at send time: a prepared call may wait in the
+        # journal, and no source states the gateway's allowed clock skew (§1.2).
+        headers = dict(prepared.headers)
+        if "x-tif-paasid" in headers:
+            headers.update(tif_headers(self.config.paas_id, self.config.paas_secret))
         try:
-            response = self._http.post(prepared.url, content=prepared.body,
-                                       headers=prepared.headers)
+            response = self._http.post(prepared.url, content=prepared.body, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
                 httpx.UnsupportedProtocol) as exc:
             return CallResult(outcome=Outcome.REJECTED, interface=prepared.interface,

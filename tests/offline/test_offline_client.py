@@ -132,6 +132,15 @@ def test_outpatient_happy_path_money_is_decimal(stub, make_client):
     assert cancel.ok and cancel.data.medfee_sumamt == Decimal("-100")
 
 
+def test_gateway_headers_are_fresh_at_send_time(stub, make_client):
+    c = make_client(require_sign_no=False)
+    p = c.prepare_pre_settle_outpatient(settle_req())
+    assert c.send(p).ok
+    _, headers, body = last_request(stub, "2206")
+    assert tif_ok(headers) and headers["x-tif-nonce"] != p.headers["x-tif-nonce"]
+    assert body["msgid"] == p.msg_id
+
+
 def test_keys_and_masking_on_prepare(make_client):
     c = make_client(require_sign_no=False)
     p = c.prepare_settle_outpatient(settle_req())
