@@ -17,7 +17,8 @@ ID_FIELDS = {"certno", "cert_no", "mdtrt_cert_no", "mdtrtcertno", "idno", "id_no
              "id_card", "psn_cert_no", "psncertno", "certnumber", "id_digest"}
 PHONE_FIELDS = {"tel", "phone", "mob", "mobile", "psn_tel", "conerr_tel", "contact_tel"}
 SECRET_FIELDS = {"appsecret", "app_secret", "password", "private_key", "privatekey", "secret",
-                 "token", "sign_key", "x-tif-signature", "paytoken", "pay_token", "ectoken"}
+                 "token", "sign_key", "x-tif-signature", "paytoken", "pay_token", "ectoken",
+                 "payauthno", "pay_auth_no", "revstoken"}
 
 _ID_RE = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[0-9Xx])(?![0-9A-Za-z])")
 _PHONE_RE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")

@@ -266,7 +266,7 @@ class Store:
                 benefit=ident.benefit, psn_cert_type=ident.psn_cert_type, source_outbox_id=row.id))
 
     def advance(self, row: ClaimedRow, owner: str, new_step: str, flow_data: dict,
-                inbox: Iterable[InboxRow] = (), identities: Iterable[IdentityRow] = (),
+                *, inbox: Iterable[InboxRow] = (), identities: Iterable[IdentityRow] = (),
                 release_after: Optional[float] = None) -> None:
         """Move to the next step (keeping the lease, or releasing the row to be
         picked up again after `release_after` seconds).  The step's inbox rows
@@ -292,7 +292,7 @@ class Store:
             row.attempts = 0
 
     def finish(self, row: ClaimedRow, owner: str, state: str, flow_data: dict,
-               inbox: Iterable[InboxRow], identities: Iterable[IdentityRow] = (),
+               inbox: Iterable[InboxRow], *, identities: Iterable[IdentityRow] = (),
                error_code: Optional[str] = None, error_message: Optional[str] = None) -> None:
         """Final state and the HIS's inbox rows, in ONE transaction."""
         assert state in ("done", "failed")
@@ -309,7 +309,7 @@ class Store:
         self._tx(go)
 
     def release(self, row: ClaimedRow, owner: str, state: str, delay: float, flow_data: dict,
-                error_code: Optional[str], error_message: Optional[str],
+                *, error_code: Optional[str], error_message: Optional[str],
                 keep_call: bool, inbox: Iterable[InboxRow] = ()) -> None:
         """Give the row back: 'pending' (retry the step after delay), 'in_doubt'
         (resolve by query after delay) or 'held' (wait for a human).  keep_call

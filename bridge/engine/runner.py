@@ -158,18 +158,18 @@ class Runner:
                 if not flow.allowed(step_name, t.step):
                     raise RuntimeError(f"flow {flow.kind}: {step_name} -> {t.step} is not in its table")
                 data.update(t.data)
-                self._persist(lambda: s.advance(row, owner, t.step, data, t.inbox, t.identities))
+                self._persist(lambda: s.advance(row, owner, t.step, data, inbox=t.inbox, identities=t.identities))
                 return True
             if isinstance(t, Wait):
                 if t.step != step_name and not flow.allowed(step_name, t.step):
                     raise RuntimeError(f"flow {flow.kind}: {step_name} -> {t.step} is not in its table")
                 data.update(t.data)
-                self._persist(lambda: s.advance(row, owner, t.step, data, t.inbox, t.identities,
-                                                release_after=t.delay))
+                self._persist(lambda: s.advance(row, owner, t.step, data, inbox=t.inbox,
+                                                identities=t.identities, release_after=t.delay))
                 return False
             if isinstance(t, Finish):
                 data.update(t.data)
-                self._persist(lambda: s.finish(row, owner, "done", data, t.inbox, t.identities))
+                self._persist(lambda: s.finish(row, owner, "done", data, t.inbox, identities=t.identities))
                 crashpoint("after_inbox")
                 return False
             if isinstance(t, Fail):
@@ -207,13 +207,13 @@ class Runner:
                 f"gave up after {row.attempts} attempts ({'in doubt' if isinstance(t, InDoubt) else 'retrying'}): {t.message}"
             logger.warning("row {} held: [{}] {}", row.id, code, reason)
             held = InboxRow(result_type="held", outcome="held", error_code=code, error_message=reason)
-            self._persist(lambda: s.release(row, owner, "held", 0, data, code, reason,
-                                            keep_call=True, inbox=[held]))
+            self._persist(lambda: s.release(row, owner, "held", 0, data, error_code=code,
+                                            error_message=reason, keep_call=True, inbox=[held]))
             return
         delay = st.backoff.delay(row.attempts)
         state = "in_doubt" if isinstance(t, InDoubt) else "pending"
-        self._persist(lambda: s.release(row, owner, state, delay, data, t.code, t.message,
-                                        keep_call=isinstance(t, InDoubt)))
+        self._persist(lambda: s.release(row, owner, state, delay, data, error_code=t.code,
+                                        error_message=t.message, keep_call=isinstance(t, InDoubt)))
 
     def _fail_input(self, row: ClaimedRow, owner: str, code: str, message: str) -> None:
         logger.warning("row {} ({} {}) refused: [{}] {}", row.id, row.kind, row.business_key, code, message)

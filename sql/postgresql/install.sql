@@ -183,7 +183,7 @@ BEGIN
     SELECT id, payload INTO new_id, old_payload FROM mi_outbox
      WHERE kind = p_kind AND business_key = p_business_key;
     IF old_payload::jsonb IS DISTINCT FROM p_payload::jsonb THEN
-        RAISE EXCEPTION 'mibridge: % request % already exists (outbox id %) with a different payload',
+        RAISE EXCEPTION 'mibridge: % request % already exists with a different payload (outbox id %)',
             p_kind, p_business_key, new_id USING ERRCODE = '23505';
     END IF;
     RETURN new_id;
@@ -222,9 +222,9 @@ SELECT o.id, o.kind, o.business_key, o.step, o.finished_at, o.last_error_code, o
   FROM mi_outbox o WHERE o.state = 'failed';
 
 CREATE VIEW mi_v_today AS
-SELECT kind, state, count(*) AS requests,
+SELECT o.kind, o.state, count(*) AS requests,
        sum(i.total_amount) AS total_amount
   FROM mi_outbox o
   LEFT JOIN mi_inbox i ON i.outbox_id = o.id AND i.id = (SELECT max(id) FROM mi_inbox x WHERE x.outbox_id = o.id)
  WHERE o.created_at >= date_trunc('day', now())
- GROUP BY kind, state;
+ GROUP BY o.kind, o.state;

@@ -1,0 +1,208 @@
+"""mibridge: the command line.
+
+    mibridge demo                         run the engine end to end on SQLite, in one process
+    mibridge run -c mibridge.toml         the daemon, in the foreground (systemd, Windows service)
+    mibridge status -c mibridge.toml      counts by state, oldest open request, held rows
+    mibridge requeue ID --note "..."      put a held row back to work (audited)
+    mibridge resolve ID --note "..."      close a held row by hand (audited)
+    mibridge enqueue KIND KEY --payload '{...}' [--serial S]
+    mibridge db install|uninstall --url URL
+    mibridge flows                        print every flow's state table
+    mibridge simulator [--port N]         the platform simulator, on loopback
+    mibridge doctor -c mibridge.toml      crypto backend, database reachability
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+
+
+def _config(args):
+    from daemon.config import load
+
+    return load(args.config or os.environ.get("MIBRIDGE_CONFIG"))
+
+
+def _store(args):
+    from bridge.db.store import Store
+
+    cfg = _config(args)
+    return Store(args.url or cfg.database.url, cfg.database.password_env)
+
+
+def _actor(args) -> str:
+    return args.actor or f"{getpass.getuser()}@cli"
+
+
+def cmd_demo(args) -> int:
+    from daemon.demo import run_demo
+
+    return run_demo(args.db, verbose=args.verbose)
+
+
+def cmd_run(args) -> int:
+    from daemon import logs
+    from daemon.app import build_registry, build_services
+    from daemon.service import Daemon
+
+    cfg = _config(args)
+    logs.setup(cfg.logging.level, cfg.logging.file, cfg.logging.rotation, cfg.logging.retention)
+    if args.workers:
+        cfg.daemon.workers = args.workers
+    Daemon(cfg, build_registry(cfg), build_services(cfg)).run_forever()
+    return 0
+
+
+def cmd_status(args) -> int:
+    store = _store(args)
+    st = store.status()
+    if args.json:
+        print(json.dumps(st, default=str, indent=2))
+        return 0
+    print("requests by state:")
+    for state in ("pending", "running", "in_doubt", "held", "done", "failed", "resolved"):
+        print(f"  {state:<9} {st['counts'].get(state, 0)}")
+    age = st["oldest_open_age_seconds"]
+    print(f"oldest open request: {'none' if age is None else f'{age:.0f} s old'}")
+    if st["held"]:
+        print("held for a human (mibridge requeue ID / mibridge resolve ID --note ...):")
+        for h in st["held"]:
+            print(f"  #{h['id']} {h['kind']} {h['business_key']}: [{h['reason_code']}] {h['reason']}")
+    return 2 if st["held"] else 0
+
+
+def cmd_requeue(args) -> int:
+    state = _store(args).requeue(args.id, _actor(args), args.note)
+    print(f"outbox row {args.id} requeued as {state}")
+    return 0
+
+
+def cmd_resolve(args) -> int:
+    _store(args).resolve(args.id, _actor(args), args.note)
+    print(f"outbox row {args.id} resolved by hand; the HIS gets an inbox row saying so")
+    return 0
+
+
+def cmd_enqueue(args) -> int:
+    oid = _store(args).enqueue(args.kind, args.key, args.payload, serial_key=args.serial)
+    print(oid)
+    return 0
+
+
+def cmd_db(args) -> int:
+    from daemon import dbadmin
+
+    url = args.url or _config(args).database.url
+    print(dbadmin.run(args.action, url))
+    return 0
+
+
+def cmd_flows(args) -> int:
+    from daemon.app import build_registry
+
+    cfg = _config(args)
+    cfg.testplatform.url = cfg.testplatform.url or "http://127.0.0.1:1"
+    reg = build_registry(cfg)
+    for kind in reg.kinds():
+        print(type(reg.get(kind)).describe())
+        print()
+    return 0
+
+
+def cmd_simulator(args) -> int:
+    try:
+        from bridge.simulator.__main__ import main as sim_main
+    except ImportError as exc:
+        print(f"the simulator is not available: {exc}", file=sys.stderr)
+        return 1
+    return sim_main(args.rest) or 0
+
+
+def cmd_doctor(args) -> int:
+    ok = True
+    try:
+        from bridge.crypto import sm2
+        print(f"SM2 backend: {sm2.backend_name()}")
+    except Exception as exc:
+        ok = False
+        print(f"SM2: unavailable ({exc})")
+    try:
+        store = _store(args)
+        store.ping()
+        print(f"database: reachable ({store.url.redacted()}), mi_ tables present")
+    except Exception as exc:
+        ok = False
+        print(f"database: NOT reachable or not installed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+    return 0 if ok else 1
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="mibridge", description="Medical-insurance payment bridge for HIS databases")
+    ap.add_argument("-c", "--config", help="TOML config file (default: $MIBRIDGE_CONFIG)")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="run the engine end to end on SQLite with the built-in platform")
+    p.add_argument("--db", default="mibridge-demo.db")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(fn=cmd_demo)
+
+    p = sub.add_parser("run", help="run the daemon in the foreground")
+    p.add_argument("--workers", type=int)
+    p.set_defaults(fn=cmd_run)
+
+    for name, fn, helptext in (("status", cmd_status, "counts by state and held rows"),
+                               ("doctor", cmd_doctor, "check crypto and database")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--url", help="database URL (default: from the config)")
+        if name == "status":
+            p.add_argument("--json", action="store_true")
+        p.set_defaults(fn=fn)
+
+    for name, fn, helptext in (("requeue", cmd_requeue, "put a held row back to work"),
+                               ("resolve", cmd_resolve, "close a held row by hand")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("id", type=int)
+        p.add_argument("--note", required=True, help="what was checked and decided (kept in mi_audit)")
+        p.add_argument("--actor", help="who (default: the OS user)")
+        p.add_argument("--url")
+        p.set_defaults(fn=fn)
+
+    p = sub.add_parser("enqueue", help="enqueue a request as the HIS would")
+    p.add_argument("kind")
+    p.add_argument("key")
+    p.add_argument("--payload", required=True)
+    p.add_argument("--serial")
+    p.add_argument("--url")
+    p.set_defaults(fn=cmd_enqueue)
+
+    p = sub.add_parser("db", help="install or uninstall the mi_ objects")
+    p.add_argument("action", choices=["install", "uninstall"])
+    p.add_argument("--url")
+    p.set_defaults(fn=cmd_db)
+
+    p = sub.add_parser("flows", help="print the flows' state tables")
+    p.set_defaults(fn=cmd_flows)
+
+    p = sub.add_parser("simulator", help="run the platform simulator on loopback")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(fn=cmd_simulator)
+
+    args = ap.parse_args(argv)
+    try:
+        return args.fn(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from daemon.config import ConfigError
+
+        if isinstance(exc, (ValueError, ConfigError, FileNotFoundError)):
+            print(f"mibridge: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

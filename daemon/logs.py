@@ -1,0 +1,29 @@
+"""Logging through loguru, with personal data masked on the way out.
+
+Every record passes through bridge.masking.mask_text, so an ID-card or mobile
+number that slips into a message is masked even if the code that logged it
+forgot.  Names cannot be recognised in free text: code logs them only through
+mask_value() of a structured object, or not at all.
+"""
+from __future__ import annotations
+
+import sys
+
+from loguru import logger
+
+from bridge.masking import mask_text
+
+
+def _mask(record) -> None:
+    record["message"] = mask_text(record["message"])
+
+
+def setup(level: str = "INFO", file: str = "", rotation: str = "50 MB", retention: str = "90 days") -> None:
+    logger.remove()
+    logger.configure(patcher=_mask)
+    fmt = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level:<7} | {thread.name} | {message}"
+    logger.add(sys.stderr, level=level, format=fmt, backtrace=False, diagnose=False)
+    if file:
+        # diagnose=False: loguru would otherwise print local variables (secrets) in tracebacks.
+        logger.add(file, level=level, format=fmt, rotation=rotation, retention=retention,
+                   backtrace=False, diagnose=False, enqueue=True)

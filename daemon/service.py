@@ -1,0 +1,159 @@
+"""The long-running service: worker threads, lease heartbeat, scheduled jobs,
+and (on PostgreSQL) a LISTEN connection that wakes idle workers at once.
+
+Stopping (SIGTERM, Ctrl-C, the Windows service's stop): no new rows are
+claimed; rows already in progress finish their current step, up to
+stop_timeout.  A row still running after that keeps its lease until it
+expires and the rescuer takes it; nothing is lost either way.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import threading
+import time
+from typing import Callable, Optional
+
+from loguru import logger
+
+from bridge.db.store import Store
+from bridge.engine.backoff import Backoff
+from bridge.engine.flow import Registry
+from bridge.engine.heartbeat import Heartbeat
+from bridge.engine.runner import Runner, RunnerSettings
+from daemon import jobs
+from daemon.config import Config
+
+
+class Daemon:
+    def __init__(self, config: Config, registry: Registry, services: Optional[dict] = None,
+                 extra_jobs: Optional[list[Callable]] = None):
+        self.config = config
+        self.registry = registry
+        self.services = services or {}
+        self.extra_jobs = extra_jobs or []
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._seq = itertools.count(1)
+        self._seq_lock = threading.Lock()
+        dc = config.daemon
+        self.settings = RunnerSettings(
+            lease_seconds=dc.lease_seconds,
+            backoff=Backoff(base=dc.retry_base_seconds, cap=dc.retry_cap_seconds),
+            persist_timeout=max(dc.lease_seconds, 5.0))
+        self.heartbeat = Heartbeat(self.new_store, dc.lease_seconds)
+        self.scheduler = None
+        self.processed = 0
+
+    def new_store(self) -> Store:
+        return Store(self.config.database.url, self.config.database.password_env)
+
+    def _owner(self, worker: int) -> str:
+        # Unique per claim, not per worker: a worker that lost a row and then
+        # claimed it again must not be able to write with its old lease.
+        with self._seq_lock:
+            n = next(self._seq)
+        return f"{self.config.daemon.name[:24]}:{os.getpid()}:w{worker}:{n}"
+
+    # -- lifecycle ------------------------------------------------------------
+    def start(self) -> None:
+        dc = self.config.daemon
+        logger.info("mibridge daemon starting: {} worker(s), database {}, kinds: {}",
+                    dc.workers, self.new_store().url.redacted(), ", ".join(self.registry.kinds()))
+        self.heartbeat.start()
+        self.scheduler = jobs.start_scheduler(self, self.extra_jobs)
+        if self.new_store().dialect.supports_notify:
+            self._spawn("mibridge-listen", self._listen_loop)
+        for n in range(dc.workers):
+            self._spawn(f"mibridge-worker-{n}", self._worker_loop, n)
+
+    def _spawn(self, name: str, target, *args) -> None:
+        t = threading.Thread(target=target, args=args, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def stop(self) -> None:
+        if self.stopping.is_set():
+            return
+        logger.info("mibridge daemon stopping: finishing rows in progress (up to {:.0f}s)",
+                    self.config.daemon.stop_timeout)
+        self.stopping.set()
+        self.wake.set()
+        deadline = time.monotonic() + self.config.daemon.stop_timeout
+        for t in self._threads:
+            t.join(timeout=max(0.1, deadline - time.monotonic()))
+        alive = [t.name for t in self._threads if t.is_alive()]
+        if alive:
+            logger.warning("still busy at stop: {}; their rows return through lease recovery", ", ".join(alive))
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        self.heartbeat.stop()
+        logger.info("mibridge daemon stopped")
+
+    def run_forever(self) -> None:
+        """Foreground run for systemd / the Windows service / a terminal."""
+        def on_signal(signum, _frame):
+            logger.info("signal {} received", signum)
+            self.stopping.set()
+            self.wake.set()
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        self.start()
+        while not self.stopping.wait(1.0):
+            pass
+        self.stop()
+
+    # -- workers ------------------------------------------------------------------
+    def _worker_loop(self, n: int) -> None:
+        store = self.new_store()
+        runner = Runner(store, self.registry, self.settings, self.services)
+        pause = 0.5
+        while not self.stopping.is_set():
+            owner = self._owner(n)
+            try:
+                rows = store.claim(owner, self.config.daemon.lease_seconds, limit=1)
+                pause = 0.5
+            except Exception as exc:
+                # Database down or restarting: keep trying, with backoff, forever.
+                logger.warning("worker {}: claim failed ({}: {}); retrying in {:.1f}s",
+                               n, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "", pause)
+                store.close()
+                self.stopping.wait(pause)
+                pause = min(pause * 2, 10.0)
+                continue
+            if not rows:
+                self.wake.wait(self.config.daemon.poll_interval)
+                self.wake.clear()
+                continue
+            for row in rows:
+                self.heartbeat.hold(row.id, owner)
+                try:
+                    runner.run(row, owner)
+                except Exception:
+                    # run() handles flow errors itself; this is the last line of defence.
+                    logger.exception("worker {}: unexpected error on row {}; its lease will expire "
+                                     "and the rescuer will take it", n, row.id)
+                    store.close()
+                finally:
+                    self.heartbeat.release(row.id)
+                    self.processed += 1
+        store.close()
+
+    def _listen_loop(self) -> None:
+        """PostgreSQL: wake the workers when the HIS inserts a row (NOTIFY in
+        the mi_outbox trigger).  Polling still runs underneath, so a lost
+        notification or a dropped LISTEN connection only costs latency."""
+        store = self.new_store()
+        while not self.stopping.is_set():
+            try:
+                conn = store.dialect.connect(store.url, autocommit=True)
+                conn.execute("LISTEN mi_outbox")
+                while not self.stopping.is_set():
+                    for _ in conn.notifies(timeout=1.0, stop_after=64):
+                        self.wake.set()
+                conn.close()
+            except Exception as exc:
+                logger.warning("LISTEN connection lost ({}); polling until it is back", type(exc).__name__)
+                self.stopping.wait(2.0)
