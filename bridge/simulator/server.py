@@ -38,16 +38,22 @@ from loguru import logger
 
 from bridge.masking import mask_text
 
-from . import mpc_envelope
+from . import gateway, mpc_envelope
 from .callbacks import CallbackSender
 from .config import SimulatorConfig
+from .facepay import RealAccounts
 from .faults import Fault, FaultError, Faults
 from .ledger import Ledger
 from .mobilepay import PATHS as MPC_PATHS
 from .mobilepay import MobilePay, MpcError
+from .offline import Offline, OfflineError
 from .persons import PersonError, Persons
+from .reconciliation import Reconciliation
+from .terminal import FaceTerminal, TerminalError
 from .tokens import Tokens
 from .wire import dumps, loads
+
+TERMINAL_PATH = "/nationec/trans"
 
 GARBLED = b"\x1f\x8b<html>502 Bad Gateway</ht"   # not JSON, not even complete
 
@@ -97,6 +103,88 @@ class MobilePayFront:
         return self._sealed(out, 0, "成功", bad_sig)
 
 
+class OfflineFront:
+    """x-tif gateway check, then the offline platform (offline.md §1-§3)."""
+
+    def __init__(self, sim: "Simulator") -> None:
+        self.sim = sim
+
+    def interface_of(self, path: str, body: bytes) -> Optional[str]:
+        cfg = self.sim.cfg
+        if path == cfg.unionrefund_path:
+            return "tgdupc004"
+        if path.startswith(cfg.offline_base_path):
+            infno = path[len(cfg.offline_base_path):]
+            return infno if infno and "/" not in infno else None
+        return None
+
+    def _json(self, obj: dict) -> Reply:
+        return Reply(200, dumps(obj).encode("utf-8"))
+
+    def rejection(self, interface: str, fault: Fault) -> Reply:
+        if fault.fault == "bad_signature":
+            return self._json(gateway.wrapper_error(fault.message or "x-tif-signature签名校验失败"))
+        return self._json(gateway.response(self.sim.cfg, None, gateway.received_time(),
+                                           error=fault.message or "业务处理失败",
+                                           infcode=int(fault.code or -1)))
+
+    def process(self, interface: str, body: bytes, headers: Any, fault: Optional[Fault]) -> Reply:
+        cfg = self.sim.cfg
+        received = gateway.received_time()
+        try:
+            gateway.check_tif(headers, cfg)
+        except gateway.GatewayError as exc:
+            return self._json(gateway.wrapper_error(str(exc)))
+        try:
+            env = loads(body)
+            if not isinstance(env, dict):
+                raise ValueError
+        except (ValueError, UnicodeDecodeError):
+            return self._json(gateway.response(cfg, None, received, error="请求报文不是合法的JSON对象"))
+        try:
+            output = self.sim.offline.handle(env, interface)
+        except OfflineError as exc:
+            return self._json(gateway.response(cfg, None, received, error=exc.message))
+        if isinstance(output, bytes):   # 9102: the reply body is the file itself (offline.md §10.2)
+            return Reply(200, output)
+        return self._json(gateway.response(cfg, output, received))
+
+
+class TerminalFront:
+    """The e-credential library's exchange with the face terminal (terminal.py)."""
+
+    def __init__(self, sim: "Simulator") -> None:
+        self.sim = sim
+
+    def interface_of(self, path: str, body: bytes) -> Optional[str]:
+        try:
+            req = loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return "terminal"
+        return str(req.get("transType") or "terminal") if isinstance(req, dict) else "terminal"
+
+    @staticmethod
+    def _reply(code: int, message: str, data: Optional[dict], org: str = "") -> Reply:
+        body = {"code": code, "message": message, "data": None if data is None else dumps(data), "orgId": org}
+        return Reply(200, dumps(body).encode("utf-8"))
+
+    def rejection(self, interface: str, fault: Fault) -> Reply:
+        return self._reply(int(fault.code or -1), fault.message or "业务处理失败", None)
+
+    def process(self, interface: str, body: bytes, headers: Any, fault: Optional[Fault]) -> Reply:
+        try:
+            req = loads(body)
+            if not isinstance(req, dict):
+                raise ValueError
+        except (ValueError, UnicodeDecodeError):
+            return self._reply(-1, "请求报文不是合法的JSON对象", None)
+        org = str(req.get("orgId") or "")
+        try:
+            return self._reply(0, "成功", self.sim.terminal.handle(req), org)
+        except TerminalError as exc:
+            return self._reply(-1, str(exc), None, org)
+
+
 class Simulator:
     """All state of the simulated platforms; the HTTP handler only routes to it."""
 
@@ -108,7 +196,17 @@ class Simulator:
         self.faults = Faults()
         self.callbacks = CallbackSender(cfg, self.faults)
         self.mobilepay = MobilePay(cfg, self.persons, self.tokens, self.ledger, self.callbacks)
-        self.fronts: list[tuple[Any, Any]] = [(lambda p: p in MPC_PATHS, MobilePayFront(self))]
+        self.accounts = RealAccounts(cfg, self.persons, self.faults, self.ledger)
+        self.offline = Offline(cfg, self.persons, self.tokens, self.ledger, self.accounts)
+        self.reconciliation = Reconciliation(self.offline)
+        self.offline.reconciliation = self.reconciliation
+        self.terminal = FaceTerminal(cfg, self.persons, self.tokens, self.ledger)
+        offline_front = OfflineFront(self)
+        self.fronts: list[tuple[Any, Any]] = [
+            (lambda p: p in MPC_PATHS, MobilePayFront(self)),
+            (lambda p: offline_front.interface_of(p, b"") is not None, offline_front),
+            (lambda p: p == TERMINAL_PATH, TerminalFront(self)),
+        ]
 
     def reset(self) -> None:
         self.faults.clear()
@@ -117,6 +215,10 @@ class Simulator:
         self.ledger.reset()
         self.callbacks.reset()
         self.mobilepay.reset()
+        self.accounts.reset()
+        self.offline.reset()
+        self.reconciliation.reset()
+        self.terminal.reset()
 
     def front_for(self, path: str):
         for match, front in self.fronts:
@@ -126,7 +228,9 @@ class Simulator:
 
     def state(self) -> dict:
         return {"counts": self.ledger.counts(), "orders": self.mobilepay.public(),
+                "settlements": self.offline.public(), "account_deductions": self.accounts.public(),
                 "persons": self.persons.balances(), "callbacks": self.callbacks.log(),
+                "terminal_notices": self.terminal.public(),
                 "faults_armed": self.faults.armed(), "faults_fired": list(self.faults.fired),
                 "events": self.ledger.events()}
 
@@ -161,9 +265,11 @@ class Simulator:
                 return 200, self.mobilepay.pay(str(body.get("payOrdId")))
             except MpcError as exc:
                 return 409, {"error": exc.message}
-        extra = getattr(self, "extra_control", None)
-        if extra is not None:
-            return extra(method, path, body)
+        if route == ("POST", "/__sim__/face/present"):
+            try:
+                return 200, self.terminal.present(body)
+            except TerminalError as exc:
+                return 404, {"error": str(exc)}
         return 404, {"error": "no such control endpoint"}
 
 
