@@ -43,6 +43,11 @@ class Fault:
     message: Optional[str] = None
     delay: Optional[float] = None
 
+    def public(self) -> dict:
+        d = asdict(self)
+        d["delay"] = None if self.delay is None else str(self.delay)
+        return d
+
 
 class Faults:
     def __init__(self) -> None:
@@ -86,4 +91,4 @@ class Faults:
 
     def armed(self) -> list[dict]:
         with self._lock:
-            return [asdict(f) for f in self._armed]
+            return [f.public() for f in self._armed]

@@ -243,7 +243,7 @@ class Simulator:
             self.reset()
             return 200, {"reset": True}
         if route == ("POST", "/__sim__/faults"):
-            return 200, {"armed": self.faults.arm(body).__dict__}
+            return 200, {"armed": self.faults.arm(body).public()}
         if route == ("GET", "/__sim__/faults"):
             return 200, {"armed": self.faults.armed(), "fired": list(self.faults.fired)}
         if route == ("DELETE", "/__sim__/faults"):
