@@ -435,6 +435,10 @@ class Store:
             return cur.fetchall()
         return self._tx(go)
 
+    def execute(self, sql: str, params: dict | None = None) -> int:
+        """One statement in its own transaction; returns the row count."""
+        return self._tx(lambda cur: self._exec(cur, sql, params).rowcount)
+
     def status(self) -> dict:
         """Counts by state, the age of the oldest open request, and the held rows."""
         age = self.dialect.age_seconds("created_at")

@@ -207,8 +207,11 @@ class Runner:
                 f"gave up after {row.attempts} attempts ({'in doubt' if isinstance(t, InDoubt) else 'retrying'}): {t.message}"
             logger.warning("row {} held: [{}] {}", row.id, code, reason)
             held = InboxRow(result_type="held", outcome="held", error_code=code, error_message=reason)
+            # A Retry that ran out clears the call (the step was safe to redo); a
+            # Hold or an unresolved doubt keeps it, so a requeue queries first.
             self._persist(lambda: s.release(row, owner, "held", 0, data, error_code=code,
-                                            error_message=reason, keep_call=True, inbox=[held]))
+                                            error_message=reason, keep_call=not isinstance(t, Retry),
+                                            inbox=[held]))
             return
         delay = st.backoff.delay(row.attempts)
         state = "in_doubt" if isinstance(t, InDoubt) else "pending"
