@@ -8,7 +8,6 @@ both an enveloped reply with code 0 and a plain HTTP 200, as the digest suggests
 from __future__ import annotations
 
 import threading
-import time
 from typing import Optional
 
 import httpx

@@ -275,7 +275,7 @@ class Offline:
                 req.append(batch_field)
             _req(row, *req)
             v = self._visit(row, kind)
-            if any(s.infno in ("2304",) for s in self._valid_settlements(v.mdtrt_id)) and kind == "inpatient":
+            if kind == "inpatient" and self._valid_settlements(v.mdtrt_id):
                 raise OfflineError("已结算的住院就诊不能再上传费用")
             sn = str(row["feedetl_sn"])
             if sn in v.details:

@@ -19,6 +19,7 @@ import zipfile
 from decimal import Decimal
 from typing import Any
 
+from .offline import OfflineError
 from .split import ZERO
 from .wire import MoneyError, yuan
 
@@ -26,7 +27,6 @@ ROW_BALANCED, ROW_INSTITUTION_ONLY, ROW_CENTRE_ONLY, ROW_MISMATCH = "0", "1", "2
 
 
 def _err(message: str) -> Exception:
-    from .offline import OfflineError   # late: offline imports this module's owner
     return OfflineError(message)
 
 

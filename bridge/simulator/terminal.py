@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Optional
-
 from .config import SimulatorConfig
 from .ledger import Ledger
 from .persons import Persons
@@ -40,7 +38,7 @@ class FaceTerminal:
         self.reset()
 
     def reset(self) -> None:
-        with getattr(self, "_lock", threading.Lock()):
+        with self._lock:
             self.present_at: dict[str, str] = {}     # orgId ("" = any) -> psn_no
             self.auths: dict[str, dict] = {}         # authNo -> {psn_no, outBizNo, orgId}
             self.notices: list[dict] = []

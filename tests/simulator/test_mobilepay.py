@@ -2,20 +2,15 @@
 from __future__ import annotations
 
 import base64
-import json
 import time
 import uuid
 from decimal import Decimal
-
-import httpx
-import pytest
 
 from bridge.crypto import sm2
 
 from .conftest import control, state
 from .spec_client import MobilePayClient
 
-ZHANG = {"psnNo": "44010000000000000001", "name": "张三"}
 ORG = "H44010600001"
 
 

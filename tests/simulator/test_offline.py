@@ -7,8 +7,6 @@ import io
 import zipfile
 from decimal import Decimal
 
-import httpx
-
 from .conftest import control, state
 from .offline_helpers import (ADMDVS, QIAN, WANG, ZHANG, ZHAO, cancel_input, ok, outpatient, register,
                               upload_fees, settle_input)
