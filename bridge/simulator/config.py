@@ -60,6 +60,7 @@ class SimulatorConfig:
     timestamp_style: str = "ms"              # "ms" (epoch ms as string) or "14" (yyyyMMddHHmmss)
     duplicate_medorgord: str = "return_same"  # §9: "return_same" or "reject"
     pay_auth_ttl_seconds: int = 600          # §5.7: payAuthNo lives minutes
+    direct_settle_zero_cash: bool = False    # §9: 6202 settles at once (ordStas 6) when cash is 0
     # --- offline choices ---
     offline_base_path: str = "/ebus/gdyb_inf/poc/hsa/hgs/"   # offline.md §1.1 (SZ config shape)
     unionrefund_path: str = "/ebus/gdyb_inf/poc_hos_unionRefund"  # facepay.md mpc004 test path

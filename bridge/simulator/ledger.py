@@ -11,6 +11,19 @@ from collections import Counter
 from decimal import Decimal
 
 
+KINDS = (
+    "mobilepay.charge",      # the patient paid a mobile-pay order (fund + account + cash)
+    "mobilepay.refund",      # a 6203 refund that moved money
+    "mobilepay.revoke",      # 6401
+    "offline.settlement",    # 2207 / 2304 / 2260 settle
+    "offline.cancellation",  # 2208 / 2305 / 2261
+    "offline.reversal",      # 2601
+    "account.deduction",     # real-account (UnionPay) deduction
+    "account.refund",        # real-account (UnionPay) refund
+    "terminal.notice",       # cn.nhsa.settle.notify received
+)
+
+
 class Ledger:
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -21,13 +34,15 @@ class Ledger:
             self._events.clear()
 
     def record(self, kind: str, ref: str, amount: Decimal, **extra) -> None:
+        assert kind in KINDS, kind
         with self._lock:
             self._events.append({"kind": kind, "ref": ref, "amount": str(amount),
                                  "at": time.strftime("%Y-%m-%d %H:%M:%S"), **extra})
 
     def counts(self) -> dict[str, int]:
         with self._lock:
-            return dict(Counter(e["kind"] for e in self._events))
+            seen = Counter(e["kind"] for e in self._events)
+            return {k: seen.get(k, 0) for k in KINDS}
 
     def events(self) -> list[dict]:
         with self._lock:

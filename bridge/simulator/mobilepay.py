@@ -209,6 +209,9 @@ class MobilePay:
                        person.balc if use_acct else ZERO)
         order.fund, order.acct, order.cash, order.fund_ratio = s.fund, s.acct, s.cash, s.fund_ratio
         order.ord_stas = "2" if s.cash > 0 else "1"
+        if s.cash == 0 and self.cfg.direct_settle_zero_cash:
+            # §5.2/§9: with nothing left to pay, some regions settle in 6202 itself (ordStas 6).
+            self.callbacks.send(order.pay_ord_id, self._complete(order))
         return {**self._amounts(order), "payOrdId": order.pay_ord_id, "ordStas": order.ord_stas,
                 "extData": {"preSetl": self._pre_setl(order, person)}}
 
@@ -238,6 +241,13 @@ class MobilePay:
                 raise MpcError("订单不存在")
             if order.ord_stas not in ("1", "2"):
                 raise MpcError(f"订单状态{order.ord_stas}不能支付")
+            notice = self._complete(order)
+        self.callbacks.send(order.pay_ord_id, notice)
+        return order.public()
+
+    def _complete(self, order: Order) -> dict:
+        """Charge a pre-settled order and return its 6302 notice."""
+        with self._lock:
             try:
                 if order.acct:
                     self.persons.debit(order.psn_no, order.acct)
@@ -250,9 +260,7 @@ class MobilePay:
             order.revs_token = secrets.token_hex(16)
             self.ledger.record("mobilepay.charge", order.pay_ord_id, order.fee_sumamt,
                                fund=str(order.fund), acct=str(order.acct), cash=str(order.cash))
-            notice = self._notice(order)
-        self.callbacks.send(order.pay_ord_id, notice)
-        return order.public()
+            return self._notice(order)
 
     def _notice(self, o: Order) -> dict:
         """6302 fields (mobilepay.md §5.6); extData.setlinfo in FSI-2207 camelCase."""

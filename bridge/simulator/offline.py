@@ -329,8 +329,11 @@ class Offline:
         try:
             ext = facepay.facepay_requested(node)
             if ext is not None:
+                # Settlement re-checks enablement and the real account, and needs the current
+                # UnionPay balance for the split, so 2207/2304 query it too (facepay.md step 4).
                 available = self.accounts.balance(env["fixmedins_code"], p)
             else:
+                # Outside face-pay mode any account (real or notional) pays acct_pay the usual way.
                 use = str(node.get("acct_used_flag", "0")) == "1" and p.has_account
                 available = p.balc if use else ZERO
         except FacePayError as exc:

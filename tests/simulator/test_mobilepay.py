@@ -218,3 +218,18 @@ def test_callback_retried_until_accepted(mpc, sim, hospital):
         time.sleep(0.05)
     assert len(hospital.received) == 3
     assert cb[0]["delivered"] is False
+
+
+def test_direct_settle_mode_settles_zero_cash_orders_in_6202(hospital):
+    from bridge.simulator import SimulatorConfig, start_simulator
+    cfg = SimulatorConfig.generate(direct_settle_zero_cash=True, callback_url=hospital.url)
+    with start_simulator(cfg) as other:
+        hospital.event.clear()
+        client = MobilePayClient(other.url, other.client_credentials()["mobilepay"])
+        data, _, out = upload(client, other, total="10.00")         # 7.00 fund + 3.00 account
+        _, split = place(client, other, data, out)
+        assert split["ordStas"] == "6" and split["ownPayAmt"] == Decimal("0.00")
+        assert state(other)["counts"]["mobilepay.charge"] == 1
+        assert hospital.event.wait(5)
+        data, _, out = upload(client, other, "44010000000000000003", "10.00")   # cash due: stays unpaid
+        assert place(client, other, data, out)[1]["ordStas"] == "2"
