@@ -3,14 +3,14 @@
 Fixed seed set (tests and the demo refer to these by psn_no or certno; certnos are
 fictitious but carry a valid GB 11643 check character):
 
-| psn_no               | name   | insutype | psn_type | insured region | personal account        |
-|----------------------|--------|----------|----------|----------------|-------------------------|
-| 44010000000000000001 | 张三   | 310      | 11       | 440100         | real (实账), 1000.00     |
-| 44030000000000000002 | 李四   | 310      | 12       | 440300         | real (实账), 0.00        |
-| 44010000000000000003 | 王小明 | 390      | 14       | 440100         | none (resident scheme)  |
-| 44060000000000000004 | 赵敏   | 310      | 11       | 440600         | notional (not 实账), 500.00 |
-| 44010000000000000005 | 钱七   | 310      | 11       | 440100         | real, 200.00; insurance suspended (uninsured) |
-| 44200000000000000006 | 孙八   | 310      | 12       | 442000         | real (实账), 3000.00, civil servant |
+| psn_no               | certno             | name   | insutype | psn_type | region | personal account           |
+|----------------------|--------------------|--------|----------|----------|--------|----------------------------|
+| 44010000000000000001 | 440106198001010019 | 张三   | 310      | 11       | 440100 | real (实账), 1000.00        |
+| 44030000000000000002 | 440304197505050026 | 李四   | 310      | 12       | 440300 | real (实账), 0.00           |
+| 44010000000000000003 | 440106201003030034 | 王小明 | 390      | 14       | 440100 | none (resident scheme)     |
+| 44060000000000000004 | 440604198808080047 | 赵敏   | 310      | 11       | 440600 | notional (not 实账), 500.00 |
+| 44010000000000000005 | 440106199009090054 | 钱七   | 310      | 11       | 440100 | real, 200.00; insurance suspended (uninsured) |
+| 44200000000000000006 | 442000196506060061 | 孙八   | 310      | 12       | 442000 | real (实账), 3000.00, civil servant |
 
 psn_type values are [U]: the digests name the field but not its dictionary (offline.md §5.1).
 "real" means the account money is held at UnionPay and can be deducted through the face-pay

@@ -316,6 +316,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/__sim__/"):
             try:
                 parsed = loads(body) if body else {}
+                if not isinstance(parsed, dict):
+                    raise ValueError("the body must be a JSON object")
                 status, out = self.sim.control(method, path, parsed)
             except (FaultError, PersonError, ValueError) as exc:
                 status, out = 400, {"error": str(exc)}

@@ -208,3 +208,10 @@ def test_3202_details_via_9101_9102(gw, sim):
         rows = [line.split("\t") for line in z.read(z.namelist()[0]).decode().splitlines()]
     by_setl = {r[2]: r[4] for r in rows}
     assert by_setl == {s1["setl_id"]: "0", s2["setl_id"]: "3", "999999999999": "1"}
+
+
+def test_seed_persons_match_their_documentation(sim):
+    import bridge.simulator.persons as persons_module
+    doc = persons_module.__doc__
+    for p in control(sim, "GET", "/__sim__/persons")["persons"]:
+        assert f"| {p['psn_no']} | {p['certno']} | {p['psn_name']}" in doc
