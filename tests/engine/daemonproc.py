@@ -1,0 +1,89 @@
+"""Real daemon processes for the crash, race and restart tests."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bridge.db.store import Store
+
+CONFIG = """
+[database]
+url = "{url}"
+
+[daemon]
+workers = {workers}
+poll_interval = 0.1
+lease_seconds = {lease}
+recovery_interval = 0.5
+retry_base_seconds = 0.1
+retry_cap_seconds = 1.0
+stop_timeout = 10
+
+[logging]
+level = "INFO"
+file = "{log}"
+
+[testplatform]
+url = "{platform}"
+timeout = {timeout}
+"""
+
+
+class DaemonProcess:
+    def __init__(self, tmp_path: Path, url: str, platform_url: str, name: str = "d",
+                 workers: int = 2, lease: float = 2.0, timeout: float = 1.0, crash_at: str | None = None):
+        self.log = tmp_path / f"{name}.log"
+        cfg = tmp_path / f"{name}.toml"
+        cfg.write_text(CONFIG.format(url=url, workers=workers, lease=lease, log=self.log,
+                                     platform=platform_url, timeout=timeout))
+        env = dict(os.environ)
+        env.pop("MIBRIDGE_CRASH_AT", None)
+        if crash_at:
+            env["MIBRIDGE_CRASH_AT"] = crash_at
+        self.stderr = open(tmp_path / f"{name}.stderr", "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "daemon.cli", "-c", str(cfg), "run"],
+                                     env=env, stdout=self.stderr, stderr=subprocess.STDOUT)
+
+    def wait_exit(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"daemon did not exit within {timeout}s; log:\n{self.tail()}")
+
+    def terminate(self, timeout: float = 20) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.wait_exit(timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+def wait_until_final(store: Store, timeout: float, proc: DaemonProcess | None = None) -> dict:
+    """Wait until no row is pending/running/in_doubt; returns {state: count}."""
+    deadline = time.monotonic() + timeout
+    last = {}
+    while time.monotonic() < deadline:
+        try:
+            last = {r[0]: int(r[1]) for r in store.query("SELECT state, COUNT(*) FROM mi_outbox GROUP BY state")}
+        except Exception:
+            time.sleep(0.3)   # the database may be restarting
+            continue
+        if not any(last.get(s) for s in ("pending", "running", "in_doubt")):
+            return last
+        if proc is not None and proc.proc.poll() is not None:
+            raise AssertionError(f"daemon exited early ({proc.proc.returncode}); log:\n{proc.tail()}")
+        time.sleep(0.2)
+    raise AssertionError(f"rows not final after {timeout}s: {last}; log:\n{proc.tail() if proc else ''}")
