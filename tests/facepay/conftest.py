@@ -3,7 +3,7 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 
-from facepay_stub import Handler, Stub
+from .facepay_stub import Handler, Stub
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from bridge.facepay.expcontent import FacePayTerms
 from bridge.offline.client import OfflineClient
 from bridge.offline.config import OfflineConfig, Operator
 
-from facepay_stub import SECRET
+from .facepay_stub import SECRET
 
 CODE = "H44010600001"
 PSN = "44030000000001112535"

@@ -4,7 +4,7 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 
-from offline_stub import Handler, Stub
+from .offline_stub import Handler, Stub
 
 
 @pytest.fixture

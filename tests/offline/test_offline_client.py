@@ -12,7 +12,7 @@ from bridge.offline.client import OfflineClient, SignInRequired
 from bridge.offline.config import GUANGZHOU_INPUT_NODES, OfflineConfig, Operator
 from bridge.offline.signin import SignIn
 
-from offline_stub import CODE, SECRET, tif_ok
+from .offline_stub import CODE, SECRET, tif_ok
 
 OP = Operator("0001", "李收费")
 TERMS = FacePayTerms(merchant_no="102440100000004", terminal_no="00000143", isv_no="123456",
