@@ -1,0 +1,70 @@
+"""The daemon as a Windows service (needs pywin32: pip install pywin32).
+
+    python -m daemon.winservice --startup auto install
+    setx /M MIBRIDGE_CONFIG C:\\ProgramData\\mibridge\\mibridge.toml
+    (and MIBRIDGE_DB_PASSWORD and the platform secrets, machine-wide, readable by the service account)
+    python -m daemon.winservice start | stop | remove
+
+Stopping the service does what SIGTERM does on Linux: no new rows are
+claimed, rows in progress finish their step (stop_timeout), anything left is
+recovered by lease expiry.  Not testable on Linux CI; the logic it runs is
+the same Daemon class the tests exercise.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+try:
+    import servicemanager
+    import win32event
+    import win32service
+    import win32serviceutil
+except ImportError:  # not Windows, or pywin32 missing
+    win32serviceutil = None
+
+
+if win32serviceutil is not None:
+    class MibridgeService(win32serviceutil.ServiceFramework):
+        _svc_name_ = "mibridge"
+        _svc_display_name_ = "mibridge medical-insurance payment bridge"
+        _svc_description_ = "Claims HIS outbox rows and runs insurance payment flows (see README)."
+
+        def __init__(self, args):
+            super().__init__(args)
+            self._stop_event = win32event.CreateEvent(None, 0, 0, None)
+            self._daemon = None
+
+        def SvcStop(self):
+            self.ReportServiceStatus(win32service.SERVICE_STOP_PENDING)
+            if self._daemon is not None:
+                self._daemon.stopping.set()
+                self._daemon.wake.set()
+            win32event.SetEvent(self._stop_event)
+
+        def SvcDoRun(self):
+            from daemon import logs
+            from daemon.app import build_registry, build_services
+            from daemon.config import load
+            from daemon.service import Daemon
+
+            cfg = load(os.environ.get("MIBRIDGE_CONFIG"))
+            logs.setup(cfg.logging.level, cfg.logging.file, cfg.logging.rotation, cfg.logging.retention)
+            servicemanager.LogInfoMsg("mibridge starting")
+            self._daemon = Daemon(cfg, build_registry(cfg), build_services(cfg))
+            self._daemon.start()
+            win32event.WaitForSingleObject(self._stop_event, win32event.INFINITE)
+            self._daemon.stop()
+            servicemanager.LogInfoMsg("mibridge stopped")
+
+
+def main() -> int:
+    if win32serviceutil is None:
+        print("the Windows service needs Windows and pywin32 (pip install pywin32)", file=sys.stderr)
+        return 1
+    win32serviceutil.HandleCommandLine(MibridgeService)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
