@@ -187,10 +187,16 @@ def main(argv=None) -> int:
     p.set_defaults(fn=cmd_flows)
 
     p = sub.add_parser("simulator", help="run the platform simulator on loopback")
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(fn=cmd_simulator)
+    p.set_defaults(fn=cmd_simulator, rest=[])
 
-    args = ap.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "simulator" in argv:
+        # Everything after "simulator" belongs to the simulator's own parser.
+        i = argv.index("simulator")
+        args = ap.parse_args(argv[:i + 1])
+        args.rest = argv[i + 1:]
+    else:
+        args = ap.parse_args(argv)
     try:
         return args.fn(args)
     except KeyboardInterrupt:

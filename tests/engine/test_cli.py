@@ -1,0 +1,71 @@
+"""The command line as an administrator uses it, and the demo as README runs it."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from bridge.db.store import Store
+
+
+def mibridge(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "daemon.cli", *args], capture_output=True, text=True,
+                          timeout=120, cwd=cwd)
+
+
+def test_demo_runs_end_to_end_without_double_charge(tmp_path):
+    r = mibridge("demo", "--db", str(tmp_path / "demo.db"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Double charges: none" in r.stdout
+    assert '"done": 3' in r.stdout and '"failed": 2' in r.stdout
+    assert "refused by the database" in r.stdout
+
+
+def test_db_install_enqueue_status_requeue_resolve(tmp_path):
+    url = f"sqlite:///{tmp_path / 'his.db'}"
+    r = mibridge("db", "install", "--url", url)
+    assert r.returncode == 0 and "install.sql" in r.stdout, r.stderr
+    r = mibridge("enqueue", "test.charge", "INV-1", "--payload", '{"patient_id":"P","total_amount":"1.00"}', "--url", url)
+    assert r.returncode == 0
+    oid = int(r.stdout.strip())
+    r = mibridge("enqueue", "test.charge", "INV-2", "--payload", '{"total_amount":"-1"}', "--url", url)
+    assert r.returncode != 0 and "total_amount" in r.stderr
+    store = Store(url)
+    [row] = store.claim("w", 30)
+    store.release(row, "w", "held", 0, {}, error_code="X1", error_message="platform said no", keep_call=False)
+    r = mibridge("status", "--url", url)
+    assert r.returncode == 2  # held rows make status exit non-zero, for monitoring scripts
+    assert "held" in r.stdout and "platform said no" in r.stdout
+    r = mibridge("requeue", str(oid), "--url", url)
+    assert r.returncode != 0 and "--note" in r.stderr
+    r = mibridge("requeue", str(oid), "--note", "retry after fix", "--actor", "dba1", "--url", url)
+    assert r.returncode == 0 and "pending" in r.stdout
+    [row] = store.claim("w", 30)
+    store.release(row, "w", "held", 0, {}, error_code="X1", error_message="again", keep_call=False)
+    r = mibridge("resolve", str(oid), "--note", "refunded at the counter", "--actor", "dba1", "--url", url)
+    assert r.returncode == 0
+    r = mibridge("resolve", str(oid), "--note", "twice", "--url", url)
+    assert r.returncode == 2 and "not held" in r.stderr
+    audit = [tuple(a) for a in store.query("SELECT action, actor, note FROM mi_audit ORDER BY id")]
+    assert audit == [("requeue", "dba1", "retry after fix"), ("resolve", "dba1", "refunded at the counter")]
+    r = mibridge("status", "--url", url)
+    assert r.returncode == 0 and "resolved  1" in r.stdout
+    store.close()
+
+
+def test_bad_config_is_a_clear_error(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[daemon]\nworkerz = 3\n")
+    r = mibridge("-c", str(cfg), "status")
+    assert r.returncode == 2 and "unknown setting(s) workerz" in r.stderr
+
+
+def test_log_lines_mask_id_and_phone_numbers(capsys):
+    from loguru import logger
+
+    from daemon import logs
+
+    logs.setup("INFO")
+    logger.info("patient 110101199003071234 phone 13812345678 paid")
+    err = capsys.readouterr().err
+    assert "110101199003071234" not in err and "13812345678" not in err
+    assert "110101********1234" in err and "138****5678" in err
