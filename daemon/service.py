@@ -34,6 +34,7 @@ class Daemon:
         self.services = services or {}
         self.extra_jobs = extra_jobs or []
         self.stopping = threading.Event()
+        self._stopped = False
         self.wake = threading.Event()
         self._threads: list[threading.Thread] = []
         self._seq = itertools.count(1)
@@ -75,8 +76,11 @@ class Daemon:
         self._threads.append(t)
 
     def stop(self) -> None:
-        if self.stopping.is_set():
+        # Idempotent through its own flag: `stopping` is already set by the
+        # signal handler when we get here, and must not skip the joins.
+        if self._stopped:
             return
+        self._stopped = True
         logger.info("mibridge daemon stopping: finishing rows in progress (up to {:.0f}s)",
                     self.config.daemon.stop_timeout)
         self.stopping.set()

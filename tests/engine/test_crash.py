@@ -45,3 +45,38 @@ def test_sigkill_then_restart_loses_nothing_and_never_charges_twice(db_url, tmp_
     finally:
         store.close()
         platform.stop()
+
+
+def test_sigterm_lets_in_flight_calls_finish_and_leaves_the_rest_pending(db_url, tmp_path):
+    import time
+
+    import httpx
+
+    platform = RunningTestPlatform(timeout_delay=1.5)
+    store = Store(db_url)
+    try:
+        keys = [f"INV-T{i}" for i in range(6)]
+        for k in keys:
+            store.enqueue("test.charge", k, {"patient_id": "P", "total_amount": "2.00"})
+        # Every charge takes 1.5 s: the 2 workers are mid-call when SIGTERM arrives.
+        httpx.post(platform.url + "/__faults__", json={"path": "/charge", "fault": "timeout", "times": 100})
+        d = DaemonProcess(tmp_path, db_url, platform.url, name="term", workers=2, lease=10, timeout=5.0)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and platform.platform.state()["calls"] < 2:
+            time.sleep(0.05)
+        assert d.terminate(30) == 0, d.tail()
+        states = {r[0]: r[1] for r in store.query("SELECT business_key, state FROM mi_outbox")}
+        done = [k for k, s in states.items() if s == "done"]
+        # The rows in flight finished (charge and notify); nothing else was started.
+        assert len(done) == 2, states
+        assert all(s in ("done", "pending") for s in states.values()), states
+        assert store.query("SELECT COUNT(*) FROM mi_outbox WHERE lease_owner IS NOT NULL")[0][0] == 0
+        fresh = DaemonProcess(tmp_path, db_url, platform.url, name="after", workers=2, lease=10, timeout=5.0)
+        try:
+            assert wait_until_final(store, 60, fresh) == {"done": len(keys)}
+        finally:
+            assert fresh.terminate() == 0
+        assert platform.platform.state()["charges"] == {k: 1 for k in keys}
+    finally:
+        store.close()
+        platform.stop()
