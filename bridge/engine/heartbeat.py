@@ -3,8 +3,8 @@
 One thread per daemon, on its own database connection, renews the lease of
 every row a worker holds, every lease/3 seconds, with the database's clock.
 A row whose renewal touches nothing has been rescued by another daemon (our
-lease expired): it is reported as lost, and the worker's next guarded write
-fails harmlessly.
+lease expired): that is logged, and the worker's next guarded write fails
+harmlessly (LostLease), so no other bookkeeping is needed.
 """
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ class Heartbeat:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="mibridge-heartbeat", daemon=True)
-        self.lost: set[int] = set()
 
     def start(self) -> None:
         self._thread.start()
@@ -52,9 +51,6 @@ class Heartbeat:
                 store = store or self._store_factory()
                 for row_id, owner in held:
                     if not store.heartbeat(row_id, owner, self.lease_seconds):
-                        with self._lock:
-                            if self._held.get(row_id) == owner:
-                                self.lost.add(row_id)
                         logger.warning("row {}: lease could not be renewed (rescued elsewhere?)", row_id)
             except Exception as exc:
                 logger.warning("heartbeat failed ({}); will retry", exc)

@@ -50,6 +50,13 @@ class StepContext:
         """Journal, send, record.  `send` is the platform client's send()."""
         return self._runner.call(self, send, prepared)
 
+    def service(self, name: str):
+        """A platform client or other shared object the daemon was built with."""
+        try:
+            return self._runner.services[name]
+        except KeyError:
+            raise RuntimeError(f"flow needs service {name!r}, which is not configured") from None
+
 
 @dataclass
 class RunnerSettings:

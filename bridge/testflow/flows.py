@@ -32,12 +32,8 @@ class TestChargeFlow(Flow):
         return ChargeRequest(patient_id=require_text(doc, "patient_id"),
                              total_amount=require_amount(doc, "total_amount"))
 
-    @staticmethod
-    def _client(ctx):
-        return ctx._runner.services["testplatform"]
-
     def step_charge(self, ctx):
-        client = self._client(ctx)
+        client = ctx.service("testplatform")
         ref = ctx.row.business_key
         r = ctx.call(client.send, client.prepare_charge(ref, ctx.payload.total_amount))
         if r.outcome is Outcome.OK:
@@ -49,7 +45,7 @@ class TestChargeFlow(Flow):
         return InDoubt("CHARGE_UNKNOWN", r.message or "charge outcome unknown")
 
     def resolve_charge(self, ctx):
-        client = self._client(ctx)
+        client = ctx.service("testplatform")
         r = ctx.call(client.send, client.prepare_query(ctx.row.business_key))
         if r.outcome is not Outcome.OK:
             return InDoubt("QUERY_FAILED", f"could not query the lost charge: {r.message}")
@@ -62,7 +58,7 @@ class TestChargeFlow(Flow):
         return Fail("DOUBLE_CHARGE", f"platform shows {len(charges)} charges for one request")
 
     def step_notify(self, ctx):
-        client = self._client(ctx)
+        client = ctx.service("testplatform")
         r = ctx.call(client.send, client.prepare_notify(ctx.row.business_key))
         if r.outcome is Outcome.OK:
             return Finish([InboxRow(result_type="charge", outcome="ok", order_id=ctx.data["charge_id"],
