@@ -42,17 +42,43 @@ class RealAccountQuery(m.Record):
         return rec
 
 
+def _record(output: Any, infno: str) -> Mapping[str, Any]:
+    """The answer's record: `output.data` (names.OUTPUT_NODE, our choice shared with the
+    simulator in bridge/facepay/fields.py)."""
+    rec = output.get(names.OUTPUT_NODE) if isinstance(output, Mapping) else None
+    if not isinstance(rec, Mapping):
+        raise ValueError(f"{infno} answer without output.{names.OUTPUT_NODE}")
+    return rec
+
+
 @dataclass(frozen=True)
 class RealAccountStatus:
-    """fpy001 answer, kept whole: facepay.md describes its content but names no field."""
+    """fpy001 answer (field names: bridge/facepay/fields.py; `output` keeps the record whole)."""
 
     output: Mapping[str, Any]
+    setl_stas: Optional[str] = None          # "1" valid, "0" cancelled
+    acct_stas: Optional[str] = None          # "0" none, "1" deducted, "2" refunded, "3" refund failed
+    acct_pay: Optional[Decimal] = None
+    platform_seq_id: Optional[str] = None    # UnionPay serial of the deduction
+    refund_seq_id: Optional[str] = None
+
+    @property
+    def settlement_valid(self) -> bool:
+        return self.setl_stas == names.SETL_STAS_VALID
 
     @classmethod
     def from_output(cls, output: Any) -> "RealAccountStatus":
-        if not isinstance(output, Mapping):
-            raise ValueError("fpy001 answer without an output object")
-        return cls(output=output)
+        rec = _record(output, "fpy001")
+        if rec.get(names.SETL_STAS) in (None, ""):
+            raise ValueError(f"fpy001 answer without {names.SETL_STAS}")
+
+        def text(key: str) -> Optional[str]:
+            v = rec.get(key)
+            return None if v in (None, "") else str(v)
+        return cls(output=rec, setl_stas=text(names.SETL_STAS), acct_stas=text(names.ACCT_STAS),
+                   acct_pay=m.to_decimal(rec.get(names.ACCT_PAY)),
+                   platform_seq_id=text(names.PLATFORM_SEQ_ID),
+                   refund_seq_id=text(names.REFUND_SEQ_ID))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,12 +108,18 @@ class PersonalAccountRefund(m.Record):
 class RefundResult:
     ref_status: Optional[str]
     output: Mapping[str, Any]
+    acct_refd_amt: Optional[Decimal] = None
+    refund_seq_id: Optional[str] = None
 
     @classmethod
     def from_output(cls, output: Any) -> "RefundResult":
-        out = output if isinstance(output, Mapping) else {}
-        status = out.get(names.REF_STATUS)
-        return cls(ref_status=None if status is None else str(status), output=out)
+        rec = _record(output, "mpc004")
+        status = rec.get(names.REF_STATUS)
+        if status in (None, ""):
+            raise ValueError(f"mpc004 answer without {names.REF_STATUS}")
+        return cls(ref_status=str(status), output=rec,
+                   acct_refd_amt=m.to_decimal(rec.get(names.ACCT_REFD_AMT)),
+                   refund_seq_id=rec.get(names.REFUND_SEQ_ID) or None)
 
 
 # ============================================================== face-scan terminal
@@ -237,7 +269,7 @@ class FacePayClient:
 
         def decode(status: int, raw: bytes) -> CallResult[RefundResult]:
             res = inner(status, raw)
-            status_text = res.data.ref_status if res.ok and res.data else None
+            status_text = res.data.ref_status if res.ok and res.data else None   # SUCC when OK
             # 6203 semantics (mobilepay.md §5.3): FAIL = not refunded, EXP = unknown.
             if status_text == "FAIL":
                 return dataclasses.replace(res, outcome=Outcome.REJECTED, code="FAIL",

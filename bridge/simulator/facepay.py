@@ -7,16 +7,19 @@ one place, to be corrected in one place:
   Face-pay mode = acct_used_flag "1" and an expContent that carries merchantNo.
 * fpy001 and mpc004 (infno tgdupc004) travel in the offline envelope (facepay.md §2-3).
   Their field lists are NOT public. Only `origPlatformSeqId` (mpc004 input) is named by the
-  tender; the others below are this simulator's choices [U], in FSI snake_case for the
-  FSI-style keys and in the tender's camelCase style for the UnionPay serials:
-    fpy001 input  `data`: setl_id (required), psn_no, mdtrt_id
+  tender; every other name is OUR CHOICE, defined once in bridge/facepay/fields.py and
+  imported from there by this module AND by the client (bridge/facepay/client.py), so the
+  two sides cannot drift apart:
+    fpy001 input  `data`: setl_id (required), psn_no, mdtrt_id (checked when given)
     fpy001 output `data`: setl_id, mdtrt_id, psn_no, setl_stas ("1" valid, "0" cancelled),
                           acct_pay, acct_stas (ACCT_STAS), platformSeqId (always the deduction's
                           UnionPay serial, as the tender says), refNo (reference number),
                           termSeqNo (channel terminal serial), refundSeqId
-    mpc004 input  `data`: setl_id (required), psn_no, origPlatformSeqId (optional; checked
-                          when given)
-    mpc004 output `data`: setl_id, acct_refd_amt, origPlatformSeqId, refundSeqId, acct_stas
+    mpc004 input  `data`: setl_id (required), psn_no, mdtrt_id, origPlatformSeqId (optional;
+                          checked when given), appRefdSn, appRefdTime, psnAcctRefdAmt (checked
+                          when given: must equal the deducted amount - no partial refunds here)
+    mpc004 output `data`: refStatus "SUCC", setl_id, acct_refd_amt, origPlatformSeqId,
+                          refundSeqId, acct_stas
   mpc004 is idempotent: once the deduction is refunded, a repeat answers the same refund.
 
 UnionPay legs can be made to fail with faults on "unionpay.balance", "unionpay.deduct",
@@ -32,13 +35,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Optional
 
+from bridge.facepay import fields as F
+
 from .config import SimulatorConfig
 from .faults import Faults
 from .ledger import Ledger
 from .persons import Person, Persons
 
-EXP_FIELDS = ("merchantNo", "terminalNo", "isvNo", "acctType")   # required; down_payment optional
-ACCT_STAS = {"deducted": "1", "refunded": "2", "refund_failed": "3"}
+EXP_FIELDS = F.EXP_CONTENT_REQUIRED   # down_payment optional
+ACCT_STAS = {"deducted": F.ACCT_STAS_DEDUCTED, "refunded": F.ACCT_STAS_REFUNDED,
+             "refund_failed": F.ACCT_STAS_REFUND_FAILED}
 
 
 class FacePayError(ValueError):
@@ -65,7 +71,7 @@ class Deduction:
 
 def exp_content(node: dict) -> Optional[dict]:
     """The extension object, whether sent as a JSON string or an object, either spelling."""
-    raw = node.get("expContent", node.get("exp_content"))
+    raw = node.get(F.EXP_CONTENT, node.get("exp_content"))
     if raw in (None, ""):
         return None
     if isinstance(raw, str):
@@ -81,7 +87,7 @@ def exp_content(node: dict) -> Optional[dict]:
 def facepay_requested(node: dict) -> Optional[dict]:
     """The face-pay extension if this call asks for face-pay mode, else None."""
     ext = exp_content(node)
-    if ext is None or "merchantNo" not in ext or str(node.get("acct_used_flag", "")) != "1":
+    if ext is None or F.MERCHANT_NO not in ext or str(node.get("acct_used_flag", "")) != "1":
         return None
     missing = [k for k in EXP_FIELDS if ext.get(k) in (None, "")]
     if missing:
@@ -171,27 +177,43 @@ class RealAccounts:
 
 
 def fpy001_output(setl: Any, d: Optional[Deduction]) -> dict:
-    out: dict[str, Any] = {"setl_id": setl.setl_id, "mdtrt_id": setl.mdtrt_id, "psn_no": setl.psn_no,
-                           "setl_stas": "1" if setl.valid else "0",
-                           "acct_pay": setl.split.acct, "acct_stas": "0"}
+    out: dict[str, Any] = {F.SETL_ID: setl.setl_id, F.MDTRT_ID: setl.mdtrt_id, F.PSN_NO: setl.psn_no,
+                           F.SETL_STAS: F.SETL_STAS_VALID if setl.valid else F.SETL_STAS_CANCELLED,
+                           F.ACCT_PAY: setl.split.acct, F.ACCT_STAS: F.ACCT_STAS_NONE}
     if d is not None:
-        out.update({"acct_stas": ACCT_STAS[d.status], "platformSeqId": d.platform_seq_id,
-                    "refNo": d.ref_no, "termSeqNo": d.term_seq_no, "refundSeqId": d.refund_seq_id})
+        out.update({F.ACCT_STAS: ACCT_STAS[d.status], F.PLATFORM_SEQ_ID: d.platform_seq_id,
+                    F.REF_NO: d.ref_no, F.TERM_SEQ_NO: d.term_seq_no, F.REFUND_SEQ_ID: d.refund_seq_id})
     return out
 
 
+def check_settlement_keys(node: dict, setl: Any) -> None:
+    """psn_no / mdtrt_id, when given, must name the same settlement as setl_id."""
+    if node.get(F.PSN_NO) not in (None, "") and str(node[F.PSN_NO]) != setl.psn_no:
+        raise FacePayError("人员编号与结算信息不符")
+    if node.get(F.MDTRT_ID) not in (None, "") and str(node[F.MDTRT_ID]) != setl.mdtrt_id:
+        raise FacePayError("就诊ID与结算信息不符")
+
+
 def mpc004(accounts: RealAccounts, node: dict) -> dict:
-    setl_id = str(node.get("setl_id") or "")
+    setl_id = str(node.get(F.SETL_ID) or "")
     if not setl_id:
         raise FacePayError("setl_id不能为空")
     d = accounts.status(setl_id)
     if d is None:
         raise FacePayError("该结算没有实账个人账户扣款")
-    if node.get("psn_no") not in (None, "") and node["psn_no"] != d.psn_no:
+    if node.get(F.PSN_NO) not in (None, "") and node[F.PSN_NO] != d.psn_no:
         raise FacePayError("人员编号与扣款记录不符")
-    orig = node.get("origPlatformSeqId")
+    orig = node.get(F.ORIG_PLATFORM_SEQ_ID)
     if orig not in (None, "") and orig != d.platform_seq_id:
         raise FacePayError("原银联支付流水号不符")
+    if node.get(F.PSN_ACCT_REFD_AMT) not in (None, ""):
+        try:
+            asked = Decimal(str(node[F.PSN_ACCT_REFD_AMT]))
+        except ArithmeticError:
+            raise FacePayError("退款金额格式错误") from None
+        if asked != d.amount:
+            raise FacePayError(f"退款金额{asked}与实账扣款金额{d.amount}不符")
     d = accounts.refund(setl_id)
-    return {"setl_id": setl_id, "acct_refd_amt": d.amount, "origPlatformSeqId": d.platform_seq_id,
-            "refundSeqId": d.refund_seq_id, "acct_stas": ACCT_STAS[d.status]}
+    return {F.REF_STATUS: "SUCC", F.SETL_ID: setl_id, F.ACCT_REFD_AMT: d.amount,
+            F.ORIG_PLATFORM_SEQ_ID: d.platform_seq_id, F.REFUND_SEQ_ID: d.refund_seq_id,
+            F.ACCT_STAS: ACCT_STAS[d.status]}

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, Optional
 
+from bridge.facepay import fields as F
+
 from . import facepay
 from .config import SimulatorConfig
 from .facepay import FacePayError, RealAccounts
@@ -610,20 +612,25 @@ class Offline:
 
     # --- face-pay extension interfaces ----------------------------------------------------------
     def _ifpy001(self, env: dict, inp: dict, effect: list) -> dict:
-        node = _node(inp, "data")
-        _req(node, "setl_id")
-        st = self.settlements.get(str(node["setl_id"]))
-        if st is None or st.fixmedins_code != env["fixmedins_code"]:
-            raise OfflineError("结算信息不存在")
-        return {"data": facepay.fpy001_output(st, self.accounts.status(st.setl_id))}
-
-    def _itgdupc004(self, env: dict, inp: dict, effect: list) -> dict:
-        node = _node(inp, "data")
-        st = self.settlements.get(str(node.get("setl_id")))
+        node = _node(inp, F.INPUT_NODE)
+        _req(node, F.SETL_ID)
+        st = self.settlements.get(str(node[F.SETL_ID]))
         if st is None or st.fixmedins_code != env["fixmedins_code"]:
             raise OfflineError("结算信息不存在")
         try:
-            return {"data": facepay.mpc004(self.accounts, node)}
+            facepay.check_settlement_keys(node, st)
+        except FacePayError as exc:
+            raise OfflineError(str(exc)) from None
+        return {F.OUTPUT_NODE: facepay.fpy001_output(st, self.accounts.status(st.setl_id))}
+
+    def _itgdupc004(self, env: dict, inp: dict, effect: list) -> dict:
+        node = _node(inp, F.INPUT_NODE)
+        st = self.settlements.get(str(node.get(F.SETL_ID)))
+        if st is None or st.fixmedins_code != env["fixmedins_code"]:
+            raise OfflineError("结算信息不存在")
+        try:
+            facepay.check_settlement_keys(node, st)
+            return {F.OUTPUT_NODE: facepay.mpc004(self.accounts, node)}
         except FacePayError as exc:
             raise OfflineError(str(exc)) from None
 

@@ -49,9 +49,14 @@ def refund(**kw):
 
 
 def test_fpy001_goes_through_the_offline_envelope(stub, client):
-    stub.replies["fpy001"] = env({"anything": "kept whole"})
+    # Output shape: our choice in bridge/facepay/fields.py (shared with the simulator).
+    rec = {"setl_id": "S1", "setl_stas": "1", "acct_stas": "1", "acct_pay": 20.00,
+           "platformSeqId": "UP1", "other": "kept whole"}
+    stub.replies["fpy001"] = env({"data": rec})
     res = client.query_real_account(RealAccountQuery(setl_id="S1", mdtrt_id="M1", psn_no=PSN))
-    assert res.ok and res.data.output == {"anything": "kept whole"}
+    assert res.ok and res.data.output["other"] == "kept whole"
+    assert res.data.settlement_valid and res.data.acct_stas == "1"
+    assert res.data.acct_pay == Decimal("20.00") and res.data.platform_seq_id == "UP1"
     path, _, body = stub.requests[-1]
     assert path == "/ebus/gdyb_inf/poc/hsa/hgs/fpy001"
     assert body["infno"] == "fpy001" and body["msgid"] == res.msg_id
@@ -63,9 +68,11 @@ def test_fpy001_goes_through_the_offline_envelope(stub, client):
 
 
 @pytest.mark.parametrize("reply,outcome,code", [
-    (env({"refStatus": "SUCC"}), Outcome.OK, "0"),
-    (env({"refStatus": "FAIL"}), Outcome.REJECTED, "FAIL"),
-    (env({"refStatus": "EXP"}), Outcome.UNKNOWN, "EXP"),
+    (env({"data": {"refStatus": "SUCC"}}), Outcome.OK, "0"),
+    (env({"data": {"refStatus": "FAIL"}}), Outcome.REJECTED, "FAIL"),
+    (env({"data": {"refStatus": "EXP"}}), Outcome.UNKNOWN, "EXP"),
+    (env({"refStatus": "SUCC"}), Outcome.UNKNOWN, "0"),     # not under output.data
+    (env({"data": {}}), Outcome.UNKNOWN, "0"),              # no refStatus
     (env(None, infcode=-1, err="收单行无退款权限"), Outcome.REJECTED, "-1"),
     ((502, b"bad gateway"), Outcome.UNKNOWN, None),
     ("timeout", Outcome.UNKNOWN, None),
