@@ -213,7 +213,8 @@ def test_callback_retried_until_accepted(mpc, sim, hospital):
     deadline = time.time() + 5
     while time.time() < deadline:
         cb = state(sim)["callbacks"]
-        if cb and cb[0]["attempts"] == 3 and not cb[0]["delivered"]:
+        # The attempt counter moves before the POST lands: wait for both.
+        if cb and cb[0]["attempts"] == 3 and len(hospital.received) == 3:
             break
         time.sleep(0.05)
     assert len(hospital.received) == 3
