@@ -17,33 +17,37 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from loguru import logger
 
 
-def recover_leases(daemon) -> int:
+def _run(daemon, what: str, work) -> int:
+    """One job round on its own short-lived connection; a failure is logged
+    and the next round tries again (the scheduler keeps the job)."""
     store = daemon.new_store()
     try:
+        return work(store)
+    except Exception as exc:
+        logger.warning("{} failed this round ({}: {})", what, type(exc).__name__, exc)
+        return 0
+    finally:
+        store.close()
+
+
+def recover_leases(daemon) -> int:
+    def work(store):
         n = store.recover_expired_leases()
         if n:
             logger.warning("lease recovery: {} row(s) whose worker vanished were returned to work", n)
             daemon.wake.set()
         return n
-    except Exception as exc:
-        logger.warning("lease recovery failed this round ({}: {})", type(exc).__name__, exc)
-        return 0
-    finally:
-        store.close()
+    return _run(daemon, "lease recovery", work)
 
 
 def purge(daemon) -> int:
-    store = daemon.new_store()
-    try:
-        n = store.purge(daemon.config.daemon.purge_keep_days)
-        logger.info("purge: {} finished request(s) older than {} days removed", n,
-                    daemon.config.daemon.purge_keep_days)
+    days = daemon.config.daemon.purge_keep_days
+
+    def work(store):
+        n = store.purge(days)
+        logger.info("purge: {} finished request(s) older than {} days removed", n, days)
         return n
-    except Exception as exc:
-        logger.warning("purge failed ({}: {}); will run again tomorrow", type(exc).__name__, exc)
-        return 0
-    finally:
-        store.close()
+    return _run(daemon, "purge", work)
 
 
 def start_scheduler(daemon, extra_jobs) -> BackgroundScheduler:
