@@ -160,8 +160,7 @@ class Store:
         d = self.dialect
 
         def go(cur):
-            self._exec(cur, d.claim_sql, {"limit": limit})
-            candidates = cur.fetchall()
+            candidates = d.claim_candidates(cur, limit)
             claimed = []
             for row_id, was_state in candidates:
                 self._exec(cur, f"""
@@ -234,11 +233,16 @@ class Store:
     # -- transitions of a claimed row -----------------------------------------
     def _guarded_update(self, cur, row_id: int, owner: str, expected_step: Optional[str],
                         sets: str, params: dict) -> None:
+        # No COALESCE(step, '') = '': Oracle stores '' as NULL, so that is never true there.
+        if expected_step:
+            step_guard, guard = "step = :expected_step", dict(expected_step=expected_step)
+        else:
+            step_guard, guard = "step IS NULL", {}
         self._exec(cur, f"""
             UPDATE mi_outbox SET {sets}, updated_at = {self.dialect.now}
              WHERE id = :id AND lease_owner = :owner AND state = 'running'
-               AND COALESCE(step, '') = :expected_step""",
-                   dict(params, id=row_id, owner=owner, expected_step=expected_step or ""))
+               AND {step_guard}""",
+                   dict(params, id=row_id, owner=owner, **guard))
         if cur.rowcount != 1:
             raise LostLease(row_id)
 

@@ -36,6 +36,14 @@ class Dialect:
     def connect(self, url):
         raise NotImplementedError
 
+    def claim_candidates(self, cur, limit: int) -> list:
+        """Run claim_sql and return at most `limit` (id, state) rows.  Oracle
+        overrides this: it cannot combine a row limit with FOR UPDATE, so it
+        fetches only `limit` rows of the open cursor instead."""
+        text, args = self.convert(self.claim_sql, {"limit": limit})
+        cur.execute(text, args)
+        return cur.fetchall()
+
     def begin_claim(self, conn) -> None:
         """Start the claim transaction (SQLite needs BEGIN IMMEDIATE)."""
 
@@ -45,6 +53,20 @@ class Dialect:
 
     def convert(self, sql: str, params: dict):
         return _convert(self.paramstyle, sql, tuple(sorted(params)) if params else ())(params)
+
+
+def on_conflict_identity_upsert(now: str) -> str:
+    """The identity upsert for databases with INSERT ... ON CONFLICT (PostgreSQL, SQLite)."""
+    return f"""
+        INSERT INTO mi_identity (his_patient_id, psn_no, insuplc_admdvs, insutype, benefit,
+                                 psn_cert_type, source_outbox_id, updated_at)
+        VALUES (:his_patient_id, :psn_no, :insuplc_admdvs, :insutype, :benefit,
+                :psn_cert_type, :source_outbox_id, {now})
+        ON CONFLICT (his_patient_id) DO UPDATE SET
+            psn_no = excluded.psn_no, insuplc_admdvs = excluded.insuplc_admdvs,
+            insutype = excluded.insutype, benefit = excluded.benefit,
+            psn_cert_type = excluded.psn_cert_type, source_outbox_id = excluded.source_outbox_id,
+            updated_at = excluded.updated_at"""
 
 
 @lru_cache(maxsize=512)
