@@ -9,13 +9,16 @@ payAuthNo, the channel (WeChat, Alipay) does (digest §5.7).
 
 Classification in ``send``/``decode``:
 
-* OK       - HTTP 2xx, verified envelope, code "0", business data as expected.
+* OK       - HTTP 2xx, verified envelope, code "0", business data as expected
+             (for 6203: refStatus SUCC).
 * REJECTED - a verified envelope with code != "0" (its code and message kept);
-             6401 answered ``success: false``; or code "NOT_SENT" (below).
+             6401 answered ``success: false``; 6203 refStatus FAIL (code "FAIL", §7.2:
+             not refunded); or code "NOT_SENT" (below).
 * UNKNOWN  - timeout, reset or other transport error once the request may have
              left, HTTP 5xx, a body that is not JSON, does not decrypt or does not
              verify, code missing, or verified data that contradicts the request or
-             itself (payOrdId echo, amount sum).
+             itself (payOrdId echo, amount sum); 6203 refStatus EXP (code "EXP", §7.2:
+             outcome unknown, query 6301 first).
 
 NOT_SENT: when the TCP/TLS connection could not be opened (refused, DNS failure,
 connect timeout, no free pooled connection), no byte of the request left this
@@ -40,8 +43,8 @@ from bridge.masking import mask_text, mask_value
 from .config import MobilePayConfig
 from .envelope import Envelope, EnvelopeError, compact_json, loads
 from .messages import (
-    PayOrderRequest, PayOrderResponse, QueryOrderRequest, QueryOrderResponse, RefundRequest,
-    RefundResponse, RevokeOrderRequest, RevokeOrderResponse, UploadFeeRequest, UploadFeeResponse,
+    PayOrderRequest, PayOrderResponse, QueryOrderRequest, QueryOrderResponse, RefStatus,
+    RefundRequest, RefundResponse, RevokeOrderRequest, RevokeOrderResponse, UploadFeeRequest, UploadFeeResponse,
     from_data, to_data,
 )
 
@@ -240,6 +243,13 @@ class MobilePayClient:
         problem = check(typed) if check else None
         if problem:
             return unknown(problem, text, code)
+        if response_type is RefundResponse and typed.refStatus is not RefStatus.SUCC:
+            # §7.2: FAIL = not refunded (nothing happened: REJECTED); EXP = outcome unknown,
+            # query 6301 before anything else (UNKNOWN).  Code = the refStatus.
+            outcome = Outcome.REJECTED if typed.refStatus is RefStatus.FAIL else Outcome.UNKNOWN
+            return CallResult(outcome, interface, msg_id, data=typed, code=typed.refStatus.value,
+                              message=f"6203 refStatus {typed.refStatus.value}",
+                              http_status=http_status, response_text=text, raw=data)
         return CallResult(Outcome.OK, interface, msg_id, data=typed, code=code, message=platform_message,
                           http_status=http_status, response_text=text, raw=data)
 

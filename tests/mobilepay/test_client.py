@@ -155,6 +155,17 @@ def test_connection_refused_is_not_sent(make_config):
     assert result.outcome is Outcome.REJECTED and result.code == NOT_SENT and result.http_status is None
 
 
+@pytest.mark.parametrize("status,outcome", [("SUCC", Outcome.OK), ("FAIL", Outcome.REJECTED),
+                                            ("EXP", Outcome.UNKNOWN)])
+def test_6203_refund_status_decides_the_outcome(platform, client, status, outcome):
+    platform.respond = lambda req: (200, platform.answer({"refdSn": "R1", "refStatus": status}))
+    result = client.refund(RefundRequest(
+        payOrdId="ORD1", appRefdSn="RF1", appRefdTime="20240101101010", totlRefdAmt=Decimal("2.50"),
+        cashRefdAmt=Decimal("2.50"), refdType=SetlType.CASH, payAuthNo="AUTH1"))
+    assert result.outcome is outcome and result.data.refStatus is RefStatus(status)
+    assert result.code == ("0" if status == "SUCC" else status)
+
+
 def test_6203_refund_accepts_the_hifefdsn_spelling(platform, client):
     platform.respond = lambda req: (200, platform.answer(
         {"refdSn": "R1", "hiFefdSn": "HI1", "hiTrnsDate": "20240101", "hiTrnsTime": "101010", "refStatus": "EXP"}))
@@ -164,7 +175,8 @@ def test_6203_refund_accepts_the_hifefdsn_spelling(platform, client):
         refdType=SetlType.ALL, payAuthNo="AUTH1"))
     assert prepared.keys == {"payOrdId": "ORD1", "appRefdSn": "RF1"} and prepared.msg_id != "RF1"
     result = client.send(prepared)
-    assert result.outcome is Outcome.OK
+    # EXP = refund outcome unknown (digest §7.2): UNKNOWN, the typed answer kept
+    assert result.outcome is Outcome.UNKNOWN and result.code == "EXP"
     assert result.data.hiRefdSn == "HI1" and result.data.refStatus is RefStatus.EXP
     req = platform.requests[0]
     assert req["path"] == "/org/local/api/hos/refund_Order"
