@@ -24,10 +24,11 @@ from bridge.offline.client import OfflineClient
 from bridge.offline.config import OfflineConfig, Operator
 from bridge.simulator import SimulatorConfig, start_simulator
 
-# The "timeout" fault makes the simulator answer after FAULT_DELAY seconds; the clients
-# built for timeout tests give up after SHORT_TIMEOUT.  Normal clients wait NORMAL_TIMEOUT.
-FAULT_DELAY = 0.5
-SHORT_TIMEOUT = 0.2
+# The "timeout" fault makes the simulator answer after FAULT_DELAY seconds; the *_short
+# clients give up after SHORT_TIMEOUT.  Tests prepare with the normal client (NORMAL_TIMEOUT)
+# and only send the faulted call through a short one (send() works for any prepared call).
+FAULT_DELAY = 0.35
+SHORT_TIMEOUT = 0.15
 NORMAL_TIMEOUT = 5.0
 
 ZHANG = "44010000000000000001"   # real account 1000.00, 440100
@@ -245,7 +246,7 @@ def off_client(sim, msgid_dir):
 
 @pytest.fixture
 def off_short_client(sim, msgid_dir):
-    c = make_offline(sim.creds, msgid_dir, read_timeout=SHORT_TIMEOUT)
+    c = make_offline(sim.creds, msgid_dir, read_timeout=SHORT_TIMEOUT, sign_in=False)
     yield c
     c.close()
 

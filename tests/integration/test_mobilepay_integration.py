@@ -156,12 +156,13 @@ def _scenario(interface: str, o: Order):
 @pytest.mark.parametrize("fault", list(FAULTS))
 @pytest.mark.parametrize("interface", ["6201", "6202", "6203", "6301", "6401"])
 def test_every_call_under_every_fault(sim, mp_client, mp_short_client, interface, fault):
-    client = mp_short_client if fault == "timeout" else mp_client
+    client = mp_client
     o = Order(sim, client)
     prepared, committed, follow_up = _scenario(interface, o)
     before = sim.state()
     sim.arm(interface, fault, code="2001", message="模拟业务错误")
-    res = client.send(prepared)
+    # a timeout is sent by a client that gives up sooner (any client can send a prepared call)
+    res = (mp_short_client if fault == "timeout" else client).send(prepared)
 
     expected, effect = FAULTS[fault]
     assert res.outcome is expected, res
@@ -335,3 +336,51 @@ def test_account_part_is_debited_once_and_refunded(sim, mp_client, receiver):
     res = mp_client.refund(o.refund_req(fund="70.00", acct="30.00", kind=SetlType.HI))
     assert res.ok and sim.balance(ZHANG) == "1000.00"
     assert o.query().ordStas is OrdStas.REFUNDED
+
+
+def test_refund_exp_is_unknown_and_6301_settles_it(sim, mp_client):
+    o = Order(sim, mp_client, amounts=("100.00",), acct="1")
+    o.upload()
+    o.order()
+    o.pay()
+    req = o.refund_req(fund="70.00", acct="30.00", kind=SetlType.HI)
+    sim.arm("6203", "refund_exp")
+    res = mp_client.refund(req)
+    assert res.outcome is Outcome.UNKNOWN and res.code == "EXP", res
+    assert o.state()["refunds"] == 1 and sim.balance(ZHANG) == "1000.00"   # it did happen
+    assert o.query().ordStas is OrdStas.REFUNDED
+    again = mp_client.refund(req)                       # same appRefdSn: the stored SUCC
+    assert again.outcome is Outcome.OK and again.data.refStatus is RefStatus.SUCC
+    assert sim.counts()["mobilepay.refund"] == 1
+
+
+def test_the_other_side_of_every_known_gap(receiver, tmp_path):
+    """A centre that uses the other choice at each [U] point of mobilepay.md (lower-case hex,
+    string code, 14-digit timestamps, SM2 user id = appSecret) and a client configured the
+    same way still understand each other."""
+    from bridge.mobilepay.callback import SettlementCallback
+    from bridge.simulator import SimulatorConfig, start_simulator
+
+    from .conftest import Sim
+    cfg = SimulatorConfig.generate(enc_hex_upper=False, code_as_string=True, timestamp_style="14",
+                                   response_uid_mode="appSecret", direct_settle_zero_cash=True,
+                                   callback_url=receiver.url, callback_retry_delay=0.05)
+    with start_simulator(cfg) as running:
+        other = Sim(running)
+        client_cfg = mobilepay_config(other.creds, hex_case="lower", sm2_uid_mode="appSecret",
+                                      timestamp_style="yyyyMMddHHmmss")
+        receiver.parser = SettlementCallback(client_cfg)
+        receiver.clear()
+        with MobilePayClient(client_cfg) as client:
+            o = Order(other, client, amounts=("100.00",), acct="1")
+            o.upload()
+            body = json.loads(client.prepare_query_order(o.query_req()).body)
+            assert len(body["timestamp"]) == 14 and body["encData"] == body["encData"].lower()
+            res = o.order()                             # zero cash: settles in 6202 (§5.2)
+            assert res.data.ordStas is OrdStas.SETTLED and res.code == "0"
+            assert receiver.wait_for(lambda r: r.notices or r.refused)
+            assert receiver.refused == [] and receiver.notices[0].payOrdId == o.pay_ord_id
+            assert o.query().ordStas is OrdStas.SETTLED
+            bad = client.revoke_order(o.revoke_req())
+            assert bad.outcome is Outcome.REJECTED and bad.code == "-1"
+        other.http.close()
