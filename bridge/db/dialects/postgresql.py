@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from bridge.db.dialects.base import Dialect
+from bridge.db.dialects.base import Dialect, on_conflict_identity_upsert
 
 
 class PostgreSQLDialect(Dialect):
@@ -17,16 +17,7 @@ class PostgreSQLDialect(Dialect):
          ORDER BY o.next_attempt_at, o.id
          LIMIT :limit
            FOR UPDATE OF o SKIP LOCKED"""
-    identity_upsert_sql = """
-        INSERT INTO mi_identity (his_patient_id, psn_no, insuplc_admdvs, insutype, benefit,
-                                 psn_cert_type, source_outbox_id, updated_at)
-        VALUES (:his_patient_id, :psn_no, :insuplc_admdvs, :insutype, :benefit,
-                :psn_cert_type, :source_outbox_id, now())
-        ON CONFLICT (his_patient_id) DO UPDATE SET
-            psn_no = excluded.psn_no, insuplc_admdvs = excluded.insuplc_admdvs,
-            insutype = excluded.insutype, benefit = excluded.benefit,
-            psn_cert_type = excluded.psn_cert_type, source_outbox_id = excluded.source_outbox_id,
-            updated_at = excluded.updated_at"""
+    identity_upsert_sql = on_conflict_identity_upsert("now()")
 
     def after(self, param: str) -> str:
         return f"(now() + make_interval(secs => :{param}))"

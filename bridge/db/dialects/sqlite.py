@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from bridge.db.dialects.base import Dialect
+from bridge.db.dialects.base import Dialect, on_conflict_identity_upsert
 
 SQLITE_NOW = "strftime('%Y-%m-%d %H:%M:%f','now')"
 
@@ -21,16 +21,7 @@ class SQLiteDialect(Dialect):
                               AND p.state NOT IN ('done', 'failed', 'resolved'))
          ORDER BY o.next_attempt_at, o.id
          LIMIT :limit"""
-    identity_upsert_sql = f"""
-        INSERT INTO mi_identity (his_patient_id, psn_no, insuplc_admdvs, insutype, benefit,
-                                 psn_cert_type, source_outbox_id, updated_at)
-        VALUES (:his_patient_id, :psn_no, :insuplc_admdvs, :insutype, :benefit,
-                :psn_cert_type, :source_outbox_id, {SQLITE_NOW})
-        ON CONFLICT (his_patient_id) DO UPDATE SET
-            psn_no = excluded.psn_no, insuplc_admdvs = excluded.insuplc_admdvs,
-            insutype = excluded.insutype, benefit = excluded.benefit,
-            psn_cert_type = excluded.psn_cert_type, source_outbox_id = excluded.source_outbox_id,
-            updated_at = excluded.updated_at"""
+    identity_upsert_sql = on_conflict_identity_upsert(SQLITE_NOW)
 
     def after(self, param: str) -> str:
         return f"strftime('%Y-%m-%d %H:%M:%f','now', printf('%+.3f seconds', :{param}))"
