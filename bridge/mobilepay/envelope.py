@@ -65,8 +65,11 @@ def remove_empty(value: Any) -> Any:
     """Drop null, "" and empty arrays, recursively (§3.2 "Empty-value removal").
 
     Null and "" elements inside arrays go too (the "some ports" variant of §3.2:
-    the Java SDK drops "" elements and would crash on null ones).  Empty objects
-    stay: SignUtil.treeParams keeps a nested empty map as ``{}``.  0 and "0" stay.
+    the Java SDK drops "" elements and would crash on null ones).  An empty array
+    that is an array *element* stays: §3.2 removes empty arrays only as the value
+    of a key (found against the simulator, which follows §3.2 literally and so
+    signed ``[[]]`` differently).  Empty objects stay: SignUtil.treeParams keeps a
+    nested empty map as ``{}``.  0 and "0" stay.
     """
     if isinstance(value, Mapping):
         out = {}
@@ -76,8 +79,7 @@ def remove_empty(value: Any) -> Any:
                 out[k] = v
         return out
     if isinstance(value, list):
-        items = [remove_empty(v) for v in value]
-        return [v for v in items if not _is_empty(v)]
+        return [remove_empty(v) for v in value if v is not None and v != ""]
     return value
 
 

@@ -71,7 +71,8 @@ def test_decimal_text_is_kept_through_json_parsing():
 
 
 def test_empty_objects_stay_and_floats_are_refused():
-    assert remove_empty({"a": {"b": None}, "c": [[], ""]}) == {"a": {}}
+    # an empty array as an array element stays (§3.2 removes empty arrays only as key values)
+    assert remove_empty({"a": {"b": None}, "c": [[], ""], "d": [""]}) == {"a": {}, "c": [[]]}
     with pytest.raises(TypeError):
         canonical_json({"a": 1.5})
 
