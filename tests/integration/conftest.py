@@ -264,7 +264,7 @@ def fp_client(off_client, sim):
 
 
 @pytest.fixture
-def fp_short_client(off_short_client, sim):
-    c = make_facepay(off_short_client, sim.creds, read_timeout=SHORT_TIMEOUT)
+def fp_short_client(off_client, sim):
+    c = make_facepay(off_client, sim.creds, read_timeout=SHORT_TIMEOUT)
     yield c
     c.close()

@@ -155,14 +155,14 @@ def _scenario(interface: str, o: Order):
 
 @pytest.mark.parametrize("fault", list(FAULTS))
 @pytest.mark.parametrize("interface", ["6201", "6202", "6203", "6301", "6401"])
-def test_every_call_under_every_fault(sim, mp_client, mp_short_client, interface, fault):
+def test_every_call_under_every_fault(request, sim, mp_client, interface, fault):
     client = mp_client
     o = Order(sim, client)
     prepared, committed, follow_up = _scenario(interface, o)
     before = sim.state()
     sim.arm(interface, fault, code="2001", message="模拟业务错误")
     # a timeout is sent by a client that gives up sooner (any client can send a prepared call)
-    res = (mp_short_client if fault == "timeout" else client).send(prepared)
+    res = (request.getfixturevalue("mp_short_client") if fault == "timeout" else client).send(prepared)
 
     expected, effect = FAULTS[fault]
     assert res.outcome is expected, res
@@ -384,3 +384,13 @@ def test_the_other_side_of_every_known_gap(receiver, tmp_path):
             bad = client.revoke_order(o.revoke_req())
             assert bad.outcome is Outcome.REJECTED and bad.code == "-1"
         other.http.close()
+
+
+def test_nested_empties_sign_the_same_on_both_sides(sim, mp_client):
+    """§3.2 empty-value removal at the edges: null/"" keys and array elements, empty arrays as
+    values and as array elements, empty objects, 0 and "0" - in 6201's free-form extData."""
+    o = Order(sim, mp_client)
+    ext = {"a": None, "b": "", "c": [], "d": [[], "", None, "x", {"e": None}], "f": {},
+           "g": 0, "h": "0", "i": [[None]], "j": {"k": [""]}}
+    res = mp_client.upload_fee(replace(o.upload_req, extData=ext))
+    assert res.outcome is Outcome.OK, res

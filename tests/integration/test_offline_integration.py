@@ -138,15 +138,16 @@ INTERFACES = ["9001", "1101", "2201", "2202", "2203", "2204", "2205", "2206", "2
 
 @pytest.mark.parametrize("fault", list(COMMITS))
 @pytest.mark.parametrize("interface", INTERFACES)
-def test_every_call_under_every_fault(sim, off_client, off_short_client, fp_client,
-                                      fp_short_client, interface, fault):
+def test_every_call_under_every_fault(request, sim, off_client, fp_client, interface, fault):
     short = fault == "timeout"
     p = Patient(sim, off_client, ZHANG, fp_client)
     prepared, send, kind = scenario(interface, p, fp_client)
     before = sim.counts()
     sim.arm(interface, fault, code="-2", message="模拟业务错误")
     if short:   # the same prepared call, sent by a client that gives up sooner
-        send = fp_short_client.send_terminal if interface in TERMINAL else off_short_client.send
+        # (fixtures looked up only here: each httpx client costs an SSL context)
+        send = (request.getfixturevalue("fp_short_client").send_terminal if interface in TERMINAL
+                else request.getfixturevalue("off_short_client").send)
     res = send(prepared)
 
     assert res.outcome is expected_outcome(interface, fault), res
@@ -404,3 +405,43 @@ def test_document_settlement_2260_2261(sim, off_client, fp_client):
     assert ok(fp_client.query_real_account(p.fpy001_req(s))).acct_stas == F.ACCT_STAS_DEDUCTED
     c = ok(off_client.cancel_document_settle(p.cancel_req(s)))
     assert c.medfee_sumamt == D("-80.00") and sim.balance(ZHANG) == "1000.00"
+
+
+def test_guangzhou_variant_end_to_end(sim, msgid_dir):
+    """offline.md §4/§5/§10.1: the Guangzhou build (mdtrtinfo/feeinfo nodes, 9001 under `data`
+    with userid + MD5 password, 2601/3201 fields at the top of `input`, clr_optins and
+    cash_payamt in 3201) and expContent sent as a JSON string under `exp_content`."""
+    from bridge.offline.config import GUANGZHOU_INPUT_NODES
+    c = make_offline(sim.creds, msgid_dir, input_nodes=GUANGZHOU_INPUT_NODES,
+                     gz_sign_in_userid="gzuser", gz_sign_in_password="pw", infver="1.0.0",
+                     recer_sys_code="HIS", recer_admdvs="440100", exp_content_field="exp_content",
+                     exp_content_as_string=True)
+    fp = make_facepay(c, sim.creds)
+    try:
+        p = Patient(sim, c, ZHANG, fp).outpatient_ready(("88.00",))
+        call = c.prepare_settle_outpatient(p.settle_req())
+        body = json.loads(call.body)
+        assert set(body["input"]) == {"mdtrtinfo"}
+        assert isinstance(body["input"]["mdtrtinfo"]["exp_content"], str)
+        s = ok(c.send(call))
+        assert s.acct_pay == D("26.40") and sim.state()["settlements"][s.setl_id]["facepay"]
+        assert ok(fp.query_real_account(p.fpy001_req(s))).acct_stas == F.ACCT_STAS_DEDUCTED
+        tot = ok(c.reconcile_totals(m.ReconcileTotalsRequest(
+            insutype="310", clr_type="11", stmt_begndate=today(), stmt_enddate=today(),
+            medfee_sumamt=s.medfee_sumamt, fund_pay_sumamt=s.fund_pay_sumamt,
+            fixmedins_setl_cnt=1, clr_optins=p.adm, cash_payamt=s.psn_cash_pay)))
+        assert tot.balanced, tot
+        assert ok(c.cancel_outpatient_settlement(p.cancel_req(s))) is not None
+        assert sim.balance(ZHANG) == "1000.00"
+        rev = c.reverse(m.ReversalRequest(psn_no=ZHANG, omsgid=call.msg_id, oinfno="2207",
+                                          insuplc_admdvs=p.adm))
+        assert rev.outcome is Outcome.REJECTED and "已撤销" in rev.message   # nothing to reverse
+        ip = Patient(sim, c, ZHANG, fp).inpatient_ready(("100.00",))
+        revoke = m.RevokeInpatientFeesRequest(feedetl_sn="0000", mdtrt_id=ip.mdtrt_id,
+                                              psn_no=ZHANG, insuplc_admdvs=ip.adm)
+        assert json.loads(c.prepare_revoke_inpatient_fees(revoke).body)["input"].keys() == {"feeinfo"}
+        si = ok(c.settle_inpatient(ip.inpatient_req()))
+        assert ok(c.cancel_inpatient_settlement(ip.cancel_req(si))).acct_pay == -si.acct_pay
+    finally:
+        fp.close()
+        c.close()
