@@ -650,3 +650,11 @@ class Offline:
     def public(self) -> dict:
         with self._lock:
             return {k: s.public() for k, s in self.settlements.items()}
+
+    def public_visits(self) -> dict:
+        """Registrations/admissions and their fee details, so that tests can see the effect
+        of 2201/2202/2204/2205/2301/2302/2401 (which move no money and so are not in the ledger)."""
+        with self._lock:
+            return {k: {"psn_no": v.psn_no, "kind": v.kind, "active": v.active,
+                        "med_type": v.med_type, "details": sorted(v.details)}
+                    for k, v in self.visits.items()}

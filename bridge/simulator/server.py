@@ -14,7 +14,7 @@ Platform routes
     Face terminal / e-credential library (offline.md §7; the DLL's exchange as HTTP):
         POST /nationec/trans   {orgId, transType, data, extra} -> {code, message, data: "<json>"}
 Control endpoints
-    GET  /__sim__/state                 counts, orders, settlements, balances, callbacks
+    GET  /__sim__/state                 counts, orders, settlements, visits, balances, callbacks
     POST /__sim__/reset                 back to the seed persons, no orders, no faults
     POST /__sim__/faults                arm a fault (see faults.py); GET lists; DELETE clears
     POST /__sim__/persons               add a person (persons.py); GET lists
@@ -228,7 +228,8 @@ class Simulator:
 
     def state(self) -> dict:
         return {"counts": self.ledger.counts(), "orders": self.mobilepay.public(),
-                "settlements": self.offline.public(), "account_deductions": self.accounts.public(),
+                "settlements": self.offline.public(), "visits": self.offline.public_visits(),
+                "account_deductions": self.accounts.public(),
                 "persons": self.persons.balances(), "callbacks": self.callbacks.log(),
                 "terminal_notices": self.terminal.public(),
                 "faults_armed": self.faults.armed(), "faults_fired": list(self.faults.fired),

@@ -130,6 +130,26 @@ def scenario(interface: str, p: Patient, fp):
     return c.prepare_reconcile_details(req), send, None
 
 
+def _details(st: dict) -> int:
+    return sum(len(v["details"]) for v in st["visits"].values())
+
+
+def _visits(st: dict, active: bool = True) -> int:
+    return sum(1 for v in st["visits"].values() if v["active"] is active)
+
+
+# Effects of calls that move no money, read from /__sim__/state "visits": a function of the
+# state before and after that says whether the call's effect is there.
+VISIT_EFFECTS = {
+    "2201": lambda b, a: _visits(a) == _visits(b) + 1,
+    "2202": lambda b, a: _visits(a, False) == _visits(b, False) + 1,
+    "2204": lambda b, a: _details(a) == _details(b) + 2,
+    "2205": lambda b, a: _details(a) == _details(b) - 2,
+    "2301": lambda b, a: _details(a) == _details(b) + 1,
+    "2302": lambda b, a: _details(a) == _details(b) - 2,
+}
+
+
 INTERFACES = ["9001", "1101", "2201", "2202", "2203", "2204", "2205", "2206", "2207", "2208",
               "2301", "2302", "2303", "2304", "2305", "2260", "2261", "2601", "3201", "3202",
               "fpy001", "tgdupc004", "cn.nhsa.ec.auth", "cn.nhsa.auth.check",
@@ -142,7 +162,8 @@ def test_every_call_under_every_fault(request, sim, off_client, fp_client, inter
     short = fault == "timeout"
     p = Patient(sim, off_client, ZHANG, fp_client)
     prepared, send, kind = scenario(interface, p, fp_client)
-    before = sim.counts()
+    before_state = sim.state()
+    before = before_state["counts"]
     sim.arm(interface, fault, code="-2", message="模拟业务错误")
     if short:   # the same prepared call, sent by a client that gives up sooner
         # (fixtures looked up only here: each httpx client costs an SSL context)
@@ -160,6 +181,9 @@ def test_every_call_under_every_fault(request, sim, off_client, fp_client, inter
         st = sim.wait(lambda s: s["counts"][kind] > before[kind], 2.0) if COMMITS[fault] \
             else sim.state()
         assert st["counts"][kind] == before[kind] + COMMITS[fault], (kind, st["counts"])
+    effect = VISIT_EFFECTS.get(interface)
+    if effect is not None:
+        assert effect(before_state, sim.state()) is COMMITS[fault], (interface, fault)
     if interface in TERMINAL:
         return
     # Follow-up: the same message again (same msgid).  The platform answers a repeated msgid
@@ -169,6 +193,8 @@ def test_every_call_under_every_fault(request, sim, off_client, fp_client, inter
     assert again.outcome is Outcome.OK, again
     if kind is not None:
         assert sim.counts()[kind] == before[kind] + 1
+    if effect is not None:
+        assert effect(before_state, sim.state())
 
 
 # ------------------------------------------------------------------ lost after commit: 2207
