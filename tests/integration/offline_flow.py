@@ -7,7 +7,7 @@ import time
 import uuid
 import zipfile
 from decimal import Decimal
-from typing import Any, Optional
+from typing import Optional
 
 from bridge.calls import Outcome
 from bridge.facepay.client import (FaceAuthRequest, FacePayClient, PersonalAccountRefund,
@@ -184,7 +184,3 @@ def prepare_upload(c: OfflineClient, blob_b64: str):
 
 def today() -> str:
     return time.strftime("%Y-%m-%d")
-
-
-def any_output(out: Any) -> Any:
-    return out

@@ -394,3 +394,16 @@ def test_nested_empties_sign_the_same_on_both_sides(sim, mp_client):
            "g": 0, "h": "0", "i": [[None]], "j": {"k": [""]}}
     res = mp_client.upload_fee(replace(o.upload_req, extData=ext))
     assert res.outcome is Outcome.OK, res
+
+
+def test_a_lost_6302_delivery_is_retried_and_arrives_once(sim, mp_client, receiver):
+    o = Order(sim, mp_client, amounts=("100.00",), acct="0")
+    o.upload()
+    o.order()
+    sim.arm("6302", "timeout")                 # the first delivery attempt is not sent
+    o.pay()
+    assert receiver.wait_for(lambda r: r.notices)
+    (delivery,) = sim.wait(lambda st: st["callbacks"] and st["callbacks"][0]["delivered"])["callbacks"]
+    assert delivery["delivered"] and delivery["attempts"] == 2
+    assert [n.payOrdId for n in receiver.notices] == [o.pay_ord_id]
+    assert sim.counts()["mobilepay.charge"] == 1
