@@ -10,7 +10,7 @@ def build_registry(cfg: Config) -> Registry:
     reg = Registry()
     if cfg.testplatform.url:
         from bridge.testflow.flows import TestChargeFlow, TestNoopFlow
-        reg.register(TestChargeFlow())
+        reg.register(TestChargeFlow(settle_seconds=cfg.testplatform.settle_seconds))
         reg.register(TestNoopFlow())
     return reg
 

@@ -51,6 +51,7 @@ class LoggingConfig:
 class TestPlatformConfig:
     url: str = ""                       # the built-in test flow's platform; empty: test flows disabled
     timeout: float = 2.0
+    settle_seconds: float = 5.0         # after this, a charge the platform does not know was never booked
 
 
 @dataclass

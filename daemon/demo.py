@@ -41,6 +41,7 @@ def run_demo(db_path: str = "mibridge-demo.db", verbose: bool = False) -> int:
     cfg.database.url = url
     cfg.testplatform.url = platform.url
     cfg.testplatform.timeout = 0.5
+    cfg.testplatform.settle_seconds = 1.6
     cfg.daemon.workers = 2
     cfg.daemon.poll_interval = 0.1
     cfg.daemon.lease_seconds = 3

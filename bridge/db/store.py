@@ -18,6 +18,7 @@ from typing import Any, Iterable, Optional
 from loguru import logger
 
 from bridge.db.dialects import get_dialect
+from bridge.masking import mask_text
 from bridge.db.url import DbUrl, parse_url
 
 FINAL_STATES = ("done", "failed", "resolved")
@@ -76,6 +77,11 @@ def _json_default(o):
     if isinstance(o, Decimal):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _masked(text: Optional[str]) -> Optional[str]:
+    """Error texts go to tables DBAs and the HIS read: mask personal data, cap length."""
+    return mask_text(text)[:1000] if text else None
 
 
 def _money(v: Optional[Decimal]):
@@ -197,16 +203,21 @@ class Store:
 
     # -- the call journal ----------------------------------------------------
     def begin_call(self, row_id: int, owner: str, step: str, msg_id: str, interface: str,
-                   masked_request: str, unsafe: bool) -> None:
+                   masked_request: str, unsafe: bool, mark: bool = True) -> None:
         """Write the journal row and mark the row as 'in a call' in one
-        transaction, BEFORE anything is sent.  Raises LostLease."""
+        transaction, BEFORE anything is sent.  Raises LostLease, also when our
+        lease has already run out (a rescuer may be about to take the row).
+        mark=False (a resolver's query) journals the call but leaves
+        current_call naming the call that is in doubt."""
         d = self.dialect
+        sets = "current_call = :msg, call_unsafe = :unsafe, " if mark else ""
 
         def go(cur):
             self._exec(cur, f"""
-                UPDATE mi_outbox SET current_call = :msg, call_unsafe = :unsafe, updated_at = {d.now}
-                 WHERE id = :id AND lease_owner = :owner AND state = 'running'""",
-                       dict(msg=msg_id, unsafe=1 if unsafe else 0, id=row_id, owner=owner))
+                UPDATE mi_outbox SET {sets}updated_at = {d.now}
+                 WHERE id = :id AND lease_owner = :owner AND state = 'running'
+                   AND lease_expires_at > {d.now}""",
+                       dict(id=row_id, owner=owner, **(dict(msg=msg_id, unsafe=1 if unsafe else 0) if mark else {})))
             if cur.rowcount != 1:
                 raise LostLease(row_id)
             self._exec(cur, """
@@ -227,8 +238,15 @@ class Store:
                        response_masked = :resp, error_message = :err, ended_at = {d.now}
                  WHERE msg_id = :msg AND outcome IS NULL""",
                        dict(outcome=outcome, status=http_status, resp=response_masked,
-                            err=(error_message or None) and error_message[:1000], msg=msg_id))
+                            err=_masked(error_message), msg=msg_id))
         self._tx(go)
+
+    def call_age_seconds(self, msg_id: str) -> Optional[float]:
+        """Seconds since the call was journalled, by the database clock: lets a
+        resolver tell "not booked yet" from "never booked"."""
+        rows = self.query(f"SELECT {self.dialect.age_seconds('started_at')} FROM mi_journal WHERE msg_id = :m",
+                          {"m": msg_id})
+        return float(rows[0][0]) if rows and rows[0][0] is not None else None
 
     # -- transitions of a claimed row -----------------------------------------
     def _guarded_update(self, cur, row_id: int, owner: str, expected_step: Optional[str],
@@ -258,7 +276,7 @@ class Store:
                         :total, :fund, :acct, :cash, :result)""",
                        dict(oid=row.id, kind=row.kind, bkey=row.business_key, rtype=ib.result_type,
                             outcome=ib.outcome, ecode=ib.error_code,
-                            emsg=ib.error_message and ib.error_message[:1000],
+                            emsg=_masked(ib.error_message),
                             order_id=ib.order_id, setl_id=ib.settlement_id,
                             total=_money(ib.total_amount), fund=_money(ib.fund_amount),
                             acct=_money(ib.account_amount), cash=_money(ib.cash_amount),
@@ -304,8 +322,7 @@ class Store:
         sets = (f"state = :state, flow_data = :fd, current_call = NULL, call_unsafe = 0, "
                 f"lease_owner = NULL, lease_expires_at = NULL, finished_at = {d.now}, "
                 f"last_error_code = :ecode, last_error_message = :emsg")
-        params = dict(state=state, fd=_json(flow_data), ecode=error_code,
-                      emsg=error_message and error_message[:1000])
+        params = dict(state=state, fd=_json(flow_data), ecode=error_code, emsg=_masked(error_message))
 
         def go(cur):
             self._guarded_update(cur, row.id, owner, row.step, sets, params)
@@ -325,7 +342,7 @@ class Store:
                 f"lease_expires_at = NULL, next_attempt_at = {d.after('delay')}, "
                 f"last_error_code = :ecode, last_error_message = :emsg")
         params = dict(state=state, fd=_json(flow_data), delay=d.seconds(delay), ecode=error_code,
-                      emsg=error_message and error_message[:1000])
+                      emsg=_masked(error_message))
 
         def go(cur):
             self._guarded_update(cur, row.id, owner, row.step, sets, params)
@@ -335,28 +352,36 @@ class Store:
     # -- recovery (the rescuer) ------------------------------------------------
     def recover_expired_leases(self) -> int:
         """Rows whose worker vanished (crash, kill, lost network) go back to work:
+        - a row that has used up its attempts -> held (a person looks at it; the
+          HIS gets a 'held' inbox row), keeping any call in doubt on record;
         - a row that was inside a call that is not safe to repeat -> in_doubt,
           to be resolved by querying the platform, never by sending again;
-        - otherwise -> pending, or held once it has used up its attempts.
-        Plain SQL, so a DBA can run the same statement by hand."""
+        - otherwise -> pending.
+        Plain SQL, so a DBA can run the same statements by hand."""
         d = self.dialect
+        expired = f"state = 'running' AND lease_expires_at < {d.now}"
 
         def go(cur):
             self._exec(cur, f"""
+                INSERT INTO mi_inbox (outbox_id, kind, business_key, result_type, outcome, error_code, error_message)
+                SELECT id, kind, business_key, 'held', 'held', 'LEASE_EXPIRED',
+                       'worker lost repeatedly; attempts used up'
+                  FROM mi_outbox WHERE {expired} AND attempts >= max_attempts""")
+            self._exec(cur, f"""
                 UPDATE mi_outbox
-                   SET state = CASE WHEN current_call IS NOT NULL AND call_unsafe = 1 THEN 'in_doubt'
-                                    WHEN attempts >= max_attempts THEN 'held'
+                   SET state = CASE WHEN attempts >= max_attempts THEN 'held'
+                                    WHEN current_call IS NOT NULL AND call_unsafe = 1 THEN 'in_doubt'
                                     ELSE 'pending' END,
                        last_error_code = 'LEASE_EXPIRED',
                        last_error_message = CASE
-                           WHEN current_call IS NOT NULL AND call_unsafe = 1
-                               THEN 'worker lost during a call that is not safe to repeat; will query the platform'
                            WHEN attempts >= max_attempts
                                THEN 'worker lost repeatedly; attempts used up'
+                           WHEN current_call IS NOT NULL AND call_unsafe = 1
+                               THEN 'worker lost during a call that is not safe to repeat; will query the platform'
                            ELSE 'worker lost; will retry' END,
                        lease_owner = NULL, lease_expires_at = NULL,
                        next_attempt_at = {d.now}, updated_at = {d.now}
-                 WHERE state = 'running' AND lease_expires_at < {d.now}""")
+                 WHERE {expired}""")
             return cur.rowcount
         return self._tx(go)
 
@@ -401,6 +426,8 @@ class Store:
                 UPDATE mi_outbox SET state = 'resolved', finished_at = {d.now}, updated_at = {d.now},
                        current_call = NULL, call_unsafe = 0
                  WHERE id = :id AND state = 'held'""", {"id": row_id})
+            if cur.rowcount != 1:  # requeued between our SELECT and UPDATE
+                raise ValueError(f"outbox row {row_id} is no longer held; nothing was changed")
             self._exec(cur, """
                 INSERT INTO mi_inbox (outbox_id, kind, business_key, result_type, outcome,
                                       error_code, error_message, result_json)

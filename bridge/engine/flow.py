@@ -49,7 +49,6 @@ class Step:
     calls: Optional[str] = None          # interface called in this step, if any
     safe_to_repeat: bool = True          # may the call be re-sent blindly?
     next: tuple[str, ...] = ()           # steps that may follow
-    resumable: bool = False              # may be entered through Wait (row released)
 
     @property
     def needs_resolution(self) -> bool:
@@ -99,6 +98,7 @@ class Retry:
 class InDoubt:
     code: str
     message: str
+    delay: Optional[float] = None     # when to resolve again; default: the backoff
 
 
 @dataclass

@@ -43,8 +43,17 @@ class StepContext:
 
     @property
     def in_doubt_msg_id(self) -> Optional[str]:
-        """The message id of the call whose answer was lost (when resolving)."""
+        """The message id of the call whose answer was lost (when resolving).
+        The resolver's own queries do not replace it."""
         return self.row.current_call
+
+    def doubt_age_seconds(self) -> Optional[float]:
+        """How long ago (database clock) the call in doubt was journalled.  A
+        platform may book a request after our timeout, so "not found" means
+        "never booked" only once the platform's processing window has passed."""
+        if not self.row.current_call:
+            return None
+        return self._runner.store.call_age_seconds(self.row.current_call)
 
     def call(self, send: Callable[[PreparedCall], CallResult], prepared: PreparedCall) -> CallResult:
         """Journal, send, record.  `send` is the platform client's send()."""
@@ -79,10 +88,14 @@ class Runner:
     # -- the remote call -------------------------------------------------------
     def call(self, ctx: StepContext, send, prepared: PreparedCall) -> CallResult:
         row, owner = ctx.row, ctx.owner
+        # A resolver's query is journalled, but current_call keeps naming the
+        # call in doubt: if the query is lost too, the doubt is still about that call.
+        mark = not ctx.resolving
         self._persist(lambda: self.store.begin_call(
             row.id, owner, ctx.step.name, prepared.msg_id, prepared.interface,
-            prepared.masked_request, unsafe=not ctx.step.safe_to_repeat))
-        row.current_call = prepared.msg_id
+            prepared.masked_request, unsafe=not ctx.step.safe_to_repeat, mark=mark))
+        if mark:
+            row.current_call = prepared.msg_id
         crashpoint("after_journal")
         started = time.monotonic()
         try:
@@ -155,15 +168,23 @@ class Runner:
         step = flow.steps.get(step_name)
         data = ctx.data if ctx else dict(row.flow_data)
         s, st = self.store, self.settings
-        # Safety net: never retry blindly a call that is not safe to repeat and whose
-        # outcome is unknown; never let a flow bug turn an unknown into a retry.
-        if isinstance(t, Retry) and step is not None and step.needs_resolution and row.current_call \
-                and ctx and ctx.last_result is not None and ctx.last_result.outcome is Outcome.UNKNOWN:
-            t = InDoubt(t.code, t.message)
+        # Safety net against flow bugs: after an unknown answer to a call that is
+        # not safe to repeat, the only way on is through the resolver.  Any other
+        # transition (retry, goto, wait, fail, finish) could resend or drop a charge.
+        if step is not None and step.needs_resolution and ctx is not None and not ctx.resolving \
+                and ctx.last_result is not None and ctx.last_result.outcome is Outcome.UNKNOWN \
+                and not isinstance(t, (InDoubt, Hold)):
+            logger.error("row {}: flow {} answered {} after an unknown {}; treating it as in doubt",
+                         row.id, flow.kind, type(t).__name__, ctx.last_result.interface)
+            t = InDoubt("UNKNOWN_OUTCOME", ctx.last_result.message or "remote outcome unknown")
         try:
             if isinstance(t, Goto):
                 if not flow.allowed(step_name, t.step):
                     raise RuntimeError(f"flow {flow.kind}: {step_name} -> {t.step} is not in its table")
+                if t.step == step_name and step.needs_resolution and not (ctx and ctx.resolving):
+                    # Re-entering an unsafe step is a resend: only a resolver that
+                    # has established the first send never took effect may do it.
+                    raise RuntimeError(f"flow {flow.kind}: {step_name} -> {step_name} outside its resolver")
                 data.update(t.data)
                 self._persist(lambda: s.advance(row, owner, t.step, data, inbox=t.inbox, identities=t.identities))
                 return True
@@ -204,6 +225,16 @@ class Runner:
             if isinstance(t, Hold):
                 return False
             return self._apply(flow, row, owner, ctx, Hold("FLOW_ERROR", str(exc)))
+        except Exception as exc:
+            # The database refused the write (a value too long or too large ...):
+            # retrying the same write cannot help.  Hold the row for a person; if
+            # even that fails, the rescuer holds it once its attempts run out.
+            logger.error("row {}: database refused {}: {}: {}", row.id, type(t).__name__,
+                         type(exc).__name__, exc)
+            if isinstance(t, Hold):
+                return False
+            return self._apply(flow, row, owner, ctx,
+                               Hold("DB_REFUSED", f"database refused the result: {type(exc).__name__}: {exc}"))
 
     def _release(self, row: ClaimedRow, owner: str, data: dict, t) -> None:
         s, st = self.store, self.settings
@@ -220,7 +251,7 @@ class Runner:
                                             error_message=reason, keep_call=not isinstance(t, Retry),
                                             inbox=[held]))
             return
-        delay = st.backoff.delay(row.attempts)
+        delay = t.delay if isinstance(t, InDoubt) and t.delay is not None else st.backoff.delay(row.attempts)
         state = "in_doubt" if isinstance(t, InDoubt) else "pending"
         self._persist(lambda: s.release(row, owner, state, delay, data, error_code=t.code,
                                         error_message=t.message, keep_call=isinstance(t, InDoubt)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import replace
+from urllib.parse import urlencode
 from decimal import Decimal
 
 import httpx
@@ -26,7 +27,7 @@ class TestPlatformClient:
         return self._prepare("charge", "POST", "/charge", {"ref": ref, "amount": str(amount)})
 
     def prepare_query(self, ref: str) -> PreparedCall:
-        return self._prepare("charge.query", "GET", f"/charge?ref={ref}", None)
+        return self._prepare("charge.query", "GET", "/charge?" + urlencode({"ref": ref}), None)
 
     def prepare_notify(self, ref: str) -> PreparedCall:
         return self._prepare("notify", "POST", "/notify", {"ref": ref})

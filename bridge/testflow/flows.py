@@ -28,6 +28,11 @@ class TestChargeFlow(Flow):
         "notify": Step("notify", calls="notify", safe_to_repeat=True, next=()),
     }
 
+    def __init__(self, settle_seconds: float = 5.0):
+        # How long after a send the test platform may still book it (its slowest
+        # answer plus the client's timeout).
+        self.settle_seconds = settle_seconds
+
     def parse(self, doc: dict) -> ChargeRequest:
         return ChargeRequest(patient_id=require_text(doc, "patient_id"),
                              total_amount=require_amount(doc, "total_amount"))
@@ -52,10 +57,16 @@ class TestChargeFlow(Flow):
         charges = r.data["charges"]
         if len(charges) == 1:
             return Goto("notify", data={"charge_id": charges[0]["charge_id"]})
-        if not charges:
-            # Confirmed never booked: sending it now is a first send, not a resend.
-            return Goto("charge")
-        return Fail("DOUBLE_CHARGE", f"platform shows {len(charges)} charges for one request")
+        if charges:
+            return Fail("DOUBLE_CHARGE", f"platform shows {len(charges)} charges for one request")
+        # Not booked (yet). A request that timed out may still be booked when the
+        # platform gets to it: only after the settle window is "not found" final.
+        age = ctx.doubt_age_seconds()
+        if age is not None and age < self.settle_seconds:
+            return InDoubt("NOT_SETTLED_YET", "charge not found yet; asking again after the settle window",
+                           delay=self.settle_seconds - age + 0.1)
+        # Confirmed never booked: sending it now is a first send, not a resend.
+        return Goto("charge")
 
     def step_notify(self, ctx):
         client = ctx.service("testplatform")

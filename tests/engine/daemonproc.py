@@ -30,6 +30,7 @@ file = "{log}"
 [testplatform]
 url = "{platform}"
 timeout = {timeout}
+settle_seconds = 2.0
 """
 
 

@@ -14,7 +14,7 @@ from bridge.testflow.flows import TestChargeFlow, TestNoopFlow
 
 def registry() -> Registry:
     r = Registry()
-    r.register(TestChargeFlow())
+    r.register(TestChargeFlow(settle_seconds=2.0))
     r.register(TestNoopFlow())
     return r
 
@@ -25,20 +25,27 @@ def runner(store: Store, platform_url: str, lease: float = 30.0, timeout: float 
     return Runner(store, registry(), settings, {"testplatform": TestPlatformClient(platform_url, timeout)})
 
 
-def drain(store: Store, run: Runner, owner: str = "t", max_rounds: int = 200) -> None:
-    """Claim and run rows until none is due (retries are ~10-50 ms away)."""
-    idle = 0
-    for _ in range(max_rounds):
+def drain(store: Store, run: Runner, owner: str = "t", timeout: float = 20.0,
+          blocked_ok: bool = False) -> None:
+    """Claim and run rows until none is pending or in doubt (retries and
+    resolutions are scheduled a few ms to ~2 s ahead).  blocked_ok: rows that
+    wait behind a held row of their serial key may stay pending."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         rows = store.claim(owner, 30, limit=10)
-        if not rows:
-            idle += 1
-            if idle > 5:
-                return
-            time.sleep(0.06)
-            continue
-        idle = 0
         for row in rows:
             run.run(row, owner)
+        if not rows:
+            open_rows = store.query("SELECT COUNT(*) FROM mi_outbox WHERE state IN ('pending', 'in_doubt')")[0][0]
+            if not open_rows:
+                return
+            if blocked_ok and not store.query("SELECT COUNT(*) FROM mi_outbox WHERE state = 'in_doubt'")[0][0]:
+                time.sleep(0.3)
+                if not store.claim(owner, 30, limit=1):
+                    return
+                raise AssertionError("a row became due while draining with blocked_ok")
+            time.sleep(0.05)
+    raise AssertionError(f"rows still open after {timeout}s")
 
 
 def states(store: Store) -> dict:

@@ -4,6 +4,7 @@ bad input, and the rescuer."""
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -104,7 +105,8 @@ def test_unknown_outcome_before_commit_is_queried_then_sent_once(store, platform
     drain(store, runner(store, platform.url, timeout=0.5))
     assert states(store) == {oid: "done"}
     # A 500 books nothing; a timed-out request is still booked by the platform when it
-    # wakes up, so the query after it finds exactly one charge either way.
+    # wakes up (1.5 s), so the resolver must not take "not found yet" for "never booked".
+    time.sleep(platform.platform.timeout_delay)
     assert charges(platform) == {"INV-8": 1}
 
 
@@ -172,7 +174,7 @@ def test_serial_key_runs_strictly_in_order_and_a_held_row_blocks_only_its_key(st
     runner(store, platform.url).run(other, "w")
     assert store.claim("w", 30, limit=10) == []          # A2 still waits: its predecessor is held
     b2 = store.enqueue("test.charge", "B2", {"patient_id": "P", "total_amount": "4.00"}, serial_key="VISIT-B")
-    drain(store, runner(store, platform.url))
+    drain(store, runner(store, platform.url), blocked_ok=True)
     assert states(store) == {a1: "held", a2: "pending", b1: "done", b2: "done"}
 
 
@@ -213,3 +215,83 @@ def test_status_reports_counts_oldest_age_and_held(store):
     assert st["oldest_open_age_seconds"] is not None and st["oldest_open_age_seconds"] >= 0
     assert st["held"][0]["id"] == a and st["held"][0]["reason"] == "why"
     json.dumps(st, default=str)
+
+
+# -- regressions from the engine review --------------------------------------------
+
+def test_resolver_query_keeps_the_doubted_call_on_record(store, platform):
+    fault(platform, "/charge", "lost_after_commit")
+    oid = store.enqueue("test.charge", "INV-Q", {"patient_id": "P", "total_amount": "1.00"})
+    run = runner(store, platform.url)
+    [row] = store.claim("w", 30)
+    run.run(row, "w")                                   # charge booked, answer lost -> in_doubt
+    charge_msg = store.query("SELECT current_call FROM mi_outbox")[0][0]
+    assert store.query("SELECT interface FROM mi_journal WHERE msg_id = :m", {"m": charge_msg})[0][0] == "charge"
+    platform.platform.faults.append({"path": "/charge", "fault": "http500", "times": 0})
+    # The query fails too (platform down): the row stays in doubt about the CHARGE.
+    down = runner(store, "http://127.0.0.1:9")
+    store.execute("UPDATE mi_outbox SET next_attempt_at = created_at")
+    [row] = store.claim("w", 30)
+    down.run(row, "w")
+    assert tuple(store.query("SELECT state, current_call FROM mi_outbox")[0]) == ("in_doubt", charge_msg)
+    drain(store, run)
+    assert states(store) == {oid: "done"} and charges(platform) == {"INV-Q": 1}
+
+
+def test_business_key_with_url_characters_is_queried_correctly(store, platform):
+    fault(platform, "/charge", "lost_after_commit")
+    oid = store.enqueue("test.charge", "INV+7&x=1", {"patient_id": "P", "total_amount": "1.00"})
+    drain(store, runner(store, platform.url))
+    assert states(store) == {oid: "done"} and charges(platform) == {"INV+7&x=1": 1}
+
+
+def test_flow_bug_after_unknown_answer_cannot_resend(store, platform):
+    from bridge.engine.flow import Goto as _Goto
+    from bridge.testflow.flows import TestChargeFlow
+
+    class BuggyFlow(TestChargeFlow):
+        def step_charge(self, ctx):
+            client = ctx.service("testplatform")
+            ctx.call(client.send, client.prepare_charge(ctx.row.business_key, ctx.payload.total_amount))
+            return _Goto("charge")                      # "just try again": a blind resend
+
+    fault(platform, "/charge", "lost_after_commit")
+    oid = store.enqueue("test.charge", "INV-B", {"patient_id": "P", "total_amount": "1.00"})
+    run = runner(store, platform.url)
+    run.registry._flows["test.charge"] = BuggyFlow(settle_seconds=2.0)
+    [row] = store.claim("w", 30)
+    run.run(row, "w")
+    assert states(store) == {oid: "in_doubt"}
+    assert charges(platform) == {"INV-B": 1}
+
+
+def test_rescuer_holds_rows_that_used_up_their_attempts_and_tells_the_his(store):
+    oid = store.enqueue("test.charge", "A", {"patient_id": "P", "total_amount": "1.00"})
+    store.execute("UPDATE mi_outbox SET max_attempts = 1 WHERE id = :i", {"i": oid})
+    [row] = store.claim("w", 30)
+    store.begin_call(oid, "w", "charge", "m-a", "charge", "{}", unsafe=True)
+    store.execute("UPDATE mi_outbox SET lease_expires_at = created_at")
+    assert store.recover_expired_leases() == 1
+    assert tuple(store.query("SELECT state, current_call FROM mi_outbox")[0]) == ("held", "m-a")
+    assert tuple(store.query("SELECT outcome, error_code FROM mi_inbox")[0]) == ("held", "LEASE_EXPIRED")
+    assert store.requeue(oid, "dba", "checked") == "in_doubt"
+
+
+def test_no_call_starts_on_an_expired_lease(store):
+    oid = store.enqueue("test.charge", "A", {"patient_id": "P", "total_amount": "1.00"})
+    store.claim("w", 30)
+    store.execute("UPDATE mi_outbox SET lease_expires_at = created_at")
+    with pytest.raises(LostLease):
+        store.begin_call(oid, "w", "charge", "m-x", "charge", "{}", unsafe=True)
+    assert store.query("SELECT COUNT(*) FROM mi_journal")[0][0] == 0
+
+
+def test_error_texts_stored_for_dbas_and_the_his_are_masked(store):
+    from bridge.db.store import InboxRow
+
+    store.enqueue("test.charge", "A", {"patient_id": "P", "total_amount": "1.00"})
+    [row] = store.claim("w", 30)
+    store.finish(row, "w", "failed", {}, [InboxRow("error", "failed", "E", "certno 110101199003071234 rejected")],
+                 error_code="E", error_message="tel 13812345678")
+    assert store.query("SELECT error_message FROM mi_inbox")[0][0] == "certno 110101********1234 rejected"
+    assert store.query("SELECT last_error_message FROM mi_outbox")[0][0] == "tel 138****5678"
