@@ -16,6 +16,15 @@ from bridge.masking import mask_text
 
 def _mask(record) -> None:
     record["message"] = mask_text(record["message"])
+    exc = record["exception"]
+    if exc is not None and exc.value is not None:
+        # Exception texts (database errors quoting a row, client errors quoting a
+        # request) are printed with tracebacks: mask them too, keeping the type name.
+        text = str(exc.value)
+        masked = mask_text(text)
+        if masked != text:
+            shown = type(exc.type.__name__, (Exception,), {"__module__": exc.type.__module__})
+            record["exception"] = exc._replace(type=shown, value=shown(masked))
 
 
 def setup(level: str = "INFO", file: str = "", rotation: str = "50 MB", retention: str = "90 days") -> None:

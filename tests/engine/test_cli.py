@@ -66,6 +66,12 @@ def test_log_lines_mask_id_and_phone_numbers(capsys):
 
     logs.setup("INFO")
     logger.info("patient 110101199003071234 phone 13812345678 paid")
+    cert = "1101011990" + "03071234"   # built at run time: traceback source lines show code, not data
+    try:
+        raise ValueError(f"row refused: certno {cert}")
+    except ValueError:
+        logger.exception("step failed")
     err = capsys.readouterr().err
+    assert "ValueError: row refused: certno 110101********1234" in err
     assert "110101199003071234" not in err and "13812345678" not in err
     assert "110101********1234" in err and "138****5678" in err
