@@ -3,8 +3,11 @@
 -- or:            mibridge db install --url mysql://dba@host/hisdb
 -- Creates only objects whose names start with mi_; sql/mysql/uninstall.sql
 -- removes them. The states are explained in sql/postgresql/install.sql and docs/.
--- Timestamps are DATETIME(6) in the server's session time zone; every time the
--- daemon compares (leases, retries) is computed by the server, never by the daemon.
+-- Timestamps are DATETIME(6) holding UTC (UTC_TIMESTAMP), whatever a session's
+-- time_zone: an HIS session in +08:00 and the daemon in SYSTEM must agree on
+-- when a row is due. Every time the daemon compares (leases, retries) is
+-- computed by the server, never by the daemon. mi_v_today converts "today"
+-- to UTC using the session's offset.
 
 CREATE TABLE mi_outbox (
     id               BIGINT        NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -19,11 +22,11 @@ CREATE TABLE mi_outbox (
     call_unsafe      SMALLINT      NOT NULL DEFAULT 0,
     attempts         INT           NOT NULL DEFAULT 0,
     max_attempts     INT           NOT NULL DEFAULT 10,
-    next_attempt_at  DATETIME(6)   NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    next_attempt_at  DATETIME(6)   NOT NULL DEFAULT (UTC_TIMESTAMP(6)),
     lease_owner      VARCHAR(64),
     lease_expires_at DATETIME(6),
-    created_at       DATETIME(6)   NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-    updated_at       DATETIME(6)   NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    created_at       DATETIME(6)   NOT NULL DEFAULT (UTC_TIMESTAMP(6)),
+    updated_at       DATETIME(6)   NOT NULL DEFAULT (UTC_TIMESTAMP(6)),
     finished_at      DATETIME(6),
     last_error_code  VARCHAR(40),
     last_error_message VARCHAR(1000),
@@ -53,7 +56,7 @@ CREATE TABLE mi_inbox (
     account_amount   DECIMAL(16,2),
     cash_amount      DECIMAL(16,2),
     result_json      LONGTEXT,
-    created_at       DATETIME(6)   NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    created_at       DATETIME(6)   NOT NULL DEFAULT (UTC_TIMESTAMP(6)),
     consumed_at      DATETIME(6),
     his_ack          VARCHAR(16),
     CONSTRAINT mi_inbox_outbox_fk FOREIGN KEY (outbox_id) REFERENCES mi_outbox (id),
@@ -71,7 +74,7 @@ CREATE TABLE mi_journal (
     request_masked   LONGTEXT,
     response_masked  LONGTEXT,
     http_status      INT,
-    started_at       DATETIME(6)   NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    started_at       DATETIME(6)   NOT NULL DEFAULT (UTC_TIMESTAMP(6)),
     ended_at         DATETIME(6),
     outcome          VARCHAR(16),
     error_message    VARCHAR(1000),
@@ -88,7 +91,7 @@ CREATE TABLE mi_identity (
     benefit          VARCHAR(40),
     psn_cert_type    VARCHAR(8),
     source_outbox_id BIGINT,
-    updated_at       DATETIME(6)   NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+    updated_at       DATETIME(6)   NOT NULL DEFAULT (UTC_TIMESTAMP(6))
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE TABLE mi_audit (
@@ -97,7 +100,7 @@ CREATE TABLE mi_audit (
     action           VARCHAR(40)   NOT NULL,
     actor            VARCHAR(64)   NOT NULL,
     note             VARCHAR(1000),
-    at               DATETIME(6)   NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    at               DATETIME(6)   NOT NULL DEFAULT (UTC_TIMESTAMP(6)),
     CONSTRAINT mi_audit_outbox_fk FOREIGN KEY (outbox_id) REFERENCES mi_outbox (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
@@ -136,14 +139,19 @@ CREATE PROCEDURE mi_enqueue(IN p_kind VARCHAR(40), IN p_business_key VARCHAR(64)
                             IN p_serial_key VARCHAR(64), IN p_payload LONGTEXT, OUT p_id BIGINT)
 BEGIN
     DECLARE old_payload LONGTEXT;
+    DECLARE duplicate INT DEFAULT 0;
+    -- Insert first: of two identical calls racing, one inserts and the other
+    -- lands here on the unique key (1062) and returns the same id.
+    DECLARE CONTINUE HANDLER FOR 1062 SET duplicate = 1;
     SET p_id = NULL;
+    INSERT INTO mi_outbox (kind, business_key, serial_key, payload)
+    VALUES (p_kind, p_business_key, COALESCE(p_serial_key, p_business_key), p_payload);
+    IF duplicate = 0 THEN
+        SET p_id = LAST_INSERT_ID();
+    END IF;
     SELECT id, payload INTO p_id, old_payload FROM mi_outbox
      WHERE kind = p_kind AND business_key = p_business_key;
-    IF p_id IS NULL THEN
-        INSERT INTO mi_outbox (kind, business_key, serial_key, payload)
-        VALUES (p_kind, p_business_key, COALESCE(p_serial_key, p_business_key), p_payload);
-        SET p_id = LAST_INSERT_ID();
-    ELSEIF NOT (JSON_VALID(p_payload) AND JSON_EQUALS(old_payload, p_payload)) THEN
+    IF duplicate = 1 AND NOT (JSON_VALID(p_payload) AND JSON_EQUALS(old_payload, p_payload)) THEN
         SIGNAL SQLSTATE '45000'
             SET MESSAGE_TEXT = 'mibridge: this request (kind, business_key) already exists with a different payload';
     END IF;
@@ -151,7 +159,7 @@ END //
 
 CREATE PROCEDURE mi_inbox_consume(IN p_id BIGINT, IN p_ack VARCHAR(16))
 BEGIN
-    UPDATE mi_inbox SET consumed_at = CURRENT_TIMESTAMP(6), his_ack = COALESCE(p_ack, 'accepted')
+    UPDATE mi_inbox SET consumed_at = UTC_TIMESTAMP(6), his_ack = COALESCE(p_ack, 'accepted')
      WHERE id = p_id AND consumed_at IS NULL;
     IF ROW_COUNT() = 0 THEN
         SIGNAL SQLSTATE '45000'
@@ -163,7 +171,7 @@ DELIMITER ;
 -- Views for DBAs --------------------------------------------------------
 CREATE VIEW mi_v_pending AS
 SELECT id, kind, business_key, serial_key, state, step, attempts, next_attempt_at, created_at,
-       TIMESTAMPDIFF(SECOND, created_at, CURRENT_TIMESTAMP(6)) AS age_seconds,
+       TIMESTAMPDIFF(SECOND, created_at, UTC_TIMESTAMP(6)) AS age_seconds,
        last_error_code, last_error_message
   FROM mi_outbox WHERE state IN ('pending', 'in_doubt');
 
@@ -184,5 +192,5 @@ CREATE VIEW mi_v_today AS
 SELECT o.kind, o.state, COUNT(*) AS requests, SUM(i.total_amount) AS total_amount
   FROM mi_outbox o
   LEFT JOIN mi_inbox i ON i.outbox_id = o.id AND i.id = (SELECT MAX(x.id) FROM mi_inbox x WHERE x.outbox_id = o.id)
- WHERE o.created_at >= CURRENT_DATE
+ WHERE o.created_at >= CURRENT_DATE - INTERVAL TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), NOW()) SECOND
  GROUP BY o.kind, o.state;

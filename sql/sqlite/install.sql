@@ -137,6 +137,9 @@ BEGIN
         WHEN json_type(NEW.payload, '$.total_amount') IN ('integer', 'real', 'text')
              AND (CAST(json_extract(NEW.payload, '$.total_amount') AS TEXT) GLOB '*[^0-9.]*'
                   OR CAST(json_extract(NEW.payload, '$.total_amount') AS TEXT) GLOB '*.???*'
+                  OR CAST(json_extract(NEW.payload, '$.total_amount') AS TEXT) GLOB '*.*.*'
+                  OR CAST(json_extract(NEW.payload, '$.total_amount') AS TEXT) GLOB '.*'
+                  OR CAST(json_extract(NEW.payload, '$.total_amount') AS TEXT) GLOB '*.'
                   OR CAST(json_extract(NEW.payload, '$.total_amount') AS TEXT) = '')
             THEN RAISE(ABORT, 'mibridge: total_amount must be a non-negative amount with at most 2 decimals')
         WHEN json_type(NEW.payload, '$.total_amount') IN ('true', 'false', 'object', 'array')
@@ -146,7 +149,7 @@ END;
 
 -- An omitted serial key means "this request is its own sequence".
 CREATE TRIGGER mi_outbox_serial_default_tg AFTER INSERT ON mi_outbox
-WHEN NEW.serial_key = ''
+WHEN trim(NEW.serial_key) = ''
 BEGIN
     UPDATE mi_outbox SET serial_key = NEW.business_key WHERE id = NEW.id;
 END;

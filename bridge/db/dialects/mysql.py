@@ -8,10 +8,11 @@ class MySQLDialect(Dialect):
 
     name = "mysql"
     paramstyle = "pyformat"
-    now = "CURRENT_TIMESTAMP(6)"
+    # UTC, like the column defaults: independent of any session's time_zone.
+    now = "UTC_TIMESTAMP(6)"
     claim_sql = """
         SELECT o.id, o.state FROM mi_outbox o
-         WHERE o.state IN ('pending', 'in_doubt') AND o.next_attempt_at <= CURRENT_TIMESTAMP(6)
+         WHERE o.state IN ('pending', 'in_doubt') AND o.next_attempt_at <= UTC_TIMESTAMP(6)
            AND NOT EXISTS (SELECT 1 FROM mi_outbox p
                             WHERE p.serial_key = o.serial_key AND p.id < o.id
                               AND p.state NOT IN ('done', 'failed', 'resolved'))
@@ -22,7 +23,7 @@ class MySQLDialect(Dialect):
         INSERT INTO mi_identity (his_patient_id, psn_no, insuplc_admdvs, insutype, benefit,
                                  psn_cert_type, source_outbox_id, updated_at)
         VALUES (:his_patient_id, :psn_no, :insuplc_admdvs, :insutype, :benefit,
-                :psn_cert_type, :source_outbox_id, CURRENT_TIMESTAMP(6))
+                :psn_cert_type, :source_outbox_id, UTC_TIMESTAMP(6))
         ON DUPLICATE KEY UPDATE
             psn_no = VALUES(psn_no), insuplc_admdvs = VALUES(insuplc_admdvs),
             insutype = VALUES(insutype), benefit = VALUES(benefit),
@@ -30,13 +31,13 @@ class MySQLDialect(Dialect):
             updated_at = VALUES(updated_at)"""
 
     def after(self, param: str) -> str:
-        return f"TIMESTAMPADD(MICROSECOND, :{param}, CURRENT_TIMESTAMP(6))"
+        return f"TIMESTAMPADD(MICROSECOND, :{param}, UTC_TIMESTAMP(6))"
 
     def seconds(self, value: float):
         return int(value * 1_000_000)
 
     def age_seconds(self, column: str) -> str:
-        return f"(TIMESTAMPDIFF(MICROSECOND, {column}, CURRENT_TIMESTAMP(6)) / 1000000)"
+        return f"(TIMESTAMPDIFF(MICROSECOND, {column}, UTC_TIMESTAMP(6)) / 1000000)"
 
     def connect(self, url):
         import pymysql
@@ -45,6 +46,9 @@ class MySQLDialect(Dialect):
                                password=url.password, database=url.database,
                                charset="utf8mb4", autocommit=False,
                                connect_timeout=int(url.options.get("connect_timeout", 10)),
+                               # A half-open connection must fail, not hang a heartbeat.
+                               read_timeout=int(url.options.get("read_timeout", 120)),
+                               write_timeout=int(url.options.get("write_timeout", 120)),
                                unix_socket=url.options.get("unix_socket"))
         with conn.cursor() as cur:
             # READ COMMITTED: the claim's "no older open row with my serial key"
