@@ -46,6 +46,8 @@ class Daemon:
             persist_timeout=max(dc.lease_seconds, 5.0))
         self.heartbeat = Heartbeat(self.new_store, dc.lease_seconds)
         self.scheduler = None
+        # Rows handled by this process: a progress hint for benches and logs (the
+        # unlocked += may miss a count; the database has the real numbers).
         self.processed = 0
 
     def new_store(self) -> Store:
@@ -151,13 +153,19 @@ class Daemon:
         notification or a dropped LISTEN connection only costs latency."""
         store = self.new_store()
         while not self.stopping.is_set():
+            conn = None
             try:
                 conn = store.dialect.connect(store.url, autocommit=True)
                 conn.execute("LISTEN mi_outbox")
                 while not self.stopping.is_set():
                     for _ in conn.notifies(timeout=1.0, stop_after=64):
                         self.wake.set()
-                conn.close()
             except Exception as exc:
                 logger.warning("LISTEN connection lost ({}); polling until it is back", type(exc).__name__)
                 self.stopping.wait(2.0)
+            finally:
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except Exception:
+                        pass

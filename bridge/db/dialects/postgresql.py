@@ -31,7 +31,10 @@ class PostgreSQLDialect(Dialect):
         kwargs = dict(host=url.host, port=url.port or 5432, user=url.user or None,
                       password=url.password or None, dbname=url.database,
                       connect_timeout=int(url.options.get("connect_timeout", 10)),
-                      autocommit=autocommit, application_name="mibridge")
+                      autocommit=autocommit, application_name="mibridge",
+                      # A half-open connection (network cut) must fail in seconds, not
+                      # hang the heartbeat while leases run out.
+                      keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3)
         return psycopg.connect(**{k: v for k, v in kwargs.items() if v is not None})
 
     def is_disconnect(self, exc: BaseException) -> bool:

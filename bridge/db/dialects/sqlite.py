@@ -41,7 +41,10 @@ class SQLiteDialect(Dialect):
         conn.begin_immediate()
 
     def is_disconnect(self, exc: BaseException) -> bool:
-        return isinstance(exc, sqlite3.OperationalError) and "unable to open" in str(exc)
+        # "locked"/"busy": another process held the write lock past busy_timeout;
+        # transient like a lost connection, so writes are retried the same way.
+        return isinstance(exc, sqlite3.OperationalError) and any(
+            t in str(exc) for t in ("unable to open", "database is locked", "database is busy"))
 
 
 class _SQLiteConnection:
