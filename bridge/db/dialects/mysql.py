@@ -8,15 +8,17 @@ class MySQLDialect(Dialect):
 
     name = "mysql"
     paramstyle = "pyformat"
+    # The claim reads the virtual columns ready_at / open_serial_key (see
+    # sql/mysql/install.sql): they are NULL exactly for rows it must skip, so
+    # their indexes hold only open rows, like PostgreSQL's partial indexes.
     # UTC, like the column defaults: independent of any session's time_zone.
     now = "UTC_TIMESTAMP(6)"
     claim_sql = """
-        SELECT o.id, o.state FROM mi_outbox o
-         WHERE o.state IN ('pending', 'in_doubt') AND o.next_attempt_at <= UTC_TIMESTAMP(6)
+        SELECT o.id, o.state FROM mi_outbox o FORCE INDEX (mi_outbox_ready_ix)
+         WHERE o.ready_at <= UTC_TIMESTAMP(6)
            AND NOT EXISTS (SELECT 1 FROM mi_outbox p
-                            WHERE p.serial_key = o.serial_key AND p.id < o.id
-                              AND p.state NOT IN ('done', 'failed', 'resolved'))
-         ORDER BY o.next_attempt_at, o.id
+                            WHERE p.open_serial_key = o.serial_key AND p.id < o.id)
+         ORDER BY o.ready_at, o.id
          LIMIT :limit
            FOR UPDATE SKIP LOCKED"""
     identity_upsert_sql = """
