@@ -1,6 +1,6 @@
 """Every wire name of the Guangdong real-account face-pay extension, in one place.
 
-Source: /work/shared/spec/facepay.md (a 2026 Guangdong county-hospital tender; no
+Source: ../shared/spec/facepay.md (a 2026 Guangdong county-hospital tender; no
 public implementation exists - searched code/pages for fpy001, tgdupc004,
 unionRefund, origPlatformSeqId, merchantNo+isvNo: nothing).  Every name is
 therefore [L] at best; fpy001/mpc004 field names are *our* choice where facepay.md names

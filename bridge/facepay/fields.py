@@ -4,7 +4,7 @@ This module imports nothing from the rest of bridge on purpose: bridge/simulator
 too, so that the client (bridge/facepay, bridge/offline) and the simulated platform cannot
 drift apart on names that no public document gives.
 
-Source: /work/shared/spec/facepay.md (a 2026 Guangdong tender; no public implementation).
+Source: ../shared/spec/facepay.md (a 2026 Guangdong tender; no public implementation).
 * [L]  names the tender itself gives (expContent fields, fpy001, tgdupc004, origPlatformSeqId).
 * [OUR CHOICE] everything else below: facepay.md describes what fpy001 and mpc004 carry but
   names no field.  These are our choice pending the official provincial document; correct

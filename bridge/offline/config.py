@@ -1,7 +1,7 @@
 """Configuration of the offline two-designated (线下两定) client, Guangdong gateway.
 
 Every place where the public sources disagree is a field here, with the default
-we chose and the section of /work/shared/spec/offline.md (the digest) behind it.
+we chose and the section of ../shared/spec/offline.md (the digest) behind it.
 """
 from __future__ import annotations
 
