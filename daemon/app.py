@@ -1,23 +1,68 @@
-"""Wiring: which flows the daemon runs and which platform clients they use,
-from the configuration."""
+"""Wiring: which flows the daemon runs, which platform clients they use and
+which scheduled jobs they need, all from the configuration.
+
+Each platform module offers `wiring(cfg) -> Wiring` (flows, services, jobs);
+a platform whose section is absent from the config is simply not wired.
+"""
 from __future__ import annotations
 
-from bridge.engine.flow import Registry
+from dataclasses import dataclass, field
+from typing import Callable
+
+from bridge.engine.flow import Flow, Registry
 from daemon.config import Config
 
 
-def build_registry(cfg: Config) -> Registry:
-    reg = Registry()
+@dataclass
+class Wiring:
+    flows: list[Flow] = field(default_factory=list)
+    services: dict = field(default_factory=dict)
+    # Callables (scheduler, daemon) -> None that add APScheduler jobs.
+    jobs: list[Callable] = field(default_factory=list)
+    # Callables (daemon) -> stop() that start a server beside the workers
+    # (the 6302 notice endpoint); started after the workers, stopped before.
+    servers: list[Callable] = field(default_factory=list)
+
+    def merge(self, other: "Wiring") -> None:
+        self.flows += other.flows
+        for name, svc in other.services.items():
+            if name in self.services and self.services[name] is not svc:
+                raise ValueError(f"service {name!r} wired twice")
+            self.services[name] = svc
+        self.jobs += other.jobs
+        self.servers += other.servers
+
+
+def build(cfg: Config) -> Wiring:
+    w = Wiring()
     if cfg.testplatform.url:
+        from bridge.testflow.client import TestPlatformClient
         from bridge.testflow.flows import TestChargeFlow, TestNoopFlow
-        reg.register(TestChargeFlow(settle_seconds=cfg.testplatform.settle_seconds))
-        reg.register(TestNoopFlow())
+        w.flows += [TestChargeFlow(settle_seconds=cfg.testplatform.settle_seconds), TestNoopFlow()]
+        w.services["testplatform"] = TestPlatformClient(cfg.testplatform.url, cfg.testplatform.timeout)
+    if cfg.platforms.get("offline"):
+        from daemon.wiring_offline import wiring as offline_wiring
+        w.merge(offline_wiring(cfg))
+    if cfg.platforms.get("mobilepay"):
+        from daemon.wiring_mobilepay import wiring as mobilepay_wiring
+        w.merge(mobilepay_wiring(cfg, w.services))
+    return w
+
+
+def build_registry(cfg: Config, wiring: Wiring | None = None) -> Registry:
+    reg = Registry()
+    for flow in (wiring or build(cfg)).flows:
+        reg.register(flow)
     return reg
 
 
 def build_services(cfg: Config) -> dict:
-    services: dict = {}
-    if cfg.testplatform.url:
-        from bridge.testflow.client import TestPlatformClient
-        services["testplatform"] = TestPlatformClient(cfg.testplatform.url, cfg.testplatform.timeout)
-    return services
+    return build(cfg).services
+
+
+def build_daemon(cfg: Config):
+    """The Daemon with everything the configuration asks for."""
+    from daemon.service import Daemon
+
+    w = build(cfg)
+    return Daemon(cfg, build_registry(cfg, w), w.services, extra_jobs=w.jobs, servers=w.servers)

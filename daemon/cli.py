@@ -45,14 +45,13 @@ def cmd_demo(args) -> int:
 
 def cmd_run(args) -> int:
     from daemon import logs
-    from daemon.app import build_registry, build_services
-    from daemon.service import Daemon
+    from daemon.app import build_daemon
 
     cfg = _config(args)
     logs.setup(cfg.logging.level, cfg.logging.file, cfg.logging.rotation, cfg.logging.retention)
     if args.workers:
         cfg.daemon.workers = args.workers
-    Daemon(cfg, build_registry(cfg), build_services(cfg)).run_forever()
+    build_daemon(cfg).run_forever()
     return 0
 
 

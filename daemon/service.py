@@ -28,11 +28,14 @@ from daemon.config import Config
 
 class Daemon:
     def __init__(self, config: Config, registry: Registry, services: Optional[dict] = None,
-                 extra_jobs: Optional[list[Callable]] = None):
+                 extra_jobs: Optional[list[Callable]] = None,
+                 servers: Optional[list[Callable]] = None):
         self.config = config
         self.registry = registry
         self.services = services or {}
         self.extra_jobs = extra_jobs or []
+        self.servers = servers or []
+        self._server_stops: list[Callable] = []
         self.stopping = threading.Event()
         self._stopped = False
         self.wake = threading.Event()
@@ -71,6 +74,8 @@ class Daemon:
             self._spawn("mibridge-listen", self._listen_loop)
         for n in range(dc.workers):
             self._spawn(f"mibridge-worker-{n}", self._worker_loop, n)
+        for start in self.servers:
+            self._server_stops.append(start(self))
 
     def _spawn(self, name: str, target, *args) -> None:
         t = threading.Thread(target=target, args=args, name=name, daemon=True)
@@ -87,6 +92,11 @@ class Daemon:
                     self.config.daemon.stop_timeout)
         self.stopping.set()
         self.wake.set()
+        for stop in self._server_stops:
+            try:
+                stop()
+            except Exception as exc:
+                logger.warning("server stop failed: {}", exc)
         deadline = time.monotonic() + self.config.daemon.stop_timeout
         for t in self._threads:
             t.join(timeout=max(0.1, deadline - time.monotonic()))

@@ -44,14 +44,13 @@ if win32serviceutil is not None:
 
         def SvcDoRun(self):
             from daemon import logs
-            from daemon.app import build_registry, build_services
+            from daemon.app import build_daemon
             from daemon.config import load
-            from daemon.service import Daemon
 
             cfg = load(os.environ.get("MIBRIDGE_CONFIG"))
             logs.setup(cfg.logging.level, cfg.logging.file, cfg.logging.rotation, cfg.logging.retention)
             servicemanager.LogInfoMsg("mibridge starting")
-            self._daemon = Daemon(cfg, build_registry(cfg), build_services(cfg))
+            self._daemon = build_daemon(cfg)
             self._daemon.start()
             win32event.WaitForSingleObject(self._stop_event, win32event.INFINITE)
             self._daemon.stop()

@@ -26,7 +26,9 @@ stop_timeout = 10
 [logging]
 level = "INFO"
 file = "{log}"
+"""
 
+TESTPLATFORM = """
 [testplatform]
 url = "{platform}"
 timeout = {timeout}
@@ -35,13 +37,19 @@ settle_seconds = 2.0
 
 
 class DaemonProcess:
-    def __init__(self, tmp_path: Path, url: str, platform_url: str, name: str = "d",
-                 workers: int = 2, lease: float = 2.0, timeout: float = 1.0, crash_at: str | None = None):
+    def __init__(self, tmp_path: Path, url: str, platform_url: str | None, name: str = "d",
+                 workers: int = 2, lease: float = 2.0, timeout: float = 1.0, crash_at: str | None = None,
+                 extra: str = "", env: dict | None = None):
+        """`platform_url`: the test platform (None: no test flows); `extra`: more TOML
+        sections ([mobilepay], [offline], ...); `env`: more environment (secrets)."""
         self.log = tmp_path / f"{name}.log"
         cfg = tmp_path / f"{name}.toml"
-        cfg.write_text(CONFIG.format(url=url, workers=workers, lease=lease, log=self.log,
-                                     platform=platform_url, timeout=timeout))
-        env = dict(os.environ)
+        text = CONFIG.format(url=url, workers=workers, lease=lease, log=self.log)
+        if platform_url:
+            text += TESTPLATFORM.format(platform=platform_url, timeout=timeout)
+        cfg.write_text(text + extra)
+        self.config_path = cfg
+        env = dict(os.environ, **(env or {}))
         env.pop("MIBRIDGE_CRASH_AT", None)
         if crash_at:
             env["MIBRIDGE_CRASH_AT"] = crash_at
