@@ -242,6 +242,18 @@ class OfflineClient:
                               message=f"transport error after sending: {type(exc).__name__}: {exc}")
         return prepared.decode(response.status_code, response.content)
 
+    def ensure_signed_in(self, operator: Optional[Operator] = None) -> Optional[CallResult]:
+        """Sign the operator in (9001) unless already signed in today.  None when
+        signed in (or sign-in is not required); else the failed 9001 result.  Flows
+        call this before prepare_*: a prepared call carries the sign_no."""
+        op = self._operator(operator)
+        if not (self.config.require_sign_no or self._sign_in_request is not None):
+            return None
+        sign_no, failure = self.signin.ensure(op.opter)
+        if sign_no is None and self.config.require_sign_no:
+            return failure
+        return None
+
     def call(self, prepare: Callable[..., PreparedCall], request: Any, *,
              operator: Optional[Operator] = None, **kw: Any) -> CallResult:
         """Sign in when needed, prepare, send; once more after a fresh sign-in if the
