@@ -8,6 +8,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON mi_journal  TO 'mibridge_daemon'@'localh
 GRANT SELECT, INSERT, UPDATE, DELETE ON mi_identity TO 'mibridge_daemon'@'localhost';
 -- Audit rows are never changed or removed by the daemon.
 GRANT SELECT, INSERT ON mi_audit TO 'mibridge_daemon'@'localhost';
+-- The daemon records and counts notices but never removes one.
+GRANT SELECT, INSERT, UPDATE ON mi_notice TO 'mibridge_daemon'@'localhost';
 GRANT SELECT ON mi_v_pending   TO 'mibridge_daemon'@'localhost';
 GRANT SELECT ON mi_v_in_flight TO 'mibridge_daemon'@'localhost';
 GRANT SELECT ON mi_v_held      TO 'mibridge_daemon'@'localhost';

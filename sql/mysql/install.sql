@@ -109,6 +109,24 @@ CREATE TABLE mi_audit (
     CONSTRAINT mi_audit_outbox_fk FOREIGN KEY (outbox_id) REFERENCES mi_outbox (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
+-- Notices the platforms push to us (the mobile-pay centre's 6302 settlement notice),
+-- recorded once each after their signature verified, by the daemon's notice endpoint.
+-- A repeated notice only bumps received_count. Flows read it; nobody else writes it.
+-- outbox_id has no foreign key: a notice can name a row that was purged or never existed.
+CREATE TABLE mi_notice (
+    id               BIGINT        NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    interface        VARCHAR(16)   NOT NULL,
+    notice_key       VARCHAR(64)   NOT NULL,
+    business_key     VARCHAR(64),
+    outbox_id        BIGINT,
+    notice_json      LONGTEXT      NOT NULL,
+    received_count   INT           NOT NULL DEFAULT 1,
+    first_received_at DATETIME(6)  NOT NULL DEFAULT (UTC_TIMESTAMP(6)),
+    last_received_at DATETIME(6)   NOT NULL DEFAULT (UTC_TIMESTAMP(6)),
+    CONSTRAINT mi_notice_key UNIQUE (interface, notice_key)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+CREATE INDEX mi_notice_business_ix ON mi_notice (business_key);
+
 -- Validation that holds however a row arrives (mi_enqueue or a plain INSERT
 -- from an HIS trigger): bad input is refused to the HIS, nothing is inserted.
 DELIMITER //

@@ -24,6 +24,9 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON &&his_schema..mi_identity TO mibridge_da
 -- Audit rows are never changed or removed by the daemon.
 GRANT SELECT, INSERT ON &&his_schema..mi_audit TO mibridge_daemon
 /
+-- The daemon records and counts notices but never removes one.
+GRANT SELECT, INSERT, UPDATE ON &&his_schema..mi_notice TO mibridge_daemon
+/
 GRANT SELECT ON &&his_schema..mi_v_pending TO mibridge_daemon
 /
 GRANT SELECT ON &&his_schema..mi_v_in_flight TO mibridge_daemon
@@ -47,6 +50,8 @@ CREATE SYNONYM mibridge_daemon.mi_journal FOR &&his_schema..mi_journal
 CREATE SYNONYM mibridge_daemon.mi_identity FOR &&his_schema..mi_identity
 /
 CREATE SYNONYM mibridge_daemon.mi_audit FOR &&his_schema..mi_audit
+/
+CREATE SYNONYM mibridge_daemon.mi_notice FOR &&his_schema..mi_notice
 /
 CREATE SYNONYM mibridge_daemon.mi_v_pending FOR &&his_schema..mi_v_pending
 /

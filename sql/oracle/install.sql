@@ -150,6 +150,26 @@ CREATE TABLE mi_audit (
 /
 CREATE INDEX mi_audit_outbox_ix ON mi_audit (outbox_id)
 /
+-- Notices the platforms push to us (the mobile-pay centre's 6302 settlement notice),
+-- recorded once each after their signature verified, by the daemon's notice endpoint.
+-- A repeated notice only bumps received_count. Flows read it; nobody else writes it.
+-- outbox_id has no foreign key: a notice can name a row that was purged or never existed.
+CREATE TABLE mi_notice (
+    id               NUMBER(19)    GENERATED ALWAYS AS IDENTITY,
+    interface        VARCHAR2(16 CHAR)   NOT NULL,
+    notice_key       VARCHAR2(64 CHAR)   NOT NULL,
+    business_key     VARCHAR2(64 CHAR),
+    outbox_id        NUMBER(19),
+    notice_json      CLOB                NOT NULL,
+    received_count   NUMBER(10)          DEFAULT 1 NOT NULL,
+    first_received_at TIMESTAMP WITH TIME ZONE DEFAULT SYSTIMESTAMP NOT NULL,
+    last_received_at TIMESTAMP WITH TIME ZONE DEFAULT SYSTIMESTAMP NOT NULL,
+    CONSTRAINT mi_notice_pk PRIMARY KEY (id),
+    CONSTRAINT mi_notice_key UNIQUE (interface, notice_key)
+)
+/
+CREATE INDEX mi_notice_business_ix ON mi_notice (business_key)
+/
 -- Validation that holds however a row arrives (mi_enqueue or a plain INSERT
 -- from an HIS trigger): bad input is refused to the HIS, nothing is inserted.
 -- Errors are ORA-20001..20004 with a 'mibridge: ...' message.

@@ -1,5 +1,5 @@
 -- mibridge: remove everything install.sql created. THIS DELETES the outbox,
--- inbox, journal and audit rows: export them first if you need the history.
+-- inbox, journal, audit and notice rows: export them first if you need the history.
 -- Run connected as the schema that owns the mi_ objects:
 --   sqlplus his@//dbhost:1521/HISPDB @sql/oracle/uninstall.sql
 -- Objects that are already gone are skipped (Oracle before 23c has no
@@ -28,6 +28,7 @@ BEGIN
     drop_if_exists('DROP PROCEDURE mi_enqueue');
     drop_if_exists('DROP TRIGGER mi_outbox_validate_tg');
     -- Dropping a table drops its indexes and constraints too.
+    drop_if_exists('DROP TABLE mi_notice');
     drop_if_exists('DROP TABLE mi_audit');
     drop_if_exists('DROP TABLE mi_identity');
     drop_if_exists('DROP TABLE mi_journal');

@@ -8,6 +8,8 @@ GRANT USAGE ON SCHEMA public TO mibridge_daemon;
 GRANT SELECT, INSERT, UPDATE, DELETE ON mi_outbox, mi_inbox, mi_journal, mi_identity TO mibridge_daemon;
 -- Audit rows are never changed or removed by the daemon.
 GRANT SELECT, INSERT ON mi_audit TO mibridge_daemon;
+-- The daemon records and counts notices but never removes one.
+GRANT SELECT, INSERT, UPDATE ON mi_notice TO mibridge_daemon;
 GRANT SELECT ON mi_v_pending, mi_v_in_flight, mi_v_held, mi_v_failed, mi_v_today TO mibridge_daemon;
 GRANT EXECUTE ON FUNCTION mi_enqueue(VARCHAR, VARCHAR, VARCHAR, TEXT), mi_inbox_consume(BIGINT, VARCHAR) TO mibridge_daemon;
 

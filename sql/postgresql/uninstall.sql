@@ -1,5 +1,5 @@
 -- mibridge: remove everything install.sql created. THIS DELETES the outbox,
--- inbox, journal and audit rows: export them first if you need the history.
+-- inbox, journal, audit and notice rows: export them first if you need the history.
 -- psql -v ON_ERROR_STOP=1 -d hisdb -f sql/postgresql/uninstall.sql
 DROP VIEW IF EXISTS mi_v_today;
 DROP VIEW IF EXISTS mi_v_failed;
@@ -8,6 +8,7 @@ DROP VIEW IF EXISTS mi_v_in_flight;
 DROP VIEW IF EXISTS mi_v_pending;
 DROP FUNCTION IF EXISTS mi_inbox_consume(BIGINT, VARCHAR);
 DROP FUNCTION IF EXISTS mi_enqueue(VARCHAR, VARCHAR, VARCHAR, TEXT);
+DROP TABLE IF EXISTS mi_notice;
 DROP TABLE IF EXISTS mi_audit;
 DROP TABLE IF EXISTS mi_identity;
 DROP TABLE IF EXISTS mi_journal;

@@ -111,6 +111,24 @@ CREATE TABLE mi_audit (
 );
 CREATE INDEX mi_audit_outbox_ix ON mi_audit (outbox_id);
 
+-- Notices the platforms push to us (the mobile-pay centre's 6302 settlement notice),
+-- recorded once each after their signature verified, by the daemon's notice endpoint.
+-- A repeated notice only bumps received_count. Flows read it; nobody else writes it.
+-- outbox_id has no foreign key: a notice can name a row that was purged or never existed.
+CREATE TABLE mi_notice (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    interface        TEXT    NOT NULL,
+    notice_key       TEXT    NOT NULL,
+    business_key     TEXT,
+    outbox_id        INTEGER,
+    notice_json      TEXT    NOT NULL,
+    received_count   INTEGER NOT NULL DEFAULT 1,
+    first_received_at TEXT   NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f','now')),
+    last_received_at TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f','now')),
+    CONSTRAINT mi_notice_key UNIQUE (interface, notice_key)
+);
+CREATE INDEX mi_notice_business_ix ON mi_notice (business_key);
+
 -- The same request twice: the same payload is a no-op, a different one an error.
 CREATE TRIGGER mi_outbox_duplicate_tg BEFORE INSERT ON mi_outbox
 WHEN EXISTS (SELECT 1 FROM mi_outbox WHERE kind = NEW.kind AND business_key = NEW.business_key)

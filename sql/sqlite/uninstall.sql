@@ -1,11 +1,12 @@
 -- mibridge: remove everything install.sql created. THIS DELETES the outbox,
--- inbox, journal and audit rows: export them first if you need the history.
+-- inbox, journal, audit and notice rows: export them first if you need the history.
 -- sqlite3 his.db < sql/sqlite/uninstall.sql
 DROP VIEW IF EXISTS mi_v_today;
 DROP VIEW IF EXISTS mi_v_failed;
 DROP VIEW IF EXISTS mi_v_held;
 DROP VIEW IF EXISTS mi_v_in_flight;
 DROP VIEW IF EXISTS mi_v_pending;
+DROP TABLE IF EXISTS mi_notice;
 DROP TABLE IF EXISTS mi_audit;
 DROP TABLE IF EXISTS mi_identity;
 DROP TABLE IF EXISTS mi_journal;

@@ -17,6 +17,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON mi_journal  TO mibridge_daemon;
 GRANT SELECT, INSERT, UPDATE, DELETE ON mi_identity TO mibridge_daemon;
 -- Audit rows are never changed or removed by the daemon.
 GRANT SELECT, INSERT ON mi_audit TO mibridge_daemon;
+-- The daemon records and counts notices but never removes one.
+GRANT SELECT, INSERT, UPDATE ON mi_notice TO mibridge_daemon;
 GRANT SELECT ON mi_v_pending   TO mibridge_daemon;
 GRANT SELECT ON mi_v_in_flight TO mibridge_daemon;
 GRANT SELECT ON mi_v_held      TO mibridge_daemon;

@@ -138,6 +138,25 @@ CREATE TABLE mi_audit (
     CONSTRAINT mi_audit_outbox_fk FOREIGN KEY (outbox_id) REFERENCES mi_outbox (id)
 );
 CREATE INDEX mi_audit_outbox_ix ON mi_audit (outbox_id);
+
+-- Notices the platforms push to us (the mobile-pay centre's 6302 settlement notice),
+-- recorded once each after their signature verified, by the daemon's notice endpoint.
+-- A repeated notice only bumps received_count. Flows read it; nobody else writes it.
+-- outbox_id has no foreign key: a notice can name a row that was purged or never existed.
+CREATE TABLE mi_notice (
+    id               BIGINT        IDENTITY(1,1) NOT NULL,
+    interface        NVARCHAR(16)  NOT NULL,
+    notice_key       NVARCHAR(64)  NOT NULL,
+    business_key     NVARCHAR(64),
+    outbox_id        BIGINT,
+    notice_json      NVARCHAR(MAX) NOT NULL,
+    received_count   INT           NOT NULL DEFAULT 1,
+    first_received_at DATETIME2(6) NOT NULL DEFAULT SYSUTCDATETIME(),
+    last_received_at DATETIME2(6)  NOT NULL DEFAULT SYSUTCDATETIME(),
+    CONSTRAINT mi_notice_pk PRIMARY KEY (id),
+    CONSTRAINT mi_notice_key UNIQUE (interface, notice_key)
+);
+CREATE INDEX mi_notice_business_ix ON mi_notice (business_key);
 GO
 
 -- Validation that holds however rows arrive (mi_enqueue or a plain INSERT, of

@@ -16,7 +16,7 @@ from bridge.db.store import ClaimedRow, IdentityRow, InboxRow, Store
 from bridge.db.url import parse_url
 
 DIALECTS = ["oracle", "sqlserver"]
-TABLES = ["mi_outbox", "mi_inbox", "mi_journal", "mi_identity", "mi_audit"]
+TABLES = ["mi_outbox", "mi_inbox", "mi_journal", "mi_identity", "mi_audit", "mi_notice"]
 VIEWS = ["mi_v_pending", "mi_v_in_flight", "mi_v_held", "mi_v_failed", "mi_v_today"]
 PLSQL_HEAD = re.compile(r"^(CREATE\s+OR\s+REPLACE\s+(TRIGGER|PROCEDURE|FUNCTION)|DECLARE|BEGIN)\b", re.I)
 CREATED = re.compile(r"\bCREATE\s+(?:OR\s+REPLACE\s+)?(TABLE|VIEW|PROCEDURE|FUNCTION|TRIGGER|INDEX)\s+(\w+)", re.I)
@@ -46,10 +46,10 @@ def created_objects(text: str) -> dict[str, str]:
 def test_oracle_install_splits_into_its_statements():
     stmts = statements("oracle", "install.sql")
     kinds = [CREATED.match(s).group(1).upper() if CREATED.match(s) else s.split()[0] for s in stmts]
-    assert kinds.count("TABLE") == 5 and kinds.count("VIEW") == 5
+    assert kinds.count("TABLE") == 6 and kinds.count("VIEW") == 5
     assert kinds.count("PROCEDURE") == 2 and kinds.count("TRIGGER") == 1
-    assert kinds.count("INDEX") == 8
-    assert len(stmts) == 21
+    assert kinds.count("INDEX") == 9
+    assert len(stmts) == 23
 
 
 def test_sqlserver_install_splits_into_its_batches():
@@ -135,6 +135,9 @@ def test_grants_cover_every_table_view_and_procedure(dialect):
     # Least privilege: audit rows are never changed or removed by the daemon.
     assert re.search(r"GRANT\s+SELECT,\s*INSERT\s+ON\s+(?:\S+\.)?mi_audit\b", code, re.I)
     assert not re.search(r"(UPDATE|DELETE)[^\n]*mi_audit", code, re.I)
+    # Notices are recorded and counted, never removed.
+    assert re.search(r"GRANT\s+SELECT,\s*INSERT,\s*UPDATE\s+ON\s+(?:\S+\.)?mi_notice\b", code, re.I)
+    assert not re.search(r"DELETE[^\n]*mi_notice", code, re.I)
     assert not re.search(r"\b(DBA|RESOURCE|db_owner|db_datawriter|ALTER|CONTROL)\b", code)
 
 

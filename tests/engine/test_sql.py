@@ -12,7 +12,7 @@ from bridge.db.store import InboxRow, Store
 from bridge.db.url import parse_url
 
 VIEWS = ["mi_v_pending", "mi_v_in_flight", "mi_v_held", "mi_v_failed", "mi_v_today"]
-TABLES = ["mi_outbox", "mi_inbox", "mi_journal", "mi_identity", "mi_audit"]
+TABLES = ["mi_outbox", "mi_inbox", "mi_journal", "mi_identity", "mi_audit", "mi_notice"]
 
 
 def his_enqueue(store: Store, kind, key, serial, payload) -> int:
@@ -162,6 +162,21 @@ def test_views_show_pending_held_failed_and_todays_totals(store):
     assert today[("test.charge", "done")][0] == 1
     assert Decimal(str(today[("test.charge", "done")][1])) == Decimal("3.00")
     assert today[("test.charge", "held")][0] == 1
+
+
+def test_notice_is_recorded_once_per_platform_key_and_needs_no_outbox_row(store):
+    insert = """INSERT INTO mi_notice (interface, notice_key, business_key, outbox_id, notice_json)
+                VALUES ('6302', :k, 'ORD-1', :o, '{"payOrdId": "PO-1"}')"""
+    # No foreign key: the outbox row may have been purged, or never existed.
+    store.execute(insert, {"k": "PO-1", "o": 999999})
+    row = store.query("""SELECT received_count, first_received_at, last_received_at, outbox_id
+                           FROM mi_notice WHERE interface = '6302' AND notice_key = 'PO-1'""")[0]
+    assert row[0] == 1 and row[1] is not None and row[1] == row[2] and row[3] == 999999
+    with pytest.raises(Exception):
+        store.execute(insert, {"k": "PO-1", "o": None})
+    store.execute(insert, {"k": "PO-2", "o": None})  # another notice for the same order
+    assert [r[0] for r in store.query("SELECT notice_key FROM mi_notice WHERE business_key = 'ORD-1' "
+                                      "ORDER BY notice_key")] == ["PO-1", "PO-2"]
 
 
 def test_mysql_rows_are_due_whatever_the_his_sessions_time_zone(store):
