@@ -100,15 +100,31 @@ def cmd_db(args) -> int:
 
 
 def cmd_flows(args) -> int:
-    from daemon.app import build_registry
+    """Every flow mibridge has, whether or not this config switches it on."""
+    from bridge.engine.flow import Registry
+    from bridge.mobilepay.flows import MobilePaySettings, flows as mobilepay_flows
+    from bridge.testflow.flows import TestChargeFlow, TestNoopFlow
 
-    cfg = _config(args)
-    cfg.testplatform.url = cfg.testplatform.url or "http://127.0.0.1:1"
-    reg = build_registry(cfg)
+    reg = Registry()
+    for flow in [TestChargeFlow(), TestNoopFlow(), *mobilepay_flows(MobilePaySettings())]:
+        reg.register(flow)
+    try:
+        from bridge.facepay.flows import all_flows as facepay_flows
+        for flow in facepay_flows():
+            reg.register(flow)
+    except ImportError:
+        pass
     for kind in reg.kinds():
-        print(type(reg.get(kind)).describe())
+        print(describe(reg.get(kind)))
         print()
     return 0
+
+
+def describe(flow) -> str:
+    text = type(flow).describe()
+    # PaymentFlow serves two kinds: name the instance's kind, not the class's.
+    first, _, rest = text.partition("\n")
+    return f"{flow.kind}  (starts at {type(flow).initial})\n{rest}"
 
 
 def cmd_simulator(args) -> int:

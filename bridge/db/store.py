@@ -459,6 +459,97 @@ class Store:
             return len(ids)
         return self._tx(go)
 
+    # -- what flows read besides their own row -------------------------------------
+    def inbox_state(self, outbox_id: int, result_type: str) -> Optional[dict]:
+        """The HIS's handling of a flow's inbox row: consumed or not, its ack, and
+        the row's age in seconds by the database clock (newest row of that type)."""
+        rows = self.query(f"""SELECT id, consumed_at, his_ack, {self.dialect.age_seconds('created_at')}
+                                FROM mi_inbox WHERE outbox_id = :o AND result_type = :t
+                               ORDER BY id DESC""", {"o": outbox_id, "t": result_type})
+        if not rows:
+            return None
+        r = rows[0]
+        return {"id": int(r[0]), "consumed": r[1] is not None, "his_ack": r[2],
+                "age_seconds": float(r[3]) if r[3] is not None else 0.0}
+
+    def withdraw_inbox_row(self, inbox_id: int) -> bool:
+        """Take an unconsumed inbox row back from the HIS (its window passed): it
+        counts as rejected from now on, so the HIS cannot accept it while mibridge
+        reverses it.  False when the HIS consumed it first."""
+        d = self.dialect
+        return self.execute(f"""UPDATE mi_inbox SET consumed_at = {d.now}, his_ack = 'rejected'
+                                 WHERE id = :id AND consumed_at IS NULL""", {"id": inbox_id}) == 1
+
+    def find_request(self, kinds: Iterable[str], business_key: str) -> Optional[dict]:
+        """Another request of the HIS, by its business key (e.g. the payment a
+        refund refers to)."""
+        kinds = list(kinds)
+        marks = ", ".join(f":k{n}" for n in range(len(kinds)))
+        rows = self.query(f"""SELECT id, kind, state, step, flow_data, payload
+                                FROM mi_outbox WHERE business_key = :b AND kind IN ({marks})
+                               ORDER BY id""", dict({f"k{n}": k for n, k in enumerate(kinds)}, b=business_key))
+        if not rows:
+            return None
+        r = rows[0]
+        return {"id": int(r[0]), "kind": r[1], "state": r[2], "step": r[3],
+                "flow_data": json.loads(r[4]) if r[4] else {}, "payload": r[5]}
+
+    def inbox_sums(self, result_type: str, order_id: str) -> dict:
+        """Sums of the amount columns of the successful inbox rows of one type for
+        one platform order (e.g. every refund of a payment so far)."""
+        rows = self.query("""SELECT total_amount, fund_amount, account_amount, cash_amount
+                               FROM mi_inbox WHERE result_type = :t AND order_id = :o AND outcome = 'ok'""",
+                          {"t": result_type, "o": order_id})
+        out = {"total": Decimal("0.00"), "fund": Decimal("0.00"), "account": Decimal("0.00"),
+               "cash": Decimal("0.00"), "count": len(rows)}
+        for r in rows:
+            for name, v in zip(("total", "fund", "account", "cash"), r):
+                if v is not None:
+                    out[name] += Decimal(str(v))
+        return out
+
+    def poke(self, kinds: Iterable[str], business_key: str) -> int:
+        """Make a waiting request due now (a notice arrived for it)."""
+        kinds = list(kinds)
+        marks = ", ".join(f":k{n}" for n in range(len(kinds)))
+        d = self.dialect
+        return self.execute(f"""UPDATE mi_outbox SET next_attempt_at = {d.now}
+                                 WHERE business_key = :b AND kind IN ({marks})
+                                   AND state IN ('pending', 'in_doubt')""",
+                            dict({f"k{n}": k for n, k in enumerate(kinds)}, b=business_key))
+
+    # -- platform notices (mi_notice) -------------------------------------------------
+    def record_notice(self, interface: str, notice_key: str, business_key: Optional[str],
+                      outbox_id: Optional[int], notice: dict) -> bool:
+        """Record a verified notice once; a repeat only counts.  Returns True when
+        it was new."""
+        d = self.dialect
+        bump = f"""UPDATE mi_notice SET received_count = received_count + 1, last_received_at = {d.now}
+                    WHERE interface = :i AND notice_key = :k"""
+        params = {"i": interface, "k": notice_key}
+
+        def go(cur):
+            self._exec(cur, bump, params)
+            if cur.rowcount == 1:
+                return False
+            self._exec(cur, """INSERT INTO mi_notice (interface, notice_key, business_key, outbox_id, notice_json)
+                               VALUES (:i, :k, :b, :o, :j)""",
+                       dict(params, b=business_key, o=outbox_id, j=_json(notice)))
+            return True
+        try:
+            return self._tx(go)
+        except Exception as exc:
+            if self.is_disconnect(exc):
+                raise
+            # Two deliveries of one notice raced past the UPDATE: the other inserted it.
+            self.execute(bump, params)
+            return False
+
+    def notice(self, interface: str, notice_key: str) -> Optional[dict]:
+        rows = self.query("SELECT notice_json FROM mi_notice WHERE interface = :i AND notice_key = :k",
+                          {"i": interface, "k": notice_key})
+        return json.loads(rows[0][0]) if rows else None
+
     # -- reading -------------------------------------------------------------------
     def query(self, sql: str, params: dict | None = None) -> list[tuple]:
         def go(cur):

@@ -55,6 +55,16 @@ class StepContext:
             return None
         return self._runner.store.call_age_seconds(self.row.current_call)
 
+    @property
+    def store(self) -> Store:
+        """For reads a step needs beyond its own row (the HIS's inbox handling,
+        a related request, a recorded notice).  Writes go through transitions."""
+        return self._runner.store
+
+    def call_age_seconds(self, msg_id: str) -> Optional[float]:
+        """Seconds since a journalled call of this row started (database clock)."""
+        return self._runner.store.call_age_seconds(msg_id)
+
     def call(self, send: Callable[[PreparedCall], CallResult], prepared: PreparedCall) -> CallResult:
         """Journal, send, record.  `send` is the platform client's send()."""
         return self._runner.call(self, send, prepared)
