@@ -1,0 +1,75 @@
+"""[facepay] section: the face-pay flow settings and the face terminal.
+
+    [facepay]
+    enabled = true                      # false: every request settles the plain way
+    merchant_no = "102440100000004"     # default expContent terms (a request may name its own)
+    terminal_no = "00000143"
+    isv_no = "123456"
+    acct_type = "A02"
+    terminal_url = "http://127.0.0.1:9000/nationec/trans"   # the e-credential library's URL
+    terminal_read_timeout = 120         # a person at a kiosk
+    office_id = "MZ01"
+    office_name = "门诊收费处"
+    settle_window_seconds = 120         # > [offline] read_timeout: "not found" is final after it
+    refund_retry_delays = [60, 300, 900, 3600]
+    his_ack_timeout_seconds = 900       # 单边账: settlement not taken by the HIS -> cancelled
+    sign_in_check_seconds = 300         # how often the 9001 job checks the operator's sign-in
+
+Every other key of bridge/facepay/flows.py FacePaySettings may be set too.  Nothing here
+is secret (the gateway secret lives in [offline] as paas_secret_env / _file).
+"""
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal, InvalidOperation
+from typing import Optional
+
+from daemon.config import Config, ConfigError
+
+# Keys of [facepay] that are not FacePaySettings fields.
+_EXTRA = {"terminal_url": None, "terminal_read_timeout": 120.0, "terminal_connect_timeout": 5.0,
+          "sign_in_check_seconds": 300.0}
+
+
+@dataclasses.dataclass(frozen=True)
+class FacePayParts:
+    settings: object                   # FacePaySettings
+    terminal_url: Optional[str]
+    terminal_read_timeout: float
+    terminal_connect_timeout: float
+    sign_in_check_seconds: float
+
+
+def facepay_parts(cfg: Config) -> Optional[FacePayParts]:
+    raw = cfg.platforms.get("facepay")
+    if raw is None:
+        return None
+    from bridge.facepay.flows import FacePaySettings
+
+    raw = dict(raw)
+    extra = {k: raw.pop(k, v) for k, v in _EXTRA.items()}
+    fields = {f.name: f for f in dataclasses.fields(FacePaySettings)}
+    unknown = set(raw) - set(fields)
+    if unknown:
+        raise ConfigError(f"[facepay]: unknown setting(s) {', '.join(sorted(unknown))}; known: "
+                          f"{', '.join(sorted(set(fields) | set(_EXTRA)))}")
+    kw = {}
+    for k, v in raw.items():
+        if k == "down_payment":
+            try:
+                v = Decimal(str(v))
+            except InvalidOperation:
+                raise ConfigError("[facepay] down_payment must be an amount") from None
+        elif isinstance(v, list):
+            v = tuple(float(x) if k.endswith("_delays") else str(x) for x in v)
+        kw[k] = v
+    try:
+        settings = FacePaySettings(**kw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[facepay]: {exc}") from None
+    if settings.settle_window_seconds <= 0:
+        raise ConfigError("[facepay] settle_window_seconds must be positive")
+    return FacePayParts(settings=settings, terminal_url=extra["terminal_url"],
+                        terminal_read_timeout=float(extra["terminal_read_timeout"]),
+                        terminal_connect_timeout=float(extra["terminal_connect_timeout"]),
+                        sign_in_check_seconds=float(extra["sign_in_check_seconds"]))

@@ -1,0 +1,312 @@
+"""Issue 5 scenarios through the tables, one real daemon process per database.
+
+Each test enqueues as an HIS would, waits for the rows to end, and checks the inbox, the
+identity table and the simulator's money (balances, settlements, ledger events)."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from bridge.db.store import Store
+from tests.conftest import DIALECTS
+from tests.engine.daemonproc import DaemonProcess
+
+from .conftest import (LI, QIAN, SUN, WANG, ZHANG, ZHAO, ZHOU, His, Sim, admit, daemon_toml,
+                       inpatient_payload, money_invariants, new_database, person_of, visit_payload)
+
+D = Decimal
+OUTP, INPT = "facepay.outpatient", "facepay.inpatient"
+
+
+@pytest.fixture(scope="module", params=DIALECTS)
+def env(request, running, msgid_dir, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(f"fp-{request.param}")
+    url, drop = new_database(request.param, tmp)
+    sim = Sim(running)
+    sim.reset()
+    proc = DaemonProcess(tmp, url, None, name="fp", workers=3, lease=3.0,
+                         extra=daemon_toml(sim.creds, msgid_dir))
+    store = Store(url)
+    try:
+        yield request.param, sim, His(store), proc
+    finally:
+        rc = proc.terminate()
+        store.close()
+        drop()
+        assert rc == 0, proc.tail()
+
+
+@pytest.fixture
+def t(env):
+    dialect, sim, his, proc = env
+    sim.reset()
+    yield env
+    # Nothing left half-way: every row of this test is final or held.
+    open_rows = his.store.query("SELECT kind, business_key, state FROM mi_outbox "
+                                "WHERE state IN ('pending', 'running', 'in_doubt')")
+    assert not open_rows, (open_rows, proc.tail())
+
+
+def _k(prefix: str, dialect: str) -> str:
+    return f"{prefix}-{dialect}"
+
+
+def identify(sim: Sim, his: His, psn_no: str, key: str) -> dict:
+    sim.present(psn_no)
+    his.enqueue("facepay.identify", key, {"his_patient_id": f"HIS-{key}"})
+    assert his.wait("facepay.identify", key) == "done"
+    return his.one("facepay.identify", key, "identity")
+
+
+def settle_visit(sim, his, key, presettle: dict, setting=OUTP, settle: dict | None = None):
+    his.enqueue(f"{setting}.presettle", f"P{key}", presettle, serial=f"V{key}")
+    his.enqueue(f"{setting}.settle", f"S{key}", dict({"presettle_key": f"P{key}"}, **(settle or {})),
+                serial=f"V{key}")
+    return his.wait(f"{setting}.presettle", f"P{key}"), his.wait(f"{setting}.settle", f"S{key}")
+
+
+# ------------------------------------------------------------------ happy paths
+
+def test_outpatient_face_identify_presettle_settle_cancel(t):
+    dialect, sim, his, proc = t
+    k = _k("OUT1", dialect)
+    ident = identify(sim, his, ZHANG, f"F{k}")
+    assert ident["outcome"] == "ok" and ident["result"]["psn_no"] == ZHANG and ident["result"]["insured"]
+    row = his.store.query("SELECT psn_no, insuplc_admdvs, insutype, psn_cert_type FROM mi_identity "
+                          "WHERE his_patient_id = :p", {"p": f"HIS-F{k}"})
+    assert [tuple(r) for r in row] == [(ZHANG, "440100", "310", "01")]
+
+    pre, st = settle_visit(sim, his, k, visit_payload(identify_key=f"F{k}"))
+    assert (pre, st) == ("done", "done"), his.row(f"{OUTP}.settle", f"S{k}")
+    p = his.one(f"{OUTP}.presettle", f"P{k}", "presettlement")
+    assert (p["total"], p["fund"], p["account"], p["cash"]) == (D("100.00"), D("70.00"), D("30.00"), D("0.00"))
+    s = his.one(f"{OUTP}.settle", f"S{k}", "settlement")
+    assert (s["total"], s["fund"], s["account"], s["cash"]) == (D("100.00"), D("70.00"), D("30.00"), D("0.00"))
+    assert s["setl_id"] and s["result"]["face_pay"] is True
+    assert his.one(f"{OUTP}.settle", f"S{k}", "terminal_notice")["outcome"] == "ok"
+    state = sim.state()
+    assert state["persons"][ZHANG] == "970.00"
+    assert [n["medicalSettleNo"] for n in state["terminal_notices"]] == [s["setl_id"]]
+    assert state["account_deductions"][s["setl_id"]]["status"] == "deducted"
+
+    his.enqueue(f"{OUTP}.cancel", f"C{k}", {"settle_key": f"S{k}"}, serial=f"V{k}")
+    assert his.wait(f"{OUTP}.cancel", f"C{k}") == "done"
+    c = his.one(f"{OUTP}.cancel", f"C{k}", "cancellation")
+    assert c["setl_id"] == s["setl_id"] and c["account"] == D("30.00") and c["result"]["account_refund"] == "core"
+    state = money_invariants(sim, {ZHANG: "1000.00"})
+    assert state["persons"][ZHANG] == "1000.00"
+    assert state["counts"]["account.refund"] == 1 and state["counts"]["account.deduction"] == 1
+
+
+def test_inpatient_face_pay_settle_and_cancel(t, msgid_dir):
+    dialect, sim, his, proc = t
+    k = _k("IN1", dialect)
+    mdtrt_id = admit(sim, SUN, msgid_dir)
+    pre, st = settle_visit(sim, his, k, inpatient_payload(mdtrt_id, person_of(sim, SUN)), setting=INPT)
+    assert (pre, st) == ("done", "done"), his.inbox(f"{INPT}.settle", f"S{k}")
+    s = his.one(f"{INPT}.settle", f"S{k}", "settlement")
+    assert (s["total"], s["fund"], s["account"], s["cash"]) == (D("500.00"), D("350.00"), D("150.00"), D("0.00"))
+    assert sim.state()["persons"][SUN] == "2850.00"
+    his.enqueue(f"{INPT}.cancel", f"C{k}", {"settle_key": f"S{k}"}, serial=f"V{k}")
+    assert his.wait(f"{INPT}.cancel", f"C{k}") == "done"
+    money_invariants(sim, {SUN: "3000.00"})
+    assert sim.state()["persons"][SUN] == "3000.00"
+
+
+@pytest.mark.parametrize("psn, acct, cash", [(ZHOU, "10.00", "20.00"), (LI, "0.00", "30.00")])
+def test_real_account_partly_enough_and_zero(t, psn, acct, cash):
+    dialect, sim, his, proc = t
+    k = _k(f"BAL{psn[-2:]}", dialect)
+    pre, st = settle_visit(sim, his, k, visit_payload(person=person_of(sim, psn)))
+    assert (pre, st) == ("done", "done")
+    s = his.one(f"{OUTP}.settle", f"S{k}", "settlement")
+    assert (s["fund"], s["account"], s["cash"]) == (D("70.00"), D(acct), D(cash))
+    assert D(sim.state()["persons"][psn]) == D(sim.person(psn)["balc"])
+    assert sim.state()["persons"][psn] == "0.00"
+
+
+# ------------------------------------------------------------------ refusals
+
+@pytest.mark.parametrize("psn, code", [(ZHAO, "NO_REAL_ACCOUNT"), (WANG, "NO_REAL_ACCOUNT")])
+def test_person_without_real_account_fails_clearly(t, psn, code):
+    dialect, sim, his, proc = t
+    k = _k(f"NRA{psn[-2:]}", dialect)
+    pre, st = settle_visit(sim, his, k, visit_payload(person=person_of(sim, psn)))
+    assert pre == "failed"
+    r = his.one(f"{OUTP}.presettle", f"P{k}", "error")
+    assert r["code"] == code, r
+    # The settle refers to a failed pre-settlement: it fails too, and sends nothing.
+    assert st == "failed" and his.one(f"{OUTP}.settle", f"S{k}", "error")["code"] == "PRESETTLE_NOT_DONE"
+    assert sim.state()["counts"]["offline.settlement"] == 0
+
+
+def test_institution_not_enabled_and_unionpay_balance_failure(t):
+    dialect, sim, his, proc = t
+    # The platform's own refusal text for a non-enabled institution (facepay.md step 3).
+    sim.arm("2206", "business_error", message="机构未开通医保码实账一次刷脸支付功能")
+    k = _k("NEN", dialect)
+    his.enqueue(f"{OUTP}.presettle", f"P{k}", visit_payload(person=person_of(sim, ZHANG)))
+    assert his.wait(f"{OUTP}.presettle", f"P{k}") == "failed"
+    assert his.one(f"{OUTP}.presettle", f"P{k}", "error")["code"] == "FACEPAY_NOT_ENABLED"
+    sim.arm("unionpay.balance", "fail")
+    k = _k("UPB", dialect)
+    his.enqueue(f"{OUTP}.presettle", f"P{k}", visit_payload(person=person_of(sim, ZHANG)))
+    assert his.wait(f"{OUTP}.presettle", f"P{k}") == "failed"
+    assert his.one(f"{OUTP}.presettle", f"P{k}", "error")["code"] == "UNIONPAY_FAILED"
+
+
+def test_retry_without_face_pay_when_the_his_asks(t):
+    dialect, sim, his, proc = t
+    k = _k("RWF", dialect)
+    pre, st = settle_visit(sim, his, k, visit_payload(person=person_of(sim, ZHAO), retry_without_face_pay=True,
+                                                      face_pay=True))
+    assert (pre, st) == ("done", "done")
+    assert his.one(f"{OUTP}.presettle", f"P{k}", "face_pay_refused")["code"] == "NO_REAL_ACCOUNT"
+    s = his.one(f"{OUTP}.settle", f"S{k}", "settlement")
+    # Plain settlement: the personal account is not touched.
+    assert s["result"]["face_pay"] is False and s["account"] == D("0.00") and s["cash"] == D("30.00")
+    assert sim.state()["persons"][ZHAO] == "500.00"
+
+
+def test_settle_refused_by_unionpay_falls_back_only_when_asked(t):
+    dialect, sim, his, proc = t
+    k = _k("UPD", dialect)
+    sim.arm("unionpay.deduct", "fail")
+    pre, st = settle_visit(sim, his, k, visit_payload(person=person_of(sim, ZHANG)))
+    assert (pre, st) == ("done", "failed")
+    assert his.one(f"{OUTP}.settle", f"S{k}", "error")["code"] == "UNIONPAY_FAILED"
+    k2 = _k("UPD2", dialect)
+    sim.arm("unionpay.deduct", "fail")
+    pre, st = settle_visit(sim, his, k2, visit_payload(person=person_of(sim, ZHANG)),
+                           settle={"retry_without_face_pay": True})
+    assert (pre, st) == ("done", "done")
+    s = his.one(f"{OUTP}.settle", f"S{k2}", "settlement")
+    assert s["result"]["face_pay"] is False and s["account"] == D("0.00")
+    money_invariants(sim, {ZHANG: "1000.00"})
+
+
+def test_face_pay_switched_off_per_request(t):
+    dialect, sim, his, proc = t
+    k = _k("OFF", dialect)
+    pre, st = settle_visit(sim, his, k, visit_payload(person=person_of(sim, ZHANG), face_pay=False))
+    assert (pre, st) == ("done", "done")
+    s = his.one(f"{OUTP}.settle", f"S{k}", "settlement")
+    assert s["result"]["face_pay"] is False and s["account"] == D("0.00") and s["cash"] == D("30.00")
+    assert sim.state()["persons"][ZHANG] == "1000.00"
+    assert sim.state()["account_deductions"] == {}
+
+
+def test_not_insured_and_bad_input_are_visible(t):
+    dialect, sim, his, proc = t
+    k = _k("NI", dialect)
+    sim.present(QIAN)
+    his.enqueue("facepay.identify", k, {"his_patient_id": "HIS-QIAN"})
+    assert his.wait("facepay.identify", k) == "done"
+    r = his.one("facepay.identify", k, "identity")
+    assert r["outcome"] == "failed" and r["code"] == "NOT_INSURED" and r["result"]["psn_no"] == QIAN
+    bad = visit_payload(person=person_of(sim, ZHANG))
+    bad["total_amount"] = "99.00"
+    his.enqueue(f"{OUTP}.presettle", f"BAD{k}", bad)
+    assert his.wait(f"{OUTP}.presettle", f"BAD{k}") == "failed"
+    e = his.one(f"{OUTP}.presettle", f"BAD{k}", "error")
+    assert e["code"] == "BAD_INPUT" and "sum of the fee lines" in e["message"]
+    assert not [x for x in sim.state()["events"] if x["kind"].startswith("offline")]
+
+
+# ------------------------------------------------------------------ cancel with refund trouble
+
+def _settled(sim, his, k, psn=ZHANG):
+    pre, st = settle_visit(sim, his, k, visit_payload(person=person_of(sim, psn)))
+    assert (pre, st) == ("done", "done"), his.inbox(f"{OUTP}.settle", f"S{k}")
+    return his.one(f"{OUTP}.settle", f"S{k}", "settlement")
+
+
+def test_cancel_unionpay_refund_fails_once_then_mpc004_refunds(t):
+    dialect, sim, his, proc = t
+    k = _k("RF1", dialect)
+    s = _settled(sim, his, k)
+    # First refund leg (inside 2208) and the first mpc004 fail; the second mpc004 succeeds.
+    sim.arm("unionpay.refund", "fail", times=2)
+    his.enqueue(f"{OUTP}.cancel", f"C{k}", {"settle_key": f"S{k}"}, serial=f"V{k}")
+    assert his.wait(f"{OUTP}.cancel", f"C{k}") == "done"
+    types = [r["type"] for r in his.inbox(f"{OUTP}.cancel", f"C{k}")]
+    assert types == ["cancel_progress", "account_refund_attempt", "account_refund", "cancellation"], types
+    c = his.one(f"{OUTP}.cancel", f"C{k}", "cancellation")
+    assert c["result"]["account_refund"] == "mpc004" and c["result"]["refund_seq_id"]
+    st = money_invariants(sim, {ZHANG: "1000.00"})
+    assert st["persons"][ZHANG] == "1000.00" and st["counts"]["account.refund"] == 1
+    assert not st["settlements"][s["setl_id"]]["valid"]
+
+
+def test_cancel_refund_fails_until_the_limit_is_held_then_requeued(t):
+    dialect, sim, his, proc = t
+    k = _k("RFH", dialect)
+    s = _settled(sim, his, k)
+    sim.arm("unionpay.refund", "fail", times=20)
+    his.enqueue(f"{OUTP}.cancel", f"C{k}", {"settle_key": f"S{k}"}, serial=f"V{k}")
+    assert his.wait(f"{OUTP}.cancel", f"C{k}") == "held"
+    row = his.row(f"{OUTP}.cancel", f"C{k}")
+    assert row["code"] == "ACCOUNT_REFUND_FAILED", row
+    assert [r["type"] for r in his.inbox(f"{OUTP}.cancel", f"C{k}")].count("account_refund_attempt") == 2
+    st = sim.state()
+    # Nothing half-done: the settlement stands and the account is still deducted.
+    assert st["settlements"][s["setl_id"]]["valid"] and st["persons"][ZHANG] == "970.00"
+    # The cause is fixed; a person requeues: the resolver asks fpy001 first, then refunds once.
+    sim.control("DELETE", "/__sim__/faults")
+    assert his.store.requeue(his.store.query("SELECT id FROM mi_outbox WHERE business_key = :b",
+                                             {"b": f"C{k}"})[0][0], "test", "bank fixed") == "in_doubt"
+    assert his.wait(f"{OUTP}.cancel", f"C{k}") == "done"
+    st = money_invariants(sim, {ZHANG: "1000.00"})
+    assert st["persons"][ZHANG] == "1000.00" and not st["settlements"][s["setl_id"]]["valid"]
+    assert st["counts"]["account.refund"] == 1
+
+
+def test_cancel_without_extension_refunds_the_account_through_mpc004(t):
+    dialect, sim, his, proc = t
+    k = _k("NOX", dialect)
+    s = _settled(sim, his, k)
+    his.enqueue(f"{OUTP}.cancel", f"C{k}", {"settle_key": f"S{k}", "with_extension": False}, serial=f"V{k}")
+    assert his.wait(f"{OUTP}.cancel", f"C{k}") == "done"
+    c = his.one(f"{OUTP}.cancel", f"C{k}", "cancellation")
+    assert c["result"]["account_refund"] == "mpc004"
+    st = money_invariants(sim, {ZHANG: "1000.00"})
+    assert st["persons"][ZHANG] == "1000.00" and st["counts"]["account.refund"] == 1
+    assert st["account_deductions"][s["setl_id"]]["status"] == "refunded"
+
+
+# ------------------------------------------------------------------ unknown outcome, 单边账
+
+@pytest.mark.parametrize("fault", ["lost_after_commit", "http500"])
+def test_lost_settle_answer_is_resolved_by_2601_never_resent_blindly(t, fault):
+    dialect, sim, his, proc = t
+    k = _k(f"LOST{fault[:4]}", dialect)
+    sim.arm("2207", fault)
+    s = _settled(sim, his, k)
+    st = money_invariants(sim, {ZHANG: "1000.00"})
+    assert st["persons"][ZHANG] == "970.00"
+    reversed_ = [r for r in his.inbox(f"{OUTP}.settle", f"S{k}") if r["type"] == "settlement_reversed"]
+    # lost_after_commit: booked, so 2601 undid it before the new settlement; http500: never
+    # booked, so 2601 found nothing and the settlement went out after the settle window.
+    assert len(reversed_) == (1 if fault == "lost_after_commit" else 0)
+    assert st["counts"]["offline.reversal"] == len(reversed_)
+    assert [x for x in st["settlements"].values() if x["valid"]] == [st["settlements"][s["setl_id"]]]
+
+
+def test_his_rejects_the_settlement_and_it_is_cancelled(t):
+    dialect, sim, his, proc = t
+    k = _k("REJ", dialect)
+    his.enqueue(f"{OUTP}.presettle", f"P{k}", visit_payload(person=person_of(sim, ZHANG)), serial=f"V{k}")
+    his.enqueue(f"{OUTP}.settle", f"S{k}", {"presettle_key": f"P{k}"}, serial=f"V{k}")
+    assert his.wait(f"{OUTP}.presettle", f"P{k}") == "done"
+    deadline = __import__("time").monotonic() + 20
+    while not [r for r in his.inbox(f"{OUTP}.settle", f"S{k}") if r["type"] == "settlement"]:
+        assert __import__("time").monotonic() < deadline
+        __import__("time").sleep(0.1)
+    s = his.one(f"{OUTP}.settle", f"S{k}", "settlement")
+    his.consume(s["id"], "rejected")      # the HIS could not keep it (its own write failed)
+    assert his.wait(f"{OUTP}.settle", f"S{k}", accept=False) == "done"
+    c = his.one(f"{OUTP}.settle", f"S{k}", "cancellation")
+    assert c["result"]["reason"] == "his_rejected"
+    st = money_invariants(sim, {ZHANG: "1000.00"})
+    assert st["persons"][ZHANG] == "1000.00" and not st["settlements"][s["setl_id"]]["valid"]
