@@ -106,7 +106,7 @@ class Runner:
             prepared.masked_request, unsafe=not ctx.step.safe_to_repeat, mark=mark))
         if mark:
             row.current_call = prepared.msg_id
-        crashpoint("after_journal")
+        crashpoint("after_journal", prepared.interface)
         started = time.monotonic()
         try:
             result = send(prepared)
@@ -114,7 +114,7 @@ class Runner:
             logger.exception("client raised instead of classifying (row {}, {})", row.id, prepared.interface)
             result = CallResult(outcome=Outcome.UNKNOWN, interface=prepared.interface,
                                 msg_id=prepared.msg_id, message=f"client error: {type(exc).__name__}: {exc}")
-        crashpoint("after_call")
+        crashpoint("after_call", prepared.interface)
         logger.info("row {} {} {} -> {} ({} ms){}", row.id, ctx.step.name, prepared.interface,
                     result.outcome.value, int((time.monotonic() - started) * 1000),
                     f" [{result.code}] {result.message}" if result.outcome is not Outcome.OK else "")

@@ -21,6 +21,7 @@ the database clock (a request may be booked after our timeout).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
@@ -411,12 +412,17 @@ class PaymentFlow(Flow):
 
     def resolve_order(self, ctx):
         d = ctx.data
+        notice = ctx.store.notice(NOTICE, d["payOrdId"])
         r = _query(ctx, d, _patient(ctx.payload))
         stas = _stas(r)
+        if stas is not None and stas.is_settled:
+            return self._settled(ctx, r.data, {"order_msg": ctx.in_doubt_msg_id}, notice)
+        if notice is not None and (stas is None or stas.is_processing):
+            # The patient paid and the centre's signed notice says so: the lost 6202
+            # took effect, whatever the query says or fails to say.
+            return self._settled(ctx, None, {"order_msg": ctx.in_doubt_msg_id}, notice)
         if stas is None:
             return InDoubt("QUERY_FAILED", f"6301 after a lost 6202 failed: {r.message}")
-        if stas.is_settled:
-            return self._settled(ctx, r.data, {"order_msg": ctx.in_doubt_msg_id})
         if stas in (OrdStas.PRE_SETTLED, OrdStas.AWAITING_PAYMENT):
             q = r.data
             split = _split(q.feeSumamt, q.fundPay, q.psnAcctPay, q.ownPayAmt) if q.feeSumamt is not None else None
@@ -576,7 +582,7 @@ class PaymentFlow(Flow):
             reason = f"the HIS did not take the settlement within {window:.0f} s"
         else:
             return Wait("await_his", self.settings.his_poll_seconds)
-        return Goto("repair", data={"repair_reason": reason, "appRefdSn": f"MIBR{ctx.row.id}",
+        return Goto("repair", data={"repair_reason": reason, "appRefdSn": _repair_serial(ctx.data["payOrdId"]),
                                     "appRefdTime": _now14()})
 
     # -- repair: 6203 ALL -----------------------------------------------------------------------
@@ -621,6 +627,13 @@ class PaymentFlow(Flow):
             account_amount=Decimal(s["account"]), cash_amount=Decimal(s["cash"]),
             result={"payOrdId": s["payOrdId"], "appRefdSn": d["appRefdSn"], "refdSn": refd_sn,
                     "reason": d["repair_reason"]})])
+
+
+def _repair_serial(pay_ord_id: str) -> str:
+    """appRefdSn of a repair refund: unique per refund at the centre (§5.3), the
+    same on every send (§7.3), and never equal to an HIS refund serial.  Derived
+    from payOrdId, which the centre keeps unique; 24 characters."""
+    return "MIBR" + hashlib.sha256(pay_ord_id.encode()).hexdigest()[:20].upper()
 
 
 def _notice_split(notice: Optional[dict]) -> Optional[dict]:

@@ -357,6 +357,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Sink:
+    closed = False      # socketserver's finish() looks at it after a reset
+
     def write(self, data: bytes) -> int:
         return len(data)
 
