@@ -310,3 +310,12 @@ def test_his_rejects_the_settlement_and_it_is_cancelled(t):
     assert c["result"]["reason"] == "his_rejected"
     st = money_invariants(sim, {ZHANG: "1000.00"})
     assert st["persons"][ZHANG] == "1000.00" and not st["settlements"][s["setl_id"]]["valid"]
+
+
+def test_demo_part_settles_one_face_pay_visit(t):
+    from bridge.facepay.demo import run_facepay_demo_part
+
+    dialect, sim, his, proc = t
+    lines: list[str] = []
+    assert run_facepay_demo_part(his.store, sim.url, out=lines.append) == 0, lines
+    assert any("settlement" in x and "ok" in x for x in lines), lines
