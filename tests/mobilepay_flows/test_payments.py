@@ -257,3 +257,23 @@ def test_repair_refund_refused_holds_the_row_with_the_reason(bridge, sim):
     assert bridge.inbox(key)[-1]["outcome"] == "held"
     order = assert_paid_once(sim, key)
     assert order["ordStas"] == "6"          # still paid: a person must act
+
+
+@pytest.mark.parametrize("interface, fault", [("6202", "lost_after_commit"), ("6203", "timeout")])
+def test_lost_answers_are_resolved_by_query_on_every_database(bridge, sim, interface, fault):
+    """The full fault matrix runs on SQLite (test_faults.py); the two lost answers
+    that could charge or refund twice run on every database."""
+    key, rf = new_key(), new_key("RF")
+    if interface == "6202":
+        sim.arm("6202", fault)
+    bridge.enqueue(KIND_OUTPATIENT, key, payment(sim, sim.person("390", "none")))
+    assert bridge.wait_final(key, timeout=30)[key]["state"] == "done"
+    if interface == "6203":
+        sim.arm("6203", fault)
+    bridge.enqueue(KIND_REFUND, rf, {"payment_key": key}, serial_key=key)
+    assert bridge.wait_final(rf, timeout=30)[rf]["state"] == "done"
+    st = sim.state()
+    order = assert_paid_once(sim, key, st)
+    assert len(sim.events("mobilepay.refund", order["payOrdId"], st)) == 1
+    assert (interface, "unknown") in bridge.calls(rf if interface == "6203" else key)
+    assert_refunds_within_paid(sim, st)
