@@ -108,12 +108,9 @@ def cmd_flows(args) -> int:
     reg = Registry()
     for flow in [TestChargeFlow(), TestNoopFlow(), *mobilepay_flows(MobilePaySettings())]:
         reg.register(flow)
-    try:
-        from bridge.facepay.flows import all_flows as facepay_flows
-        for flow in facepay_flows():
-            reg.register(flow)
-    except ImportError:
-        pass
+    from bridge.facepay.flows import FacePaySettings, all_flows as facepay_flows
+    for flow in facepay_flows(FacePaySettings()):
+        reg.register(flow)
     for kind in reg.kinds():
         print(describe(reg.get(kind)))
         print()

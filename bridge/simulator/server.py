@@ -365,6 +365,9 @@ class _Sink:
     def flush(self) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
 
 @dataclass
 class RunningSimulator:

@@ -16,8 +16,10 @@ def test_demo_runs_end_to_end_without_double_charge(tmp_path):
     r = mibridge("demo", "--db", str(tmp_path / "demo.db"))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Double charges: none" in r.stdout
-    assert '"done": 3' in r.stdout and '"failed": 2' in r.stdout
-    assert "refused by the database" in r.stdout
+    # 5 mobile-pay requests + the refund + 3 face-pay requests; INV-1004 refused, INV-1005 reversed
+    assert '"done": 7' in r.stdout and '"failed": 2' in r.stdout, r.stdout
+    assert "REVERSED" in r.stdout and "BAD_INPUT" in r.stdout
+    assert "6202:unknown" in r.stdout           # the lost answer was resolved, not re-sent blindly
 
 
 def test_db_install_enqueue_status_requeue_resolve(tmp_path):
