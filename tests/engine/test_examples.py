@@ -1,14 +1,15 @@
-"""The example HIS triggers (sql/<dialect>/examples/his_charge_trigger.sql) on
-each real database: a charge row becomes exactly one outbox request, and a
-charge mibridge refuses is refused to the HIS with it."""
+"""The example scripts on each real database.  his_charge_trigger.sql: a charge
+row becomes exactly one outbox request, and a charge mibridge refuses is
+refused to the HIS with it.  mobilepay_enqueue.sql: see below."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from bridge.db.dialects import get_dialect
-from bridge.db.scripts import run_script, script_path
+from bridge.db.scripts import run_script, script_path, split_statements
 from bridge.db.store import Store
 from bridge.db.url import parse_url
 
@@ -59,3 +60,112 @@ def test_a_refused_request_refuses_the_charge_row_too(store):
     assert "total_amount must be a non-negative amount" in str(ei.value)
     assert store.query("SELECT COUNT(*) FROM his_charge")[0][0] == 0
     assert store.query("SELECT COUNT(*) FROM mi_outbox")[0][0] == 0
+
+
+# -- sql/<dialect>/examples/mobilepay_enqueue.sql -------------------------------------
+# The DBA's mobile-pay walk-through.  On the databases run here it is run twice,
+# with the daemon's order and settlement rows written in between (no daemon runs
+# in this test): every request is enqueued once with the keys docs/mobilepay.md
+# prescribes, every payload is one the flows accept, and the consume steps take
+# exactly the rows meant.  Oracle and SQL Server are checked without a server.
+
+MOBILEPAY_EXAMPLE = "examples/mobilepay_enqueue.sql"
+PAYMENT, REFUND, REGISTRATION, REVOKE = ("MP-20240301-0001", "RF-20240301-0001",
+                                         "MP-20240301-0002", "RV-20240301-0002")
+EXPECTED_REQUESTS = [("mobilepay.outpatient", PAYMENT, PAYMENT),
+                     ("mobilepay.refund", REFUND, PAYMENT),
+                     ("mobilepay.registration", REGISTRATION, REGISTRATION),
+                     ("mobilepay.revoke", REVOKE, REVOKE)]
+
+
+def _run_example(db_url: str, name: str) -> None:
+    u = parse_url(db_url)
+    conn = get_dialect(u.dialect).connect(u)
+    try:
+        run_script(conn, u.dialect, script_path(u.dialect, name))
+    finally:
+        conn.close()
+
+
+def _parse_mobilepay(kind: str, payload: dict):
+    from bridge.mobilepay.flows import MobilePaySettings, flows
+
+    by_kind = {f.kind: f for f in flows(MobilePaySettings())}
+    return by_kind[kind].parse(payload)
+
+
+def test_the_mobilepay_example_enqueues_valid_requests_and_consumes_its_rows(db_url):
+    _run_example(db_url, MOBILEPAY_EXAMPLE)
+    s = Store(db_url)
+    try:
+        rows = s.query("SELECT id, kind, business_key, serial_key, state, payload FROM mi_outbox ORDER BY id")
+        assert [tuple(r[1:4]) for r in rows] == EXPECTED_REQUESTS
+        assert all(r[4] == "pending" for r in rows)
+        docs = {r[2]: json.loads(r[5]) for r in rows}
+        for kind, key, _ in EXPECTED_REQUESTS:
+            _parse_mobilepay(kind, docs[key])          # raises BadInput if the flow would refuse it
+        assert docs[REFUND]["payment_key"] == PAYMENT and len(REFUND) <= 30
+        assert docs[REVOKE]["payment_key"] == REGISTRATION
+        pay_id = rows[0][0]
+
+        # What the daemon writes while the patient pays: an order row, then a settlement row.
+        for rtype in ("order", "settlement"):
+            s.execute("""INSERT INTO mi_inbox (outbox_id, kind, business_key, result_type, outcome, order_id)
+                         VALUES (:o, 'mobilepay.outpatient', :k, :t, 'ok', 'ORD-1')""",
+                      {"o": pay_id, "k": PAYMENT, "t": rtype})
+        # Someone else's unconsumed row must be left alone.
+        s.execute("""INSERT INTO mi_inbox (outbox_id, kind, business_key, result_type, outcome)
+                     VALUES (:o, 'mobilepay.registration', :k, 'order', 'ok')""",
+                  {"o": rows[2][0], "k": REGISTRATION})
+
+        _run_example(db_url, MOBILEPAY_EXAMPLE)          # again: a no-op for the requests
+        again = s.query("SELECT kind, business_key, serial_key FROM mi_outbox ORDER BY id")
+        assert [tuple(r) for r in again] == EXPECTED_REQUESTS
+        inbox = s.query("""SELECT business_key, result_type, his_ack, consumed_at FROM mi_inbox ORDER BY id""")
+        assert [(r[0], r[1], r[2], r[3] is not None) for r in inbox] == [
+            (PAYMENT, "order", "accepted", True), (PAYMENT, "settlement", "accepted", True),
+            (REGISTRATION, "order", None, False)]
+    finally:
+        s.close()
+
+
+def _example_text(dialect: str) -> str:
+    return script_path(dialect, MOBILEPAY_EXAMPLE).read_text(encoding="utf-8")
+
+
+def _payload_literals(text: str) -> list[dict]:
+    return [json.loads(m) for m in re.findall(r"N?'(\{.*?\})'", text, re.S)]
+
+
+def test_the_mobilepay_examples_send_the_same_requests_in_every_dialect():
+    dialects = ["postgresql", "mysql", "sqlite", "oracle", "sqlserver"]
+    payloads = {d: _payload_literals(_example_text(d)) for d in dialects}
+    assert len(payloads["sqlite"]) == 4
+    for d in dialects:
+        assert payloads[d] == payloads["sqlite"], d
+    kinds = [k for k, _, _ in EXPECTED_REQUESTS]
+    for kind, doc in zip(kinds, payloads["sqlite"]):
+        _parse_mobilepay(kind, doc)
+    call = re.compile(r"mi_enqueue\s*\(?\s*N?'(mobilepay\.\w+)',\s*N?'([^']+)',\s*(NULL|N?'[^']+')")
+    for d in ("postgresql", "mysql", "oracle", "sqlserver"):
+        found = [(k, b, b if s == "NULL" else s.lstrip("N").strip("'")) for k, b, s in call.findall(_example_text(d))]
+        assert found == EXPECTED_REQUESTS, d
+
+
+def test_the_oracle_and_sqlserver_mobilepay_examples_split_as_their_clients_do():
+    plsql = re.compile(r"^(DECLARE|BEGIN)\b", re.I)
+    ora_text = _example_text("oracle")
+    assert "&" not in ora_text                       # SQL*Plus would prompt for a substitution
+    stmts = split_statements("oracle", ora_text)
+    assert len(stmts) == 11
+    for st in stmts:
+        if plsql.match(st):
+            assert re.search(r"\bEND;\s*$", st), st[-80:]
+        else:
+            assert st.lstrip().upper().startswith("SELECT") and ";" not in st, st[:80]
+            assert "\n\n" not in st, st[:80]          # a blank line ends a SQL*Plus statement
+    batches = split_statements("sqlserver", _example_text("sqlserver"))
+    assert len(batches) == 10
+    for b in batches:
+        assert not re.search(r"^\s*GO\s*$", b, re.M | re.I)
+        assert not re.search(r"[^N]'\{", b), b[:80]   # payloads are N'...' (Unicode)
