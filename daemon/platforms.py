@@ -59,6 +59,8 @@ def split(section: str, raw: dict, *targets: type) -> list[dict]:
     """Share one section's keys between dataclasses; unknown keys are an error."""
     raw = dict(raw)
     for name in _SECRETS.get(section, ()):
+        if name in raw:
+            secret(section, raw, name)      # raises the "not in the config file" error
         raw.pop(f"{name}_env", None)
         raw.pop(f"{name}_file", None)
     out = []
@@ -82,10 +84,10 @@ def mobilepay_parts(cfg: Config):
 
     client_kw, flow_kw = split("mobilepay", raw, _without(MobilePayConfig, _SECRETS["mobilepay"]),
                                MobilePaySettings)
+    app_secret = secret("mobilepay", raw, "app_secret")
+    org_key = secret("mobilepay", raw, "org_private_key")
     try:
-        client = MobilePayConfig(app_secret=secret("mobilepay", raw, "app_secret"),
-                                 org_private_key=secret("mobilepay", raw, "org_private_key"),
-                                 **client_kw)
+        client = MobilePayConfig(app_secret=app_secret, org_private_key=org_key, **client_kw)
         settings = MobilePaySettings(**flow_kw)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"[mobilepay]: {exc}") from None
@@ -122,10 +124,11 @@ def offline_parts(cfg: Config):
         raise ConfigError("[offline] operator is required (the 9001 sign-in operator code)")
     if nodes not in ("national", "guangzhou"):
         raise ConfigError("[offline] input_nodes must be \"national\" or \"guangzhou\"")
+    paas_secret = secret("offline", raw, "paas_secret")
+    gz_password = secret("offline", raw, "gz_sign_in_password", required=False)
     try:
         client = OfflineConfig(
-            paas_secret=secret("offline", raw, "paas_secret"),
-            gz_sign_in_password=secret("offline", raw, "gz_sign_in_password", required=False),
+            paas_secret=paas_secret, gz_sign_in_password=gz_password,
             input_nodes=GUANGZHOU_INPUT_NODES if nodes == "guangzhou" else NATIONAL_INPUT_NODES,
             default_operator=Operator(op.operator, op.operator_name or op.operator, op.operator_type),
             **client_kw)

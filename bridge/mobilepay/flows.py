@@ -170,11 +170,21 @@ def parse_lines(doc: dict, total: Decimal) -> tuple[FeeLine, ...]:
         if price < 0:
             raise BadInput(f"{where}.price must not be negative, got {price}")
         national = item.get("national_code") or code
-        lines.append(FeeLine(no, code, name, str(national)[:50], qty, price, amount))
+        if not isinstance(national, str) or len(national) > 50:
+            raise BadInput(f"{where}.national_code must be text of at most 50 characters")
+        lines.append(FeeLine(no, code, name, national, qty, price, amount))
     lines_sum = sum((ln.amount for ln in lines), ZERO)
     if lines_sum != total:
         raise BadInput(f"the lines sum to {lines_sum} but total_amount is {total}")
     return tuple(lines)
+
+
+def _is_datetime(text: str) -> bool:
+    try:
+        time.strptime(text, "%Y-%m-%d %H:%M:%S")
+        return True
+    except ValueError:
+        return False
 
 
 def parse_payment(doc: dict, med_type: str, default_id_type: str) -> PaymentRequest:
@@ -199,6 +209,8 @@ def parse_payment(doc: dict, med_type: str, default_id_type: str) -> PaymentRequ
         doctor_code=_optional_text(doc, "doctor_code", 30), doctor_name=_optional_text(doc, "doctor_name", 50),
         diagnosis_code=_optional_text(doc, "diagnosis_code", 30),
         diagnosis_name=_optional_text(doc, "diagnosis_name", 100))
+    if req.visit_time and not _is_datetime(req.visit_time):
+        raise BadInput("visit_time must be 'YYYY-MM-DD HH:MM:SS' (§5.1 begntime)")
     if req.psn_no and not (req.insutype and req.insuplc_admdvs):
         raise BadInput("with psn_no, also give insutype and insuplc_admdvs (or leave all three out "
                        "and mibridge looks them up with 1101)")
@@ -480,14 +492,19 @@ class PaymentFlow(Flow):
             return self._settled(ctx, None, {}, notice)
         if stas is not None and not stas.is_processing:
             return self._ended(stas)
-        if r.outcome is Outcome.REJECTED and r.code != "NOT_SENT":
-            return Retry("QUERY_REJECTED", f"6301 refused: {r.message}")
         age = ctx.call_age_seconds(d["order_msg"])
         if age is not None and age > self.settings.payment_deadline_seconds:
             if self.settings.on_deadline == "hold":
                 return Hold("PAYMENT_DEADLINE", f"not paid {age:.0f} s after the order; revoke (6401) or "
                                                 f"wait is for a person to decide")
             return Goto("revoke")
+        if r.outcome is Outcome.REJECTED and r.code != "NOT_SENT":
+            return Retry("QUERY_REJECTED", f"6301 refused: {r.message}")
+        # A notice that arrived during our 6301 could not wake this (running) row:
+        # look once more before going to sleep.
+        notice = ctx.store.notice(NOTICE, d["payOrdId"])
+        if notice is not None:
+            return self._settled(ctx, None, {}, notice)
         polls = int(d.get("polls", 0))
         delay = min(self.settings.poll_cap_seconds, self.settings.poll_first_seconds * (2 ** min(polls, 16)))
         return Wait("await_payment", delay, data={"polls": polls + 1})
@@ -547,7 +564,7 @@ class PaymentFlow(Flow):
                 return self._settled(ctx, q.data, {})
             if stas is not None and stas.is_revoked:
                 return Fail("EXPIRED", "not paid in time; the order is revoked")
-            return Hold("REVOKE_REJECTED", f"6401 refused ({r.message}) and the order is "
+            return Hold("DEADLINE_REVOKE_REJECTED", f"6401 at the deadline refused ({r.message}) and the order is "
                                            f"{stas.value if stas else 'unknown'}: check in the centre")
         return InDoubt("REVOKE_UNKNOWN", r.message or "6401 outcome unknown")
 
@@ -679,7 +696,7 @@ class RefundFlow(Flow):
     kind = KIND_REFUND
     initial = "check"
     steps = {
-        "check": Step("check", next=("refund",)),
+        "check": Step("check", next=("refund",)),      # may Wait on itself while the payment is open
         "refund": Step("refund", calls="6203", safe_to_repeat=False, next=("refund",)),
     }
 
@@ -706,9 +723,15 @@ class RefundFlow(Flow):
             return Fail("BAD_INPUT", f"enqueue refunds with serial_key = the payment's business key "
                                      f"({p.payment_key!r}), so that they wait for the payment and run one "
                                      f"at a time; got {ctx.row.serial_key!r}")
-        pay = ctx.store.find_request(PAYMENT_KINDS, p.payment_key)
+        pay = _payment_row(ctx, p.payment_key)
+        if isinstance(pay, Fail):
+            return pay
         if pay is None:
             return Fail("NO_SUCH_PAYMENT", f"no mobile-pay payment with business key {p.payment_key!r}")
+        if pay["state"] in ("pending", "running", "in_doubt", "held"):
+            # Normally the serial key holds a refund back; this covers a payment
+            # enqueued under another serial key (a visit number, say).
+            return Wait("check", 5.0)
         if pay["state"] != "done" or "settled" not in pay["flow_data"]:
             return Fail("NOT_PAID", f"payment {p.payment_key} is {pay['state']} (step {pay['step']}): "
                                     f"nothing was paid that could be refunded")
@@ -776,6 +799,17 @@ class RefundFlow(Flow):
                     "refdType": d["type"], "payment_key": ctx.payload.payment_key})])
 
 
+def _payment_row(ctx, key: str):
+    """The payment a refund or revoke names.  Business keys are per kind in the
+    outbox, but they are medOrgOrd at the centre: the same key as both an
+    outpatient bill and a registration is refused rather than guessed."""
+    rows = [r for r in (ctx.store.find_request((k,), key) for k in PAYMENT_KINDS) if r]
+    if len(rows) > 1:
+        return Fail("AMBIGUOUS_PAYMENT", f"business key {key!r} names both an outpatient payment and a "
+                                         f"registration; refund or revoke it by hand")
+    return rows[0] if rows else None
+
+
 def _refund_split(p: RefundPayload, left: dict) -> tuple[SetlType, Decimal, Decimal, Decimal]:
     """What a refund of `amount` sends, within what is left (§5.3): ALL refunds
     every remaining part (insurance and self-pay together), CASH only cash, HI the
@@ -784,7 +818,11 @@ def _refund_split(p: RefundPayload, left: dict) -> tuple[SetlType, Decimal, Deci
     hi, everything = fund + acct, fund + acct + cash
     if everything <= 0:
         raise BadInput("the payment has been refunded in full already", "NOTHING_LEFT")
-    amount = everything if p.amount is None else p.amount
+    if p.amount is None and p.refund_type is not None and {SetlType.CASH: cash, SetlType.HI: hi}.get(
+            p.refund_type, everything) <= 0:
+        raise BadInput(f"nothing left to refund as {p.refund_type.value}", "NOTHING_LEFT")
+    default = {SetlType.CASH: cash, SetlType.HI: hi}.get(p.refund_type, everything)
+    amount = default if p.amount is None else p.amount
     if amount > everything:
         raise BadInput(f"refund {amount} exceeds what is left to refund ({everything})", "REFUND_EXCEEDS_PAID")
     kind = p.refund_type
@@ -835,14 +873,16 @@ class RevokeFlow(Flow):
         if ctx.row.serial_key == key:
             return Fail("BAD_INPUT", "enqueue a revoke with its own serial key (not the payment's): "
                                      "it must not wait for the payment it cancels")
-        pay = ctx.store.find_request(PAYMENT_KINDS, key)
+        pay = _payment_row(ctx, key)
+        if isinstance(pay, Fail):
+            return pay
         if pay is None:
             return Fail("NO_SUCH_PAYMENT", f"no mobile-pay payment with business key {key!r}")
-        if pay["state"] == "done" or pay["step"] in ("await_his", "repair"):
-            return Fail("ALREADY_PAID", f"payment {key} is paid: enqueue a refund instead")
         if pay["state"] in ("failed", "resolved"):
             return Finish([InboxRow(result_type="revoke", outcome="ok",
                                     result={"payment_key": key, "note": f"the payment already ended {pay['state']}"})])
+        if pay["state"] == "done" or pay["step"] in ("await_his", "repair"):
+            return Fail("ALREADY_PAID", f"payment {key} is paid: enqueue a refund instead")
         fd = pay["flow_data"]
         if pay["step"] in ("await_payment", "revoke") and fd.get("payOrdId"):
             patient = json.loads(pay["payload"])

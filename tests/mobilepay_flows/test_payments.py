@@ -277,3 +277,15 @@ def test_lost_answers_are_resolved_by_query_on_every_database(bridge, sim, inter
     assert len(sim.events("mobilepay.refund", order["payOrdId"], st)) == 1
     assert (interface, "unknown") in bridge.calls(rf if interface == "6203" else key)
     assert_refunds_within_paid(sim, st)
+
+
+def test_refund_waits_for_a_payment_enqueued_under_a_visit_serial_key(bridge, sim):
+    """An HIS that queues payments by visit number: the refund (serial key = the
+    payment's key) is not held back by the queue, so the flow itself waits."""
+    key, rf = new_key(), new_key("RF")
+    bridge.enqueue(KIND_OUTPATIENT, key, payment(sim, sim.person("390", "none")), serial_key=f"VISIT-{key}")
+    bridge.enqueue(KIND_REFUND, rf, {"payment_key": key, "refund_type": "CASH"}, serial_key=key)
+    rows = bridge.wait_final(key, rf)
+    assert rows[key]["state"] == "done" and rows[rf]["state"] == "done", rows
+    refund = bridge.inbox(rf)[-1]
+    assert (refund["type"], refund["cash"], refund["fund"]) == ("refund", D("54.00"), D("0.00"))
