@@ -270,6 +270,17 @@ def _stas(result: CallResult) -> Optional[OrdStas]:
     return result.data.ordStas if result.outcome is Outcome.OK else None
 
 
+def _not_ok(r: CallResult, unknown_code: str, refused):
+    """An unsafe call (6202, 6203, 6401) that did not succeed: not sent at all ->
+    send again later; refused -> `refused()`; anything else -> in doubt, to be
+    resolved by 6301 before anything is sent again (§7.3)."""
+    if r.outcome is Outcome.REJECTED and r.code == "NOT_SENT":
+        return Retry("NOT_SENT", r.message or "centre unreachable")
+    if r.outcome is Outcome.REJECTED:
+        return refused()
+    return InDoubt(unknown_code, r.message or f"{r.interface} outcome unknown")
+
+
 def _not_settled_yet(ctx, what: str) -> Optional[InDoubt]:
     """Inside the settle window "not booked" is not an answer yet."""
     age = ctx.doubt_age_seconds()
@@ -416,11 +427,7 @@ class PaymentFlow(Flow):
             return Goto("await_payment", data={"order_msg": prepared.msg_id, "split": split, "polls": 0},
                         inbox=[self._order_row(ctx, o.ordStas, split)],
                         identities=self._identity_from_presettle(ctx, o.extData))
-        if r.outcome is Outcome.REJECTED and r.code == "NOT_SENT":
-            return Retry("NOT_SENT", r.message or "centre unreachable")
-        if r.outcome is Outcome.REJECTED:
-            return Fail("ORDER_REJECTED", f"6202 refused: {r.message}")
-        return InDoubt("ORDER_UNKNOWN", r.message or "6202 outcome unknown")
+        return _not_ok(r, "ORDER_UNKNOWN", lambda: Fail("ORDER_REJECTED", f"6202 refused: {r.message}"))
 
     def resolve_order(self, ctx):
         d = ctx.data
@@ -554,19 +561,18 @@ class PaymentFlow(Flow):
         if r.outcome is Outcome.OK:
             return Fail("EXPIRED", f"not paid within {self.settings.payment_deadline_seconds:.0f} s; "
                                    f"the order was revoked (6401)")
-        if r.outcome is Outcome.REJECTED and r.code == "NOT_SENT":
-            return Retry("NOT_SENT", r.message or "centre unreachable")
-        if r.outcome is Outcome.REJECTED:
-            # Refused: most likely the patient paid at the last moment.  Look.
-            q = _query(ctx, ctx.data, _patient(ctx.payload))
-            stas = _stas(q)
-            if stas is not None and stas.is_settled:
-                return self._settled(ctx, q.data, {})
-            if stas is not None and stas.is_revoked:
-                return Fail("EXPIRED", "not paid in time; the order is revoked")
-            return Hold("DEADLINE_REVOKE_REJECTED", f"6401 at the deadline refused ({r.message}) and the order is "
-                                           f"{stas.value if stas else 'unknown'}: check in the centre")
-        return InDoubt("REVOKE_UNKNOWN", r.message or "6401 outcome unknown")
+        return _not_ok(r, "REVOKE_UNKNOWN", lambda: self._revoke_refused(ctx, r))
+
+    def _revoke_refused(self, ctx, r: CallResult):
+        # Refused: most likely the patient paid at the last moment.  Look.
+        q = _query(ctx, ctx.data, _patient(ctx.payload))
+        stas = _stas(q)
+        if stas is not None and stas.is_settled:
+            return self._settled(ctx, q.data, {})
+        if stas is not None and stas.is_revoked:
+            return Fail("EXPIRED", "not paid in time; the order is revoked")
+        return Hold("DEADLINE_REVOKE_REJECTED", f"6401 at the deadline refused ({r.message}) and the order "
+                                                f"is {stas.value if stas else 'unknown'}: check in the centre")
 
     def resolve_revoke(self, ctx):
         r = _query(ctx, ctx.data, _patient(ctx.payload))
@@ -610,13 +616,9 @@ class PaymentFlow(Flow):
                     Decimal(s["fund"]), Decimal(s["account"]), Decimal(s["cash"]), ctx.payload.pay_auth_no)
         if r.outcome is Outcome.OK:
             return self._reversed(ctx, r.data.refdSn)
-        if r.outcome is Outcome.REJECTED and r.code == "NOT_SENT":
-            return Retry("NOT_SENT", r.message or "centre unreachable")
-        if r.outcome is Outcome.REJECTED:
-            return Hold("REPAIR_FAILED", f"{d['repair_reason']}, and the full refund (6203) was refused: "
-                                         f"{r.code} {r.message}. The patient has paid: refund by hand, then "
-                                         f"resolve this row")
-        return InDoubt("REPAIR_UNKNOWN", r.message or "6203 outcome unknown")
+        return _not_ok(r, "REPAIR_UNKNOWN", lambda: Hold(
+            "REPAIR_FAILED", f"{d['repair_reason']}, and the full refund (6203) was refused: {r.code} {r.message}. "
+                             f"The patient has paid: refund by hand, then resolve this row"))
 
     def resolve_repair(self, ctx):
         d = ctx.data
@@ -759,11 +761,7 @@ class RefundFlow(Flow):
                     Decimal(d["fund"]), Decimal(d["account"]), Decimal(d["cash"]), d["pay_auth_no"])
         if r.outcome is Outcome.OK:
             return self._done(ctx, r.data.refdSn, r.data.hiRefdSn)
-        if r.outcome is Outcome.REJECTED and r.code == "NOT_SENT":
-            return Retry("NOT_SENT", r.message or "centre unreachable")
-        if r.outcome is Outcome.REJECTED:
-            return Fail("REFUND_REJECTED", f"6203 refused: {r.code} {r.message}")
-        return InDoubt("REFUND_UNKNOWN", r.message or "6203 outcome unknown")
+        return _not_ok(r, "REFUND_UNKNOWN", lambda: Fail("REFUND_REJECTED", f"6203 refused: {r.code} {r.message}"))
 
     def resolve_refund(self, ctx):
         """§7.2: after EXP or a lost answer, 6301 first.  Its ordStas (7-11) shows
@@ -901,11 +899,8 @@ class RevokeFlow(Flow):
         r = _revoke(ctx, d, d["patient"])
         if r.outcome is Outcome.OK:
             return self._revoked(ctx)
-        if r.outcome is Outcome.REJECTED and r.code == "NOT_SENT":
-            return Retry("NOT_SENT", r.message or "centre unreachable")
-        if r.outcome is Outcome.REJECTED:
-            return Fail("REVOKE_REJECTED", f"6401 refused: {r.message} (if the patient paid, enqueue a refund)")
-        return InDoubt("REVOKE_UNKNOWN", r.message or "6401 outcome unknown")
+        return _not_ok(r, "REVOKE_UNKNOWN", lambda: Fail(
+            "REVOKE_REJECTED", f"6401 refused: {r.message} (if the patient paid, enqueue a refund)"))
 
     def resolve_revoke(self, ctx):
         d = ctx.data
