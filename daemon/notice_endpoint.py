@@ -20,7 +20,7 @@ from typing import Callable, Optional
 
 from loguru import logger
 
-from bridge.db.store import Store
+from bridge.db.store import InboxRow, Store
 from bridge.mobilepay.callback import (ForgedNotification, NotificationRefused, SettlementCallback,
                                        SettlementNotice)
 from bridge.mobilepay.flows import NOTICE, PAYMENT_KINDS
@@ -89,6 +89,20 @@ class NoticeEndpoint:
             store.close()
             self._local.store = None
             return self._ack(n.payOrdId, False, "temporarily unable to record", status=500)
+        if new and (row is None or row["state"] in ("failed", "resolved")):
+            # Money was taken for a request that is closed (or unknown to us): the HIS
+            # and the DBA must see it, not just the log.
+            what = "no payment request" if row is None else f"request #{row['id']}, which is {row['state']}"
+            logger.error("6302 notice: {} paid for {} ({}): check with the centre", n.payOrdId, n.medOrgOrd, what)
+            if row is not None:
+                try:
+                    store.add_inbox_row(row["id"], row["kind"], n.medOrgOrd, InboxRow(
+                        result_type="held", outcome="held", error_code="NOTICE_FOR_CLOSED_PAYMENT",
+                        error_message=f"the centre says {n.payOrdId} was paid {n.feeSumamt} after this request "
+                                      f"ended {row['state']}: check with the centre and refund or settle by hand",
+                        order_id=n.payOrdId, total_amount=n.feeSumamt, result=notice_record(n)))
+                except Exception as exc:
+                    logger.error("could not write the inbox row for {}: {}", n.payOrdId, exc)
         logger.info("6302 notice for {} ({}) recorded{}", n.payOrdId, n.medOrgOrd, "" if new else " again")
         if self.on_notice:
             self.on_notice()

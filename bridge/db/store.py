@@ -494,6 +494,23 @@ class Store:
         return {"id": int(r[0]), "kind": r[1], "state": r[2], "step": r[3],
                 "flow_data": json.loads(r[4]) if r[4] else {}, "payload": r[5]}
 
+    def count_requests(self, kind: str, serial_key: str, states: Iterable[str],
+                       exclude_id: Optional[int] = None) -> int:
+        states = list(states)
+        marks = ", ".join(f":s{n}" for n in range(len(states)))
+        return int(self.query(f"""SELECT COUNT(*) FROM mi_outbox
+                                   WHERE kind = :k AND serial_key = :sk AND state IN ({marks}) AND id <> :x""",
+                              dict({f"s{n}": v for n, v in enumerate(states)}, k=kind, sk=serial_key,
+                                   x=-1 if exclude_id is None else exclude_id))[0][0])
+
+    def add_inbox_row(self, outbox_id: int, kind: str, business_key: str, row: InboxRow) -> None:
+        """An inbox row outside a flow's transition (the notice endpoint reporting a
+        payment notice for a request that is already closed)."""
+        claimed = ClaimedRow(id=outbox_id, kind=kind, business_key=business_key, serial_key="", payload="",
+                             was_state="", step=None, flow_data={}, current_call=None, attempts=0,
+                             max_attempts=0)
+        self._tx(lambda cur: self._write_results(cur, claimed, [row], ()))
+
     def inbox_sums(self, result_type: str, order_id: str) -> dict:
         """Sums of the amount columns of the successful inbox rows of one type for
         one platform order (e.g. every refund of a payment so far)."""

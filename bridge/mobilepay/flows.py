@@ -498,6 +498,9 @@ class PaymentFlow(Flow):
             # the query may lag behind it or be unreachable.
             return self._settled(ctx, None, {}, notice)
         if stas is not None and not stas.is_processing:
+            if notice is not None:
+                return Hold("NOTICE_CONTRADICTS_STATUS", f"a verified 6302 notice says paid but 6301 says "
+                                                         f"{stas.value} ({stas.name}): check in the centre")
             return self._ended(stas)
         age = ctx.call_age_seconds(d["order_msg"])
         if age is not None and age > self.settings.payment_deadline_seconds:
@@ -550,8 +553,13 @@ class PaymentFlow(Flow):
     def _ended(stas: OrdStas):
         if stas.is_revoked:
             return Fail("REVOKED", f"the order was revoked (ordStas {stas.value}): nothing was paid")
-        if stas.is_failed:
+        if stas is OrdStas.SETTLEMENT_FAILED:
             return Fail("PAYMENT_FAILED", f"the centre reports the settlement failed (ordStas {stas.value})")
+        if stas.is_failed:
+            # 14 异常 may still settle; 16 took the cash and failed to give it back:
+            # neither is "nothing happened", so a person looks before the HIS bills again.
+            return Hold("PAYMENT_ANOMALY", f"the centre reports ordStas {stas.value} ({stas.name}): money may "
+                                           f"have moved; check in the centre before billing again")
         return Hold("UNEXPECTED_STATE", f"order status {stas.value} ({stas.name}) before mibridge saw a "
                                         f"payment: check in the centre")
 
@@ -738,6 +746,13 @@ class RefundFlow(Flow):
             return Fail("NOT_PAID", f"payment {p.payment_key} is {pay['state']} (step {pay['step']}): "
                                     f"nothing was paid that could be refunded")
         settled = pay["flow_data"]["settled"]
+        unreconciled = ctx.store.count_requests(KIND_REFUND, p.payment_key, ("resolved", "held"),
+                                                exclude_id=ctx.row.id)
+        if unreconciled:
+            # A refund closed by hand has no amounts on record: what is left is unknown.
+            return Hold("PRIOR_REFUND_UNRECONCILED", f"{unreconciled} earlier refund(s) of {p.payment_key} were "
+                                                     f"held or resolved by hand, so what is left to refund is not "
+                                                     f"known here: refund by hand, then resolve this row")
         before = ctx.store.inbox_sums("refund", settled["payOrdId"])
         left = {k: Decimal(settled[k]) - before[k] for k in ("fund", "account", "cash")}
         try:
@@ -777,8 +792,8 @@ class RefundFlow(Flow):
         before, after = d["state_before"], d["state_after"]
         if before == after:
             return Hold("REFUND_UNKNOWN", f"6203 {ctx.row.business_key}: outcome lost, and the order status "
-                                          f"({stas.value}) cannot show it. Check in the centre, then requeue "
-                                          f"(sends again with the same appRefdSn) or resolve")
+                                          f"({stas.value}) cannot show it. Check in the centre, finish the "
+                                          f"refund by hand if needed, then resolve this row")
         if stas.value == after:
             return self._done(ctx, None, None)
         if stas.value == before:
@@ -882,7 +897,10 @@ class RevokeFlow(Flow):
         if pay["state"] == "done" or pay["step"] in ("await_his", "repair"):
             return Fail("ALREADY_PAID", f"payment {key} is paid: enqueue a refund instead")
         fd = pay["flow_data"]
-        if pay["step"] in ("await_payment", "revoke") and fd.get("payOrdId"):
+        # Only a payment that is waiting for the patient, and not being worked on, is
+        # revoked from here: at its own "revoke" step (or running, or in doubt) the
+        # payment has a 6401 of its own on the way, and a second one is a resend.
+        if pay["step"] == "await_payment" and pay["state"] == "pending" and fd.get("payOrdId"):
             patient = json.loads(pay["payload"])
             return Goto("revoke", data={"payOrdId": fd["payOrdId"], "payToken": fd["payToken"],
                                         "payment_id": pay["id"],

@@ -289,3 +289,31 @@ def test_refund_waits_for_a_payment_enqueued_under_a_visit_serial_key(bridge, si
     assert rows[key]["state"] == "done" and rows[rf]["state"] == "done", rows
     refund = bridge.inbox(rf)[-1]
     assert (refund["type"], refund["cash"], refund["fund"]) == ("refund", D("54.00"), D("0.00"))
+
+
+def test_refund_after_one_resolved_by_hand_is_held(bridge, sim):
+    """A refund closed by hand has no amounts on record: the next refund of that
+    payment cannot know what is left, so it stops for a person (never over-refunds)."""
+    key, r1, r2 = new_key(), new_key("RF"), new_key("RF")
+    bridge.enqueue(KIND_OUTPATIENT, key, payment(sim, sim.person("390", "none")))
+    bridge.enqueue(KIND_REFUND, r1, {"payment_key": key, "amount": "999.00"}, serial_key=key)
+    bridge.wait_final(key, r1)
+    bridge.store.execute("UPDATE mi_outbox SET state = 'resolved' WHERE business_key = :k", {"k": r1})
+    bridge.enqueue(KIND_REFUND, r2, {"payment_key": key}, serial_key=key)
+    row = bridge.wait_final(r2)[r2]
+    assert (row["state"], row["code"]) == ("held", "PRIOR_REFUND_UNRECONCILED"), row
+    assert bridge.calls(r2) == []
+
+
+def test_a_paid_notice_for_a_closed_request_is_shown_to_the_his(bridge, sim):
+    key = new_key()
+    doc = payment(sim, sim.person())
+    doc.pop("pay_auth_no")
+    bridge.enqueue(KIND_OUTPATIENT, key, doc)
+    assert bridge.wait_final(key)[key]["state"] == "failed"
+    notice = {"callType": "02", "payOrdId": f"ORD-LATE-{key}", "medOrgOrd": key, "traceTime": "20261123101010",
+              "feeSumamt": "10.00", "fundPay": "7.00", "psnAcctPay": "0.00", "ownPayAmt": "3.00", "setlType": "ALL"}
+    r = httpx.post(f"http://127.0.0.1:{sim.port}{NOTICE_PATH}", content=sim.platform_signed_notice(notice))
+    assert r.status_code == 200
+    held = [x for x in bridge.inbox(key) if x["type"] == "held"]
+    assert held and held[0]["code"] == "NOTICE_FOR_CLOSED_PAYMENT" and held[0]["total"] == D("10.00")
