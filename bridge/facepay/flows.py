@@ -36,6 +36,7 @@ from typing import Any, Optional
 
 from bridge.calls import CallResult, Outcome
 from bridge.db.store import IdentityRow, InboxRow
+from bridge.engine import handover
 from bridge.engine.flow import (BadInput, Fail, Finish, Flow, Goto, Hold, InDoubt, Retry, Step,
                                 Wait, require_amount, require_text)
 from bridge.facepay import fields as F
@@ -297,23 +298,9 @@ class CancelRequest:
 
 # ============================================================== shared helpers
 
-def _store(ctx):
-    # StepContext.store is the engine's read accessor where it exists; older engines only
-    # have the runner's store (same connection, same thread, short read transaction).
-    return getattr(ctx, "store", None) or ctx._runner.store
-
-
 def lookup(ctx, kinds: tuple[str, ...], business_key: str) -> Optional[dict]:
-    marks = ", ".join(f":k{i}" for i in range(len(kinds)))
-    rows = _store(ctx).query(
-        f"SELECT id, kind, state, step, flow_data, payload FROM mi_outbox "
-        f"WHERE business_key = :b AND kind IN ({marks}) ORDER BY id",
-        dict({f"k{i}": k for i, k in enumerate(kinds)}, b=business_key))
-    if not rows:
-        return None
-    r = rows[0]
-    return {"id": int(r[0]), "kind": r[1], "state": r[2], "step": r[3],
-            "data": json.loads(r[4]) if r[4] else {}, "payload": json.loads(r[5])}
+    """Another request of this visit, by its business key (Store.find_request)."""
+    return ctx.store.find_request(kinds, business_key)
 
 
 def _signed_in(client: OfflineClient) -> Optional[Retry]:
@@ -538,6 +525,20 @@ class _PresettleBase(Flow):
     def parse(self, doc: dict) -> PresettleRequest:
         return parse_presettle(doc, self.setting)
 
+    def _prepared(self, ctx, *, chrg_bchno: Optional[str], dr_name: Optional[str]) -> dict | Fail:
+        """The visit a pre-settlement works on (person, bill, face-pay terms), kept in
+        flow_data for the later steps and for the settle request."""
+        person = self._visit_common(ctx)
+        if isinstance(person, Fail):
+            return person
+        face_pay, terms = self._mode(ctx)
+        p: PresettleRequest = ctx.payload
+        visit = {k: person[k] for k in PERSON_KEYS}
+        visit.update(total=str(p.total), chrg_bchno=chrg_bchno, med_type=p.med_type, psn_setlway=p.psn_setlway,
+                     mid_setl_flag=p.mid_setl_flag, terms=terms, mdtrt_id=p.mdtrt_id,
+                     face=person.get("face"), dr_name=dr_name)
+        return {"visit": visit, "face_pay": face_pay}
+
     # -- who and how ----------------------------------------------------------------
     def _person(self, ctx) -> dict | Fail:
         """psn_no, insutype, insuplc_admdvs, credential, and (face-identified) the
@@ -548,7 +549,7 @@ class _PresettleBase(Flow):
         row = lookup(ctx, (KIND_IDENTIFY,), p.identify_key)
         if row is None:
             return Fail("IDENTIFY_NOT_FOUND", f"no facepay.identify request {p.identify_key!r}")
-        d = row["data"]
+        d = row["flow_data"]
         if row["state"] != "done" or not d.get("psn_no"):
             return Fail("IDENTIFY_NOT_DONE", f"facepay.identify {p.identify_key!r} is {row['state']}, "
                                              "not done with an identity")
@@ -646,17 +647,10 @@ class OutpatientPresettleFlow(_PresettleBase):
     }
 
     def step_prepare(self, ctx):
-        person = self._visit_common(ctx)
-        if isinstance(person, Fail):
-            return person
-        face_pay, terms = self._mode(ctx)
         p: PresettleRequest = ctx.payload
-        visit = {k: person[k] for k in PERSON_KEYS}
-        visit.update(total=str(p.total), chrg_bchno=p.chrg_bchno, med_type=p.med_type,
-                     psn_setlway=p.psn_setlway, mid_setl_flag=p.mid_setl_flag, terms=terms,
-                     mdtrt_id=p.mdtrt_id, face=person.get("face"),
-                     dr_name=(p.visit or {}).get("dr_name"))
-        data = {"visit": visit, "face_pay": face_pay}
+        data = self._prepared(ctx, chrg_bchno=p.chrg_bchno, dr_name=(p.visit or {}).get("dr_name"))
+        if isinstance(data, Fail):
+            return data
         return Goto("upload_visit" if p.mdtrt_id else "register", data=data)
 
     def step_register(self, ctx):
@@ -733,16 +727,10 @@ class InpatientPresettleFlow(_PresettleBase):
     }
 
     def step_prepare(self, ctx):
-        person = self._visit_common(ctx)
-        if isinstance(person, Fail):
-            return person
-        face_pay, terms = self._mode(ctx)
-        p: PresettleRequest = ctx.payload
-        visit = {k: person[k] for k in PERSON_KEYS}
-        visit.update(total=str(p.total), chrg_bchno=None, med_type=p.med_type, psn_setlway=p.psn_setlway,
-                     mid_setl_flag=p.mid_setl_flag, terms=terms, mdtrt_id=p.mdtrt_id,
-                     face=person.get("face"), dr_name=None)
-        return Goto("upload_fees", data={"visit": visit, "face_pay": face_pay})
+        data = self._prepared(ctx, chrg_bchno=None, dr_name=None)
+        if isinstance(data, Fail):
+            return data
+        return Goto("upload_fees", data=data)
 
     def step_upload_fees(self, ctx):
         client: OfflineClient = ctx.service("facepay").offline
@@ -1034,11 +1022,11 @@ class _SettleBase(_CancelSteps, Flow):
         row = lookup(ctx, (kind(self.setting, "presettle"),), pk)
         if row is None:
             return Fail("PRESETTLE_NOT_FOUND", f"no {kind(self.setting, 'presettle')} request {pk!r}")
-        if row["state"] != "done" or "visit" not in row["data"]:
+        if row["state"] != "done" or "visit" not in row["flow_data"]:
             return Fail("PRESETTLE_NOT_DONE", f"pre-settlement {pk!r} is {row['state']}; "
                                               "settle only after a successful pre-settlement")
-        v = dict(row["data"]["visit"])
-        v["retry_without_face_pay"] = row["payload"].get("retry_without_face_pay", False)
+        v = dict(row["flow_data"]["visit"])
+        v["retry_without_face_pay"] = json.loads(row["payload"]).get("retry_without_face_pay", False)
         return v
 
     def step_start(self, ctx):
@@ -1166,31 +1154,18 @@ class _SettleBase(_CancelSteps, Flow):
         s = self.settings
         if s.his_ack_timeout_seconds <= 0:
             return Finish([])
-        st = _inbox_state(ctx, "settlement")
-        if st is None:
+        v = handover.his_verdict(ctx, "settlement", s.his_ack_timeout_seconds)
+        if v.status == handover.MISSING:
             return Hold("NO_SETTLEMENT_ROW", "the settlement's inbox row is missing")
-        if st["consumed"] and st["his_ack"] != "rejected":
+        if v.status == handover.ACCEPTED:
             return Finish([])
-        if st["consumed"] or st["age_seconds"] >= s.his_ack_timeout_seconds:
-            why = "his_rejected" if st["consumed"] else "his_not_taken"
+        if v.status in (handover.REJECTED, handover.EXPIRED):
+            why = "his_rejected" if v.status == handover.REJECTED else "his_not_taken"
             note = InboxRow(result_type="cancel_progress", outcome="ok",
                             result={"step": f"cancelling the settlement ({why})",
                                     "setl_id": ctx.data["target"]["setl_id"]})
             return Goto("cancel", data={"cancel_reason": why, "with_extension": True}, inbox=[note])
-        return Wait("await_his", min(s.his_ack_poll_seconds,
-                                     max(0.2, s.his_ack_timeout_seconds - st["age_seconds"])))
-
-
-def _inbox_state(ctx, result_type: str) -> Optional[dict]:
-    store = _store(ctx)
-    rows = store.query(f"""SELECT id, consumed_at, his_ack, {store.dialect.age_seconds('created_at')}
-                             FROM mi_inbox WHERE outbox_id = :o AND result_type = :t ORDER BY id DESC""",
-                       {"o": ctx.row.id, "t": result_type})
-    if not rows:
-        return None
-    r = rows[0]
-    return {"id": int(r[0]), "consumed": r[1] is not None, "his_ack": r[2],
-            "age_seconds": float(r[3]) if r[3] is not None else 0.0}
+        return Wait("await_his", min(s.his_ack_poll_seconds, max(0.1, v.wait)))
 
 
 def _settle_steps(extra: dict) -> dict:
@@ -1242,7 +1217,7 @@ class _CancelBase(_CancelSteps, Flow):
         row = lookup(ctx, (kind(self.setting, "settle"),), sk)
         if row is None:
             return Fail("SETTLEMENT_NOT_FOUND", f"no {kind(self.setting, 'settle')} request {sk!r}")
-        target = row["data"].get("target")
+        target = row["flow_data"].get("target")
         if target is None:
             return Fail("NOT_SETTLED", f"settlement request {sk!r} is {row['state']} without a settlement")
         if row["state"] not in ("done", "failed", "resolved"):

@@ -31,6 +31,7 @@ from typing import Any, Optional
 
 from bridge.calls import CallResult, Outcome
 from bridge.db.store import IdentityRow, InboxRow
+from bridge.engine import handover
 from bridge.engine.flow import (BadInput, Fail, Finish, Flow, Goto, Hold, InDoubt, Retry, Step, Wait,
                                 require_amount, require_text)
 
@@ -597,22 +598,17 @@ class PaymentFlow(Flow):
 
     # -- await_his: the HIS takes the settlement, or 单边账 repair -------------------------------
     def step_await_his(self, ctx):
-        st = ctx.store.inbox_state(ctx.row.id, "settlement")
-        if st is None:
+        window = self.settings.his_take_window_seconds
+        v = handover.his_verdict(ctx, "settlement", window)
+        if v.status == handover.MISSING:
             return Hold("NO_SETTLEMENT_ROW", "the settlement inbox row is gone; the order is paid: "
                                              "check with the HIS")
-        if st["consumed"] and st["his_ack"] != "rejected":
+        if v.status == handover.ACCEPTED:
             return Finish([])
-        window = self.settings.his_take_window_seconds
-        if st["his_ack"] == "rejected":
-            reason = "the HIS rejected the settlement"
-        elif st["age_seconds"] > window:
-            # Take the row back atomically, so the HIS cannot accept it while we refund.
-            if not ctx.store.withdraw_inbox_row(st["id"]):
-                return Wait("await_his", 0.1)      # consumed just now: look again
-            reason = f"the HIS did not take the settlement within {window:.0f} s"
-        else:
-            return Wait("await_his", self.settings.his_poll_seconds)
+        if v.status == handover.WAITING:
+            return Wait("await_his", min(self.settings.his_poll_seconds, v.wait))
+        reason = ("the HIS rejected the settlement" if v.status == handover.REJECTED
+                  else f"the HIS did not take the settlement within {window:.0f} s")
         return Goto("repair", data={"repair_reason": reason, "appRefdSn": _repair_serial(ctx.data["payOrdId"]),
                                     "appRefdTime": _now14()})
 
