@@ -558,8 +558,10 @@ class Store:
         except Exception as exc:
             if self.is_disconnect(exc):
                 raise
-            # Two deliveries of one notice raced past the UPDATE: the other inserted it.
-            self.execute(bump, params)
+            # Two deliveries of one notice raced past the UPDATE and the other inserted
+            # it; anything else (a value too long ...) leaves no row to bump: re-raise.
+            if self.execute(bump, params) != 1:
+                raise
             return False
 
     def notice(self, interface: str, notice_key: str) -> Optional[dict]:
