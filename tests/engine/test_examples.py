@@ -169,3 +169,155 @@ def test_the_oracle_and_sqlserver_mobilepay_examples_split_as_their_clients_do()
     for b in batches:
         assert not re.search(r"^\s*GO\s*$", b, re.M | re.I)
         assert not re.search(r"[^N]'\{", b), b[:80]   # payloads are N'...' (Unicode)
+
+
+# -- sql/<dialect>/examples/facepay_enqueue.sql ---------------------------------------
+# The DBA's face-pay walk-through: one visit (identify, pre-settle, settle, cancel,
+# all under the visit number as serial key) and a second visit in the Guangdong
+# one-shot mode.  Checked as the mobile-pay one above: run twice on each database
+# with the daemon's rows written in between, every payload parsed by its flow, and
+# the Oracle and SQL Server files split as their clients do.
+
+FACEPAY_EXAMPLE = "examples/facepay_enqueue.sql"
+VISIT_1, VISIT_2 = "VISIT-20240301-0001", "VISIT-20240301-0002"
+FP_IDENTIFY, FP_PRESETTLE, FP_SETTLE, FP_CANCEL = ("FACE-20240301-0001", "PRE-20240301-0001",
+                                                   "SET-20240301-0001", "CAN-20240301-0001")
+FP_DOC_PRESETTLE, FP_DOC_SETTLE = "PRE-20240301-0002", "SET-20240301-0002"
+FACEPAY_REQUESTS = [("facepay.identify", FP_IDENTIFY, VISIT_1),
+                    ("facepay.outpatient.presettle", FP_PRESETTLE, VISIT_1),
+                    ("facepay.outpatient.settle", FP_SETTLE, VISIT_1),
+                    ("facepay.outpatient.cancel", FP_CANCEL, VISIT_1),
+                    ("facepay.document.presettle", FP_DOC_PRESETTLE, VISIT_2),
+                    ("facepay.document.settle", FP_DOC_SETTLE, VISIT_2)]
+# (kind, business key, result_type) of the rows the script takes, in its order.
+FACEPAY_CONSUMED = [("facepay.identify", FP_IDENTIFY, "identity"),
+                    ("facepay.outpatient.presettle", FP_PRESETTLE, "presettlement"),
+                    ("facepay.outpatient.settle", FP_SETTLE, "settlement"),
+                    ("facepay.document.presettle", FP_DOC_PRESETTLE, "presettlement"),
+                    ("facepay.document.settle", FP_DOC_SETTLE, "settlement")]
+CASHIER = {"id": "op002", "name": "收费员乙", "type": "1"}
+KIOSK = {"id": "ZZJ01", "name": "自助机01", "type": "2"}
+
+
+def _parse_facepay(kind: str, payload: dict):
+    from bridge.facepay.flows import FacePaySettings, all_flows
+
+    by_kind = {f.kind: f for f in all_flows(FacePaySettings(merchant_no="1", terminal_no="1", isv_no="1"))}
+    return by_kind[kind].parse(payload)
+
+
+def _check_facepay_payloads(docs: dict) -> None:
+    """docs: business key -> payload.  Every one accepted by its flow, and they chain."""
+    for kind, key, _ in FACEPAY_REQUESTS:
+        _parse_facepay(kind, docs[key])                 # raises BadInput if the flow would refuse it
+    assert docs[FP_PRESETTLE]["identify_key"] == FP_IDENTIFY
+    assert docs[FP_SETTLE]["presettle_key"] == FP_PRESETTLE
+    assert docs[FP_CANCEL]["settle_key"] == FP_SETTLE and docs[FP_CANCEL]["with_extension"] is True
+    assert docs[FP_DOC_SETTLE]["presettle_key"] == FP_DOC_PRESETTLE
+    pre = docs[FP_PRESETTLE]
+    assert pre["face_pay"] is True and pre["retry_without_face_pay"] is True and pre["terminal"]
+    # The operator reaches the request as written (not silently dropped).
+    for key, who in ((FP_PRESETTLE, CASHIER), (FP_SETTLE, CASHIER),
+                     (FP_DOC_PRESETTLE, KIOSK), (FP_DOC_SETTLE, KIOSK)):
+        kind = next(k for k, b, _ in FACEPAY_REQUESTS if b == key)
+        assert _parse_facepay(kind, docs[key]).operator == who, key
+    # 2260 registers the visit itself: neither field may be there.
+    assert not {"mdtrt_id", "chrg_bchno"} & set(docs[FP_DOC_PRESETTLE])
+    for key in (FP_PRESETTLE, FP_DOC_PRESETTLE):
+        amounts = [docs[key]["total_amount"]] + [f["det_item_fee_sumamt"] for f in docs[key]["fees"]]
+        assert all(isinstance(a, str) and re.fullmatch(r"\d+\.\d\d", a) for a in amounts), amounts
+
+
+def test_the_facepay_example_enqueues_valid_requests_and_consumes_its_rows(db_url):
+    _run_example(db_url, FACEPAY_EXAMPLE)
+    s = Store(db_url)
+    try:
+        rows = s.query("SELECT id, kind, business_key, serial_key, state, payload FROM mi_outbox ORDER BY id")
+        assert [tuple(r[1:4]) for r in rows] == FACEPAY_REQUESTS
+        assert all(r[4] == "pending" for r in rows)
+        _check_facepay_payloads({r[2]: json.loads(r[5]) for r in rows})
+        ids = {r[2]: r[0] for r in rows}
+
+        # What the daemon writes: the rows the script takes ...
+        for kind, key, rtype in FACEPAY_CONSUMED:
+            s.execute("""INSERT INTO mi_inbox (outbox_id, kind, business_key, result_type, outcome, total_amount)
+                         VALUES (:o, :kind, :k, :t, 'ok', :amt)""",
+                      {"o": ids[key], "kind": kind, "k": key, "t": rtype,
+                       "amt": None if rtype == "identity" else "60.00"})
+        # ... and rows it must leave alone: another result of the settle request itself,
+        # and the cancel's result, which the script only shows.
+        for kind, key, rtype in (("facepay.outpatient.settle", FP_SETTLE, "terminal_notice"),
+                                 ("facepay.outpatient.cancel", FP_CANCEL, "cancellation")):
+            s.execute("""INSERT INTO mi_inbox (outbox_id, kind, business_key, result_type, outcome)
+                         VALUES (:o, :kind, :k, :t, 'ok')""",
+                      {"o": ids[key], "kind": kind, "k": key, "t": rtype})
+
+        _run_example(db_url, FACEPAY_EXAMPLE)            # again: a no-op for the requests
+        again = s.query("SELECT id, kind, business_key, serial_key, state FROM mi_outbox ORDER BY id")
+        assert [tuple(r) for r in again] == [(r[0],) + tuple(r[1:5]) for r in rows]
+        inbox = s.query("""SELECT kind, business_key, result_type, his_ack, consumed_at FROM mi_inbox ORDER BY id""")
+        assert [(tuple(r[:4]), r[4] is not None) for r in inbox] == (
+            [((k, b, t, "accepted"), True) for k, b, t in FACEPAY_CONSUMED]
+            + [(("facepay.outpatient.settle", FP_SETTLE, "terminal_notice", None), False),
+               (("facepay.outpatient.cancel", FP_CANCEL, "cancellation", None), False)])
+    finally:
+        s.close()
+
+
+def _facepay_text(dialect: str) -> str:
+    return script_path(dialect, FACEPAY_EXAMPLE).read_text(encoding="utf-8")
+
+
+FACEPAY_DIALECTS = ["postgresql", "mysql", "sqlite", "oracle", "sqlserver"]
+
+
+def test_the_facepay_examples_send_the_same_requests_in_every_dialect():
+    payloads = {d: _payload_literals(_facepay_text(d)) for d in FACEPAY_DIALECTS}
+    assert len(payloads["sqlite"]) == len(FACEPAY_REQUESTS)
+    for d in FACEPAY_DIALECTS:
+        assert payloads[d] == payloads["sqlite"], d
+    _check_facepay_payloads({key: doc for (_, key, _), doc in zip(FACEPAY_REQUESTS, payloads["sqlite"])})
+    call = re.compile(r"mi_enqueue\s*\(?\s*N?'(facepay\.[\w.]+)',\s*N?'([^']+)',\s*(NULL|N?'[^']+')")
+    for d in ("postgresql", "mysql", "oracle", "sqlserver"):
+        found = [(k, b, b if s == "NULL" else s.lstrip("N").strip("'"))
+                 for k, b, s in call.findall(_facepay_text(d))]
+        assert found == FACEPAY_REQUESTS, d
+    insert = re.compile(r"INSERT INTO mi_outbox \(kind, business_key, serial_key, payload\)\s*"
+                        r"VALUES \('(facepay\.[\w.]+)', '([^']+)', '([^']+)'")
+    assert insert.findall(_facepay_text("sqlite")) == FACEPAY_REQUESTS
+
+
+def test_the_facepay_examples_consume_only_the_rows_meant_in_every_dialect():
+    """Which (kind, key, result_type) each consume statement takes, by the text: this is
+    the only check of it for Oracle and SQL Server, which are not run here."""
+    where = re.compile(r"kind = N?'([\w.]+)' AND business_key = N?'([^']+)'\s+"
+                       r"AND result_type = N?'(\w+)' AND consumed_at IS NULL")
+    consumes = re.compile(r"mi_inbox_consume\s*\(?\s*(id|r\.id|@p_id = @row)|^UPDATE mi_inbox SET consumed_at")
+    for d in FACEPAY_DIALECTS:
+        stmts = split_statements(d, _facepay_text(d))
+        taken = [where.findall(st) for st in stmts if consumes.search(st)]
+        assert all(len(t) == 1 for t in taken), (d, taken)
+        assert [t[0] for t in taken] == FACEPAY_CONSUMED, d
+
+
+def test_the_oracle_and_sqlserver_facepay_examples_split_as_their_clients_do():
+    plsql = re.compile(r"^(DECLARE|BEGIN)\b", re.I)
+    ora_text = _facepay_text("oracle")
+    assert "&" not in ora_text                       # SQL*Plus would prompt for a substitution
+    stmts = split_statements("oracle", ora_text)
+    assert len(stmts) == 21                          # 6 enqueue blocks, 5 consume blocks, 10 queries
+    for st in stmts:
+        assert "\n\n" not in st, st[:80]             # a blank line ends a SQL*Plus statement
+        if plsql.match(st):
+            assert re.search(r"\bEND;\s*$", st) and "COMMIT;" in st, st[-80:]
+        else:
+            assert st.lstrip().upper().startswith("SELECT") and ";" not in st, st[:80]
+    batches = split_statements("sqlserver", _facepay_text("sqlserver"))
+    assert len(batches) == 19                        # 6 enqueues, 5 consumes, 8 queries
+    for b in batches:
+        assert not re.search(r"^\s*GO\s*$", b, re.M | re.I)
+        assert not re.search(r"[^N]'\{", b), b[:80]   # payloads are N'...' (Unicode)
+        declared = re.findall(r"DECLARE\s+(@\w+)", b, re.I)
+        assert len(declared) == len(set(declared)), b[:80]   # twice in one batch is an error
+        if "result_type = N'settlement'" in b and "mi_inbox_consume" in b:
+            assert "BEGIN TRANSACTION" in b and "COMMIT" in b, b[:80]
