@@ -55,11 +55,13 @@ def sign_in_job(client, every_seconds: float):
     on demand, so a failed round only costs a later retry."""
 
     def ensure() -> None:
-        op = client._operator(None)   # the daemon's operator ([offline] operator)
-        sign_no, failure = client.signin.ensure(op.opter)
-        if sign_no is None:
-            logger.warning("9001 sign-in for operator {} failed: {} {}", op.opter,
-                           getattr(failure, "code", ""), getattr(failure, "message", ""))
+        # The daemon's [offline] operator, and every operator a request named since start
+        # (counter staff, kiosks): each keeps its own sign_no for the day.
+        for op in client.operators():
+            failure = client.ensure_signed_in(op)
+            if failure is not None:
+                logger.warning("9001 sign-in for operator {} failed: {} {}", op.opter,
+                               getattr(failure, "code", ""), getattr(failure, "message", ""))
 
     def add(scheduler, daemon) -> None:
         scheduler.add_job(ensure, "interval", seconds=every_seconds, next_run_time=datetime.now(),

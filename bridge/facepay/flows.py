@@ -9,9 +9,15 @@ Kinds (payloads: docs/facepay.md; state tables: `mibridge flows`):
     facepay.inpatient.presettle    2302+2301 -> 2303
     facepay.inpatient.settle       2304 -> terminal notice -> HIS ack
     facepay.inpatient.cancel       2305 (+ fpy001 / mpc004)
+    facepay.document.presettle     2260 setl_flag 0    Guangdong one-shot outpatient (offline.md §5.11)
+    facepay.document.settle        2260 setl_flag 1 -> terminal notice -> HIS ack
+    facepay.document.cancel        2261 (+ fpy001 / mpc004)
+
+Every request may name its `operator` (counter staff, kiosk): the envelopes carry it and it
+is signed in with 9001 once a day (offline.md §4); else the daemon's [offline] operator.
 
 Rules these flows keep (docs/engine.md):
-* every call that moves money (2207/2304 settle, 2208/2305 cancel, mpc004 refund) is
+* every call that moves money (2207/2304/2260 settle, 2208/2305/2261 cancel, mpc004 refund) is
   NOT safe to repeat and has a resolver that asks the platform first:
     - settle: no setl_id is known when its answer is lost, so fpy001 (which needs one)
       cannot help; offline.md §9.3 names 2601 with the original msgid/infno as the tool.
@@ -32,9 +38,9 @@ import json
 import time
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
-from bridge.calls import CallResult, Outcome
+from bridge.calls import CallResult, Outcome, PreparedCall
 from bridge.db.store import IdentityRow, InboxRow
 from bridge.engine import handover
 from bridge.engine.flow import (BadInput, Fail, Finish, Flow, Goto, Hold, InDoubt, Retry, Step,
@@ -45,20 +51,25 @@ from bridge.facepay.client import (FaceAuthRequest, FacePayClient, PersonalAccou
 from bridge.facepay.expcontent import FacePayTerms
 from bridge.offline import messages as m
 from bridge.offline.client import NOT_SENT, OfflineClient
+from bridge.offline.config import Operator
 
 ZERO = Decimal("0.00")
 
 KIND_IDENTIFY = "facepay.identify"
-OUT, INP = "outpatient", "inpatient"
+OUT, INP, DOC = "outpatient", "inpatient", "document"
+# DOC: the Guangdong one-shot "document-style" outpatient settlement, which facepay.md
+# step 2/4 names beside 2206/2207 and offline.md §11 sequences as
+# 1101 -> 2260(setl_flag=0) -> 2260(setl_flag=1), cancel 2261.
 INFNO = {OUT: {"presettle": "2206", "settle": "2207", "cancel": "2208"},
-         INP: {"presettle": "2303", "settle": "2304", "cancel": "2305"}}
+         INP: {"presettle": "2303", "settle": "2304", "cancel": "2305"},
+         DOC: {"presettle": "2260", "settle": "2260", "cancel": "2261"}}
 
 
 def kind(setting: str, op: str) -> str:
     return f"facepay.{setting}.{op}"
 
 
-ALL_KINDS = (KIND_IDENTIFY,) + tuple(kind(s, o) for s in (OUT, INP)
+ALL_KINDS = (KIND_IDENTIFY,) + tuple(kind(s, o) for s in (OUT, INP, DOC)
                                      for o in ("presettle", "settle", "cancel"))
 
 
@@ -102,6 +113,11 @@ class FacePaySettings:
     # gives it (offline.md §9.4 only says "return an error"); anything else a 2601 answers
     # keeps the row in doubt and, in the end, held.  OUR CHOICE (simulator's wording).
     reversal_not_found_markers: tuple[str, ...] = ("原交易不存在",)
+    # The platform's text for "this transaction cannot be reversed" (offline.md §9.4: an
+    # error for a non-reversible oinfno; §9.2's list is single-source and may not hold
+    # 2260).  A lost settle answer whose reversal is refused like this is held at once
+    # for a person: nothing else can tell whether it was booked.  OUR CHOICE (simulator).
+    reversal_refused_markers: tuple[str, ...] = ("不允许冲正",)
     # mpc004 personal-account refund: tries and the pause before each retry
     # (facepay.md: "may be called again, in a loop").  After the last -> held.
     refund_retry_delays: tuple[float, ...] = (60.0, 300.0, 900.0, 3600.0)
@@ -225,6 +241,7 @@ class PresettleRequest:
     face_pay: Optional[bool]
     terminal: Optional[dict]
     retry_without_face_pay: bool
+    operator: Optional[dict] = None
 
 
 def parse_presettle(doc: dict, setting: str) -> PresettleRequest:
@@ -241,11 +258,16 @@ def parse_presettle(doc: dict, setting: str) -> PresettleRequest:
     if setting == INP and mdtrt_id is None:
         raise BadInput("payload field 'mdtrt_id' is required for an inpatient stay (2401 admission "
                        "happened before the pre-settlement)")
+    if setting == DOC:
+        for k in ("mdtrt_id", "chrg_bchno"):
+            if doc.get(k) not in (None, ""):
+                raise BadInput(f"payload field {k!r} is not used by the one-shot settlement: "
+                               "2260 registers the visit itself")
     if setting == OUT and mdtrt_id is None:
         if visit is None:
             raise BadInput("give 'mdtrt_id' (a registered visit) or 'visit' {ipt_otp_no, begntime, "
                            "atddr_no, dr_name, dept_code, dept_name, caty, diagnoses} to register one")
-    if setting == OUT:
+    if setting in (OUT, DOC):
         if visit is None:
             raise BadInput("payload field 'visit' is required (begntime and diagnoses for 2203)")
         for k in (VISIT_KEYS if mdtrt_id is None else ("begntime",)):
@@ -279,7 +301,8 @@ def parse_presettle(doc: dict, setting: str) -> PresettleRequest:
         psn_setlway=_opt_text(doc, "psn_setlway", 6) or "01",
         mid_setl_flag=_opt_text(doc, "mid_setl_flag", 2) or "0",
         face_pay=_opt_bool(doc, "face_pay"), terminal=terminal,
-        retry_without_face_pay=bool(_opt_bool(doc, "retry_without_face_pay")))
+        retry_without_face_pay=bool(_opt_bool(doc, "retry_without_face_pay")),
+        operator=parse_operator(doc))
 
 
 @dataclass(frozen=True)
@@ -287,6 +310,7 @@ class SettleRequest:
     presettle_key: str
     face_pay: Optional[bool]
     retry_without_face_pay: Optional[bool]
+    operator: Optional[dict] = None
 
 
 @dataclass(frozen=True)
@@ -294,6 +318,7 @@ class CancelRequest:
     settle_key: str
     with_extension: bool
     reason: Optional[str]
+    operator: Optional[dict] = None
 
 
 # ============================================================== shared helpers
@@ -303,28 +328,61 @@ def lookup(ctx, kinds: tuple[str, ...], business_key: str) -> Optional[dict]:
     return ctx.store.find_request(kinds, business_key)
 
 
-def _signed_in(client: OfflineClient) -> Optional[Retry]:
-    """9001 before any FSI call (offline.md §4); the client holds one sign_no per
-    operator and day.  A failed sign-in sent nothing else: retry later."""
-    if not client.config.require_sign_no:
+OPERATOR_TYPES = ("1", "2", "3")   # envelope opter_type: staff, self-service kiosk, mobile (offline.md §2)
+
+
+def parse_operator(doc: dict) -> Optional[dict]:
+    """The request's own operator {"id", "name", "type"}, or None for the daemon's."""
+    o = _object(doc, "operator")
+    if o is None:
         return None
-    op = client._operator(None)   # registers the daemon's operator for automatic sign-in
-    sign_no, failure = client.signin.ensure(op.opter)
-    if sign_no is None:
-        return Retry("SIGN_IN_FAILED", f"9001 sign-in failed: {failure.code if failure else ''} "
-                                       f"{failure.message if failure else ''}")
-    return None
+    unknown = set(o) - {"id", "name", "type"}
+    if unknown:
+        raise BadInput(f"operator: unknown field(s) {', '.join(sorted(unknown))}; known: id, name, type")
+    op = {"id": require_text(o, "id", 20),                 # opter 20 (offline.md §2 #11)
+          "name": _opt_text(o, "name", 50) or o["id"],
+          "type": _opt_text(o, "type", 3) or "1"}
+    if op["type"] not in OPERATOR_TYPES:
+        raise BadInput(f"operator.type must be one of {', '.join(OPERATOR_TYPES)} (1 staff, 2 kiosk, 3 mobile)")
+    return op
 
 
-def _signin_refused(client: OfflineClient, r: CallResult) -> Optional[Retry]:
-    """The platform says the sign-in is not valid (REJECTED: nothing happened): sign in
-    again and retry (offline.md §4; markers in OfflineConfig.sign_in_invalid_markers)."""
+def _operator(ctx, client: OfflineClient) -> Operator:
+    o = ctx.data.get("operator")
+    return client.operator(Operator(o["id"], o["name"], o["type"]) if o else None)
+
+
+def fsi_call(ctx, prepare: Callable[..., PreparedCall], *args: Any, nothing_stands: bool = False,
+             **kw: Any) -> CallResult | Retry | Fail | Hold:
+    """One FSI call as this request's operator: 9001 first when the operator has no
+    sign-in today (offline.md §4), then prepare, journal and send.  Returns the
+    CallResult, or the transition to take when no call could be made:
+    * sign-in not reachable -> Retry (nothing was sent);
+    * sign-in refused by the platform (unknown operator) -> Fail when nothing of this
+      request stands at the core (`nothing_stands`), else Hold: a half-done cancel
+      must not end as a plain failure;
+    * the call refused as "not signed in" -> the sign_no is dropped, Retry (signs in again).
+    """
+    client: OfflineClient = ctx.service("facepay").offline
+    op = _operator(ctx, client)
+    failure = client.ensure_signed_in(op)
+    if failure is not None:
+        if failure.outcome is Outcome.REJECTED and failure.code != NOT_SENT:
+            msg = f"9001 sign-in of operator {op.opter} refused: {failure.code or ''} {failure.message or ''}"
+            return Fail("SIGN_IN_REFUSED", msg) if nothing_stands else Hold("SIGN_IN_REFUSED", msg)
+        return Retry("SIGN_IN_FAILED", f"9001 sign-in of operator {op.opter} failed: "
+                                       f"{failure.code or failure.outcome.value} {failure.message or ''}")
+    r = ctx.call(client.send, prepare(*args, operator=op, **kw))
     if r.outcome is Outcome.REJECTED and r.code != NOT_SENT and r.message and \
             any(k in r.message for k in client.config.sign_in_invalid_markers):
-        op = client.config.default_operator
         client.signin.invalidate(op.opter)
         return Retry("SIGN_IN_INVALID", r.message)
-    return None
+    return r
+
+
+def _in_resolver(t):
+    """A resolver must stay in doubt (not retry the step) when it could not ask."""
+    return t if isinstance(t, Hold) else InDoubt(t.code, t.message)
 
 
 def _exp(client: OfflineClient, terms: dict) -> dict:
@@ -403,6 +461,7 @@ class IdentifyRequest:
     office_id: Optional[str]
     office_name: Optional[str]
     business_type: Optional[str]
+    operator: Optional[dict] = None
 
 
 class IdentifyFlow(Flow):
@@ -427,11 +486,14 @@ class IdentifyFlow(Flow):
                                operator_name=_opt_text(t, "operator_name", 50),
                                office_id=_opt_text(t, "office_id", 30),
                                office_name=_opt_text(t, "office_name", 50),
-                               business_type=_opt_text(doc, "business_type", 5))
+                               business_type=_opt_text(doc, "business_type", 5),
+                               operator=parse_operator(doc))
 
     def _auth_req(self, ctx) -> FaceAuthRequest:
         p, s = ctx.payload, self.settings
         op = ctx.service("facepay").offline.config.default_operator
+        if p.operator:
+            op = Operator(p.operator["id"], p.operator["name"], p.operator["type"])
         return FaceAuthRequest(businessType=p.business_type or s.business_type,
                                operatorId=p.operator_id or op.opter,
                                operatorName=p.operator_name or op.opter_name,
@@ -450,7 +512,8 @@ class IdentifyFlow(Flow):
         r = ctx.call(fp.send_terminal, fp.prepare_face_authorise(self._auth_req(ctx), out_biz_no=out_biz_no))
         if not r.ok:
             return self._terminal_failure(r, "face authorisation")
-        return Goto("check", data={"out_biz_no": out_biz_no, "auth_no": r.data.authNo})
+        return Goto("check", data={"out_biz_no": out_biz_no, "auth_no": r.data.authNo,
+                                   "operator": ctx.payload.operator})
 
     def step_check(self, ctx):
         fp: FacePayClient = ctx.service("facepay")
@@ -468,16 +531,14 @@ class IdentifyFlow(Flow):
     def step_person(self, ctx):
         fp: FacePayClient = ctx.service("facepay")
         client = fp.offline
-        if (t := _signed_in(client)) is not None:
-            return t
         d = ctx.data
         # offline.md §7.3 step 3: the ID-card route, insuOrg as insuplc_admdvs.
         req = m.PersonInfoRequest(mdtrt_cert_type="02", mdtrt_cert_no=d["id_no"],
                                   psn_cert_type=d["id_type"], certno=d["id_no"],
                                   psn_name=d.get("user_name"), insuplc_admdvs=d.get("insu_org"))
-        r = ctx.call(client.send, client.prepare_person_info(req))
-        if (t := _signin_refused(client, r)) is not None:
-            return t
+        r = fsi_call(ctx, client.prepare_person_info, req, nothing_stands=True)
+        if not isinstance(r, CallResult):
+            return r
         if r.outcome is Outcome.REJECTED and r.code != NOT_SENT:
             return Fail("PERSON_NOT_FOUND", f"1101: {r.message or r.code}")
         if not r.ok:
@@ -536,8 +597,10 @@ class _PresettleBase(Flow):
         visit = {k: person[k] for k in PERSON_KEYS}
         visit.update(total=str(p.total), chrg_bchno=chrg_bchno, med_type=p.med_type, psn_setlway=p.psn_setlway,
                      mid_setl_flag=p.mid_setl_flag, terms=terms, mdtrt_id=p.mdtrt_id,
-                     face=person.get("face"), dr_name=dr_name)
-        return {"visit": visit, "face_pay": face_pay}
+                     face=person.get("face"), dr_name=dr_name, operator=p.operator)
+        # The operator goes with the visit: settle and cancel run as the same person
+        # unless their own request names another.
+        return {"visit": visit, "face_pay": face_pay, "operator": p.operator}
 
     # -- who and how ----------------------------------------------------------------
     def _person(self, ctx) -> dict | Fail:
@@ -584,9 +647,17 @@ class _PresettleBase(Flow):
         return person
 
     # -- the trial --------------------------------------------------------------------
-    def _settle_request(self, visit: dict, face_pay: bool, client: OfflineClient):
+    def _settle_request(self, visit: dict, face_pay: bool, client: OfflineClient, setl_flag: str):
         acct = "1" if face_pay else "0"
         extra = _exp(client, visit["terms"]) if face_pay else {}
+        if self.setting == DOC:
+            d = visit["document"]
+            return m.DocumentSettleRequest(
+                psn_no=visit["psn_no"], mdtrt_cert_type=visit["mdtrt_cert_type"],
+                mdtrt_cert_no=visit["mdtrt_cert_no"], setl_flag=setl_flag, insutype=visit["insutype"],
+                med_type=visit["med_type"], begntime=d["begntime"], clnc_flag="0", acct_used_flag=acct,
+                diseinfo=tuple(d["diseinfo"]), feedetail_rows=tuple(d["feedetail"]),
+                insuplc_admdvs=visit["insuplc_admdvs"], extra=dict(d["mdtrtinfo"], **extra))
         common = dict(psn_no=visit["psn_no"], mdtrt_cert_type=visit["mdtrt_cert_type"],
                       mdtrt_cert_no=visit["mdtrt_cert_no"], medfee_sumamt=Decimal(visit["total"]),
                       psn_setlway=visit["psn_setlway"], mdtrt_id=visit["mdtrt_id"],
@@ -599,15 +670,14 @@ class _PresettleBase(Flow):
 
     def step_presettle(self, ctx):
         client: OfflineClient = ctx.service("facepay").offline
-        if (t := _signed_in(client)) is not None:
-            return t
         visit = ctx.data["visit"]
         face_pay = bool(ctx.data.get("face_pay"))
-        req = self._settle_request(visit, face_pay, client)
-        prep = client.prepare_pre_settle_outpatient if self.setting == OUT else client.prepare_pre_settle_inpatient
-        r = ctx.call(client.send, prep(req, face_pay=False))
-        if (t := _signin_refused(client, r)) is not None:
-            return t
+        req = self._settle_request(visit, face_pay, client, setl_flag="0")
+        prep = {OUT: client.prepare_pre_settle_outpatient, INP: client.prepare_pre_settle_inpatient,
+                DOC: client.prepare_document_settle}[self.setting]
+        r = fsi_call(ctx, prep, req, face_pay=False, nothing_stands=True)
+        if not isinstance(r, CallResult):
+            return r
         if r.ok:
             s: m.Settlement = r.data
             split = split_of(s)
@@ -655,17 +725,15 @@ class OutpatientPresettleFlow(_PresettleBase):
 
     def step_register(self, ctx):
         client: OfflineClient = ctx.service("facepay").offline
-        if (t := _signed_in(client)) is not None:
-            return t
         v, pv = ctx.data["visit"], ctx.payload.visit
         req = m.RegisterRequest(psn_no=v["psn_no"], insutype=v["insutype"], begntime=pv["begntime"],
                                 mdtrt_cert_type=v["mdtrt_cert_type"], mdtrt_cert_no=v["mdtrt_cert_no"],
                                 ipt_otp_no=pv["ipt_otp_no"], atddr_no=pv["atddr_no"], dr_name=pv["dr_name"],
                                 dept_code=pv["dept_code"], dept_name=pv["dept_name"], caty=pv["caty"],
                                 insuplc_admdvs=v["insuplc_admdvs"])
-        r = ctx.call(client.send, client.prepare_register(req))
-        if (t := _signin_refused(client, r)) is not None:
-            return t
+        r = fsi_call(ctx, client.prepare_register, req, nothing_stands=True)
+        if not isinstance(r, CallResult):
+            return r
         if r.ok:
             return Goto("upload_visit", data={"visit": dict(v, mdtrt_id=r.data.mdtrt_id)})
         if r.outcome is Outcome.REJECTED and r.code != NOT_SENT:
@@ -674,16 +742,14 @@ class OutpatientPresettleFlow(_PresettleBase):
 
     def step_upload_visit(self, ctx):
         client: OfflineClient = ctx.service("facepay").offline
-        if (t := _signed_in(client)) is not None:
-            return t
         v, pv = ctx.data["visit"], ctx.payload.visit
         diags = tuple(m.Diagnosis(**{k: d[k] for k in DIAG_KEYS}) for d in pv["diagnoses"])
         req = m.VisitRequest(mdtrt_id=v["mdtrt_id"], psn_no=v["psn_no"], med_type=v["med_type"],
                              begntime=pv["begntime"], main_cond_dscr=pv.get("main_cond_dscr"),
                              insuplc_admdvs=v["insuplc_admdvs"], diseinfo=diags)
-        r = ctx.call(client.send, client.prepare_upload_visit(req))
-        if (t := _signin_refused(client, r)) is not None:
-            return t
+        r = fsi_call(ctx, client.prepare_upload_visit, req, nothing_stands=True)
+        if not isinstance(r, CallResult):
+            return r
         if r.ok:
             return Goto("upload_fees")
         if r.outcome is Outcome.REJECTED and r.code != NOT_SENT:
@@ -692,20 +758,19 @@ class OutpatientPresettleFlow(_PresettleBase):
 
     def step_upload_fees(self, ctx):
         client: OfflineClient = ctx.service("facepay").offline
-        if (t := _signed_in(client)) is not None:
-            return t
         v = ctx.data["visit"]
-        r = ctx.call(client.send, client.prepare_revoke_fee_details(m.RevokeFeeDetailsRequest(
+        r = fsi_call(ctx, client.prepare_revoke_fee_details, m.RevokeFeeDetailsRequest(
             mdtrt_id=v["mdtrt_id"], chrg_bchno=v["chrg_bchno"], psn_no=v["psn_no"],
-            insuplc_admdvs=v["insuplc_admdvs"])))
-        if r.ok:
+            insuplc_admdvs=v["insuplc_admdvs"]), nothing_stands=True)
+        if isinstance(r, CallResult) and r.ok:
             rows = [m.FeeDetail(mdtrt_id=v["mdtrt_id"], psn_no=v["psn_no"], chrg_bchno=v["chrg_bchno"],
                                 rx_circ_flag=f.get("rx_circ_flag", "0"),
                                 **{k: f[k] for k in f if k not in ("rx_circ_flag", "chrg_bchno", "med_type")})
                     for f in ctx.payload.fees]
-            r = ctx.call(client.send, client.prepare_upload_fee_details(rows, insuplc_admdvs=v["insuplc_admdvs"]))
-        if (t := _signin_refused(client, r)) is not None:
-            return t
+            r = fsi_call(ctx, client.prepare_upload_fee_details, rows, insuplc_admdvs=v["insuplc_admdvs"],
+                         nothing_stands=True)
+        if not isinstance(r, CallResult):
+            return r
         if r.ok:
             return Goto("presettle")
         if r.outcome is Outcome.REJECTED and r.code != NOT_SENT:
@@ -734,24 +799,65 @@ class InpatientPresettleFlow(_PresettleBase):
 
     def step_upload_fees(self, ctx):
         client: OfflineClient = ctx.service("facepay").offline
-        if (t := _signed_in(client)) is not None:
-            return t
         v = ctx.data["visit"]
-        r = ctx.call(client.send, client.prepare_revoke_inpatient_fees(m.RevokeInpatientFeesRequest(
-            feedetl_sn="0000", mdtrt_id=v["mdtrt_id"], psn_no=v["psn_no"], insuplc_admdvs=v["insuplc_admdvs"])))
-        if r.ok:
+        r = fsi_call(ctx, client.prepare_revoke_inpatient_fees, m.RevokeInpatientFeesRequest(
+            feedetl_sn="0000", mdtrt_id=v["mdtrt_id"], psn_no=v["psn_no"], insuplc_admdvs=v["insuplc_admdvs"]),
+            nothing_stands=True)
+        if isinstance(r, CallResult) and r.ok:
             rows = [m.FeeDetail(mdtrt_id=v["mdtrt_id"], psn_no=v["psn_no"],
                                 med_type=f.get("med_type", v["med_type"]),
                                 **{k: f[k] for k in f if k not in ("med_type", "chrg_bchno", "rx_circ_flag")})
                     for f in ctx.payload.fees]
-            r = ctx.call(client.send, client.prepare_upload_inpatient_fees(rows, insuplc_admdvs=v["insuplc_admdvs"]))
-        if (t := _signin_refused(client, r)) is not None:
-            return t
+            r = fsi_call(ctx, client.prepare_upload_inpatient_fees, rows, insuplc_admdvs=v["insuplc_admdvs"],
+                         nothing_stands=True)
+        if not isinstance(r, CallResult):
+            return r
         if r.ok:
             return Goto("presettle")
         if r.outcome is Outcome.REJECTED and r.code != NOT_SENT:
             return Fail(f"PLATFORM_{r.code or 'REJECTED'}"[:40], f"{r.interface} fee lines: {r.message}")
         return Retry("PLATFORM_UNAVAILABLE", f"{r.interface}: {r.message or r.outcome.value}")
+
+
+def document_of(p: PresettleRequest) -> dict:
+    """What 2260 needs besides the person (offline.md §5.11), kept JSON-safe in flow_data:
+    the settlement (setl_flag 1) sends the whole document again.  Field names follow the
+    Guangdong model (IBORN_HIS_ALL API.GZSI RequestGzsiModel2260.cs): diagnoses as dise_*,
+    fee lines with rx_drord_no / fee_ocur_date / medins_milist_codg."""
+    v = p.visit
+    main = sorted(v["diagnoses"], key=lambda d: d["diag_srt_no"])[0]
+    mdtrtinfo = {"ipt_op_no": v["ipt_otp_no"], "adm_dept_code": v["dept_code"], "adm_dept_name": v["dept_name"],
+                 "dscg_maindiag_code": main["diag_code"], "dscg_maindiag_name": main["diag_name"]}
+    if v.get("main_cond_dscr"):
+        mdtrtinfo["main_cond_desc"] = v["main_cond_dscr"]
+    diseinfo = [{"dise_type": d["diag_type"], "dise_srt_no": d["diag_srt_no"], "dise_code": d["diag_code"],
+                 "dise_name": d["diag_name"], "dise_dept": d["diag_dept"], "dise_dor_no": d["dise_dor_no"],
+                 "dise_dor_name": d["dise_dor_name"], "dise_time": d["diag_time"]} for d in v["diagnoses"]]
+    renamed = {"rxno": "rx_drord_no", "fee_ocur_time": "fee_ocur_date", "medins_list_codg": "medins_milist_codg"}
+    feedetail = [{renamed.get(k, k): (str(val) if isinstance(val, Decimal) else val) for k, val in f.items()
+                  if k not in ("med_type", "chrg_bchno", "rx_circ_flag", "init_feedetl_sn")} for f in p.fees]
+    return {"begntime": v["begntime"], "mdtrtinfo": mdtrtinfo, "diseinfo": diseinfo, "feedetail": feedetail}
+
+
+class DocumentPresettleFlow(_PresettleBase):
+    """2260 with setl_flag 0: the Guangdong one-shot trial, which registers the visit and
+    takes the diagnoses and the fee lines in the same call.  Moves nothing."""
+
+    kind = kind(DOC, "presettle")
+    setting = DOC
+    initial = "prepare"
+    steps = {
+        "prepare": Step("prepare", next=("presettle",)),
+        "presettle": Step("presettle", calls="2260", next=("presettle",)),
+    }
+
+    def step_prepare(self, ctx):
+        p: PresettleRequest = ctx.payload
+        data = self._prepared(ctx, chrg_bchno=None, dr_name=p.visit.get("dr_name"))
+        if isinstance(data, Fail):
+            return data
+        data["visit"]["document"] = document_of(p)
+        return Goto("presettle", data=data)
 
 
 # ============================================================== cancel steps (shared)
@@ -769,7 +875,7 @@ class _CancelSteps:
 
     CANCEL_STEPS = {
         # with_extension (facepay.md "Cancellation" 1): the core cancels and refunds the account.
-        "cancel": Step("cancel", calls="2208/2305", safe_to_repeat=False,
+        "cancel": Step("cancel", calls="2208/2305/2261", safe_to_repeat=False,
                        next=("cancel", "check_cancel", "query_account", "refund_account")),
         # After a rejected cancel: why?  fpy001 tells whether the UnionPay refund failed.
         "check_cancel": Step("check_cancel", calls="fpy001", next=("refund_account", "query_account")),
@@ -779,7 +885,7 @@ class _CancelSteps:
                                next=("refund_account", "cancel_plain")),
         # The account is back with the patient; now cancel the settlement without the
         # extension (facepay.md: "only the insurance settlement is cancelled").
-        "cancel_plain": Step("cancel_plain", calls="2208/2305", safe_to_repeat=False,
+        "cancel_plain": Step("cancel_plain", calls="2208/2305/2261", safe_to_repeat=False,
                              next=("cancel_plain",)),
     }
 
@@ -788,21 +894,26 @@ class _CancelSteps:
         return INFNO[self.setting]["cancel"]
 
     def _cancel_call(self, ctx, with_ext: bool):
+        """2208 / 2305 / 2261, with the original expContent when `with_ext`.  Every cancel
+        here happens with a settlement standing: a refused sign-in holds."""
         client: OfflineClient = ctx.service("facepay").offline
         tg = ctx.data["target"]
         extra = _exp(client, tg["terms"]) if (with_ext and tg.get("terms")) else {}
         req = m.CancelSettlementRequest(setl_id=tg["setl_id"], mdtrt_id=tg["mdtrt_id"], psn_no=tg["psn_no"],
                                         insuplc_admdvs=tg["insuplc_admdvs"], extra=extra)
-        prep = client.prepare_cancel_outpatient_settlement if self.setting == OUT \
-            else client.prepare_cancel_inpatient_settlement
-        return ctx.call(client.send, prep(req, face_pay=False))
+        prep = {OUT: client.prepare_cancel_outpatient_settlement,
+                INP: client.prepare_cancel_inpatient_settlement,
+                DOC: client.prepare_cancel_document_settle}[self.setting]
+        return fsi_call(ctx, prep, req, face_pay=False)
 
-    def _fpy001(self, ctx) -> CallResult:
+    def _fpy001(self, ctx):
+        """fpy001 real-account status (facepay.md "Cancellation" 2): CallResult or, when it
+        could not be asked, the transition to take."""
         fp: FacePayClient = ctx.service("facepay")
         tg = ctx.data["target"]
-        return ctx.call(fp.offline.send, fp.prepare_query_real_account(RealAccountQuery(
+        return fsi_call(ctx, fp.prepare_query_real_account, RealAccountQuery(
             setl_id=tg["setl_id"], mdtrt_id=tg["mdtrt_id"], psn_no=tg["psn_no"],
-            insuplc_admdvs=tg["insuplc_admdvs"])))
+            insuplc_admdvs=tg["insuplc_admdvs"]))
 
     def _cancelled(self, ctx, how: str, extra: Optional[dict] = None):
         tg = ctx.data["target"]
@@ -845,14 +956,11 @@ class _CancelSteps:
 
     # -- steps --------------------------------------------------------------------------
     def step_cancel(self, ctx):
-        client: OfflineClient = ctx.service("facepay").offline
-        if (t := _signed_in(client)) is not None:
-            return t
         tg = ctx.data["target"]
         with_ext = bool(tg.get("face_pay")) and ctx.data.get("with_extension", True)
         r = self._cancel_call(ctx, with_ext)
-        if (t := _signin_refused(client, r)) is not None:
-            return t
+        if not isinstance(r, CallResult):
+            return r
         if r.ok:
             if tg.get("face_pay") and not with_ext:
                 return Goto("query_account")
@@ -866,6 +974,8 @@ class _CancelSteps:
 
     def resolve_cancel(self, ctx):
         r = self._fpy001(ctx)
+        if not isinstance(r, CallResult):
+            return _in_resolver(r)
         if not r.ok:
             return InDoubt("QUERY_FAILED", f"fpy001 after a lost cancel: {r.message or r.outcome.value}",
                            delay=self.settings.resolve_retry_seconds)
@@ -888,6 +998,8 @@ class _CancelSteps:
 
     def step_check_cancel(self, ctx):
         r = self._fpy001(ctx)
+        if not isinstance(r, CallResult):
+            return r
         rejected = tuple(ctx.data.get("cancel_rejected") or ("REJECTED", "cancel rejected"))
         if r.outcome is Outcome.REJECTED and r.code != NOT_SENT:
             return Fail(rejected[0], f"{rejected[1]} (fpy001: {r.message})")
@@ -897,6 +1009,8 @@ class _CancelSteps:
 
     def step_query_account(self, ctx):
         r = self._fpy001(ctx)
+        if not isinstance(r, CallResult):
+            return r
         if not r.ok:
             return Retry("QUERY_FAILED", f"fpy001: {r.message or r.outcome.value}")
         t = self._after_status(ctx, r.data)
@@ -906,17 +1020,15 @@ class _CancelSteps:
 
     def step_refund_account(self, ctx):
         fp: FacePayClient = ctx.service("facepay")
-        if (t := _signed_in(fp.offline)) is not None:
-            return t
         tg = ctx.data["target"]
         req = PersonalAccountRefund(
             setl_id=tg["setl_id"], mdtrt_id=tg["mdtrt_id"], psn_no=tg["psn_no"],
             psn_acct_refd_amt=Decimal(tg["split"]["account"]), app_refd_sn=ctx.data["refund_sn"],
             app_refd_time=time.strftime("%Y%m%d%H%M%S"),
             orig_platform_seq_id=ctx.data.get("platform_seq_id"), insuplc_admdvs=tg["insuplc_admdvs"])
-        r = ctx.call(fp.offline.send, fp.prepare_refund_personal_account(req))
-        if (t := _signin_refused(fp.offline, r)) is not None:
-            return t
+        r = fsi_call(ctx, fp.prepare_refund_personal_account, req)
+        if not isinstance(r, CallResult):
+            return r
         if r.ok:
             return self._refunded(ctx, r.data.refund_seq_id)
         if r.outcome is Outcome.REJECTED and r.code == NOT_SENT:
@@ -953,6 +1065,8 @@ class _CancelSteps:
 
     def resolve_refund_account(self, ctx):
         r = self._fpy001(ctx)
+        if not isinstance(r, CallResult):
+            return _in_resolver(r)
         if not r.ok:
             return InDoubt("QUERY_FAILED", f"fpy001 after a lost mpc004: {r.message or r.outcome.value}",
                            delay=self.settings.resolve_retry_seconds)
@@ -967,12 +1081,9 @@ class _CancelSteps:
         return Goto("refund_account")
 
     def step_cancel_plain(self, ctx):
-        client: OfflineClient = ctx.service("facepay").offline
-        if (t := _signed_in(client)) is not None:
-            return t
         r = self._cancel_call(ctx, with_ext=False)
-        if (t := _signin_refused(client, r)) is not None:
-            return t
+        if not isinstance(r, CallResult):
+            return r
         if r.ok:
             return self._cancelled(ctx, "mpc004")
         if r.outcome is Outcome.REJECTED and r.code == NOT_SENT:
@@ -985,6 +1096,8 @@ class _CancelSteps:
 
     def resolve_cancel_plain(self, ctx):
         r = self._fpy001(ctx)
+        if not isinstance(r, CallResult):
+            return _in_resolver(r)
         if not r.ok:
             return InDoubt("QUERY_FAILED", f"fpy001: {r.message or r.outcome.value}",
                            delay=self.settings.resolve_retry_seconds)
@@ -1013,7 +1126,8 @@ class _SettleBase(_CancelSteps, Flow):
     def parse(self, doc: dict) -> SettleRequest:
         return SettleRequest(presettle_key=require_text(doc, "presettle_key"),
                              face_pay=_opt_bool(doc, "face_pay"),
-                             retry_without_face_pay=_opt_bool(doc, "retry_without_face_pay"))
+                             retry_without_face_pay=_opt_bool(doc, "retry_without_face_pay"),
+                             operator=parse_operator(doc))
 
     def _visit(self, ctx) -> dict | Fail:
         if "visit" in ctx.data:
@@ -1040,18 +1154,19 @@ class _SettleBase(_CancelSteps, Flow):
         if retry_plain is None:
             retry_plain = bool(v.get("retry_without_face_pay"))
         return Goto("settle", data={"visit": v, "face_pay": face_pay, "retry_plain": retry_plain,
-                                    "reversals": 0})
+                                    "reversals": 0, "operator": ctx.payload.operator or v.get("operator")})
 
     def step_settle(self, ctx):
+        # Reached only when nothing of this request stands at the core: the first send, or
+        # after the resolver reversed a lost one or found it never booked.
         client: OfflineClient = ctx.service("facepay").offline
-        if (t := _signed_in(client)) is not None:
-            return t
         v, face_pay = ctx.data["visit"], bool(ctx.data["face_pay"])
-        req = _PresettleBase._settle_request(self, v, face_pay, client)
-        prep = client.prepare_settle_outpatient if self.setting == OUT else client.prepare_settle_inpatient
-        r = ctx.call(client.send, prep(req, face_pay=False))
-        if (t := _signin_refused(client, r)) is not None:
-            return t
+        req = _PresettleBase._settle_request(self, v, face_pay, client, setl_flag="1")
+        prep = {OUT: client.prepare_settle_outpatient, INP: client.prepare_settle_inpatient,
+                DOC: client.prepare_document_settle}[self.setting]
+        r = fsi_call(ctx, prep, req, face_pay=False, nothing_stands=True)
+        if not isinstance(r, CallResult):
+            return r
         if r.ok:
             return self._settled(ctx, r.data)
         if r.outcome is Outcome.REJECTED and r.code == NOT_SENT:
@@ -1073,13 +1188,14 @@ class _SettleBase(_CancelSteps, Flow):
         """2601 with the lost message's msgid and infno (offline.md §9.3): the only tool when
         no setl_id is known.  OK = whatever it booked is undone (fund and account)."""
         client: OfflineClient = ctx.service("facepay").offline
-        if (t := _signed_in(client)) is not None:
-            return InDoubt(t.code, t.message, delay=self.settings.resolve_retry_seconds)
         v = ctx.data["visit"]
         infno = INFNO[self.setting]["settle"]
-        r = ctx.call(client.send, client.prepare_reverse(m.ReversalRequest(
+        r = fsi_call(ctx, client.prepare_reverse, m.ReversalRequest(
             psn_no=v["psn_no"], omsgid=ctx.in_doubt_msg_id, oinfno=infno,
-            insuplc_admdvs=v["insuplc_admdvs"])))
+            insuplc_admdvs=v["insuplc_admdvs"]))
+        if not isinstance(r, CallResult):
+            return InDoubt(r.code, r.message, delay=self.settings.resolve_retry_seconds) \
+                if not isinstance(r, Hold) else r
         if r.ok:
             n = int(ctx.data.get("reversals", 0)) + 1
             note = InboxRow(result_type="settlement_reversed", outcome="ok",
@@ -1096,6 +1212,12 @@ class _SettleBase(_CancelSteps, Flow):
                                          "2601 does not know the settlement yet")) is not None:
                 return t
             return Goto("settle")    # never booked: this is the first send as far as the core knows
+        if r.outcome is Outcome.REJECTED and r.code != NOT_SENT and r.message and \
+                any(w in r.message for w in self.settings.reversal_refused_markers):
+            return Hold("SETTLE_UNRESOLVED",
+                        f"the answer to {infno} msgid {ctx.in_doubt_msg_id} was lost and the platform "
+                        f"does not reverse {infno} ({r.message}); check at the centre whether it was "
+                        "booked (settlement list / reconciliation) before anything is sent again")
         return InDoubt("REVERSAL_FAILED", f"2601 for the lost settlement: {r.message or r.outcome.value}",
                        delay=self.settings.resolve_retry_seconds)
 
@@ -1107,7 +1229,7 @@ class _SettleBase(_CancelSteps, Flow):
                   "insuplc_admdvs": v["insuplc_admdvs"], "face_pay": face_pay,
                   "terms": v.get("terms") if face_pay else None, "split": split,
                   "setl_time": s.setl_time, "infno": INFNO[self.setting]["settle"],
-                  "medins_setl_id": s.medins_setl_id}
+                  "medins_setl_id": s.medins_setl_id, "operator": ctx.data.get("operator")}
         result = {"setl_id": s.setl_id, "mdtrt_id": target["mdtrt_id"], "setl_time": s.setl_time,
                   "face_pay": face_pay, "medins_setl_id": s.medins_setl_id,
                   "presettle_split": v.get("presettle_split")}
@@ -1123,7 +1245,7 @@ class _SettleBase(_CancelSteps, Flow):
         fp: FacePayClient = ctx.service("facepay")
         v, tg = ctx.data["visit"], ctx.data["target"]
         face, sp = v["face"], tg["split"]
-        op = fp.offline.config.default_operator
+        op = _operator(ctx, fp.offline)
         notice = SettleNotice(
             outBizNo=face["out_biz_no"], medicalSettleState="SUCCESS", authNo=face["auth_no"],
             operatorId=op.opter, operatorName=op.opter_name, totalFee=Decimal(sp["total"]),
@@ -1173,7 +1295,7 @@ def _settle_steps(extra: dict) -> dict:
         "start": Step("start", next=("settle",)),
         # NOT safe to repeat: resolved by 2601 (see resolve_settle); "settle" may lead back to
         # itself only from the resolver, after a reversal or a confirmed "never booked".
-        "settle": Step("settle", calls="2207/2304", safe_to_repeat=False,
+        "settle": Step("settle", calls="2207/2304/2260", safe_to_repeat=False,
                        next=("notify", "await_his", "without_face_pay", "settle")),
         "without_face_pay": Step("without_face_pay", next=("settle",)),
         "notify": Step("notify", calls="cn.nhsa.settle.notify", next=("await_his",)),
@@ -1197,6 +1319,15 @@ class InpatientSettleFlow(_SettleBase):
     steps = _settle_steps(_CancelSteps.CANCEL_STEPS)
 
 
+class DocumentSettleFlow(_SettleBase):
+    """2260 with setl_flag 1, the same document as the trial.  A lost answer: 2601 of that
+    msgid (oinfno 2260); a platform that refuses to reverse 2260 -> held (SETTLE_UNRESOLVED)."""
+    kind = kind(DOC, "settle")
+    setting = DOC
+    initial = "start"
+    steps = _settle_steps(_CancelSteps.CANCEL_STEPS)
+
+
 # ============================================================== cancel
 
 class _CancelBase(_CancelSteps, Flow):
@@ -1210,7 +1341,7 @@ class _CancelBase(_CancelSteps, Flow):
         w = _opt_bool(doc, "with_extension")
         return CancelRequest(settle_key=require_text(doc, "settle_key"),
                              with_extension=True if w is None else w,
-                             reason=_opt_text(doc, "reason", 200))
+                             reason=_opt_text(doc, "reason", 200), operator=parse_operator(doc))
 
     def step_start(self, ctx):
         sk = ctx.payload.settle_key
@@ -1224,7 +1355,8 @@ class _CancelBase(_CancelSteps, Flow):
             return Fail("SETTLEMENT_BUSY", f"settlement request {sk!r} is still {row['state']}; "
                                            "enqueue the cancel with the same serial_key")
         return Goto("cancel", data={"target": target, "with_extension": ctx.payload.with_extension,
-                                    "cancel_reason": ctx.payload.reason or "his_request"})
+                                    "cancel_reason": ctx.payload.reason or "his_request",
+                                    "operator": ctx.payload.operator or target.get("operator")})
 
 
 class OutpatientCancelFlow(_CancelBase):
@@ -1239,7 +1371,15 @@ class InpatientCancelFlow(_CancelBase):
     steps = {"start": Step("start", next=("cancel",)), **_CancelSteps.CANCEL_STEPS}
 
 
+class DocumentCancelFlow(_CancelBase):
+    """2261 with the original expContent (facepay.md "Cancellation and refund")."""
+    kind = kind(DOC, "cancel")
+    setting = DOC
+    steps = {"start": Step("start", next=("cancel",)), **_CancelSteps.CANCEL_STEPS}
+
+
 def all_flows(settings: FacePaySettings) -> list[Flow]:
     return [IdentifyFlow(settings), OutpatientPresettleFlow(settings), OutpatientSettleFlow(settings),
             OutpatientCancelFlow(settings), InpatientPresettleFlow(settings), InpatientSettleFlow(settings),
-            InpatientCancelFlow(settings)]
+            InpatientCancelFlow(settings), DocumentPresettleFlow(settings), DocumentSettleFlow(settings),
+            DocumentCancelFlow(settings)]

@@ -91,12 +91,19 @@ class OfflineClient:
 
     # ------------------------------------------------------------ building
 
-    def _operator(self, operator: Optional[Operator]) -> Operator:
+    def operator(self, operator: Optional[Operator] = None) -> Operator:
+        """The operator a call runs as: the given one, else the configured default.
+        Remembered, so that the 9001 job keeps every operator in use signed in."""
         op = operator or self.config.default_operator
         if op is None:
             raise ValueError("no operator given and no default_operator configured")
-        self._operators.setdefault(op.opter, op)
+        self._operators[op.opter] = op
         return op
+
+    def operators(self) -> list[Operator]:
+        """Every operator that has made (or prepared) a call since start, default first."""
+        d = self.config.default_operator
+        return ([d] if d else []) + [o for k, o in list(self._operators.items()) if not d or k != d.opter]
 
     def _sign_no(self, op: Operator, infno: str) -> Optional[str]:
         if infno == "9001":
@@ -129,7 +136,7 @@ class OfflineClient:
         """Build and sign one message.  `parse(output)` makes the typed answer (raises
         ValueError when it is malformed); `check(typed)` lists rule violations;
         `effect` says whether the call changes state at the platform."""
-        op = self._operator(operator)
+        op = self.operator(operator)
         sign_no = self._sign_no(op, infno)
         msgid = self._msgids.next()
         env = build_envelope(self.config, infno=infno, msgid=msgid, operator=op, sign_no=sign_no,
@@ -246,7 +253,7 @@ class OfflineClient:
         """Sign the operator in (9001) unless already signed in today.  None when
         signed in (or sign-in is not required); else the failed 9001 result.  Flows
         call this before prepare_*: a prepared call carries the sign_no."""
-        op = self._operator(operator)
+        op = self.operator(operator)
         if not (self.config.require_sign_no or self._sign_in_request is not None):
             return None
         sign_no, failure = self.signin.ensure(op.opter)
@@ -258,7 +265,7 @@ class OfflineClient:
              operator: Optional[Operator] = None, **kw: Any) -> CallResult:
         """Sign in when needed, prepare, send; once more after a fresh sign-in if the
         platform says the sign-in is invalid (that answer is a REJECTED: nothing happened)."""
-        op = self._operator(operator)
+        op = self.operator(operator)
         for attempt in (1, 2):
             if self.config.require_sign_no or self._sign_in_request is not None:
                 sign_no, failure = self.signin.ensure(op.opter)
@@ -293,7 +300,7 @@ class OfflineClient:
     def sign_in(self, req: m.SignInRequest, *, operator: Optional[Operator] = None
                 ) -> CallResult[m.SignInResult]:
         """Explicit 9001; on success the sign_no is held for the operator."""
-        op = self._operator(operator)
+        op = self.operator(operator)
         res = self.send(self.prepare_sign_in(req, operator=op))
         if res.ok:
             self.signin.accept(op.opter, res.data.sign_no)
@@ -402,7 +409,10 @@ class OfflineClient:
             raise ValueError("2260 setl_flag must be 0 (trial) or 1 (settle)")
         record = req.to_record()
         self._face_pay("2260", record, face_pay)
-        payload: dict[str, Any] = {"mdtrtinfo": record, "diseinfo": list(req.diseinfo),
+        # diseinfo and feedetail are both {"rows": [...]} objects in the Guangdong models
+        # (IBORN_HIS_ALL API.GZSI RequestGzsiModel2260.cs, Foshan copy); offline.md §5.11
+        # gives the rows object only for feedetail.
+        payload: dict[str, Any] = {"mdtrtinfo": record, "diseinfo": {"rows": list(req.diseinfo)},
                                    "feedetail": {"rows": list(req.feedetail_rows)}}
         if req.agnterinfo is not None:
             payload["agnterinfo"] = dict(req.agnterinfo)

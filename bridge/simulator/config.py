@@ -65,6 +65,9 @@ class SimulatorConfig:
     offline_base_path: str = "/ebus/gdyb_inf/poc/hsa/hgs/"   # offline.md §1.1 (SZ config shape)
     unionrefund_path: str = "/ebus/gdyb_inf/poc_hos_unionRefund"  # facepay.md mpc004 test path
     require_sign_no: bool = False            # offline.md §4: some GD gateways do not enforce it
+    # Operator codes the centre does not know: their 9001 is refused (a test's mistyped
+    # counter operator).  Everyone else may sign in.
+    unknown_operators: tuple[str, ...] = ()
     tif_max_skew_seconds: Optional[int] = None  # §1.2: no source shows an allowed skew
     # offline.md §5.8 says nothing about settling one charge batch twice; by default a second
     # 2207 (new msgid) settles again, so a client's blind resend shows up as a double charge.

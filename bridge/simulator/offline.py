@@ -106,13 +106,14 @@ class Settlement:
     facepay: bool
     valid: bool = True
     cancel_time: str = ""
+    opter: str = ""          # the envelope's operator of the settling message
 
     def public(self) -> dict:
         return {"setl_id": self.setl_id, "msgid": self.msgid, "infno": self.infno, "mdtrt_id": self.mdtrt_id,
                 "psn_no": self.psn_no, "medfee_sumamt": str(self.split.total),
                 "fund_pay_sumamt": str(self.split.fund), "acct_pay": str(self.split.acct),
                 "psn_cash_pay": str(self.split.cash), "valid": self.valid, "facepay": self.facepay,
-                "batch": self.batch}
+                "batch": self.batch, "opter": self.opter}
 
 
 class Offline:
@@ -157,6 +158,10 @@ class Offline:
         if infno != "9001":
             if sign_no and sign_no not in self.sign_nos:
                 raise OfflineError("签到编号无效")
+            # One sign_no per operator (offline.md §4: GZ signs in again when the operator
+            # changes): another operator's sign_no is refused.
+            if sign_no and self.sign_nos[sign_no]["opter_no"] != str(env["opter"]):
+                raise OfflineError("签到编号与操作员不符")
             if not sign_no and self.cfg.require_sign_no:
                 raise OfflineError("未签到")
         handler: Optional[Callable] = getattr(self, "_i" + infno, None)
@@ -197,6 +202,8 @@ class Offline:
     def _i9001(self, env: dict, inp: dict, effect: list) -> dict:
         node = _node(inp, "signIn", "data")
         _req(node, "opter_no")
+        if str(node["opter_no"]) in self.cfg.unknown_operators:
+            raise OfflineError(f"操作员{node['opter_no']}未在医保登记")
         sign_no = f"{self.cfg.admdvs}{time.strftime('%Y%m%d%H%M%S')}{next(self._ids):010d}"
         self.sign_nos[sign_no] = {"opter_no": node["opter_no"], "fixmedins_code": env["fixmedins_code"]}
         out = {"sign_time": _now(), "sign_no": sign_no}
@@ -398,7 +405,8 @@ class Offline:
         balc = self.persons.get(p.psn_no).balc
         now = _now()
         st = Settlement(setl_id, env["msgid"], env["infno"], env["fixmedins_code"], v.mdtrt_id, p.psn_no,
-                        p.insutype, v.med_type, clr_type, s, balc, now, batch or "", ext is not None)
+                        p.insutype, v.med_type, clr_type, s, balc, now, batch or "", ext is not None,
+                        opter=str(env["opter"]))
         self.settlements[setl_id] = st
         for _, d in rows:
             d["setl_id"] = setl_id
@@ -650,6 +658,10 @@ class Offline:
     def public(self) -> dict:
         with self._lock:
             return {k: s.public() for k, s in self.settlements.items()}
+
+    def public_sign_ins(self) -> list[dict]:
+        with self._lock:
+            return [{"sign_no": k, "opter_no": v["opter_no"]} for k, v in self.sign_nos.items()]
 
     def public_visits(self) -> dict:
         """Registrations/admissions and their fee details, so that tests can see the effect

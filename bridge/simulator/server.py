@@ -229,6 +229,7 @@ class Simulator:
     def state(self) -> dict:
         return {"counts": self.ledger.counts(), "orders": self.mobilepay.public(),
                 "settlements": self.offline.public(), "visits": self.offline.public_visits(),
+                "sign_ins": self.offline.public_sign_ins(),
                 "account_deductions": self.accounts.public(),
                 "persons": self.persons.balances(), "callbacks": self.callbacks.log(),
                 "terminal_notices": self.terminal.public(),

@@ -39,11 +39,13 @@ ZHOU = "44010000000000000099"    # added per test: real account 10.00 (partly en
 
 D = Decimal
 NOW = "2024-03-01 09:30:00"
+UNKNOWN_OPERATOR = "op404"       # the simulator refuses its 9001
 
 
 @pytest.fixture(scope="session")
 def running():
-    cfg = SimulatorConfig.generate(timeout_delay=FAULT_DELAY, require_sign_no=True)
+    cfg = SimulatorConfig.generate(timeout_delay=FAULT_DELAY, require_sign_no=True,
+                                   unknown_operators=(UNKNOWN_OPERATOR,))
     sim = start_simulator(cfg)
     os.environ[SECRET_ENV] = sim.client_credentials()["offline"]["secret"]
     yield sim
@@ -243,6 +245,14 @@ def visit_payload(identify_key: Optional[str] = None, person: Optional[dict] = N
     if person:
         doc["person"] = person
     doc.update(kw)
+    return doc
+
+
+def document_payload(**kw: Any) -> dict:
+    """facepay.document.presettle: the outpatient visit without mdtrt_id / chrg_bchno
+    (2260 registers the visit itself)."""
+    doc = visit_payload(**kw)
+    del doc["chrg_bchno"]
     return doc
 
 
