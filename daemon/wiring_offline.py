@@ -33,6 +33,7 @@ def wiring(cfg: Config) -> Wiring:
     if fp is not None:
         from bridge.facepay.client import FacePayClient, TerminalConfig
         from bridge.facepay.flows import all_flows
+        from bridge.facepay.admission import admission_flows
 
         if fp.settings.settle_window_seconds <= client_cfg.read_timeout:
             # docs/engine.md rule 7: the core may book a request after our client gave up.
@@ -45,6 +46,7 @@ def wiring(cfg: Config) -> Wiring:
                                       read_timeout=fp.terminal_read_timeout)
         w.services["facepay"] = FacePayClient(client, terminal)
         w.flows += all_flows(fp.settings)
+        w.flows += admission_flows(fp.settings)     # 2401/2404 as requests (docs/facepay.md)
     return w
 
 

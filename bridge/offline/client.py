@@ -446,6 +446,22 @@ class OfflineClient:
         return self._prepare_record("3202", req, parse=m.DetailReconcileResult.from_output,
                                     operator=operator, effect=False)
 
+    # ------------------------------------------------------------ 2401 / 2404 admission
+
+    def prepare_admit(self, req: m.AdmissionRequest, *, operator=None) -> PreparedCall:
+        """2401 入院办理: `mdtrtinfo` + `diseinfo[]`, the same node names in every source
+        (CQ Input_2401.cs, GZ RequestGzsiModel2401.cs), like 2203.  It creates a stay at the
+        core: NOT safe to send twice (a lost answer is resolved with 2601, offline.md §9.2)."""
+        record = req.to_record()
+        payload = {"mdtrtinfo": record, "diseinfo": [d.to_record() for d in req.diseinfo]}
+        return self.prepare("2401", payload, parse=m.Admission.from_output, operator=operator,
+                            insuplc_admdvs=req.insuplc_admdvs, keys_from=record)
+
+    def prepare_cancel_admission(self, req: m.CancelAdmissionRequest, *, operator=None
+                                 ) -> PreparedCall:
+        """2404 入院撤销 under `data` (CQ Input_2404.cs; GZ RequestGzsiModel2404.Data)."""
+        return self._prepare_record("2404", req, parse=_no_output, operator=operator)
+
     # ------------------------------------------------------------ named conveniences
 
     def person_info(self, req, **kw): return self.call(self.prepare_person_info, req, **kw)
@@ -480,6 +496,9 @@ class OfflineClient:
         return self.call(self.prepare_reconcile_totals, req, **kw)
     def reconcile_details(self, req, **kw):
         return self.call(self.prepare_reconcile_details, req, **kw)
+    def admit(self, req, **kw): return self.call(self.prepare_admit, req, **kw)
+    def cancel_admission(self, req, **kw):
+        return self.call(self.prepare_cancel_admission, req, **kw)
 
 
 def _no_output(output: Any) -> None:

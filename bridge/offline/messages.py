@@ -539,3 +539,95 @@ class DetailReconcileResult:                       # 3202 `fileinfo` (§10.2 ste
         if not isinstance(rec, Mapping) or not rec.get("file_qury_no"):
             raise ValueError("3202 answer without fileinfo.file_qury_no")
         return cls(**_pick(rec, cls))
+
+
+# ============================================================== inpatient admission (2401 / 2404)
+# Added after the other messages so that nothing above moves.  Field names: offline.md §5.10,
+# completed from the source it cites (CQ Input_2401.cs / diseinfo.cs / Output_2401.cs /
+# Input_2404.cs, newtouch-cloud/openhis @ ffa7e660) where the digest only says
+# "diseinfo[] (adds maindiag_flag, adm_cond)".
+
+@dataclass(frozen=True, kw_only=True)
+class AdmissionDiagnosis(Record):
+    """2401 `diseinfo[]` (CQ table 101 "入院诊断信息", diseinfo.cs): the 2203 diagnosis
+    without `vali_flag` (CQ: "门诊诊断需要上传", outpatient only; the Guangzhou model
+    RequestGzsiModel2401.cs keeps it, so it is optional here), plus `psn_no`,
+    `maindiag_flag` (R) and `adm_cond` (入院病情, O)."""
+
+    psn_no: str
+    diag_type: str
+    maindiag_flag: str
+    diag_srt_no: str
+    diag_code: str
+    diag_name: str
+    diag_dept: str
+    dise_dor_no: str
+    dise_dor_name: str
+    diag_time: str
+    adm_cond: Optional[str] = None
+    vali_flag: Optional[str] = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdmissionRequest(Record):
+    """2401 入院办理 `mdtrtinfo` (§5.10; R as marked in CQ Input_2401.cs) + `diseinfo[]`.
+
+    `ipt_no` is the national name (CQ, the digest); the Guangzhou model names the same
+    field `ipt_otp_no` and `main_cond_dscr` `main_cond_desc` - such a site sends them
+    through `extra`."""
+
+    psn_no: str
+    insutype: str
+    begntime: str                                  # 入院时间 yyyy-MM-dd HH:mm:ss
+    mdtrt_cert_type: str
+    mdtrt_cert_no: str
+    med_type: str                                  # 21 ordinary inpatient (§6)
+    ipt_no: str                                    # the hospital's stay number
+    atddr_no: str
+    chfpdr_name: str
+    adm_diag_dscr: str
+    adm_dept_codg: str
+    adm_dept_name: str
+    adm_bed: str
+    dscg_maindiag_code: str
+    dscg_maindiag_name: str
+    coner_name: Optional[str] = None
+    tel: Optional[str] = None
+    medrcdno: Optional[str] = None
+    main_cond_dscr: Optional[str] = None
+    dise_codg: Optional[str] = None
+    dise_name: Optional[str] = None
+    oprn_oprt_code: Optional[str] = None
+    oprn_oprt_name: Optional[str] = None
+    fpsc_no: Optional[str] = None
+    matn_type: Optional[str] = None
+    birctrl_type: Optional[str] = None
+    latechb_flag: Optional[str] = None
+    geso_val: Optional[str] = None
+    fetts: Optional[str] = None
+    fetus_cnt: Optional[str] = None
+    pret_flag: Optional[str] = None
+    birctrl_matn_date: Optional[str] = None
+    dise_type_code: Optional[str] = None
+    diseinfo: tuple[AdmissionDiagnosis, ...] = ()
+
+    _NOT_WIRE = Record._NOT_WIRE + ("diseinfo",)
+
+
+@dataclass(frozen=True)
+class Admission:                                   # 2401 output `result` (§5.10)
+    mdtrt_id: str
+
+    @classmethod
+    def from_output(cls, output: Any) -> "Admission":
+        # `result` (CQ Output_2401.cs, the digest); `data` accepted like 2201's answer.
+        rec = node(output, "result", "data")
+        if not isinstance(rec, Mapping) or not rec.get("mdtrt_id"):
+            raise ValueError("2401 answer without result.mdtrt_id")
+        return cls(mdtrt_id=str(rec["mdtrt_id"]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelAdmissionRequest(Record):              # 2404 入院撤销 `data` (§5.10; CQ Input_2404.cs)
+    mdtrt_id: str
+    psn_no: str

@@ -1,0 +1,350 @@
+"""Inpatient admission as request kinds, for an HIS that has nobody to do 2401 itself.
+
+    facepay.inpatient.admit          2401 入院办理                  -> inbox `admission` (result_json.mdtrt_id)
+    facepay.inpatient.admit_cancel   2404 入院撤销 of such a stay   -> inbox `admission_cancellation`
+
+The inpatient pre-settlement works on the stay an admission made: `admitted_stay(ctx,
+admit_key)` below gives it the stay (mdtrt_id, person) of a done admit request.
+
+Why 2401 is NOT safe to repeat: it creates a stay (mdtrt_id) at the core; a blind resend
+after a lost answer makes a second stay for the same patient.  Like a lost settlement
+(bridge/facepay/flows.py resolve_settle) nothing can be queried without the mdtrt_id we
+never received, so the resolver sends 2601 with the lost message's msgid and oinfno 2401
+(offline.md §9.2 lists 2401 as reversible, §9.4 "2401 -> visit removed"):
+  * 2601 OK -> whatever the lost 2401 booked is undone; 2401 goes out again as a NEW
+    message (at most FacePaySettings.max_reversals times, then held);
+  * 2601 "original not found" (FacePaySettings.reversal_not_found_markers) -> "not yet"
+    until the settle window (database clock) has passed, then "never booked": 2401 is sent;
+  * anything else -> stays in doubt; the engine holds the row after its attempts.
+A REJECTED 2401 moved nothing: the request fails with the platform's message.
+
+2404 moves no money and cannot create anything; see AdmitCancelFlow for why it is safe to
+ask again and how a refused repeat is read.
+
+Where offline.md is silent the choice is ours and says so ("OUR CHOICE").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Optional
+
+from bridge.calls import CallResult, Outcome
+from bridge.db.store import InboxRow
+from bridge.engine.flow import (BadInput, Fail, Finish, Flow, Goto, Hold, InDoubt, Retry, Step,
+                                require_text)
+from bridge.facepay.flows import (INP, PERSON_KEYS, FacePaySettings, _object, _opt_text,
+                                  _PresettleBase, _settle_window_wait, kind, lookup)
+from bridge.offline import messages as m
+from bridge.offline.client import NOT_SENT, OfflineClient
+
+KIND_ADMIT = kind(INP, "admit")
+KIND_ADMIT_CANCEL = kind(INP, "admit_cancel")
+ADMIT_INFNO = "2401"
+
+# 2404 answers, recognised by words in err_msg (no code is public: every refusal is infcode
+# -1).  OUR CHOICE, the simulator's wording (bridge/simulator/offline.py _i2404/_visit):
+# "该住院存在有效结算,不能撤销入院" and "就诊信息不存在或已撤销".
+STAY_SETTLED_MARKERS = ("有效结算", "已结算")
+STAY_GONE_MARKERS = ("已撤销", "就诊信息不存在")
+
+
+# ============================================================== payload
+
+# stay fields -> max length (CQ Input_2401.cs column 4; R = required there and in offline.md §5.10)
+STAY_REQUIRED = {"ipt_no": 30, "begntime": 19, "atddr_no": 30, "chfpdr_name": 50, "adm_diag_dscr": 200,
+                 "adm_dept_codg": 30, "adm_dept_name": 100, "adm_bed": 30, "dscg_maindiag_code": 20,
+                 "dscg_maindiag_name": 300}
+STAY_OPTIONAL = {"med_type": 6, "coner_name": 50, "tel": 50, "medrcdno": 30, "main_cond_dscr": 1000,
+                 "dise_codg": 30, "dise_name": 500, "oprn_oprt_code": 30, "oprn_oprt_name": 500,
+                 "fpsc_no": 50, "matn_type": 6, "birctrl_type": 6, "latechb_flag": 3, "geso_val": 2,
+                 "fetts": 3, "fetus_cnt": 3, "pret_flag": 3, "birctrl_matn_date": 10, "dise_type_code": 6}
+# diagnoses -> 2401 diseinfo[] (CQ table 101 / diseinfo.cs); psn_no is filled in by us.
+DIAG_REQUIRED = {"diag_type": 3, "maindiag_flag": 3, "diag_srt_no": 2, "diag_code": 20, "diag_name": 100,
+                 "diag_dept": 50, "dise_dor_no": 30, "dise_dor_name": 50, "diag_time": 19}
+DIAG_OPTIONAL = {"adm_cond": 500, "vali_flag": 3}
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+@dataclass(frozen=True)
+class AdmitRequest:
+    # `identify_key` / `person`: the names _PresettleBase._person reads.
+    identify_key: Optional[str]
+    person: Optional[dict]
+    stay: dict
+    diagnoses: tuple[dict, ...]
+
+
+def _text_fields(doc: dict, where: str, required: dict, optional: dict) -> dict:
+    out = {}
+    for k in required:
+        v = doc.get(k)
+        if not isinstance(v, str) or not v.strip():
+            raise BadInput(f"{where}: field {k!r} is required (non-empty text)")
+        out[k] = v
+    for k in optional:
+        v = doc.get(k)
+        if v in (None, ""):
+            continue
+        if isinstance(v, bool) or not isinstance(v, (str, int)):
+            raise BadInput(f"{where}: field {k!r} must be text")
+        out[k] = str(v)
+    limits = {**required, **optional}
+    for k, v in out.items():
+        if len(v) > limits[k]:
+            raise BadInput(f"{where}: field {k!r} is longer than {limits[k]} characters")
+    return out
+
+
+def _time(v: str, where: str) -> None:
+    try:
+        datetime.strptime(v, TIME_FORMAT)
+    except ValueError:
+        raise BadInput(f"{where} must be a time like 2024-03-01 09:30:00, got {v!r}") from None
+
+
+def parse_admit(doc: dict) -> AdmitRequest:
+    identify_key = _opt_text(doc, "identify_key")
+    person = _object(doc, "person")
+    if (identify_key is None) == (person is None):
+        raise BadInput("give exactly one of 'identify_key' (a facepay.identify request) or "
+                       "'person' {psn_no, insutype, insuplc_admdvs, mdtrt_cert_type, mdtrt_cert_no}")
+    if person is not None:
+        for k in PERSON_KEYS:
+            require_text(person, k, 600 if k == "mdtrt_cert_no" else 64)
+        person = {k: person[k] for k in PERSON_KEYS}
+    raw = _object(doc, "stay", required=True)
+    known = set(STAY_REQUIRED) | set(STAY_OPTIONAL) | {"diagnoses"}
+    unknown = set(raw) - known
+    if unknown:
+        raise BadInput(f"stay: unknown field(s) {', '.join(sorted(unknown))}")
+    stay = _text_fields(raw, "stay", STAY_REQUIRED, STAY_OPTIONAL)
+    _time(stay["begntime"], "stay.begntime")
+    stay.setdefault("med_type", "21")          # 21 ordinary inpatient (offline.md §6)
+    # OUR CHOICE: at least one admission diagnosis.  The CQ/GZ 2401 models carry diseinfo[]
+    # (CQ: table 101 "入院诊断信息"); the digest does not say whether it may be empty, and a
+    # refusal at the core is worse for the HIS than a clear BAD_INPUT here.
+    diags = raw.get("diagnoses")
+    if not isinstance(diags, list) or not diags:
+        raise BadInput("stay.diagnoses is required (a non-empty list, 2401 diseinfo: diag_type, maindiag_flag, "
+                       "diag_srt_no, diag_code, diag_name, diag_dept, dise_dor_no, dise_dor_name, diag_time)")
+    out = []
+    for i, d in enumerate(diags, 1):
+        where = f"stay.diagnoses[{i}]"
+        if not isinstance(d, dict):
+            raise BadInput(f"{where} must be an object")
+        unknown = set(d) - set(DIAG_REQUIRED) - set(DIAG_OPTIONAL)
+        if unknown:
+            raise BadInput(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+        rec = _text_fields(d, where, DIAG_REQUIRED, DIAG_OPTIONAL)
+        _time(rec["diag_time"], f"{where}.diag_time")
+        out.append(rec)
+    return AdmitRequest(identify_key=identify_key, person=person, stay=stay, diagnoses=tuple(out))
+
+
+# ============================================================== shared
+
+def _fsi(ctx, prepare, req) -> CallResult | Retry:
+    """9001 first (offline.md §4), then journal and send as the daemon's operator.
+    Only the client's public API, so that this module does not depend on how
+    bridge/facepay/flows.py wraps its own calls.  A failed sign-in sent nothing: Retry.
+    An answer "not signed in" (the client dropped the sign_no): Retry signs in again."""
+    client: OfflineClient = ctx.service("facepay").offline
+    failure = client.ensure_signed_in()
+    if failure is not None:
+        return Retry("SIGN_IN_FAILED", f"9001 sign-in failed: {failure.code or failure.outcome.value} "
+                                       f"{failure.message or ''}")
+    r = ctx.call(client.send, prepare(req))
+    if r.outcome is Outcome.REJECTED and r.code != NOT_SENT and r.message and \
+            any(k in r.message for k in client.config.sign_in_invalid_markers):
+        op = client.config.default_operator
+        if op is not None:
+            client.signin.invalidate(op.opter)
+        return Retry("SIGN_IN_INVALID", r.message)
+    return r
+
+
+def _platform_code(r: CallResult) -> str:
+    return f"PLATFORM_{r.code or 'REJECTED'}"[:40]
+
+
+def admitted_stay(ctx, admit_key: str) -> dict | Fail:
+    """The stay a done `facepay.inpatient.admit` request made, for the requests that work on
+    it (inpatient pre-settlement, admission cancel):
+
+        {"mdtrt_id", "psn_no", "insutype", "insuplc_admdvs", "mdtrt_cert_type", "mdtrt_cert_no",
+         "med_type", "ipt_no", "begntime", "admit_key"[, "face"]}
+
+    The person keys are those of _PresettleBase._person (PERSON_KEYS, and "face" when the
+    patient was identified by face), so the dict can stand in for it.  Otherwise
+    Fail("ADMISSION_NOT_FOUND") or Fail("ADMISSION_NOT_DONE").  A stay cancelled later by
+    admit_cancel is not seen here: the platform refuses calls on it."""
+    row = lookup(ctx, (KIND_ADMIT,), admit_key)
+    if row is None:
+        return Fail("ADMISSION_NOT_FOUND", f"no {KIND_ADMIT} request {admit_key!r}")
+    stay = row["flow_data"].get("stay")
+    if row["state"] != "done" or not stay or not stay.get("mdtrt_id"):
+        return Fail("ADMISSION_NOT_DONE", f"admission {admit_key!r} is {row['state']}, not done with a stay; "
+                                          "enqueue after it with the same serial_key")
+    return dict(stay, admit_key=admit_key)
+
+
+# ============================================================== 2401
+
+class AdmitFlow(Flow):
+    kind = KIND_ADMIT
+    initial = "prepare"
+    steps = {
+        "prepare": Step("prepare", next=("admit",)),
+        # NOT safe to repeat: resolved by 2601 (resolve_admit).  "admit" leads back to
+        # itself only from the resolver, after a reversal or a confirmed "never booked".
+        "admit": Step("admit", calls=ADMIT_INFNO, safe_to_repeat=False, next=("admit",)),
+    }
+
+    def __init__(self, settings: FacePaySettings):
+        self.settings = settings
+
+    def parse(self, doc: dict) -> AdmitRequest:
+        return parse_admit(doc)
+
+    def step_prepare(self, ctx):
+        # Who: the payload's person, or the identity of a done facepay.identify (the same
+        # lookup as the pre-settlements; `self.settings.cert_type` picks the credential).
+        person = _PresettleBase._person(self, ctx)
+        if isinstance(person, Fail):
+            return person
+        return Goto("admit", data={"person": person, "reversals": 0})
+
+    def _request(self, ctx) -> m.AdmissionRequest:
+        p, s = ctx.data["person"], ctx.payload.stay
+        diags = tuple(m.AdmissionDiagnosis(psn_no=p["psn_no"], **d) for d in ctx.payload.diagnoses)
+        return m.AdmissionRequest(psn_no=p["psn_no"], insutype=p["insutype"],
+                                  mdtrt_cert_type=p["mdtrt_cert_type"], mdtrt_cert_no=p["mdtrt_cert_no"],
+                                  insuplc_admdvs=p["insuplc_admdvs"], diseinfo=diags, **s)
+
+    def step_admit(self, ctx):
+        client: OfflineClient = ctx.service("facepay").offline
+        r = _fsi(ctx, client.prepare_admit, self._request(ctx))
+        if not isinstance(r, CallResult):
+            return r
+        if r.ok:
+            return self._admitted(ctx, r.data.mdtrt_id)
+        if r.outcome is Outcome.REJECTED and r.code == NOT_SENT:
+            return Retry("NOT_SENT", r.message or "platform unreachable")
+        if r.outcome is Outcome.REJECTED:
+            # Refused: no stay was made.
+            return Fail(_platform_code(r), f"2401 admission refused: {r.message or r.code}")
+        return InDoubt("ADMIT_UNKNOWN", r.message or "2401 outcome unknown")
+
+    def resolve_admit(self, ctx):
+        """2601 with the lost 2401's msgid (offline.md §9.1/§9.2), as resolve_settle does for
+        a lost settlement: no mdtrt_id is known, so nothing else can be asked."""
+        client: OfflineClient = ctx.service("facepay").offline
+        s, p = self.settings, ctx.data["person"]
+        r = _fsi(ctx, client.prepare_reverse, m.ReversalRequest(
+            psn_no=p["psn_no"], omsgid=ctx.in_doubt_msg_id, oinfno=ADMIT_INFNO,
+            insuplc_admdvs=p["insuplc_admdvs"]))
+        if not isinstance(r, CallResult):
+            return InDoubt(r.code, r.message, delay=s.resolve_retry_seconds)
+        if r.ok:
+            n = int(ctx.data.get("reversals", 0)) + 1
+            if n > s.max_reversals:
+                return Hold("TOO_MANY_REVERSALS", f"{n} admissions of this request were lost and reversed; "
+                                                  "no stay stands at the core; enqueue again when the link is sound")
+            # Whatever the lost 2401 booked is undone: admit again, as a new message.
+            return Goto("admit", data={"reversals": n})
+        if r.outcome is Outcome.REJECTED and r.code != NOT_SENT and r.message and \
+                any(w in r.message for w in s.reversal_not_found_markers):
+            if (t := _settle_window_wait(ctx, s, "ADMIT_NOT_SEEN_YET",
+                                         "2601 does not know the admission yet")) is not None:
+                return t
+            return Goto("admit")    # never booked: the first send as far as the core knows
+        return InDoubt("REVERSAL_FAILED", f"2601 for the lost admission: {r.message or r.outcome.value}",
+                       delay=s.resolve_retry_seconds)
+
+    def _admitted(self, ctx, mdtrt_id: str):
+        p, st = ctx.data["person"], ctx.payload.stay
+        stay = {k: p[k] for k in PERSON_KEYS}
+        stay.update(mdtrt_id=mdtrt_id, med_type=st["med_type"], ipt_no=st["ipt_no"], begntime=st["begntime"])
+        if p.get("face"):
+            stay["face"] = p["face"]
+        row = InboxRow(result_type="admission", outcome="ok", result={"mdtrt_id": mdtrt_id})
+        return Finish([row], data={"stay": stay})
+
+
+# ============================================================== 2404
+
+@dataclass(frozen=True)
+class AdmitCancelRequest:
+    admit_key: str
+
+
+class AdmitCancelFlow(Flow):
+    """2404 入院撤销 of a stay made by a facepay.inpatient.admit request.
+
+    Safe to repeat (OUR CHOICE, offline.md is silent on 2404 idempotency): it moves no money
+    and cannot create anything - asked twice, the stay is cancelled once.  The only catch is
+    the answer to the repeat: the simulator (bridge/simulator/offline.py _i2404) refuses a
+    2404 of a stay that is already cancelled ("就诊信息不存在或已撤销"), and a real platform
+    is expected to do the same.  So when an earlier 2404 of THIS row may have gone through
+    (its answer was lost, or the daemon died during it: current_call still set), such a
+    refusal means the stay is cancelled, which is what was asked -> done, and the row says
+    so.  Without an earlier unknown 2404 the same refusal is a clear failure.
+    2601 is not used: offline.md §9.2 does not list 2404 as reversible."""
+
+    kind = KIND_ADMIT_CANCEL
+    initial = "start"
+    steps = {
+        "start": Step("start", next=("cancel",)),
+        "cancel": Step("cancel", calls="2404", next=()),
+    }
+
+    def __init__(self, settings: FacePaySettings):
+        self.settings = settings
+
+    def parse(self, doc: dict) -> AdmitCancelRequest:
+        return AdmitCancelRequest(admit_key=require_text(doc, "admit_key"))
+
+    def step_start(self, ctx):
+        stay = admitted_stay(ctx, ctx.payload.admit_key)
+        if isinstance(stay, Fail):
+            return stay
+        return Goto("cancel", data={"stay": stay})
+
+    def step_cancel(self, ctx):
+        if ctx.row.current_call:        # a 2404 of ours went out and its answer was never written
+            ctx.data["maybe_cancelled"] = True
+        client: OfflineClient = ctx.service("facepay").offline
+        st = ctx.data["stay"]
+        r = _fsi(ctx, client.prepare_cancel_admission, m.CancelAdmissionRequest(
+            mdtrt_id=st["mdtrt_id"], psn_no=st["psn_no"], insuplc_admdvs=st["insuplc_admdvs"]))
+        if not isinstance(r, CallResult):
+            return r
+        if r.ok:
+            return self._cancelled(ctx)
+        if r.outcome is Outcome.REJECTED and r.code == NOT_SENT:
+            return Retry("NOT_SENT", r.message or "platform unreachable")
+        if r.outcome is Outcome.REJECTED:
+            msg = r.message or r.code or "refused"
+            if any(w in msg for w in STAY_SETTLED_MARKERS):
+                return Fail("STAY_SETTLED", f"2404 refused: the stay has a valid settlement; cancel it first "
+                                            f"(facepay.inpatient.cancel): {msg}")
+            if any(w in msg for w in STAY_GONE_MARKERS):
+                if ctx.data.get("maybe_cancelled"):
+                    return self._cancelled(ctx, confirmed_by=f"repeat refused: {msg}")
+                return Fail("STAY_NOT_ACTIVE", f"2404 refused: the stay is unknown or already cancelled: {msg}")
+            return Fail(_platform_code(r), f"2404 admission cancel refused: {msg}")
+        # Unknown: safe to ask again (see the class comment); remember that it may have worked.
+        ctx.data["maybe_cancelled"] = True
+        return Retry("CANCEL_UNKNOWN", f"2404: {r.message or r.outcome.value}")
+
+    def _cancelled(self, ctx, confirmed_by: Optional[str] = None):
+        st = ctx.data["stay"]
+        result: dict[str, Any] = {"mdtrt_id": st["mdtrt_id"], "admit_key": st["admit_key"]}
+        if confirmed_by:
+            result["confirmed_by"] = confirmed_by
+        return Finish([InboxRow(result_type="admission_cancellation", outcome="ok", result=result)])
+
+
+def admission_flows(settings: FacePaySettings) -> list[Flow]:
+    return [AdmitFlow(settings), AdmitCancelFlow(settings)]

@@ -1,0 +1,176 @@
+"""Inpatient admission as request kinds (bridge/facepay/admission.py), end to end: the real
+simulator over HTTP and one real daemon process per database, the HIS played through the
+mi_ tables.  Checks are on the simulator's stays (visits) and money, not on our own rows."""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from bridge.db.store import Store
+from tests.conftest import DIALECTS
+from tests.engine.daemonproc import DaemonProcess
+
+from .conftest import (NOW, QIAN, SETTLE_WINDOW, SUN, ZHANG, His, Sim, daemon_toml, inpatient_payload, money_invariants,
+                       new_database, person_of)
+
+D = Decimal
+INPT = "facepay.inpatient"
+ADMIT, ADMIT_CANCEL = f"{INPT}.admit", f"{INPT}.admit_cancel"
+
+
+@pytest.fixture(scope="module", params=DIALECTS)
+def env(request, running, msgid_dir, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(f"adm-{request.param}")
+    url, drop = new_database(request.param, tmp)
+    sim = Sim(running)
+    sim.reset()
+    proc = DaemonProcess(tmp, url, None, name="adm", workers=2, lease=3.0,
+                         extra=daemon_toml(sim.creds, msgid_dir))
+    store = Store(url)
+    try:
+        yield request.param, sim, His(store), proc
+    finally:
+        rc = proc.terminate()
+        store.close()
+        drop()
+        assert rc == 0, proc.tail()
+
+
+@pytest.fixture
+def t(env):
+    dialect, sim, his, proc = env
+    sim.reset()
+    yield env
+    open_rows = his.store.query("SELECT kind, business_key, state FROM mi_outbox "
+                                "WHERE state IN ('pending', 'running', 'in_doubt')")
+    assert not open_rows, (open_rows, proc.tail())
+
+
+def stay(**kw) -> dict:
+    doc = {"ipt_no": "ZY0001", "begntime": NOW, "atddr_no": "D001", "chfpdr_name": "李医生",
+           "adm_diag_dscr": "肺炎", "adm_dept_codg": "NK01", "adm_dept_name": "内科", "adm_bed": "12",
+           "dscg_maindiag_code": "J18.900", "dscg_maindiag_name": "肺炎",
+           "diagnoses": [{"diag_type": "1", "maindiag_flag": "1", "diag_srt_no": "1", "diag_code": "J18.900",
+                          "diag_name": "肺炎", "diag_dept": "内科", "dise_dor_no": "D001",
+                          "dise_dor_name": "李医生", "diag_time": NOW, "adm_cond": "一般"}]}
+    doc.update(kw)
+    return doc
+
+
+def stays_of(sim: Sim, psn_no: str) -> dict:
+    return {k: v for k, v in sim.state()["visits"].items() if v["psn_no"] == psn_no and v["kind"] == "inpatient"}
+
+
+def admitted(his: His, key: str) -> str:
+    rows = his.inbox(ADMIT, key)
+    assert [r["type"] for r in rows] == ["admission"], rows       # and nothing else
+    assert rows[0]["outcome"] == "ok" and list(rows[0]["result"]) == ["mdtrt_id"], rows
+    return rows[0]["result"]["mdtrt_id"]
+
+
+def test_admit_then_presettle_settle_and_cancel_the_admission(t):
+    dialect, sim, his, proc = t
+    k, v = f"A1-{dialect}", f"V1-{dialect}"
+    # Who: a face identification (the same lookup the pre-settlements use).
+    sim.present(SUN)
+    his.enqueue("facepay.identify", f"F{k}", {"his_patient_id": f"HIS-{k}"}, serial=v)
+    his.enqueue(ADMIT, k, {"identify_key": f"F{k}", "stay": stay(ipt_no=f"ZY{k}")}, serial=v)
+    assert his.wait(ADMIT, k) == "done", his.row(ADMIT, k)
+    mdtrt_id = admitted(his, k)
+    assert stays_of(sim, SUN) == {mdtrt_id: {"psn_no": SUN, "kind": "inpatient", "active": True,
+                                            "med_type": "21", "details": []}}
+
+    # The inpatient pre-settlement and settlement on that stay.
+    his.enqueue(f"{INPT}.presettle", f"P{k}", inpatient_payload(mdtrt_id, person_of(sim, SUN)), serial=v)
+    his.enqueue(f"{INPT}.settle", f"S{k}", {"presettle_key": f"P{k}"}, serial=v)
+    assert his.wait(f"{INPT}.presettle", f"P{k}") == "done"
+    assert his.wait(f"{INPT}.settle", f"S{k}") == "done", his.inbox(f"{INPT}.settle", f"S{k}")
+    p = his.one(f"{INPT}.presettle", f"P{k}", "presettlement")
+    s = his.one(f"{INPT}.settle", f"S{k}", "settlement")
+    for r in (p, s):
+        assert (r["total"], r["fund"], r["account"], r["cash"]) == (D("500.00"), D("350.00"), D("150.00"),
+                                                                    D("0.00")), r
+    assert s["result"]["mdtrt_id"] == mdtrt_id
+    assert money_invariants(sim, {SUN: "3000.00"})["persons"][SUN] == "2850.00"
+
+    # The core refuses to cancel an admission with a valid settlement: a clear failure.
+    his.enqueue(ADMIT_CANCEL, f"X{k}", {"admit_key": k}, serial=v)
+    assert his.wait(ADMIT_CANCEL, f"X{k}") == "failed"
+    assert his.one(ADMIT_CANCEL, f"X{k}", "error")["code"] == "STAY_SETTLED"
+    assert stays_of(sim, SUN)[mdtrt_id]["active"]
+
+    # Settlement cancelled, then the admission.
+    his.enqueue(f"{INPT}.cancel", f"C{k}", {"settle_key": f"S{k}"}, serial=v)
+    his.enqueue(ADMIT_CANCEL, f"Y{k}", {"admit_key": k}, serial=v)
+    assert his.wait(f"{INPT}.cancel", f"C{k}") == "done"
+    assert his.wait(ADMIT_CANCEL, f"Y{k}") == "done"
+    c = his.one(ADMIT_CANCEL, f"Y{k}", "admission_cancellation")
+    assert c["result"] == {"mdtrt_id": mdtrt_id, "admit_key": k}
+    assert not stays_of(sim, SUN)[mdtrt_id]["active"]
+    assert money_invariants(sim, {SUN: "3000.00"})["persons"][SUN] == "3000.00"
+
+
+def test_admit_refused_bad_input_and_unknown_admission(t):
+    dialect, sim, his, proc = t
+    k = f"A2-{dialect}"
+    his.enqueue(ADMIT, k, {"person": person_of(sim, QIAN), "stay": stay()})
+    assert his.wait(ADMIT, k) == "failed"
+    e = his.one(ADMIT, k, "error")
+    assert e["code"] == "PLATFORM_-1" and "暂停参保" in e["message"], e      # the platform's reason
+    bad = stay()
+    del bad["adm_bed"]
+    his.enqueue(ADMIT, f"B{k}", {"person": person_of(sim, ZHANG), "stay": bad})
+    assert his.wait(ADMIT, f"B{k}") == "failed"
+    e = his.one(ADMIT, f"B{k}", "error")
+    assert e["code"] == "BAD_INPUT" and "adm_bed" in e["message"], e
+    his.enqueue(ADMIT_CANCEL, f"X{k}", {"admit_key": f"NOPE{k}"})
+    assert his.wait(ADMIT_CANCEL, f"X{k}") == "failed"
+    assert his.one(ADMIT_CANCEL, f"X{k}", "error")["code"] == "ADMISSION_NOT_FOUND"
+    assert sim.state()["visits"] == {}
+
+
+def test_lost_admission_answer_is_reversed_never_resent_blindly(t):
+    dialect, sim, his, proc = t
+    k = f"A3-{dialect}"
+    # A plain admission first: after the simulator's reset the daemon signs in again (9001),
+    # so that the fault below hits a 2401 the core books, not one refused as "not signed in".
+    his.enqueue(ADMIT, f"O{k}", {"person": person_of(sim, SUN), "stay": stay(ipt_no=f"ZYO{k}")})
+    assert his.wait(ADMIT, f"O{k}") == "done"
+    other = admitted(his, f"O{k}")
+    sim.arm("2401", "lost_after_commit")          # booked at the core, answer lost
+    his.enqueue(ADMIT, k, {"person": person_of(sim, ZHANG), "stay": stay(ipt_no=f"ZY{k}")})
+    assert his.wait(ADMIT, k) == "done", his.row(ADMIT, k)
+    mdtrt_id = admitted(his, k)
+    stays = stays_of(sim, ZHANG)
+    # The lost stay was undone by 2601 before the new admission: exactly one valid stay.
+    assert [s for s, x in stays.items() if x["active"]] == [mdtrt_id], stays
+    assert len(stays) == 2 and sim.state()["counts"]["offline.reversal"] == 1
+
+    # 2404 whose answer is lost: asked again, the core says "already cancelled" -> done.
+    sim.arm("2404", "lost_after_commit")
+    his.enqueue(ADMIT_CANCEL, f"X{k}", {"admit_key": k})
+    assert his.wait(ADMIT_CANCEL, f"X{k}") == "done", his.inbox(ADMIT_CANCEL, f"X{k}")
+    c = his.one(ADMIT_CANCEL, f"X{k}", "admission_cancellation")
+    assert c["result"]["mdtrt_id"] == mdtrt_id and "repeat refused" in c["result"]["confirmed_by"]
+    assert not [s for s, x in stays_of(sim, ZHANG).items() if x["active"]]
+    assert list(stays_of(sim, SUN)) == [other] and stays_of(sim, SUN)[other]["active"]
+
+
+def test_admission_never_booked_is_sent_after_the_settle_window(t):
+    dialect, sim, his, proc = t
+    if dialect != "sqlite":
+        pytest.skip("one database is enough for this branch (the resolver is the same code)")
+    k = f"A4-{dialect}"
+    sim.arm("2401", "http500")                    # not booked; 2601 finds nothing
+    his.enqueue(ADMIT, k, {"person": person_of(sim, ZHANG), "stay": stay(ipt_no=f"ZY{k}")})
+    assert his.wait(ADMIT, k) == "done", his.row(ADMIT, k)
+    assert list(stays_of(sim, ZHANG)) == [admitted(his, k)]
+    assert sim.state()["counts"].get("offline.reversal", 0) == 0
+    # "Not found" became "never booked" only once the settle window had passed (database clock).
+    calls = his.store.query("""SELECT j.interface, j.started_at FROM mi_journal j JOIN mi_outbox o
+                                 ON o.id = j.outbox_id WHERE o.business_key = :b ORDER BY j.id""", {"b": k})
+    sent = [datetime.fromisoformat(str(at)) for iface, at in calls if iface == "2401"]
+    assert len(sent) == 2 and "2601" in [c[0] for c in calls], calls
+    assert (sent[1] - sent[0]).total_seconds() >= SETTLE_WINDOW, calls
