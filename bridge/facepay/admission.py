@@ -31,10 +31,10 @@ from typing import Any, Optional
 
 from bridge.calls import CallResult, Outcome
 from bridge.db.store import InboxRow
-from bridge.engine.flow import (BadInput, Fail, Finish, Flow, Goto, Hold, InDoubt, Retry, Step,
-                                require_text)
-from bridge.facepay.flows import (INP, PERSON_KEYS, FacePaySettings, _object, _opt_text,
-                                  _PresettleBase, _settle_window_wait, kind, lookup)
+from bridge.engine.flow import BadInput, Fail, Finish, Flow, Goto, Hold, InDoubt, Retry, Step, require_text
+from bridge.facepay.flows import (INP, PERSON_KEYS, FacePaySettings, _in_resolver, _object, _opt_text,
+                                  _PresettleBase, _settle_window_wait, fsi_call, kind, lookup,
+                                  parse_operator)
 from bridge.offline import messages as m
 from bridge.offline.client import NOT_SENT, OfflineClient
 
@@ -73,6 +73,14 @@ class AdmitRequest:
     person: Optional[dict]
     stay: dict
     diagnoses: tuple[dict, ...]
+    operator: Optional[dict] = None        # {"id", "name", "type"}: flows.parse_operator
+
+
+def _only(doc: dict, known: tuple[str, ...]) -> None:
+    """A payload field no flow reads is refused: a typo must not vanish."""
+    unknown = set(doc) - set(known)
+    if unknown:
+        raise BadInput(f"unknown payload field(s) {', '.join(sorted(unknown))}; known: {', '.join(known)}")
 
 
 def _text_fields(doc: dict, where: str, required: dict, optional: dict) -> dict:
@@ -104,6 +112,7 @@ def _time(v: str, where: str) -> None:
 
 
 def parse_admit(doc: dict) -> AdmitRequest:
+    _only(doc, ("identify_key", "person", "stay", "operator"))
     identify_key = _opt_text(doc, "identify_key")
     person = _object(doc, "person")
     if (identify_key is None) == (person is None):
@@ -139,30 +148,11 @@ def parse_admit(doc: dict) -> AdmitRequest:
         rec = _text_fields(d, where, DIAG_REQUIRED, DIAG_OPTIONAL)
         _time(rec["diag_time"], f"{where}.diag_time")
         out.append(rec)
-    return AdmitRequest(identify_key=identify_key, person=person, stay=stay, diagnoses=tuple(out))
+    return AdmitRequest(identify_key=identify_key, person=person, stay=stay, diagnoses=tuple(out),
+                        operator=parse_operator(doc))
 
 
 # ============================================================== shared
-
-def _fsi(ctx, prepare, req) -> CallResult | Retry:
-    """9001 first (offline.md §4), then journal and send as the daemon's operator.
-    Only the client's public API, so that this module does not depend on how
-    bridge/facepay/flows.py wraps its own calls.  A failed sign-in sent nothing: Retry.
-    An answer "not signed in" (the client dropped the sign_no): Retry signs in again."""
-    client: OfflineClient = ctx.service("facepay").offline
-    failure = client.ensure_signed_in()
-    if failure is not None:
-        return Retry("SIGN_IN_FAILED", f"9001 sign-in failed: {failure.code or failure.outcome.value} "
-                                       f"{failure.message or ''}")
-    r = ctx.call(client.send, prepare(req))
-    if r.outcome is Outcome.REJECTED and r.code != NOT_SENT and r.message and \
-            any(k in r.message for k in client.config.sign_in_invalid_markers):
-        op = client.config.default_operator
-        if op is not None:
-            client.signin.invalidate(op.opter)
-        return Retry("SIGN_IN_INVALID", r.message)
-    return r
-
 
 def _platform_code(r: CallResult) -> str:
     return f"PLATFORM_{r.code or 'REJECTED'}"[:40]
@@ -213,7 +203,7 @@ class AdmitFlow(Flow):
         person = _PresettleBase._person(self, ctx)
         if isinstance(person, Fail):
             return person
-        return Goto("admit", data={"person": person, "reversals": 0})
+        return Goto("admit", data={"person": person, "reversals": 0, "operator": ctx.payload.operator})
 
     def _request(self, ctx) -> m.AdmissionRequest:
         p, s = ctx.data["person"], ctx.payload.stay
@@ -224,7 +214,9 @@ class AdmitFlow(Flow):
 
     def step_admit(self, ctx):
         client: OfflineClient = ctx.service("facepay").offline
-        r = _fsi(ctx, client.prepare_admit, self._request(ctx))
+        # 9001 first, as the request's operator (flows.fsi_call); no stay stands before 2401
+        # (a reversed one is undone), so a refused sign-in may simply fail the request.
+        r = fsi_call(ctx, client.prepare_admit, self._request(ctx), nothing_stands=True)
         if not isinstance(r, CallResult):
             return r
         if r.ok:
@@ -241,11 +233,11 @@ class AdmitFlow(Flow):
         a lost settlement: no mdtrt_id is known, so nothing else can be asked."""
         client: OfflineClient = ctx.service("facepay").offline
         s, p = self.settings, ctx.data["person"]
-        r = _fsi(ctx, client.prepare_reverse, m.ReversalRequest(
+        r = fsi_call(ctx, client.prepare_reverse, m.ReversalRequest(
             psn_no=p["psn_no"], omsgid=ctx.in_doubt_msg_id, oinfno=ADMIT_INFNO,
             insuplc_admdvs=p["insuplc_admdvs"]))
         if not isinstance(r, CallResult):
-            return InDoubt(r.code, r.message, delay=s.resolve_retry_seconds)
+            return _in_resolver(r)      # could not ask: stay in doubt (or held)
         if r.ok:
             n = int(ctx.data.get("reversals", 0)) + 1
             if n > s.max_reversals:
@@ -277,6 +269,7 @@ class AdmitFlow(Flow):
 @dataclass(frozen=True)
 class AdmitCancelRequest:
     admit_key: str
+    operator: Optional[dict] = None
 
 
 class AdmitCancelFlow(Flow):
@@ -303,21 +296,24 @@ class AdmitCancelFlow(Flow):
         self.settings = settings
 
     def parse(self, doc: dict) -> AdmitCancelRequest:
-        return AdmitCancelRequest(admit_key=require_text(doc, "admit_key"))
+        _only(doc, ("admit_key", "operator"))
+        return AdmitCancelRequest(admit_key=require_text(doc, "admit_key"), operator=parse_operator(doc))
 
     def step_start(self, ctx):
         stay = admitted_stay(ctx, ctx.payload.admit_key)
         if isinstance(stay, Fail):
             return stay
-        return Goto("cancel", data={"stay": stay})
+        return Goto("cancel", data={"stay": stay, "operator": ctx.payload.operator})
 
     def step_cancel(self, ctx):
         if ctx.row.current_call:        # a 2404 of ours went out and its answer was never written
             ctx.data["maybe_cancelled"] = True
         client: OfflineClient = ctx.service("facepay").offline
         st = ctx.data["stay"]
-        r = _fsi(ctx, client.prepare_cancel_admission, m.CancelAdmissionRequest(
-            mdtrt_id=st["mdtrt_id"], psn_no=st["psn_no"], insuplc_admdvs=st["insuplc_admdvs"]))
+        # A refused sign-in fails the request, unless an earlier 2404 of it may have worked: held.
+        r = fsi_call(ctx, client.prepare_cancel_admission, m.CancelAdmissionRequest(
+            mdtrt_id=st["mdtrt_id"], psn_no=st["psn_no"], insuplc_admdvs=st["insuplc_admdvs"]),
+            nothing_stands=not ctx.data.get("maybe_cancelled"))
         if not isinstance(r, CallResult):
             return r
         if r.ok:

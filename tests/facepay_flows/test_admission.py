@@ -3,6 +3,7 @@ simulator over HTTP and one real daemon process per database, the HIS played thr
 mi_ tables.  Checks are on the simulator's stays (visits) and money, not on our own rows."""
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from decimal import Decimal
 
@@ -76,9 +77,13 @@ def test_admit_then_presettle_settle_and_cancel_the_admission(t):
     # Who: a face identification (the same lookup the pre-settlements use).
     sim.present(SUN)
     his.enqueue("facepay.identify", f"F{k}", {"his_patient_id": f"HIS-{k}"}, serial=v)
-    his.enqueue(ADMIT, k, {"identify_key": f"F{k}", "stay": stay(ipt_no=f"ZY{k}")}, serial=v)
+    his.enqueue(ADMIT, k, {"identify_key": f"F{k}", "stay": stay(ipt_no=f"ZY{k}"),
+                           "operator": {"id": "op009", "name": "住院处"}}, serial=v)
     assert his.wait(ADMIT, k) == "done", his.row(ADMIT, k)
     mdtrt_id = admitted(his, k)
+    sent = his.store.query("""SELECT j.request_masked FROM mi_journal j JOIN mi_outbox o ON o.id = j.outbox_id
+                               WHERE o.business_key = :b AND j.interface = '2401'""", {"b": k})
+    assert len(sent) == 1 and json.loads(sent[0][0])["opter"] == "op009"      # the request's operator
     assert stays_of(sim, SUN) == {mdtrt_id: {"psn_no": SUN, "kind": "inpatient", "active": True,
                                             "med_type": "21", "details": []}}
 
@@ -125,6 +130,9 @@ def test_admit_refused_bad_input_and_unknown_admission(t):
     assert his.wait(ADMIT, f"B{k}") == "failed"
     e = his.one(ADMIT, f"B{k}", "error")
     assert e["code"] == "BAD_INPUT" and "adm_bed" in e["message"], e
+    his.enqueue(ADMIT, f"C{k}", {"person": person_of(sim, ZHANG), "stay": stay(), "face_pay": False})
+    assert his.wait(ADMIT, f"C{k}") == "failed"
+    assert "face_pay" in his.one(ADMIT, f"C{k}", "error")["message"]
     his.enqueue(ADMIT_CANCEL, f"X{k}", {"admit_key": f"NOPE{k}"})
     assert his.wait(ADMIT_CANCEL, f"X{k}") == "failed"
     assert his.one(ADMIT_CANCEL, f"X{k}", "error")["code"] == "ADMISSION_NOT_FOUND"
