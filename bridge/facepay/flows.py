@@ -169,6 +169,14 @@ def _number(doc: dict, name: str, where: str, places: int) -> Decimal:
     return d
 
 
+def only_fields(doc: dict, known: tuple[str, ...]) -> None:
+    """Refuse a payload field no flow reads: a misspelt "facepay": false would otherwise be
+    ignored and the patient's account charged."""
+    unknown = set(doc) - set(known)
+    if unknown:
+        raise BadInput(f"unknown payload field(s) {', '.join(sorted(unknown))}; known: {', '.join(known)}")
+
+
 def _object(doc: dict, name: str, required: bool = False) -> Optional[dict]:
     v = doc.get(name)
     if v is None:
@@ -244,7 +252,13 @@ class PresettleRequest:
     operator: Optional[dict] = None
 
 
+PRESETTLE_FIELDS = ("identify_key", "person", "mdtrt_id", "visit", "fees", "total_amount", "chrg_bchno",
+                    "med_type", "psn_setlway", "mid_setl_flag", "face_pay", "terminal",
+                    "retry_without_face_pay", "operator")
+
+
 def parse_presettle(doc: dict, setting: str) -> PresettleRequest:
+    only_fields(doc, PRESETTLE_FIELDS)
     identify_key = _opt_text(doc, "identify_key")
     person = _object(doc, "person")
     if (identify_key is None) == (person is None):
@@ -269,7 +283,8 @@ def parse_presettle(doc: dict, setting: str) -> PresettleRequest:
                            "atddr_no, dr_name, dept_code, dept_name, caty, diagnoses} to register one")
     if setting in (OUT, DOC):
         if visit is None:
-            raise BadInput("payload field 'visit' is required (begntime and diagnoses for 2203)")
+            raise BadInput("payload field 'visit' is required (begntime and diagnoses for "
+                           f"{'2260' if setting == DOC else '2203'})")
         for k in (VISIT_KEYS if mdtrt_id is None else ("begntime",)):
             require_text(visit, k)
         diags = visit.get("diagnoses")
@@ -480,6 +495,7 @@ class IdentifyFlow(Flow):
         self.settings = settings
 
     def parse(self, doc: dict) -> IdentifyRequest:
+        only_fields(doc, ("his_patient_id", "terminal", "business_type", "operator"))
         t = _object(doc, "terminal") or {}
         return IdentifyRequest(his_patient_id=require_text(doc, "his_patient_id"),
                                operator_id=_opt_text(t, "operator_id", 30),
@@ -1124,6 +1140,7 @@ class _SettleBase(_CancelSteps, Flow):
         self.settings = settings
 
     def parse(self, doc: dict) -> SettleRequest:
+        only_fields(doc, ("presettle_key", "face_pay", "retry_without_face_pay", "operator"))
         return SettleRequest(presettle_key=require_text(doc, "presettle_key"),
                              face_pay=_opt_bool(doc, "face_pay"),
                              retry_without_face_pay=_opt_bool(doc, "retry_without_face_pay"),
@@ -1338,6 +1355,7 @@ class _CancelBase(_CancelSteps, Flow):
         self.settings = settings
 
     def parse(self, doc: dict) -> CancelRequest:
+        only_fields(doc, ("settle_key", "with_extension", "reason", "operator"))
         w = _opt_bool(doc, "with_extension")
         return CancelRequest(settle_key=require_text(doc, "settle_key"),
                              with_extension=True if w is None else w,

@@ -103,6 +103,7 @@ def test_unknown_operator_fails_before_anything_is_sent(t):
     ({"operator": {"name": "nobody"}}, "'id' is required"),
     ({"operator": {"id": "op002", "type": "9"}}, "operator.type"),
     ({"operator": {"id": "op002", "role": "x"}}, "unknown field"),
+    ({"facepay": False}, "unknown payload field(s) facepay"),      # a typo must not settle with face-pay
 ])
 def test_one_shot_and_operator_input_is_checked(bad, words):
     flows = {f.kind: f for f in all_flows(FacePaySettings(merchant_no="1", terminal_no="1", isv_no="1"))}
