@@ -34,7 +34,7 @@ from bridge.db.store import InboxRow
 from bridge.engine.flow import BadInput, Fail, Finish, Flow, Goto, Hold, InDoubt, Retry, Step, require_text
 from bridge.facepay.flows import (INP, PERSON_KEYS, FacePaySettings, _in_resolver, _object, _opt_text,
                                   _PresettleBase, _settle_window_wait, fsi_call, kind, lookup,
-                                  parse_operator)
+                                  only_fields, parse_operator)
 from bridge.offline import messages as m
 from bridge.offline.client import NOT_SENT, OfflineClient
 
@@ -76,13 +76,6 @@ class AdmitRequest:
     operator: Optional[dict] = None        # {"id", "name", "type"}: flows.parse_operator
 
 
-def _only(doc: dict, known: tuple[str, ...]) -> None:
-    """A payload field no flow reads is refused: a typo must not vanish."""
-    unknown = set(doc) - set(known)
-    if unknown:
-        raise BadInput(f"unknown payload field(s) {', '.join(sorted(unknown))}; known: {', '.join(known)}")
-
-
 def _text_fields(doc: dict, where: str, required: dict, optional: dict) -> dict:
     out = {}
     for k in required:
@@ -112,7 +105,7 @@ def _time(v: str, where: str) -> None:
 
 
 def parse_admit(doc: dict) -> AdmitRequest:
-    _only(doc, ("identify_key", "person", "stay", "operator"))
+    only_fields(doc, ("identify_key", "person", "stay", "operator"))
     identify_key = _opt_text(doc, "identify_key")
     person = _object(doc, "person")
     if (identify_key is None) == (person is None):
@@ -296,7 +289,7 @@ class AdmitCancelFlow(Flow):
         self.settings = settings
 
     def parse(self, doc: dict) -> AdmitCancelRequest:
-        _only(doc, ("admit_key", "operator"))
+        only_fields(doc, ("admit_key", "operator"))
         return AdmitCancelRequest(admit_key=require_text(doc, "admit_key"), operator=parse_operator(doc))
 
     def step_start(self, ctx):

@@ -250,28 +250,34 @@ class PresettleRequest:
     terminal: Optional[dict]
     retry_without_face_pay: bool
     operator: Optional[dict] = None
+    admit_key: Optional[str] = None
 
 
 PRESETTLE_FIELDS = ("identify_key", "person", "mdtrt_id", "visit", "fees", "total_amount", "chrg_bchno",
                     "med_type", "psn_setlway", "mid_setl_flag", "face_pay", "terminal",
-                    "retry_without_face_pay", "operator")
+                    "retry_without_face_pay", "operator", "admit_key")
 
 
 def parse_presettle(doc: dict, setting: str) -> PresettleRequest:
     only_fields(doc, PRESETTLE_FIELDS)
     identify_key = _opt_text(doc, "identify_key")
     person = _object(doc, "person")
-    if (identify_key is None) == (person is None):
+    admit_key = _opt_text(doc, "admit_key") if setting == INP else None
+    if doc.get("admit_key") not in (None, "") and setting != INP:
+        raise BadInput("payload field 'admit_key' is only for an inpatient pre-settlement")
+    if identify_key is not None and person is not None or \
+            (identify_key is None and person is None and admit_key is None):
         raise BadInput("give exactly one of 'identify_key' (a facepay.identify request) or "
-                       "'person' {psn_no, insutype, insuplc_admdvs, mdtrt_cert_type, mdtrt_cert_no}")
+                       "'person' {psn_no, insutype, insuplc_admdvs, mdtrt_cert_type, mdtrt_cert_no}"
+                       + (" (or neither with 'admit_key': the admitted person)" if setting == INP else ""))
     if person is not None:
         for k in PERSON_KEYS:
             require_text(person, k, 600 if k == "mdtrt_cert_no" else 64)
     mdtrt_id = _opt_text(doc, "mdtrt_id", 30)
     visit = _object(doc, "visit")
-    if setting == INP and mdtrt_id is None:
-        raise BadInput("payload field 'mdtrt_id' is required for an inpatient stay (2401 admission "
-                       "happened before the pre-settlement)")
+    if setting == INP and (mdtrt_id is None) == (admit_key is None):
+        raise BadInput("give exactly one of 'mdtrt_id' (a stay admitted with 2401 elsewhere) or "
+                       "'admit_key' (a facepay.inpatient.admit request)")
     if setting == DOC:
         for k in ("mdtrt_id", "chrg_bchno"):
             if doc.get(k) not in (None, ""):
@@ -317,7 +323,7 @@ def parse_presettle(doc: dict, setting: str) -> PresettleRequest:
         mid_setl_flag=_opt_text(doc, "mid_setl_flag", 2) or "0",
         face_pay=_opt_bool(doc, "face_pay"), terminal=terminal,
         retry_without_face_pay=bool(_opt_bool(doc, "retry_without_face_pay")),
-        operator=parse_operator(doc))
+        operator=parse_operator(doc), admit_key=admit_key)
 
 
 @dataclass(frozen=True)
@@ -605,14 +611,25 @@ class _PresettleBase(Flow):
     def _prepared(self, ctx, *, chrg_bchno: Optional[str], dr_name: Optional[str]) -> dict | Fail:
         """The visit a pre-settlement works on (person, bill, face-pay terms), kept in
         flow_data for the later steps and for the settle request."""
-        person = self._visit_common(ctx)
+        p: PresettleRequest = ctx.payload
+        mdtrt_id = p.mdtrt_id
+        person = None
+        if p.admit_key is not None:
+            from bridge.facepay.admission import admitted_stay   # admission builds on this module
+            stay = admitted_stay(ctx, p.admit_key)
+            if isinstance(stay, Fail):
+                return stay
+            mdtrt_id = stay["mdtrt_id"]
+            if p.person is None and p.identify_key is None:
+                person = stay                      # the admitted person (and face, if scanned)
+        if person is None:
+            person = self._person(ctx)
         if isinstance(person, Fail):
             return person
         face_pay, terms = self._mode(ctx)
-        p: PresettleRequest = ctx.payload
         visit = {k: person[k] for k in PERSON_KEYS}
         visit.update(total=str(p.total), chrg_bchno=chrg_bchno, med_type=p.med_type, psn_setlway=p.psn_setlway,
-                     mid_setl_flag=p.mid_setl_flag, terms=terms, mdtrt_id=p.mdtrt_id,
+                     mid_setl_flag=p.mid_setl_flag, terms=terms, mdtrt_id=mdtrt_id,
                      face=person.get("face"), dr_name=dr_name, operator=p.operator)
         # The operator goes with the visit: settle and cancel run as the same person
         # unless their own request names another.
@@ -653,14 +670,6 @@ class _PresettleBase(Flow):
             raise BadInput("face-pay needs merchant_no, terminal_no, isv_no and acct_type: "
                            "give 'terminal' in the payload or set them in [facepay]")
         return True, _terms_dict(terms)
-
-    def _visit_common(self, ctx) -> dict | Fail:
-        person = ctx.data.get("person")
-        if person is None:
-            person = self._person(ctx)
-            if isinstance(person, Fail):
-                return person
-        return person
 
     # -- the trial --------------------------------------------------------------------
     def _settle_request(self, visit: dict, face_pay: bool, client: OfflineClient, setl_flag: str):

@@ -88,7 +88,11 @@ def test_admit_then_presettle_settle_and_cancel_the_admission(t):
                                             "med_type": "21", "details": []}}
 
     # The inpatient pre-settlement and settlement on that stay.
-    his.enqueue(f"{INPT}.presettle", f"P{k}", inpatient_payload(mdtrt_id, person_of(sim, SUN)), serial=v)
+    # By admit_key alone: the stay and its (face-identified) person come from the admission.
+    pre = inpatient_payload(mdtrt_id, person_of(sim, SUN))
+    del pre["mdtrt_id"], pre["person"]
+    pre["admit_key"] = k
+    his.enqueue(f"{INPT}.presettle", f"P{k}", pre, serial=v)
     his.enqueue(f"{INPT}.settle", f"S{k}", {"presettle_key": f"P{k}"}, serial=v)
     assert his.wait(f"{INPT}.presettle", f"P{k}") == "done"
     assert his.wait(f"{INPT}.settle", f"S{k}") == "done", his.inbox(f"{INPT}.settle", f"S{k}")
@@ -98,6 +102,7 @@ def test_admit_then_presettle_settle_and_cancel_the_admission(t):
         assert (r["total"], r["fund"], r["account"], r["cash"]) == (D("500.00"), D("350.00"), D("150.00"),
                                                                     D("0.00")), r
     assert s["result"]["mdtrt_id"] == mdtrt_id
+    assert his.one(f"{INPT}.settle", f"S{k}", "terminal_notice")["outcome"] == "ok"   # face-identified
     assert money_invariants(sim, {SUN: "3000.00"})["persons"][SUN] == "2850.00"
 
     # The core refuses to cancel an admission with a valid settlement: a clear failure.

@@ -148,3 +148,21 @@ def test_lost_2260_answer_is_reversed_and_settled_once_where_2260_is_reversible(
         other.stop()
         os.environ[SECRET_ENV] = old_secret
     assert rc == 0, proc.tail()
+
+
+@pytest.mark.parametrize("setting, bad, words", [
+    ("inpatient", {"mdtrt_id": "M1", "admit_key": "A1"}, "exactly one of 'mdtrt_id'"),
+    ("inpatient", {}, "exactly one of 'mdtrt_id'"),
+    ("outpatient", {"admit_key": "A1"}, "only for an inpatient"),
+])
+def test_inpatient_stay_is_named_once(setting, bad, words):
+    flows = {f.kind: f for f in all_flows(FacePaySettings(merchant_no="1", terminal_no="1", isv_no="1"))}
+    doc = dict(document_payload(person={"psn_no": "1", "insutype": "310", "insuplc_admdvs": "440100",
+                                        "mdtrt_cert_type": "02", "mdtrt_cert_no": "1"}), **bad)
+    if setting == "outpatient":
+        doc["chrg_bchno"] = "B1"
+    else:
+        doc.pop("visit")
+    with pytest.raises(BadInput) as ei:
+        flows[f"facepay.{setting}.presettle"].parse(doc)
+    assert words in str(ei.value)
