@@ -108,8 +108,9 @@ def cmd_flows(args) -> int:
     reg = Registry()
     for flow in [TestChargeFlow(), TestNoopFlow(), *mobilepay_flows(MobilePaySettings())]:
         reg.register(flow)
-    from bridge.facepay.flows import FacePaySettings, all_flows as facepay_flows
-    for flow in facepay_flows(FacePaySettings()):
+    from bridge.facepay.catalog import every_flow
+    from bridge.facepay.flows import FacePaySettings
+    for flow in every_flow(FacePaySettings()):
         reg.register(flow)
     for kind in reg.kinds():
         print(describe(reg.get(kind)))

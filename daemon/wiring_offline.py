@@ -32,8 +32,7 @@ def wiring(cfg: Config) -> Wiring:
     w.jobs.append(sign_in_job(client, fp.sign_in_check_seconds if fp else 300.0))
     if fp is not None:
         from bridge.facepay.client import FacePayClient, TerminalConfig
-        from bridge.facepay.flows import all_flows
-        from bridge.facepay.admission import admission_flows
+        from bridge.facepay.catalog import every_flow
 
         if fp.settings.settle_window_seconds <= client_cfg.read_timeout:
             # docs/engine.md rule 7: the core may book a request after our client gave up.
@@ -45,8 +44,7 @@ def wiring(cfg: Config) -> Wiring:
                                       connect_timeout=fp.terminal_connect_timeout,
                                       read_timeout=fp.terminal_read_timeout)
         w.services["facepay"] = FacePayClient(client, terminal)
-        w.flows += all_flows(fp.settings)
-        w.flows += admission_flows(fp.settings)     # 2401/2404 as requests (docs/facepay.md)
+        w.flows += every_flow(fp.settings)
     return w
 
 

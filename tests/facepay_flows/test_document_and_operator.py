@@ -166,3 +166,21 @@ def test_inpatient_stay_is_named_once(setting, bad, words):
     with pytest.raises(BadInput) as ei:
         flows[f"facepay.{setting}.presettle"].parse(doc)
     assert words in str(ei.value)
+
+
+def test_mibridge_flows_lists_every_face_pay_kind_the_daemon_runs(running, msgid_dir, tmp_path, capsys):
+    from daemon import cli
+    from daemon import config as daemon_config
+    from daemon.app import build
+
+    cfg_path = tmp_path / "fp.toml"
+    cfg_path.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/x.db"\n' + daemon_toml(Sim(running).creds, msgid_dir))
+    w = build(daemon_config.load(cfg_path))
+    try:
+        wired = {f.kind for f in w.flows if f.kind.startswith("facepay.")}
+    finally:
+        for svc in w.services.values():
+            getattr(getattr(svc, "offline", svc), "close", lambda: None)()
+    assert cli.cmd_flows(None) == 0
+    listed = {line.split()[0] for line in capsys.readouterr().out.splitlines() if line.startswith("facepay.")}
+    assert wired == listed and {f"{DOC}.settle", "facepay.inpatient.admit"} <= wired, (wired ^ listed)
