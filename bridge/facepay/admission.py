@@ -34,7 +34,7 @@ from bridge.db.store import InboxRow
 from bridge.engine.flow import BadInput, Fail, Finish, Flow, Goto, Hold, InDoubt, Retry, Step, require_text
 from bridge.facepay.flows import (INP, PERSON_KEYS, FacePaySettings, _in_resolver, _object, _opt_text,
                                   _PresettleBase, _settle_window_wait, fsi_call, kind, lookup,
-                                  only_fields, parse_operator)
+                                  only_fields, parse_operator, platform_code)
 from bridge.offline import messages as m
 from bridge.offline.client import NOT_SENT, OfflineClient
 
@@ -147,10 +147,6 @@ def parse_admit(doc: dict) -> AdmitRequest:
 
 # ============================================================== shared
 
-def _platform_code(r: CallResult) -> str:
-    return f"PLATFORM_{r.code or 'REJECTED'}"[:40]
-
-
 def admitted_stay(ctx, admit_key: str) -> dict | Fail:
     """The stay a done `facepay.inpatient.admit` request made, for the requests that work on
     it (inpatient pre-settlement, admission cancel):
@@ -218,7 +214,7 @@ class AdmitFlow(Flow):
             return Retry("NOT_SENT", r.message or "platform unreachable")
         if r.outcome is Outcome.REJECTED:
             # Refused: no stay was made.
-            return Fail(_platform_code(r), f"2401 admission refused: {r.message or r.code}")
+            return Fail(platform_code(r), f"2401 admission refused: {r.message or r.code}")
         return InDoubt("ADMIT_UNKNOWN", r.message or "2401 outcome unknown")
 
     def resolve_admit(self, ctx):
@@ -322,7 +318,7 @@ class AdmitCancelFlow(Flow):
                 if ctx.data.get("maybe_cancelled"):
                     return self._cancelled(ctx, confirmed_by=f"repeat refused: {msg}")
                 return Fail("STAY_NOT_ACTIVE", f"2404 refused: the stay is unknown or already cancelled: {msg}")
-            return Fail(_platform_code(r), f"2404 admission cancel refused: {msg}")
+            return Fail(platform_code(r), f"2404 admission cancel refused: {msg}")
         # Unknown: safe to ask again (see the class comment); remember that it may have worked.
         ctx.data["maybe_cancelled"] = True
         return Retry("CANCEL_UNKNOWN", f"2404: {r.message or r.outcome.value}")

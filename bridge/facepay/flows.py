@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Optional
 
@@ -401,6 +401,24 @@ def fsi_call(ctx, prepare: Callable[..., PreparedCall], *args: Any, nothing_stan
     return r
 
 
+def platform_code(r: CallResult) -> str:
+    """The error_code of a platform refusal: PLATFORM_<infcode> (the text is the message)."""
+    return f"PLATFORM_{r.code or 'REJECTED'}"[:40]
+
+
+def after_safe_call(r, what: str, then: Callable[[CallResult], Any]):
+    """The answer to a call that moves nothing (uploads, registration, trials): ok ->
+    then(r); refused by the platform -> Fail with its text; anything else -> Retry
+    (asking again is harmless).  `r` may already be fsi_call's transition."""
+    if not isinstance(r, CallResult):
+        return r
+    if r.ok:
+        return then(r)
+    if r.outcome is Outcome.REJECTED and r.code != NOT_SENT:
+        return Fail(platform_code(r), f"{r.interface} {what}: {r.message}")
+    return Retry("PLATFORM_UNAVAILABLE", f"{r.interface}: {r.message or r.outcome.value}")
+
+
 def _in_resolver(t):
     """A resolver must stay in doubt (not retry the step) when it could not ask."""
     return t if isinstance(t, Hold) else InDoubt(t.code, t.message)
@@ -435,7 +453,7 @@ def classify_rejection(r: CallResult) -> tuple[str, str, bool]:
     for code, words, text in FACEPAY_ERRORS:
         if any(w in msg for w in words):
             return code, f"{text}: {msg}", True
-    return f"PLATFORM_{r.code or 'REJECTED'}"[:40], msg, False
+    return platform_code(r), msg, False
 
 
 def split_of(s: m.Settlement) -> dict:
@@ -757,13 +775,8 @@ class OutpatientPresettleFlow(_PresettleBase):
                                 dept_code=pv["dept_code"], dept_name=pv["dept_name"], caty=pv["caty"],
                                 insuplc_admdvs=v["insuplc_admdvs"])
         r = fsi_call(ctx, client.prepare_register, req, nothing_stands=True)
-        if not isinstance(r, CallResult):
-            return r
-        if r.ok:
-            return Goto("upload_visit", data={"visit": dict(v, mdtrt_id=r.data.mdtrt_id)})
-        if r.outcome is Outcome.REJECTED and r.code != NOT_SENT:
-            return Fail(f"PLATFORM_{r.code or 'REJECTED'}"[:40], f"2201 registration: {r.message}")
-        return Retry("PLATFORM_UNAVAILABLE", f"2201: {r.message or r.outcome.value}")
+        return after_safe_call(r, "registration", lambda r: Goto(
+            "upload_visit", data={"visit": dict(v, mdtrt_id=r.data.mdtrt_id)}))
 
     def step_upload_visit(self, ctx):
         client: OfflineClient = ctx.service("facepay").offline
@@ -773,13 +786,7 @@ class OutpatientPresettleFlow(_PresettleBase):
                              begntime=pv["begntime"], main_cond_dscr=pv.get("main_cond_dscr"),
                              insuplc_admdvs=v["insuplc_admdvs"], diseinfo=diags)
         r = fsi_call(ctx, client.prepare_upload_visit, req, nothing_stands=True)
-        if not isinstance(r, CallResult):
-            return r
-        if r.ok:
-            return Goto("upload_fees")
-        if r.outcome is Outcome.REJECTED and r.code != NOT_SENT:
-            return Fail(f"PLATFORM_{r.code or 'REJECTED'}"[:40], f"2203 visit upload: {r.message}")
-        return Retry("PLATFORM_UNAVAILABLE", f"2203: {r.message or r.outcome.value}")
+        return after_safe_call(r, "visit upload", lambda r: Goto("upload_fees"))
 
     def step_upload_fees(self, ctx):
         client: OfflineClient = ctx.service("facepay").offline
@@ -794,13 +801,7 @@ class OutpatientPresettleFlow(_PresettleBase):
                     for f in ctx.payload.fees]
             r = fsi_call(ctx, client.prepare_upload_fee_details, rows, insuplc_admdvs=v["insuplc_admdvs"],
                          nothing_stands=True)
-        if not isinstance(r, CallResult):
-            return r
-        if r.ok:
-            return Goto("presettle")
-        if r.outcome is Outcome.REJECTED and r.code != NOT_SENT:
-            return Fail(f"PLATFORM_{r.code or 'REJECTED'}"[:40], f"{r.interface} fee lines: {r.message}")
-        return Retry("PLATFORM_UNAVAILABLE", f"{r.interface}: {r.message or r.outcome.value}")
+        return after_safe_call(r, "fee lines", lambda r: Goto("presettle"))
 
 
 class InpatientPresettleFlow(_PresettleBase):
@@ -835,13 +836,7 @@ class InpatientPresettleFlow(_PresettleBase):
                     for f in ctx.payload.fees]
             r = fsi_call(ctx, client.prepare_upload_inpatient_fees, rows, insuplc_admdvs=v["insuplc_admdvs"],
                          nothing_stands=True)
-        if not isinstance(r, CallResult):
-            return r
-        if r.ok:
-            return Goto("presettle")
-        if r.outcome is Outcome.REJECTED and r.code != NOT_SENT:
-            return Fail(f"PLATFORM_{r.code or 'REJECTED'}"[:40], f"{r.interface} fee lines: {r.message}")
-        return Retry("PLATFORM_UNAVAILABLE", f"{r.interface}: {r.message or r.outcome.value}")
+        return after_safe_call(r, "fee lines", lambda r: Goto("presettle"))
 
 
 def document_of(p: PresettleRequest) -> dict:
@@ -993,7 +988,7 @@ class _CancelSteps:
         if r.outcome is Outcome.REJECTED and r.code == NOT_SENT:
             return Retry("NOT_SENT", r.message or "platform unreachable")
         if r.outcome is Outcome.REJECTED:
-            return Goto("check_cancel", data={"cancel_rejected": [f"PLATFORM_{r.code or 'REJECTED'}"[:40],
+            return Goto("check_cancel", data={"cancel_rejected": [platform_code(r),
                                                                   f"{r.interface}: {r.message}"]})
         return InDoubt("CANCEL_UNKNOWN", r.message or "cancel outcome unknown")
 

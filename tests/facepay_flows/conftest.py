@@ -13,14 +13,15 @@ import threading
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import httpx
 import pytest
 
 from bridge.db.store import Store
 from bridge.simulator import SimulatorConfig, start_simulator
-from tests.conftest import make_database
+from tests.conftest import DIALECTS, make_database
+from tests.engine.daemonproc import DaemonProcess
 
 # Timings: the simulator's "timeout" fault answers after FAULT_DELAY, the daemon's client
 # gives up after READ_TIMEOUT, and "not found" is final after SETTLE_WINDOW.
@@ -218,6 +219,39 @@ class AutoAccept:
         self.stop_ev.set()
         self.t.join(5)
         self.store.close()
+
+
+# ------------------------------------------------------------------ one daemon per database
+
+# Shared by the scenario modules: each module gets its own daemon per database (module
+# scope), and every test leaves nothing half-way.
+@pytest.fixture(scope="module", params=DIALECTS)
+def env(request, running, msgid_dir, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(f"fp-{request.param}")
+    url, drop = new_database(request.param, tmp)
+    sim = Sim(running)
+    sim.reset()
+    proc = DaemonProcess(tmp, url, None, name="fp", workers=3, lease=3.0,
+                         extra=daemon_toml(sim.creds, msgid_dir))
+    store = Store(url)
+    try:
+        yield request.param, sim, His(store), proc
+    finally:
+        rc = proc.terminate()
+        store.close()
+        drop()
+        assert rc == 0, proc.tail()
+
+
+@pytest.fixture
+def t(env):
+    dialect, sim, his, proc = env
+    sim.reset()
+    yield env
+    # Nothing left half-way: every row of this test is final or held.
+    open_rows = his.store.query("SELECT kind, business_key, state FROM mi_outbox "
+                                "WHERE state IN ('pending', 'running', 'in_doubt')")
+    assert not open_rows, (open_rows, proc.tail())
 
 
 # ------------------------------------------------------------------ payloads

@@ -9,44 +9,15 @@ from decimal import Decimal
 
 import pytest
 
-from bridge.db.store import Store
-from tests.conftest import DIALECTS
-from tests.engine.daemonproc import DaemonProcess
 
-from .conftest import (NOW, QIAN, SETTLE_WINDOW, SUN, ZHANG, His, Sim, daemon_toml, inpatient_payload, money_invariants,
-                       new_database, person_of)
+from .conftest import (NOW, QIAN, SETTLE_WINDOW, SUN, ZHANG, His, Sim, inpatient_payload, money_invariants,
+                       person_of)
 
 D = Decimal
 INPT = "facepay.inpatient"
 ADMIT, ADMIT_CANCEL = f"{INPT}.admit", f"{INPT}.admit_cancel"
 
 
-@pytest.fixture(scope="module", params=DIALECTS)
-def env(request, running, msgid_dir, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp(f"adm-{request.param}")
-    url, drop = new_database(request.param, tmp)
-    sim = Sim(running)
-    sim.reset()
-    proc = DaemonProcess(tmp, url, None, name="adm", workers=2, lease=3.0,
-                         extra=daemon_toml(sim.creds, msgid_dir))
-    store = Store(url)
-    try:
-        yield request.param, sim, His(store), proc
-    finally:
-        rc = proc.terminate()
-        store.close()
-        drop()
-        assert rc == 0, proc.tail()
-
-
-@pytest.fixture
-def t(env):
-    dialect, sim, his, proc = env
-    sim.reset()
-    yield env
-    open_rows = his.store.query("SELECT kind, business_key, state FROM mi_outbox "
-                                "WHERE state IN ('pending', 'running', 'in_doubt')")
-    assert not open_rows, (open_rows, proc.tail())
 
 
 def stay(**kw) -> dict:

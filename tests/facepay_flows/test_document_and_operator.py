@@ -13,7 +13,7 @@ from tests.engine.daemonproc import DaemonProcess
 
 from .conftest import (FAULT_DELAY, SECRET_ENV, UNKNOWN_OPERATOR, ZHANG, ZHOU, His, Sim, daemon_toml,
                        document_payload, money_invariants, new_database, person_of)
-from .test_scenarios import _k, env, identify, t  # noqa: F401  (fixtures: one daemon per database)
+from .test_scenarios import _k, identify
 
 DOC = "facepay.document"
 COUNTER = {"id": "op002", "name": "收费员乙"}

@@ -8,44 +8,13 @@ from decimal import Decimal
 
 import pytest
 
-from bridge.db.store import Store
-from tests.conftest import DIALECTS
-from tests.engine.daemonproc import DaemonProcess
-
-from .conftest import (LI, QIAN, SUN, WANG, ZHANG, ZHAO, ZHOU, His, Sim, admit, daemon_toml,
-                       inpatient_payload, money_invariants, new_database, person_of, visit_payload)
+from .conftest import (LI, QIAN, SUN, WANG, ZHANG, ZHAO, ZHOU, His, Sim, admit, inpatient_payload,
+                       money_invariants, person_of, visit_payload)
 
 D = Decimal
 OUTP, INPT = "facepay.outpatient", "facepay.inpatient"
 
 
-@pytest.fixture(scope="module", params=DIALECTS)
-def env(request, running, msgid_dir, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp(f"fp-{request.param}")
-    url, drop = new_database(request.param, tmp)
-    sim = Sim(running)
-    sim.reset()
-    proc = DaemonProcess(tmp, url, None, name="fp", workers=3, lease=3.0,
-                         extra=daemon_toml(sim.creds, msgid_dir))
-    store = Store(url)
-    try:
-        yield request.param, sim, His(store), proc
-    finally:
-        rc = proc.terminate()
-        store.close()
-        drop()
-        assert rc == 0, proc.tail()
-
-
-@pytest.fixture
-def t(env):
-    dialect, sim, his, proc = env
-    sim.reset()
-    yield env
-    # Nothing left half-way: every row of this test is final or held.
-    open_rows = his.store.query("SELECT kind, business_key, state FROM mi_outbox "
-                                "WHERE state IN ('pending', 'running', 'in_doubt')")
-    assert not open_rows, (open_rows, proc.tail())
 
 
 def _k(prefix: str, dialect: str) -> str:
