@@ -32,9 +32,9 @@ from typing import Any, Optional
 from bridge.calls import CallResult, Outcome
 from bridge.db.store import InboxRow
 from bridge.engine.flow import BadInput, Fail, Finish, Flow, Goto, Hold, InDoubt, Retry, Step, require_text
-from bridge.facepay.flows import (INP, PERSON_KEYS, FacePaySettings, _in_resolver, _object, _opt_text,
-                                  _PresettleBase, _settle_window_wait, fsi_call, kind, lookup,
-                                  only_fields, parse_operator, platform_code)
+from bridge.facepay.flows import (INP, NEVER_BOOKED, PERSON_KEYS, REVERSED, FacePaySettings, _object,
+                                  _opt_text, _PresettleBase, fsi_call, kind, lookup, only_fields,
+                                  parse_operator, platform_code, reversal_verdict)
 from bridge.offline import messages as m
 from bridge.offline.client import NOT_SENT, OfflineClient
 
@@ -225,23 +225,17 @@ class AdmitFlow(Flow):
         r = fsi_call(ctx, client.prepare_reverse, m.ReversalRequest(
             psn_no=p["psn_no"], omsgid=ctx.in_doubt_msg_id, oinfno=ADMIT_INFNO,
             insuplc_admdvs=p["insuplc_admdvs"]))
-        if not isinstance(r, CallResult):
-            return _in_resolver(r)      # could not ask: stay in doubt (or held)
-        if r.ok:
+        verdict = reversal_verdict(ctx, s, r, ADMIT_INFNO, "admission", "ADMIT_UNRESOLVED")
+        if verdict == NEVER_BOOKED:
+            return Goto("admit")    # the first send as far as the core knows
+        if verdict == REVERSED:
             n = int(ctx.data.get("reversals", 0)) + 1
             if n > s.max_reversals:
                 return Hold("TOO_MANY_REVERSALS", f"{n} admissions of this request were lost and reversed; "
                                                   "no stay stands at the core; enqueue again when the link is sound")
             # Whatever the lost 2401 booked is undone: admit again, as a new message.
             return Goto("admit", data={"reversals": n})
-        if r.outcome is Outcome.REJECTED and r.code != NOT_SENT and r.message and \
-                any(w in r.message for w in s.reversal_not_found_markers):
-            if (t := _settle_window_wait(ctx, s, "ADMIT_NOT_SEEN_YET",
-                                         "2601 does not know the admission yet")) is not None:
-                return t
-            return Goto("admit")    # never booked: the first send as far as the core knows
-        return InDoubt("REVERSAL_FAILED", f"2601 for the lost admission: {r.message or r.outcome.value}",
-                       delay=s.resolve_retry_seconds)
+        return verdict
 
     def _admitted(self, ctx, mdtrt_id: str):
         p, st = ctx.data["person"], ctx.payload.stay

@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Optional
 
+from loguru import logger
+
 from bridge.calls import CallResult, Outcome, PreparedCall
 from bridge.db.store import IdentityRow, InboxRow
 from bridge.engine import handover
@@ -118,6 +120,10 @@ class FacePaySettings:
     # 2260).  A lost settle answer whose reversal is refused like this is held at once
     # for a person: nothing else can tell whether it was booked.  OUR CHOICE (simulator).
     reversal_refused_markers: tuple[str, ...] = ("不允许冲正",)
+    # The transactions 2601 is known to reverse (offline.md §9.2, single-source).  For any
+    # other (2260) a "not found" answer cannot mean "never booked": the platform may look
+    # the msgid up only among reversible messages.  Such a lost answer is held.
+    reversible_infnos: tuple[str, ...] = ("2207", "2208", "2304", "2305", "2401")
     # mpc004 personal-account refund: tries and the pause before each retry
     # (facepay.md: "may be called again, in a loop").  After the last -> held.
     refund_retry_delays: tuple[float, ...] = (60.0, 300.0, 900.0, 3600.0)
@@ -360,7 +366,7 @@ def parse_operator(doc: dict) -> Optional[dict]:
     unknown = set(o) - {"id", "name", "type"}
     if unknown:
         raise BadInput(f"operator: unknown field(s) {', '.join(sorted(unknown))}; known: id, name, type")
-    op = {"id": require_text(o, "id", 20),                 # opter 20 (offline.md §2 #11)
+    op = {"id": require_text(o, "id", 20),                 # 9001 opter_no is 20 long (offline.md §4)
           "name": _opt_text(o, "name", 50) or o["id"],
           "type": _opt_text(o, "type", 3) or "1"}
     if op["type"] not in OPERATOR_TYPES:
@@ -378,26 +384,34 @@ def fsi_call(ctx, prepare: Callable[..., PreparedCall], *args: Any, nothing_stan
     """One FSI call as this request's operator: 9001 first when the operator has no
     sign-in today (offline.md §4), then prepare, journal and send.  Returns the
     CallResult, or the transition to take when no call could be made:
-    * sign-in not reachable -> Retry (nothing was sent);
-    * sign-in refused by the platform (unknown operator) -> Fail when nothing of this
-      request stands at the core (`nothing_stands`), else Hold: a half-done cancel
-      must not end as a plain failure;
-    * the call refused as "not signed in" -> the sign_no is dropped, Retry (signs in again).
+    * the request's own operator refused at 9001 -> Fail when nothing of this request
+      stands at the core (`nothing_stands`); else the daemon's operator makes the call;
+    * any other 9001 failure -> Retry (nothing was sent);
+    * the call refused as "not signed in" -> Retry (the client dropped the sign_no).
     """
     client: OfflineClient = ctx.service("facepay").offline
     op = _operator(ctx, client)
     failure = client.ensure_signed_in(op)
+    if failure is not None and failure.outcome is Outcome.REJECTED and failure.code != NOT_SENT \
+            and op.opter != client.operator().opter:
+        # The platform refused the request's own operator (mistyped, not registered).  The
+        # 9001 job stops trying it.  Nothing stands yet: fail, the HIS corrects it.  Money
+        # stands (a cancel, a refund): the daemon's [offline] operator carries on.
+        client.forget_operator(op.opter)
+        if nothing_stands:
+            return Fail("SIGN_IN_REFUSED", f"9001 sign-in of operator {op.opter} refused: "
+                                           f"{failure.code or ''} {failure.message or ''}")
+        logger.warning("operator {} refused at 9001; the daemon's operator carries on", op.opter)
+        op = client.operator()
+        failure = client.ensure_signed_in(op)
     if failure is not None:
-        if failure.outcome is Outcome.REJECTED and failure.code != NOT_SENT:
-            msg = f"9001 sign-in of operator {op.opter} refused: {failure.code or ''} {failure.message or ''}"
-            return Fail("SIGN_IN_REFUSED", msg) if nothing_stands else Hold("SIGN_IN_REFUSED", msg)
+        # The daemon's own operator, or 9001 not reachable: nothing was sent, try later.
         return Retry("SIGN_IN_FAILED", f"9001 sign-in of operator {op.opter} failed: "
                                        f"{failure.code or failure.outcome.value} {failure.message or ''}")
     r = ctx.call(client.send, prepare(*args, operator=op, **kw))
     if r.outcome is Outcome.REJECTED and r.code != NOT_SENT and r.message and \
             any(k in r.message for k in client.config.sign_in_invalid_markers):
-        client.signin.invalidate(op.opter)
-        return Retry("SIGN_IN_INVALID", r.message)
+        return Retry("SIGN_IN_INVALID", r.message)     # the client dropped that sign_no
     return r
 
 
@@ -417,6 +431,31 @@ def after_safe_call(r, what: str, then: Callable[[CallResult], Any]):
     if r.outcome is Outcome.REJECTED and r.code != NOT_SENT:
         return Fail(platform_code(r), f"{r.interface} {what}: {r.message}")
     return Retry("PLATFORM_UNAVAILABLE", f"{r.interface}: {r.message or r.outcome.value}")
+
+
+REVERSED, NEVER_BOOKED = "reversed", "never_booked"
+
+
+def reversal_verdict(ctx, s: FacePaySettings, r, infno: str, what: str, hold_code: str):
+    """What the 2601 of a lost `infno` message says (offline.md §9.1-9.4): REVERSED (whatever
+    it booked is undone), NEVER_BOOKED (not found, the settle window on the database clock
+    has passed, and `infno` is one 2601 reverses), or the transition to take: wait, stay in
+    doubt, or hold when nothing can tell whether it was booked."""
+    if not isinstance(r, CallResult):
+        return InDoubt(r.code, r.message, delay=s.resolve_retry_seconds) if not isinstance(r, Hold) else r
+    if r.ok:
+        return REVERSED
+    said = r.message if r.outcome is Outcome.REJECTED and r.code != NOT_SENT and r.message else ""
+    not_found = any(w in said for w in s.reversal_not_found_markers)
+    if (said and any(w in said for w in s.reversal_refused_markers)) or (not_found and infno not in s.reversible_infnos):
+        return Hold(hold_code, f"the answer to {infno} msgid {ctx.in_doubt_msg_id} was lost and 2601 cannot tell "
+                               f"whether it was booked ({said}); check at the centre (settlement list / "
+                               "reconciliation) before anything is sent again")
+    if not_found:
+        return _settle_window_wait(ctx, s, f"{hold_code.split('_')[0]}_NOT_SEEN_YET",
+                                   f"2601 does not know the {what} yet") or NEVER_BOOKED
+    return InDoubt("REVERSAL_FAILED", f"2601 for the lost {what}: {r.message or r.outcome.value}",
+                   delay=s.resolve_retry_seconds)
 
 
 def _in_resolver(t):
@@ -698,7 +737,10 @@ class _PresettleBase(Flow):
             return m.DocumentSettleRequest(
                 psn_no=visit["psn_no"], mdtrt_cert_type=visit["mdtrt_cert_type"],
                 mdtrt_cert_no=visit["mdtrt_cert_no"], setl_flag=setl_flag, insutype=visit["insutype"],
-                med_type=visit["med_type"], begntime=d["begntime"], clnc_flag="0", acct_used_flag=acct,
+                med_type=visit["med_type"], begntime=d["begntime"], clnc_flag="0",
+                # facepay.md step 2 sets it to "1"; the GZ 2260 model has no such field, so
+                # the plain one-shot settlement leaves it out.
+                acct_used_flag="1" if face_pay else None,
                 diseinfo=tuple(d["diseinfo"]), feedetail_rows=tuple(d["feedetail"]),
                 insuplc_admdvs=visit["insuplc_admdvs"], extra=dict(d["mdtrtinfo"], **extra))
         common = dict(psn_no=visit["psn_no"], mdtrt_cert_type=visit["mdtrt_cert_type"],
@@ -971,8 +1013,13 @@ class _CancelSteps:
             return Goto("refund_account", data=dict(data, refund_sn=_refund_sn(ctx), cancelled=False),
                         inbox=[note])
         if rejected is not None:
-            return Fail(rejected[0], rejected[1])
+            return self._cancel_refused(rejected[0], rejected[1])
         return None
+
+    def _cancel_refused(self, code: str, message: str):
+        """The platform refused the cancel and the settlement stands.  The HIS asked for this
+        cancel: it fails, and the HIS knows the settlement is still there."""
+        return Fail(code, message)
 
     # -- steps --------------------------------------------------------------------------
     def step_cancel(self, ctx):
@@ -1022,7 +1069,7 @@ class _CancelSteps:
             return r
         rejected = tuple(ctx.data.get("cancel_rejected") or ("REJECTED", "cancel rejected"))
         if r.outcome is Outcome.REJECTED and r.code != NOT_SENT:
-            return Fail(rejected[0], f"{rejected[1]} (fpy001: {r.message})")
+            return self._cancel_refused(rejected[0], f"{rejected[1]} (fpy001: {r.message})")
         if not r.ok:
             return Retry("QUERY_FAILED", f"fpy001: {r.message or r.outcome.value}")
         return self._after_status(ctx, r.data, rejected=rejected)
@@ -1201,6 +1248,12 @@ class _SettleBase(_CancelSteps, Flow):
             return Fail(code, msg)
         return InDoubt("SETTLE_UNKNOWN", r.message or "settlement outcome unknown")
 
+    def _cancel_refused(self, code: str, message: str):
+        # 单边账: the HIS did not keep this settlement and the cancel was refused; a failed
+        # row would hide a settlement that stands at the core.  A person must act.
+        return Hold("UNILATERAL_SETTLEMENT", f"the settlement the HIS did not keep could not be cancelled "
+                                             f"({code}: {message}); it stands at the core")
+
     def step_without_face_pay(self, ctx):
         # A REJECTED face-pay settlement moved nothing; the plain one is a new request.
         return Goto("settle", data={"face_pay": False})
@@ -1214,10 +1267,10 @@ class _SettleBase(_CancelSteps, Flow):
         r = fsi_call(ctx, client.prepare_reverse, m.ReversalRequest(
             psn_no=v["psn_no"], omsgid=ctx.in_doubt_msg_id, oinfno=infno,
             insuplc_admdvs=v["insuplc_admdvs"]))
-        if not isinstance(r, CallResult):
-            return InDoubt(r.code, r.message, delay=self.settings.resolve_retry_seconds) \
-                if not isinstance(r, Hold) else r
-        if r.ok:
+        verdict = reversal_verdict(ctx, self.settings, r, infno, "settlement", "SETTLE_UNRESOLVED")
+        if verdict == NEVER_BOOKED:
+            return Goto("settle")    # the first send as far as the core knows
+        if verdict == REVERSED:
             n = int(ctx.data.get("reversals", 0)) + 1
             note = InboxRow(result_type="settlement_reversed", outcome="ok",
                             result={"omsgid": ctx.in_doubt_msg_id, "oinfno": infno,
@@ -1227,20 +1280,7 @@ class _SettleBase(_CancelSteps, Flow):
                 return Hold("TOO_MANY_REVERSALS", f"{n} settlements of this request were lost and reversed; "
                                                   "nothing stands at the core; enqueue again when the link is sound")
             return Goto("settle", data={"reversals": n}, inbox=[note])
-        if r.outcome is Outcome.REJECTED and r.code != NOT_SENT and r.message and \
-                any(w in r.message for w in self.settings.reversal_not_found_markers):
-            if (t := _settle_window_wait(ctx, self.settings, "SETTLE_NOT_SEEN_YET",
-                                         "2601 does not know the settlement yet")) is not None:
-                return t
-            return Goto("settle")    # never booked: this is the first send as far as the core knows
-        if r.outcome is Outcome.REJECTED and r.code != NOT_SENT and r.message and \
-                any(w in r.message for w in self.settings.reversal_refused_markers):
-            return Hold("SETTLE_UNRESOLVED",
-                        f"the answer to {infno} msgid {ctx.in_doubt_msg_id} was lost and the platform "
-                        f"does not reverse {infno} ({r.message}); check at the centre whether it was "
-                        "booked (settlement list / reconciliation) before anything is sent again")
-        return InDoubt("REVERSAL_FAILED", f"2601 for the lost settlement: {r.message or r.outcome.value}",
-                       delay=self.settings.resolve_retry_seconds)
+        return verdict
 
     def _settled(self, ctx, s: m.Settlement):
         v = ctx.data["visit"]

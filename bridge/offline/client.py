@@ -100,6 +100,12 @@ class OfflineClient:
         self._operators[op.opter] = op
         return op
 
+    def forget_operator(self, opter: str) -> None:
+        """The platform refused this operator's 9001: the sign-in job stops renewing it."""
+        d = self.config.default_operator
+        if not d or opter != d.opter:
+            self._operators.pop(opter, None)
+
     def operators(self) -> list[Operator]:
         """Every operator that has made (or prepared) a call since start, default first."""
         d = self.config.default_operator

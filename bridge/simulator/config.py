@@ -68,6 +68,7 @@ class SimulatorConfig:
     # Operator codes the centre does not know: their 9001 is refused (a test's mistyped
     # counter operator).  Everyone else may sign in.
     unknown_operators: tuple[str, ...] = ()
+    bind_sign_no_to_operator: bool = True    # see Offline.handle (OUR CHOICE)
     tif_max_skew_seconds: Optional[int] = None  # §1.2: no source shows an allowed skew
     # offline.md §5.8 says nothing about settling one charge batch twice; by default a second
     # 2207 (new msgid) settles again, so a client's blind resend shows up as a double charge.

@@ -86,7 +86,7 @@ def test_lost_2260_answer_is_held_when_the_platform_will_not_reverse_it(t):
     assert not [r for r in his.inbox(f"{DOC}.settle", f"S{k}") if r["type"] == "settlement"]
 
 
-def test_unknown_operator_fails_before_anything_is_sent(t):
+def test_unknown_operator_fails_before_anything_is_sent_and_never_strands_a_cancel(t):
     dialect, sim, his, proc = t
     k = _k("OPX", dialect)
     his.enqueue(f"{DOC}.presettle", f"P{k}",
@@ -95,6 +95,16 @@ def test_unknown_operator_fails_before_anything_is_sent(t):
     row = his.row(f"{DOC}.presettle", f"P{k}")
     assert row["code"] == "SIGN_IN_REFUSED" and UNKNOWN_OPERATOR in row["message"], row
     assert his.one(f"{DOC}.presettle", f"P{k}", "error")["code"] == "SIGN_IN_REFUSED"
+    # A settlement stands: a cancel naming the refused operator is carried out by the
+    # daemon's own operator rather than left half-way.
+    k2 = _k("OPY", dialect)
+    assert _one_shot(his, k2, document_payload(person=person_of(sim, ZHANG)))[1] == "done"
+    s = his.one(f"{DOC}.settle", f"S{k2}", "settlement")
+    his.enqueue(f"{DOC}.cancel", f"C{k2}", {"settle_key": f"S{k2}", "operator": {"id": UNKNOWN_OPERATOR}},
+                serial=f"V{k2}")
+    assert his.wait(f"{DOC}.cancel", f"C{k2}") == "done", his.row(f"{DOC}.cancel", f"C{k2}")
+    state = money_invariants(sim, {ZHANG: "1000.00"})
+    assert not state["settlements"][s["setl_id"]]["valid"] and state["persons"][ZHANG] == "1000.00"
 
 
 @pytest.mark.parametrize("bad, words", [
@@ -114,9 +124,11 @@ def test_one_shot_and_operator_input_is_checked(bad, words):
     assert words in str(ei.value)
 
 
-def test_lost_2260_answer_is_reversed_and_settled_once_where_2260_is_reversible(running, msgid_dir, tmp_path):
-    # A centre that does reverse 2260 (offline.md §9.2: the list "may be longer"):
-    # 2601 undoes the lost settlement, then it is sent again - one valid settlement.
+def test_lost_2260_answer_where_the_centre_reverses_2260(running, msgid_dir, tmp_path):
+    # A centre that does reverse 2260 (offline.md §9.2: the list "may be longer").
+    # Booked and lost: 2601 undoes it, it is sent again - one valid settlement.
+    # Never booked (HTTP 500 before the core): 2601 says "not found", but 2260 is not in
+    # the daemon's reversible list, so "not found" cannot mean "never booked": held.
     import os
     cfg = SimulatorConfig.generate(timeout_delay=FAULT_DELAY, require_sign_no=True,
                                    reversible_infnos=("2207", "2208", "2260", "2304", "2305", "2401"))
@@ -141,6 +153,14 @@ def test_lost_2260_answer_is_reversed_and_settled_once_where_2260_is_reversible(
         state = money_invariants(sim, {ZHANG: "1000.00"})
         assert [x["setl_id"] for x in state["settlements"].values() if x["valid"]] == [s["setl_id"]]
         assert len(state["settlements"]) == 2 and state["persons"][ZHANG] == "970.00"
+
+        his.enqueue(f"{DOC}.presettle", "PNB", document_payload(person=person_of(sim, ZHANG)), serial="VNB")
+        assert his.wait(f"{DOC}.presettle", "PNB") == "done"
+        sim.arm("2260", "http500")
+        his.enqueue(f"{DOC}.settle", "SNB", {"presettle_key": "PNB"}, serial="VNB")
+        assert his.wait(f"{DOC}.settle", "SNB", timeout=40) == "held"
+        assert his.row(f"{DOC}.settle", "SNB")["code"] == "SETTLE_UNRESOLVED"
+        assert len(money_invariants(sim, {ZHANG: "1000.00"})["settlements"]) == 2     # nothing resent
     finally:
         rc = proc.terminate()
         store.close()

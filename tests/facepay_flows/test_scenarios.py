@@ -281,6 +281,26 @@ def test_his_rejects_the_settlement_and_it_is_cancelled(t):
     assert st["persons"][ZHANG] == "1000.00" and not st["settlements"][s["setl_id"]]["valid"]
 
 
+def test_his_rejects_the_settlement_and_the_cancel_is_refused_holds_it(t):
+    # 单边账 that cannot be undone: the row must not end "failed" while the settlement stands.
+    dialect, sim, his, proc = t
+    k = _k("REJ2", dialect)
+    his.enqueue(f"{OUTP}.presettle", f"P{k}", visit_payload(person=person_of(sim, ZHANG)), serial=f"V{k}")
+    his.enqueue(f"{OUTP}.settle", f"S{k}", {"presettle_key": f"P{k}"}, serial=f"V{k}")
+    assert his.wait(f"{OUTP}.presettle", f"P{k}") == "done"
+    deadline = __import__("time").monotonic() + 20
+    while not [r for r in his.inbox(f"{OUTP}.settle", f"S{k}") if r["type"] == "settlement"]:
+        assert __import__("time").monotonic() < deadline
+        __import__("time").sleep(0.1)
+    s = his.one(f"{OUTP}.settle", f"S{k}", "settlement")
+    sim.arm("2208", "business_error", message="结算撤销失败")
+    his.consume(s["id"], "rejected")
+    assert his.wait(f"{OUTP}.settle", f"S{k}", accept=False) == "held"
+    row = his.row(f"{OUTP}.settle", f"S{k}")
+    assert row["code"] == "UNILATERAL_SETTLEMENT" and "结算撤销失败" in row["message"], row
+    assert money_invariants(sim, {ZHANG: "1000.00"})["settlements"][s["setl_id"]]["valid"]
+
+
 def test_demo_part_settles_one_face_pay_visit(t):
     from bridge.facepay.demo import run_facepay_demo_part
 
