@@ -4,6 +4,7 @@ Each test enqueues as an HIS would, waits for the rows to end, and checks the in
 identity table and the simulator's money (balances, settlements, ledger events)."""
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import pytest
@@ -262,17 +263,22 @@ def test_lost_settle_answer_is_resolved_by_2601_never_resent_blindly(t, fault):
     assert [x for x in st["settlements"].values() if x["valid"]] == [st["settlements"][s["setl_id"]]]
 
 
-def test_his_rejects_the_settlement_and_it_is_cancelled(t):
-    dialect, sim, his, proc = t
-    k = _k("REJ", dialect)
+def _settlement_not_yet_taken(sim, his, k: str) -> dict:
+    """Pre-settle and settle a visit; return its settlement row before the HIS takes it."""
     his.enqueue(f"{OUTP}.presettle", f"P{k}", visit_payload(person=person_of(sim, ZHANG)), serial=f"V{k}")
     his.enqueue(f"{OUTP}.settle", f"S{k}", {"presettle_key": f"P{k}"}, serial=f"V{k}")
     assert his.wait(f"{OUTP}.presettle", f"P{k}") == "done"
-    deadline = __import__("time").monotonic() + 20
+    deadline = time.monotonic() + 20
     while not [r for r in his.inbox(f"{OUTP}.settle", f"S{k}") if r["type"] == "settlement"]:
-        assert __import__("time").monotonic() < deadline
-        __import__("time").sleep(0.1)
-    s = his.one(f"{OUTP}.settle", f"S{k}", "settlement")
+        assert time.monotonic() < deadline, his.row(f"{OUTP}.settle", f"S{k}")
+        time.sleep(0.1)
+    return his.one(f"{OUTP}.settle", f"S{k}", "settlement")
+
+
+def test_his_rejects_the_settlement_and_it_is_cancelled(t):
+    dialect, sim, his, proc = t
+    k = _k("REJ", dialect)
+    s = _settlement_not_yet_taken(sim, his, k)
     his.consume(s["id"], "rejected")      # the HIS could not keep it (its own write failed)
     assert his.wait(f"{OUTP}.settle", f"S{k}", accept=False) == "done"
     c = his.one(f"{OUTP}.settle", f"S{k}", "cancellation")
@@ -285,14 +291,7 @@ def test_his_rejects_the_settlement_and_the_cancel_is_refused_holds_it(t):
     # 单边账 that cannot be undone: the row must not end "failed" while the settlement stands.
     dialect, sim, his, proc = t
     k = _k("REJ2", dialect)
-    his.enqueue(f"{OUTP}.presettle", f"P{k}", visit_payload(person=person_of(sim, ZHANG)), serial=f"V{k}")
-    his.enqueue(f"{OUTP}.settle", f"S{k}", {"presettle_key": f"P{k}"}, serial=f"V{k}")
-    assert his.wait(f"{OUTP}.presettle", f"P{k}") == "done"
-    deadline = __import__("time").monotonic() + 20
-    while not [r for r in his.inbox(f"{OUTP}.settle", f"S{k}") if r["type"] == "settlement"]:
-        assert __import__("time").monotonic() < deadline
-        __import__("time").sleep(0.1)
-    s = his.one(f"{OUTP}.settle", f"S{k}", "settlement")
+    s = _settlement_not_yet_taken(sim, his, k)
     sim.arm("2208", "business_error", message="结算撤销失败")
     his.consume(s["id"], "rejected")
     assert his.wait(f"{OUTP}.settle", f"S{k}", accept=False) == "held"
