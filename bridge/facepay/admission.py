@@ -225,7 +225,8 @@ class AdmitFlow(Flow):
         r = fsi_call(ctx, client.prepare_reverse, m.ReversalRequest(
             psn_no=p["psn_no"], omsgid=ctx.in_doubt_msg_id, oinfno=ADMIT_INFNO,
             insuplc_admdvs=p["insuplc_admdvs"]))
-        verdict = reversal_verdict(ctx, s, r, ADMIT_INFNO, "admission", "ADMIT_UNRESOLVED")
+        verdict = reversal_verdict(ctx, s, r, ADMIT_INFNO, "admission", "ADMIT_UNRESOLVED",
+                                   "ADMIT_NOT_SEEN_YET")
         if verdict == NEVER_BOOKED:
             return Goto("admit")    # the first send as far as the core knows
         if verdict == REVERSED:

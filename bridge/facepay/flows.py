@@ -436,13 +436,13 @@ def after_safe_call(r, what: str, then: Callable[[CallResult], Any]):
 REVERSED, NEVER_BOOKED = "reversed", "never_booked"
 
 
-def reversal_verdict(ctx, s: FacePaySettings, r, infno: str, what: str, hold_code: str):
+def reversal_verdict(ctx, s: FacePaySettings, r, infno: str, what: str, hold_code: str, wait_code: str):
     """What the 2601 of a lost `infno` message says (offline.md §9.1-9.4): REVERSED (whatever
     it booked is undone), NEVER_BOOKED (not found, the settle window on the database clock
     has passed, and `infno` is one 2601 reverses), or the transition to take: wait, stay in
     doubt, or hold when nothing can tell whether it was booked."""
     if not isinstance(r, CallResult):
-        return InDoubt(r.code, r.message, delay=s.resolve_retry_seconds) if not isinstance(r, Hold) else r
+        return _in_resolver(r, s.resolve_retry_seconds)
     if r.ok:
         return REVERSED
     said = r.message if r.outcome is Outcome.REJECTED and r.code != NOT_SENT and r.message else ""
@@ -452,15 +452,14 @@ def reversal_verdict(ctx, s: FacePaySettings, r, infno: str, what: str, hold_cod
                                f"whether it was booked ({said}); check at the centre (settlement list / "
                                "reconciliation) before anything is sent again")
     if not_found:
-        return _settle_window_wait(ctx, s, f"{hold_code.split('_')[0]}_NOT_SEEN_YET",
-                                   f"2601 does not know the {what} yet") or NEVER_BOOKED
+        return _settle_window_wait(ctx, s, wait_code, f"2601 does not know the {what} yet") or NEVER_BOOKED
     return InDoubt("REVERSAL_FAILED", f"2601 for the lost {what}: {r.message or r.outcome.value}",
                    delay=s.resolve_retry_seconds)
 
 
-def _in_resolver(t):
+def _in_resolver(t, delay: Optional[float] = None):
     """A resolver must stay in doubt (not retry the step) when it could not ask."""
-    return t if isinstance(t, Hold) else InDoubt(t.code, t.message)
+    return t if isinstance(t, Hold) else InDoubt(t.code, t.message, delay=delay)
 
 
 def _exp(client: OfflineClient, terms: dict) -> dict:
@@ -1267,7 +1266,8 @@ class _SettleBase(_CancelSteps, Flow):
         r = fsi_call(ctx, client.prepare_reverse, m.ReversalRequest(
             psn_no=v["psn_no"], omsgid=ctx.in_doubt_msg_id, oinfno=infno,
             insuplc_admdvs=v["insuplc_admdvs"]))
-        verdict = reversal_verdict(ctx, self.settings, r, infno, "settlement", "SETTLE_UNRESOLVED")
+        verdict = reversal_verdict(ctx, self.settings, r, infno, "settlement", "SETTLE_UNRESOLVED",
+                                   "SETTLE_NOT_SEEN_YET")
         if verdict == NEVER_BOOKED:
             return Goto("settle")    # the first send as far as the core knows
         if verdict == REVERSED:

@@ -169,15 +169,15 @@ class RevokeInpatientFeesRequest(Record):          # 2302 (§5.10); feedetl_sn "
 
 
 @dataclass(frozen=True, kw_only=True)
-class OutpatientSettleRequest(Record):             # 2206 / 2207 (§5.7, §5.8)
+class _SettleRequest(Record):
+    """The fields every pre-settlement / settlement input shares (§5.7, §5.8, §5.10).
+    Record order on the wire: these first, then the kind's own (JSON members have no order)."""
     psn_no: str
     mdtrt_cert_type: str
     mdtrt_cert_no: str
-    med_type: str
     medfee_sumamt: Decimal
     psn_setlway: str
     mdtrt_id: str
-    chrg_bchno: str
     acct_used_flag: str
     insutype: str
     invono: Optional[str] = None
@@ -188,21 +188,14 @@ class OutpatientSettleRequest(Record):             # 2206 / 2207 (§5.7, §5.8)
 
 
 @dataclass(frozen=True, kw_only=True)
-class InpatientSettleRequest(Record):              # 2303 / 2304 (§5.10)
-    psn_no: str
-    mdtrt_cert_type: str
-    mdtrt_cert_no: str
-    medfee_sumamt: Decimal
-    psn_setlway: str
-    mdtrt_id: str
-    acct_used_flag: str
-    insutype: str
+class OutpatientSettleRequest(_SettleRequest):     # 2206 / 2207 (§5.7, §5.8)
+    med_type: str
+    chrg_bchno: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class InpatientSettleRequest(_SettleRequest):      # 2303 / 2304 (§5.10)
     mid_setl_flag: str
-    invono: Optional[str] = None
-    fulamt_ownpay_amt: Optional[Decimal] = None
-    overlmt_selfpay: Optional[Decimal] = None
-    preselfpay_amt: Optional[Decimal] = None
-    inscp_scp_amt: Optional[Decimal] = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,13 +15,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Optional
 
-import httpx
 import pytest
 
 from bridge.db.store import Store
 from bridge.simulator import SimulatorConfig, start_simulator
 from tests.conftest import DIALECTS, make_database
 from tests.engine.daemonproc import DaemonProcess
+from tests.simcontrol import SimControl
 
 # Timings: the simulator's "timeout" fault answers after FAULT_DELAY, the daemon's client
 # gives up after READ_TIMEOUT, and "not found" is final after SETTLE_WINDOW.
@@ -92,22 +92,8 @@ msgid_lock_dir = "{msgid_dir}"
 """ + "".join(f"{k} = {val(v)}\n" for k, v in fp.items())
 
 
-class Sim:
-    def __init__(self, running) -> None:
-        self.url = running.url
-        self.creds = running.client_credentials()
-        self.http = httpx.Client(timeout=10.0)
-
-    def control(self, method: str, path: str, body: Optional[dict] = None) -> Any:
-        r = self.http.request(method, self.url + path, json=body)
-        r.raise_for_status()
-        return r.json()
-
-    def state(self) -> dict:
-        return self.control("GET", "/__sim__/state")
-
-    def arm(self, interface: str, fault: str, **kw: Any) -> None:
-        self.control("POST", "/__sim__/faults", {"interface": interface, "fault": fault, **kw})
+class Sim(SimControl):
+    """Control endpoints plus the face-pay persons and the face terminal."""
 
     def reset(self) -> None:
         self.control("POST", "/__sim__/reset")
@@ -118,9 +104,6 @@ class Sim:
 
     def present(self, psn_no: str) -> None:
         self.control("POST", "/__sim__/face/present", {"psn_no": psn_no})
-
-    def person(self, psn_no: str) -> dict:
-        return next(p for p in self.control("GET", "/__sim__/persons")["persons"] if p["psn_no"] == psn_no)
 
 
 class His:

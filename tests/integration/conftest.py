@@ -11,7 +11,6 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional
 
-import httpx
 import pytest
 
 from bridge.facepay.client import FacePayClient, TerminalConfig
@@ -23,6 +22,7 @@ from bridge.offline import messages as m
 from bridge.offline.client import OfflineClient
 from bridge.offline.config import OfflineConfig, Operator
 from bridge.simulator import SimulatorConfig, start_simulator
+from tests.simcontrol import SimControl
 
 # The "timeout" fault makes the simulator answer after FAULT_DELAY seconds; the *_short
 # clients give up after SHORT_TIMEOUT.  Tests prepare with the normal client (NORMAL_TIMEOUT)
@@ -115,38 +115,17 @@ def running(receiver):
     sim.stop()
 
 
-class Sim:
-    """The simulator's control endpoints, over HTTP like everything else."""
-
-    def __init__(self, running) -> None:
-        self.running = running
-        self.url = running.url
-        self.creds = running.client_credentials()
-        self.http = httpx.Client(timeout=10.0)
-
-    def control(self, method: str, path: str, body: Optional[dict] = None) -> Any:
-        r = self.http.request(method, self.url + path, json=body)
-        r.raise_for_status()
-        return r.json()
-
-    def state(self) -> dict:
-        return self.control("GET", "/__sim__/state")
+class Sim(SimControl):
+    """The simulator's control endpoints, with the reads these tests need."""
 
     def counts(self) -> dict:
         return self.state()["counts"]
-
-    def arm(self, interface: str, fault: str, **kw: Any) -> None:
-        self.control("POST", "/__sim__/faults", {"interface": interface, "fault": fault, **kw})
 
     def fired(self) -> list:
         return self.control("GET", "/__sim__/faults")["fired"]
 
     def balance(self, psn_no: str) -> str:
         return self.state()["persons"][psn_no]
-
-    def person(self, psn_no: str) -> dict:
-        return next(p for p in self.control("GET", "/__sim__/persons")["persons"]
-                    if p["psn_no"] == psn_no)
 
     def wait(self, pred: Callable[[dict], bool], timeout: float = 5.0) -> dict:
         """Poll /__sim__/state until pred holds (a timeout fault commits after its delay)."""
