@@ -241,6 +241,14 @@ def _money(header: str, value: str, line_no: int) -> Optional[Decimal]:
     return amount
 
 
+def _time(text: str) -> datetime:
+    # Slicing is several times faster than strptime, and this runs once per row.
+    if len(text) != 19 or text[4] != "-" or text[7] != "-" or text[10] != " " or text[13] != ":" or text[16] != ":":
+        raise ValueError(text)
+    return datetime(int(text[0:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]), int(text[14:16]),
+                    int(text[17:19]), tzinfo=CHINA)
+
+
 def _row(line_no: int, columns: list[str], values: list[str]) -> TradeBillRow:
     fields = dict(zip(columns, values))
     kwargs: dict = {}
@@ -257,8 +265,7 @@ def _row(line_no: int, columns: list[str], values: list[str]) -> TradeBillRow:
     if kwargs.get("out_refund_no") == "0":
         kwargs["out_refund_no"] = None
     try:
-        kwargs["trade_time"] = datetime.strptime(kwargs.get("trade_time") or "", "%Y-%m-%d %H:%M:%S") \
-            .replace(tzinfo=CHINA)
+        kwargs["trade_time"] = _time(kwargs.get("trade_time") or "")
     except ValueError:
         raise BillFormatError(f"line {line_no}: 交易时间 {fields.get('交易时间')!r} is not yyyy-MM-dd HH:mm:ss") \
             from None

@@ -116,8 +116,8 @@ class WechatPayConfig:
             check_serial(self.merchant_serial or "", "merchant_serial")
             if not self.merchant_serial or self.merchant_serial.startswith("PUB_KEY_ID_"):
                 raise KeyFormatError("merchant_serial must be the hex serial of the merchant API certificate")
-            load_private_key(self.merchant_private_key, "merchant_private_key")
-            self.platform_keys  # noqa: B018 - loads and checks every platform key now
+            self.private_key  # noqa: B018 - loads (once) and checks the keys now
+            self.platform_keys  # noqa: B018
         except KeyFormatError as exc:
             raise ValueError(str(exc)) from None
         check_apiv3_key(self.apiv3_key)
