@@ -23,7 +23,7 @@ from bridge.calls import CallResult, Outcome, PreparedCall
 from bridge.masking import ID_FIELDS, NAME_FIELDS, PHONE_FIELDS, mask_id, mask_name, mask_phone, mask_text
 
 from . import outcomes as oc
-from .config import MessageTemplate, WechatPayConfig
+from .config import WechatPayConfig
 from .token import AccessTokenCache, Token, TokenUnavailable
 
 TOKEN_INVALID = ("40001", "40014", "42001")

@@ -4,7 +4,6 @@ spec, not from the code under test."""
 from __future__ import annotations
 
 import base64
-import os
 import time
 
 import pytest
