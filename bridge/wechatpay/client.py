@@ -150,7 +150,8 @@ class WechatPayClient:
         body = request.body(appid=c.appid, encrypt=lambda text: encrypt_sensitive(key.public_key, text),
                             defaults={"callback_url": c.callback_url, "city_id": c.city_id,
                                       "med_inst_name": c.med_inst_name, "med_inst_no": c.med_inst_no,
-                                      "channel_no": c.channel_no, "med_ins_test_env": c.med_ins_test_env})
+                                      "channel_no": c.channel_no, "med_ins_test_env": c.med_ins_test_env,
+                                      "insurance_only_cash_fee": c.insurance_only_cash_fee})
         for name in ("city_id", "med_inst_name", "med_inst_no"):
             if not body.get(name):
                 raise ValueError(f"{name} is required (request or config)")

@@ -90,6 +90,9 @@ class WechatPayConfig:
     channel_no: str = ""
     # §2.2: routing orders to the bureau's test environment in production loses money.
     med_ins_test_env: bool = False
+    # INSURANCE_ONLY orders: W1's parameter table says wechat_pay_cash_fee "must be 0", its
+    # troubleshooting Q&A says "do not send it".  "omit" (default) or "zero".
+    insurance_only_cash_fee: Literal["omit", "zero"] = "omit"
     timeout_seconds: float = 15.0
     connect_timeout_seconds: float = 5.0
     timestamp_window_seconds: int = DEFAULT_WINDOW_SECONDS
@@ -131,6 +134,8 @@ class WechatPayConfig:
             raise ValueError("timeouts must be positive")
         if not 30 <= self.timestamp_window_seconds <= 3600:
             raise ValueError("timestamp_window_seconds must be between 30 and 3600")
+        if self.insurance_only_cash_fee not in ("omit", "zero"):
+            raise ValueError("insurance_only_cash_fee must be 'omit' or 'zero'")
         if self.unsigned_errors not in ("accept", "unknown"):
             raise ValueError(f"unsigned_errors must be 'accept' or 'unknown', not {self.unsigned_errors!r}")
         if self.token_api not in ("stable", "classic"):

@@ -351,8 +351,11 @@ class MedInsOrderRequest:
             if missing:
                 raise ValueError(f"{t.value}: {', '.join(missing)} required")
         else:
-            if insurance != 0:
-                raise ValueError("CASH_ONLY: the insurance fees must sum to 0")
+            # W1 开发参数 §四: for CASH_ONLY "4 个医保金额字段之和必须为 0" and 排障手册 268529474: no
+            # med_ins_* field may be sent.  Read literally (the four med_ins_*_fee include the cash
+            # one), the cash of a CASH_ONLY order is carried by cash_add_detail.
+            if insurance + fees["med_ins_cash_fee"] != 0:
+                raise ValueError("CASH_ONLY: the four med_ins_*_fee must be 0 (the cash goes in cash_add_detail)")
             present = [n for n in order_fields if getattr(self, n)]
             if present:
                 raise ValueError(f"CASH_ONLY: {', '.join(present)} must be absent (268529474)")
@@ -390,6 +393,9 @@ class MedInsOrderRequest:
         if t.has_cash:
             body["wechat_pay_cash_fee"] = to_fen("wechat_pay_cash_fee", self.wechat_pay_cash_fee)
             body["prepay_id"] = self.prepay_id
+        elif defaults.get("insurance_only_cash_fee") == "zero":
+            # W1 开发参数 §四 says "必须为 0", 排障手册 Q4 says "禁传": configurable, omitted by default.
+            body["wechat_pay_cash_fee"] = 0
         if self.cash_add_detail:
             body["cash_add_detail"] = [{"cash_add_fee": to_fen("cash_add_fee", a.fee), "cash_add_type": a.type}
                                        for a in self.cash_add_detail]

@@ -324,3 +324,43 @@ def test_bill_download_hash_mismatch_is_unknown_and_leaves_no_file(server, clien
     result = client.download_bill("2024-01-01", str(dest))
     assert result.outcome is Outcome.UNKNOWN and result.code == oc.HASH_MISMATCH
     assert not dest.exists() and not (tmp_path / "bill.part").exists()
+
+
+def test_the_official_example_amounts_pass_and_go_out_in_fen(server, client, wx):
+    # W1 CreateMedInsOrder.java: 202000 = 100000+45000+5000+42000+10000 = 150000+50000+2000.
+    request = medins_request(total_fee=Decimal("2020.00"), med_ins_gov_fee=Decimal("1000.00"),
+                             med_ins_self_fee=Decimal("450.00"), med_ins_other_fee=Decimal("50.00"),
+                             med_ins_cash_fee=Decimal("500.00"), wechat_pay_cash_fee=Decimal("420.00"),
+                             cash_add_detail=[CashAdjustment(fee=Decimal("20.00"), type="FREIGHT")],
+                             cash_reduce_detail=[CashAdjustment(fee=Decimal("100.00"), type="DEFAULT_REDUCE_TYPE")])
+    server.answer = wx.answer(200, order_answer(total_fee=202000, wechat_pay_cash_fee=42000))
+    assert client.medins_order(request).ok
+    body = json.loads(server.seen[-1].body)
+    assert (body["total_fee"], body["med_ins_cash_fee"], body["wechat_pay_cash_fee"]) == (202000, 50000, 42000)
+    assert body["cash_add_detail"] == [{"cash_add_fee": 2000, "cash_add_type": "FREIGHT"}]
+    assert body["cash_reduce_detail"] == [{"cash_reduce_fee": 10000, "cash_reduce_type": "DEFAULT_REDUCE_TYPE"}]
+
+
+def test_cash_only_sends_no_insurance_field(server, client, wx):
+    request = medins_request(mix_pay_type=MixPayType.CASH_ONLY, pay_order_id=None, pay_auth_no=None,
+                             geo_location=None, med_ins_order_create_time=None, passthrough_request_content=None,
+                             med_ins_gov_fee=Decimal("0"), med_ins_self_fee=Decimal("0"),
+                             med_ins_cash_fee=Decimal("0"), total_fee=Decimal("30.00"),
+                             wechat_pay_cash_fee=Decimal("30.00"),
+                             cash_add_detail=[CashAdjustment(fee=Decimal("30.00"), type="DEFAULT_ADD_TYPE")])
+    server.answer = wx.answer(200, order_answer(total_fee=3000))
+    assert client.medins_order(request).ok
+    body = json.loads(server.seen[-1].body)
+    assert not [k for k in body if k.startswith("med_ins_") and k != "med_ins_test_env"]
+    assert not {"pay_order_id", "pay_auth_no", "geo_location"} & set(body)
+
+
+@pytest.mark.parametrize("mode,expected", [("omit", None), ("zero", 0)])
+def test_insurance_only_cash_fee_is_omitted_or_zero_by_config(server, make_config, wx, mode, expected):
+    request = medins_request(mix_pay_type=MixPayType.INSURANCE_ONLY, prepay_id=None, total_fee=Decimal("70.00"),
+                             med_ins_cash_fee=Decimal("0"), wechat_pay_cash_fee=Decimal("0"))
+    with WechatPayClient(make_config(server.url, insurance_only_cash_fee=mode)) as c:
+        server.answer = wx.answer(200, order_answer(total_fee=7000, wechat_pay_cash_fee=0))
+        assert c.medins_order(request).ok
+        body = json.loads(server.seen[-1].body)
+        assert body.get("wechat_pay_cash_fee") == expected and "prepay_id" not in body
