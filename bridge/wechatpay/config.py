@@ -129,7 +129,7 @@ class WechatPayConfig:
         for name in ("notify_url", "callback_url", "refund_notify_url"):
             value = getattr(self, name)
             if value:
-                _check_url(name, value, https=True, query=name != "notify_url")
+                _check_url(name, value, https=True, query=name == "notify_url")
         if self.timeout_seconds <= 0 or self.connect_timeout_seconds <= 0:
             raise ValueError("timeouts must be positive")
         if not 30 <= self.timestamp_window_seconds <= 3600:
