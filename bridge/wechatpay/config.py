@@ -14,6 +14,8 @@ from types import MappingProxyType
 from typing import Literal, Mapping, Optional
 from urllib.parse import urlsplit
 
+from loguru import logger
+
 from .cipher import check_apiv3_key
 from .signing import DEFAULT_WINDOW_SECONDS, KeyFormatError, PlatformKey, check_serial, load_platform_key, \
     load_private_key
@@ -152,6 +154,9 @@ class WechatPayConfig:
                                  "official_appid and official_app_secret are required")
             if template.kind == "subscribe" and not self.app_secret:
                 raise ValueError(f"templates[{name!r}] is a subscribe message: app_secret is required")
+        if self.med_ins_test_env:
+            logger.warning("wechatpay: med_ins_test_env is on: mixed orders go to the bureau's TEST "
+                           "environment while the cash part is real (channels.md §2.2); never in production")
         object.__setattr__(self, "templates", MappingProxyType(dict(self.templates)))
         object.__setattr__(self, "extra_platform_keys", MappingProxyType(dict(self.extra_platform_keys)))
 
