@@ -1,0 +1,98 @@
+"""How every Alipay answer is classified: one table for the whole channel.
+
+Same contract as bridge/wechatpay/outcomes.py.  The code of a result is the answer's
+``sub_code`` when it has one (``ACQ.TRADE_NOT_EXIST``), else its ``code`` (``40004``),
+the medical APIs' ``result_code``, or one of ours.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+from bridge.calls import CallResult, Outcome
+
+# See bridge/wechatpay/outcomes.py: the fourth outcome once bridge/calls.py has it.
+NOT_SENT_OUTCOME = getattr(Outcome, "NOT_SENT", Outcome.REJECTED)
+
+NOT_SENT = "NOT_SENT"
+TIMEOUT = "TIMEOUT"
+TRANSPORT_ERROR = "TRANSPORT_ERROR"
+HTTP_ERROR = "HTTP_ERROR"
+BAD_SIGNATURE = "BAD_SIGNATURE"
+BAD_RESPONSE = "BAD_RESPONSE"
+# alipay.trade.refund answered 10000 without fund_change=Y: Alipay's own advice is to
+# confirm with alipay.trade.fastpay.refund.query (§7.5, §10.4.13).
+REFUND_UNCONFIRMED = "REFUND_UNCONFIRMED"
+# alipay.trade.fastpay.refund.query answered 10000 with no refund in it (§7.5).
+REFUND_NOT_FOUND = "REFUND_NOT_FOUND"
+
+AUTH_QUERY = "alipay.commerce.medical.authinfo.auth.query"
+MEDICAL_CREATE = "alipay.commerce.medical.payment.createandpay"
+MEDICAL_TRADE_CREATE = "alipay.commerce.medical.trade.createandpay"
+MEDICAL_QUERY = "alipay.commerce.medical.payment.query"
+TRADE_QUERY = "alipay.trade.query"
+REFUND = "alipay.trade.refund"
+REFUND_QUERY = "alipay.trade.fastpay.refund.query"
+BILL_URL = "alipay.data.dataservice.bill.downloadurl.query"
+BILL_DOWNLOAD = "alipay.bill.download"
+TEMPLATE_MESSAGE = "alipay.open.app.mini.templatemessage.send"
+
+
+class Rule(NamedTuple):
+    outcome: Outcome
+    transient: bool
+    why: str
+
+
+_REJ, _UNK = Outcome.REJECTED, Outcome.UNKNOWN
+
+RULES: dict[str, Rule] = {
+    NOT_SENT: Rule(NOT_SENT_OUTCOME, True, "connection never opened"),
+    TIMEOUT: Rule(_UNK, True, "no answer in time"),
+    TRANSPORT_ERROR: Rule(_UNK, True, "connection broke after sending"),
+    HTTP_ERROR: Rule(_UNK, True, "gateway answered with an HTTP error"),
+    BAD_SIGNATURE: Rule(_UNK, False, "answer not verifiable"),
+    BAD_RESPONSE: Rule(_UNK, False, "answer not usable"),
+    REFUND_UNCONFIRMED: Rule(_UNK, False, "refund accepted without fund_change=Y: query it"),
+    REFUND_NOT_FOUND: Rule(_REJ, False, "no such refund"),
+    # §6.3 gateway codes.  20000 = service unavailable, sub_code isp.unknow-error "系统繁忙"
+    # (sample in c19t043/study-demo AliPayServiceImpl.java).
+    "20000": Rule(_UNK, True, "Alipay service unavailable"),
+    "isp.unknow-error": Rule(_UNK, True, "Alipay system busy"),
+    "20001": Rule(_REJ, False, "authorisation invalid"),
+    "40001": Rule(_REJ, False, "missing parameter"),
+    "40002": Rule(_REJ, False, "invalid parameter"),
+    "40004": Rule(_REJ, False, "business failure"),
+    "40006": Rule(_REJ, False, "insufficient permission"),
+    # Trade / refund sub_codes (Alipay refund error table, copied in several SDKs, e.g. index
+    # ids 30809127321, 24714636196): ACQ.SYSTEM_ERROR = "系统错误, 请使用相同的参数再次调用".
+    "ACQ.SYSTEM_ERROR": Rule(_UNK, True, "Alipay system error: same request again after a query"),
+    "aop.ACQ.SYSTEM_ERROR": Rule(_UNK, True, "Alipay system error"),
+    # Same out_request_no with other details: the earlier refund may have succeeded
+    # (its documented remedy includes "查询历史执行结果"); never treat as "not refunded".
+    "ACQ.DISCORDANT_REPEAT_REQUEST": Rule(_UNK, False, "out_request_no reused with other details"),
+    "ACQ.SELLER_BALANCE_NOT_ENOUGH": Rule(_REJ, False, "merchant balance too low for the refund"),
+    "ACQ.TRADE_NOT_EXIST": Rule(_REJ, False, "no such trade"),
+    "isp.bill_not_exist": Rule(_REJ, False, "no bill for that day"),
+}
+
+NOT_FOUND_CODES = frozenset({"ACQ.TRADE_NOT_EXIST", REFUND_NOT_FOUND})
+
+
+def classify(code: Optional[str], http_status: Optional[int] = None) -> Rule:
+    if code is not None and code in RULES:
+        return RULES[code]
+    if code is not None and len(code) == 5 and code.startswith("20") and code.isdigit():
+        return RULES["20000"]
+    if http_status is not None and http_status >= 500:
+        return RULES[HTTP_ERROR]
+    return Rule(_REJ, False, "business error")
+
+
+def is_transient(result: CallResult) -> bool:
+    if result.ok:
+        return False
+    return classify(result.code, result.http_status).transient
+
+
+def is_not_found(result: CallResult) -> bool:
+    return result.outcome is Outcome.REJECTED and result.code in NOT_FOUND_CODES
