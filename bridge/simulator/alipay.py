@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Optional
@@ -143,7 +143,6 @@ class Refund:
     reason: str
     at: datetime
     status: str = "REFUND_SUCCESS"
-    extra: dict = field(default_factory=dict)
 
 
 class Alipay:
@@ -156,12 +155,12 @@ class Alipay:
         self.legs = legs
         self.callbacks = callbacks
         self.clock = clock
-        self._lock = mobilepay._lock          # shared with the centre (see wechatpay.py)
+        self.lock = mobilepay.lock          # shared with the centre (see wechatpay.py)
         self._seq = 0
         self.reset()
 
     def reset(self) -> None:
-        with self._lock:
+        with self.lock:
             self.med_orders: dict[str, MedOrder] = {}
             self.by_out_trade_no: dict[str, str] = {}
             self.trades: dict[str, Trade] = {}
@@ -178,7 +177,7 @@ class Alipay:
     # --- dispatch ----------------------------------------------------------------------
     def handle(self, method: str, biz: dict, base_url: str) -> dict:
         """The inner object of the `..._response` (code 10000 added by the front)."""
-        with self._lock:
+        with self.lock:
             if method == "alipay.commerce.medical.authinfo.auth.query":
                 return self._auth_query(biz, base_url)
             if method in ("alipay.commerce.medical.payment.createandpay", "alipay.commerce.medical.trade.createandpay"):
@@ -207,7 +206,7 @@ class Alipay:
         user, psn_no = str(body.get("alipay_user_id") or ""), str(body.get("psn_no") or "")
         if not user or self.persons.get(psn_no) is None:
             raise ValueError("alipay_user_id and a known psn_no are required")
-        with self._lock:
+        with self.lock:
             self.authorised[user] = psn_no
         return {"alipay_user_id": user, "psn_no": psn_no}
 
@@ -384,7 +383,7 @@ class Alipay:
         if outcome not in ("success", "insurance_fail", "abandon"):
             raise ValueError("outcome must be success, insurance_fail or abandon")
         events: list[dict] = []
-        with self._lock:
+        with self.lock:
             o = self.med_orders.get(str(body.get("chnl_ord_sn") or "")) or self.med_orders.get(
                 self.by_out_trade_no.get(str(body.get("out_trade_no") or ""), ""))
             if o is None:
@@ -529,7 +528,7 @@ class Alipay:
                 **self._amounts(o)}
 
     def public(self) -> dict:
-        with self._lock:
+        with self.lock:
             return {"med_orders": {k: self.public_order(o) for k, o in self.med_orders.items()},
                     "trades": {k: t.view() for k, t in self.trades.items()},
                     "refunds": [{"trade_no": r.trade_no, "out_trade_no": r.out_trade_no,

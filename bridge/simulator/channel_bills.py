@@ -189,7 +189,7 @@ class Bills:
     def _wechat_rows(self, day: str) -> list[dict]:
         rows: list[dict] = []
         w = self.wechat
-        with w._lock:
+        with w.lock:
             for p in w.prepays.values():
                 if p.success_at is not None and p.success_at.date().isoformat() == day:
                     rows.append({"type": "pay", "at": p.success_at, "trade_no": p.transaction_id,
@@ -279,7 +279,7 @@ class Bills:
     def _alipay_rows(self, day: str) -> list[dict]:
         rows: list[dict] = []
         a = self.alipay
-        with a._lock:
+        with a.lock:
             for t in a.trades.values():
                 if t.paid_at is not None and t.paid_at.date().isoformat() == day:
                     rows.append({"type": "pay", "at": t.paid_at, "created": t.created_at, "trade_no": t.trade_no,

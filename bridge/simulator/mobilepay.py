@@ -127,6 +127,7 @@ class MobilePay:
         self.ledger = ledger
         self.callbacks = callbacks
         self._lock = threading.RLock()
+        self.lock = self._lock        # the channels share it (a payment there settles here)
         self.orders: dict[str, Order] = {}
         self._seq = 0
         self.legs = Legs(ledger)

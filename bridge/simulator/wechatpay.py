@@ -40,7 +40,7 @@ import json
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Optional
@@ -215,7 +215,6 @@ class Refund:
     settle_after: float = 0.0         # epoch seconds; 0 = only by polls
     polls_left: Optional[int] = None  # a refund fault: settle after this many queries
     end_status: str = "SUCCESS"
-    callbacks: list = field(default_factory=list)
 
     def view(self) -> dict:
         out: dict[str, Any] = {
@@ -245,12 +244,12 @@ class WeChatPay:
         self.clock = clock
         # One lock with the centre: a payment here settles there, and a 6203 there may return
         # cash here (centre_returns_cash); two locks could deadlock.
-        self._lock = mobilepay._lock
+        self.lock = mobilepay.lock
         self._generation = 0
         self.reset()
 
     def reset(self) -> None:
-        with self._lock:
+        with self.lock:
             self._generation += 1
             self.prepays: dict[str, Prepay] = {}
             self.prepay_ids: dict[str, str] = {}
@@ -265,7 +264,7 @@ class WeChatPay:
     # --- dispatch ----------------------------------------------------------------------
     def handle(self, interface: str, params: dict, query: dict, body: Optional[dict], headers: Any,
                fault: Optional[Fault]) -> tuple[int, Optional[dict]]:
-        with self._lock:
+        with self.lock:
             if interface == "wechat.jsapi":
                 return 200, self._jsapi(body or {})
             if interface == "wechat.transaction_query":
@@ -507,7 +506,7 @@ class WeChatPay:
         if outcome not in ("success", "insurance_fail", "user_paying", "abandon"):
             raise ValueError("outcome must be success, insurance_fail, user_paying or abandon")
         events: list[tuple] = []
-        with self._lock:
+        with self.lock:
             mix = self.mix_orders.get(str(body.get("mix_trade_no") or "")) or self.mix_orders.get(
                 self.mix_by_out_trade_no.get(str(body.get("out_trade_no") or ""), ""))
             prepay = self.prepays.get(mix.out_trade_no if mix else str(body.get("out_trade_no") or ""))
@@ -689,7 +688,7 @@ class WeChatPay:
 
         def fire() -> None:
             events: list[tuple] = []
-            with self._lock:
+            with self.lock:
                 if generation == self._generation and r.status == "PROCESSING" and r.polls_left is None:
                     events = self._settle(r)
             for e in events:
@@ -819,7 +818,7 @@ class WeChatPay:
 
     # --- inspection ----------------------------------------------------------------------
     def public(self) -> dict:
-        with self._lock:
+        with self.lock:
             return {
                 "prepays": {k: dict(p.view(), prepay_id=p.prepay_id, notify_url=p.notify_url,
                                     mix_trade_no=p.mix_trade_no) for k, p in self.prepays.items()},

@@ -475,3 +475,16 @@ def test_official_account_template_message_needs_its_own_token(csim, wx):
     assert httpx.post(f"{base}/cgi-bin/message/template/send?access_token={mini}", json=msg).json()["errcode"] == 40001
     ok = httpx.post(f"{base}/cgi-bin/message/template/send?access_token={oa}", json=msg).json()
     assert ok["errcode"] == 0 and ok["msgid"]
+
+
+def test_lost_answer_on_the_mixed_order_is_found_by_the_query_not_made_twice(csim, wx, centre, channel_hospital):
+    order = CentreOrder(csim, centre, ACCT_PSN, "30.00")
+    otn = "LOSTMIX" + uuid.uuid4().hex[:10]
+    body = mixed_body(wx, order, otn, channel_hospital.base + "/wx/medins")
+    arm(csim, "wechat.medins_order", "lost_after_commit")
+    with pytest.raises(httpx.TransportError):
+        create_mixed(wx, body)
+    again = create_mixed(wx, body)                                   # a blind resend is refused...
+    assert again.status_code == 400 and medins_error_number(again) == "268512536"
+    _, found = wx.call("GET", "/v3/med-ins/orders/out-trade-no/" + otn)   # ...the query finds the order
+    assert found["mix_pay_status"] == "MIX_PAY_CREATED" and len(wx_state(csim)["mix_orders"]) == 1
