@@ -14,7 +14,7 @@ import json
 import signal
 import sys
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from decimal import Decimal
 from typing import Optional
 
@@ -35,7 +35,12 @@ def _load_config(path: str) -> SimulatorConfig:
     for key in ("default_fund_ratio", "wechat_fee_rate"):
         if key in raw:
             raw[key] = Decimal(str(raw[key]))
-    return SimulatorConfig(**raw)
+    for f in fields(SimulatorConfig):    # seconds are floats; parse_float made them Decimal
+        if f.type in ("float", "Optional[float]") and isinstance(raw.get(f.name), Decimal):
+            raw[f.name] = float(raw[f.name])
+    cfg = SimulatorConfig(**raw)
+    cfg.check_channel_settings()
+    return cfg
 
 
 def _save_config(cfg: SimulatorConfig, path: str) -> None:

@@ -49,6 +49,7 @@ Control endpoints
 from __future__ import annotations
 
 import base64
+import re
 import socket
 import struct
 import threading
@@ -80,6 +81,8 @@ from .tokens import Tokens
 from .wire import dumps, loads
 
 TERMINAL_PATH = "/nationec/trans"
+
+_TOKEN_IN_QUERY = re.compile(r"\b(access_token|token)=[^&\s\"]+")
 
 GARBLED = b"\x1f\x8b<html>502 Bad Gateway</ht"   # not JSON, not even complete
 
@@ -319,7 +322,9 @@ class _Handler(BaseHTTPRequestHandler):
     sim: Simulator   # set on the subclass made per server
 
     def log_message(self, fmt: str, *args: Any) -> None:
-        logger.debug("simulator: " + mask_text(fmt % args))
+        # access_token and bill tokens ride in query strings (channels.md §3.2, §4): never logged
+        line = _TOKEN_IN_QUERY.sub(r"\1=***", fmt % args)
+        logger.debug("simulator: " + mask_text(line))
 
     def _read(self) -> bytes:
         n = int(self.headers.get("Content-Length") or 0)
