@@ -283,6 +283,19 @@ def test_refund_processing_for_n_polls_then_success(csim, wx, centre, channel_ho
     assert legs(csim)["cash"]["wechat"]["refunds"] == 1
 
 
+def test_refund_closed_frees_the_amount_for_a_new_refund_number(csim, wx, centre, channel_hospital):
+    got = wechat_paid_order(csim, wx, centre, channel_hospital)
+    cash = fen(got["order"].cash)
+    arm(csim, "wechat.refund", "refund_closed", code="1")
+    cash_refund(wx, got["out_trade_no"], "CL-1", cash, cash)
+    assert wx.call("GET", "/v3/refund/domestic/refunds/CL-1")[1]["status"] == "CLOSED"
+    assert legs(csim)["cash"]["wechat"]["refunds"] == 0
+    assert cash_refund(wx, got["out_trade_no"], "CL-1", cash, cash).json()["status"] == "CLOSED"   # same number
+    assert cash_refund(wx, got["out_trade_no"], "CL-2", cash, cash).status_code == 200            # a new one
+    assert wait_for(lambda: wx.call("GET", "/v3/refund/domestic/refunds/CL-2")[1]["status"] == "SUCCESS")
+    assert legs(csim)["cash"]["wechat"]["refunds"] == 1
+
+
 def test_timeout_and_lost_answer_on_refund_commit_and_a_retry_with_the_same_key_is_one_refund(
         csim, wx, centre, channel_hospital):
     got = wechat_paid_order(csim, wx, centre, channel_hospital)
