@@ -8,7 +8,8 @@
     mibridge enqueue KIND KEY --payload '{...}' [--serial S]
     mibridge db install|uninstall --url URL
     mibridge flows                        print every flow's state table
-    mibridge simulator [--port N]         the platform simulator, on loopback
+    mibridge simulator [--port N]         the platform simulator (centre, gateway, face terminal,
+                                          WeChat Pay, Alipay), on loopback; --help for its options
     mibridge doctor -c mibridge.toml      crypto backend, database reachability
 """
 from __future__ import annotations
@@ -199,7 +200,9 @@ def main(argv=None) -> int:
     p = sub.add_parser("flows", help="print the flows' state tables")
     p.set_defaults(fn=cmd_flows)
 
-    p = sub.add_parser("simulator", help="run the platform simulator on loopback")
+    p = sub.add_parser("simulator", help="run the platform simulator on loopback: mobile-pay centre, "
+                                         "offline gateway, face terminal, WeChat Pay and Alipay "
+                                         "(mibridge simulator --help for its options)")
     p.set_defaults(fn=cmd_simulator, rest=[])
 
     argv = list(sys.argv[1:] if argv is None else argv)

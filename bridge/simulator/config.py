@@ -1,7 +1,8 @@
 """Simulator configuration: keys, credentials, institutions and the choices the spec leaves open.
 
 `SimulatorConfig.generate()` makes a fresh, consistent set (new SM2 key pairs, appId/appSecret,
-gateway paasid/secret); `client_credentials()` is what a client of the simulator needs.
+gateway paasid/secret, the channels' RSA key pairs, mchid/appid, APIv3 key); `client_credentials()`
+is what a client of the simulator needs.
 """
 from __future__ import annotations
 
@@ -12,6 +13,13 @@ from decimal import Decimal
 from typing import Optional
 
 from bridge.crypto import sm2
+
+from . import channel_crypto
+
+# The two readings of channels.md §2.7 / §10.4 item 4: who returns the cash of a WeChat mixed
+# order after the centre's 6203 refunds it (see channel_ledger.py).
+CASH_READINGS = ("hospital_refunds_cash", "centre_returns_cash")
+ALIPAY_ORDER_APIS = ("both", "payment", "trade")
 
 
 def _alnum(n: int) -> str:
@@ -74,6 +82,43 @@ class SimulatorConfig:
     # 2207 (new msgid) settles again, so a client's blind resend shows up as a double charge.
     single_settlement_per_batch: bool = False
     reversible_infnos: tuple[str, ...] = ("2207", "2208", "2304", "2305", "2401")  # offline.md §9.2
+    # --- WeChat Pay APIv3 (channels.md §1-§4). Keys are PEM; generate() fills them. The merchant
+    # private key and the APIv3 key are held only to hand them to the client side.
+    wechat_mchid: str = ""
+    wechat_appid: str = ""                   # the mini-program (pays, subscribe messages)
+    wechat_app_secret: str = ""
+    wechat_oa_appid: str = ""                # the official account (template messages, §4.3)
+    wechat_oa_secret: str = ""
+    wechat_merchant_serial: str = ""         # merchant API certificate serial (§1.2 serial_no)
+    wechat_merchant_public_key: Optional[str] = None
+    wechat_merchant_private_key: Optional[str] = None
+    wechat_platform_serial: str = ""         # PUB_KEY_ID_SIM... (§1.3, §10.1)
+    wechat_platform_private_key: Optional[str] = None
+    wechat_apiv3_key: str = ""
+    wechat_max_skew_seconds: int = 300       # §1.3: the official sample's 5 minutes
+    # §2.7/§10.4: who moves the cash after a 6203 that refunds cash on a WeChat mixed order.
+    wechat_cash_after_6203: str = "hospital_refunds_cash"
+    # A new refund is PROCESSING (§2.6); it succeeds this long after acceptance, or at the first
+    # query after that, unless a refund fault holds it.
+    wechat_refund_settle_seconds: float = 0.2
+    wechat_token_ttl_seconds: int = 7200     # §4.1
+    wechat_token_grace_seconds: int = 300    # §4.1: the previous /cgi-bin/token lives ~5 min more
+    wechat_fee_rate: Decimal = Decimal("0.0060")   # the bill's 费率 (0.60% in W7 fixtures)
+    wechat_template_ids: tuple[str, ...] = ()  # non-empty: other template ids get 40037
+    # --- Alipay OpenAPI (channels.md §6-§9) ---
+    alipay_app_id: str = ""
+    alipay_pid: str = ""                     # 2088...: the bill file name and seller_id
+    alipay_app_public_key: Optional[str] = None
+    alipay_app_private_key: Optional[str] = None
+    alipay_private_key: Optional[str] = None  # Alipay's own key: signs responses and notifies
+    # §7.2-§7.3: "payment" = alipay.commerce.medical.payment.*, "trade" = the trade variant
+    # alipay.commerce.medical.trade.* (InsurancePayExtendParams), "both" = either.
+    alipay_order_api: str = "both"
+    alipay_bill_url_ttl_seconds: float = 30.0  # §8: the download link dies after 30 s
+    # --- both channels ---
+    channel_callback_attempts: int = 3
+    channel_callback_retry_delay: float = 0.2
+    bill_ready_hour: int = 10                # §3.1/§8: day D's bill exists after 10:00 on D+1
 
     @classmethod
     def generate(cls, **overrides) -> "SimulatorConfig":
@@ -85,9 +130,40 @@ class SimulatorConfig:
             institution_private_key=institution.to_base64(),
             app_id=_alnum(32), app_secret=_alnum(32),
             paasid="sim_" + _alnum(8).lower(), tif_secret=_alnum(32),
+            wechat_mchid="19" + channel_crypto.random_digits(8),
+            wechat_appid="wx" + secrets.token_hex(8), wechat_app_secret=secrets.token_hex(16),
+            wechat_oa_appid="wx" + secrets.token_hex(8), wechat_oa_secret=secrets.token_hex(16),
+            wechat_merchant_serial=secrets.token_hex(20).upper(),
+            wechat_platform_serial="PUB_KEY_ID_SIM" + channel_crypto.random_digits(18),
+            wechat_apiv3_key=_alnum(32),
+            alipay_app_id="2021" + channel_crypto.random_digits(12),
+            alipay_pid="2088" + channel_crypto.random_digits(12),
         )
+        merchant = channel_crypto.process_key("wechat.merchant")
+        app = channel_crypto.process_key("alipay.app")
+        values.update(
+            wechat_merchant_private_key=merchant,
+            wechat_merchant_public_key=channel_crypto.public_pem(merchant),
+            wechat_platform_private_key=channel_crypto.process_key("wechat.platform"),
+            alipay_app_private_key=app, alipay_app_public_key=channel_crypto.public_pem(app),
+            alipay_private_key=channel_crypto.process_key("alipay.platform"))
         values.update(overrides)
-        return cls(**values)
+        cfg = cls(**values)
+        cfg.check_channel_settings()
+        return cfg
+
+    def check_channel_settings(self) -> None:
+        if self.wechat_cash_after_6203 not in CASH_READINGS:
+            raise ValueError(f"wechat_cash_after_6203 must be one of {CASH_READINGS}")
+        if self.alipay_order_api not in ALIPAY_ORDER_APIS:
+            raise ValueError(f"alipay_order_api must be one of {ALIPAY_ORDER_APIS}")
+
+    def wechat_platform_public_key(self) -> Optional[str]:
+        key = self.wechat_platform_private_key
+        return channel_crypto.public_pem(key) if key else None
+
+    def alipay_public_key(self) -> Optional[str]:
+        return channel_crypto.public_pem(self.alipay_private_key) if self.alipay_private_key else None
 
     def platform_public_key(self) -> str:
         return sm2.load_private_key(self.platform_private_key).public_key().to_base64()
@@ -116,4 +192,26 @@ class SimulatorConfig:
                 "facepay_institutions": list(self.facepay_institutions),
             },
             "terminal": {"url": base_url + "/nationec/trans"},
+            # channels.md §1: api.mch.weixin.qq.com and api.weixin.qq.com are both this server.
+            "wechatpay": {
+                "base_url": base_url,
+                "api_base_url": base_url,          # /cgi-bin/* (access_token, messages)
+                "mchid": self.wechat_mchid,
+                "appid": self.wechat_appid,
+                "app_secret": self.wechat_app_secret,
+                "oa_appid": self.wechat_oa_appid,
+                "oa_secret": self.wechat_oa_secret,
+                "merchant_serial": self.wechat_merchant_serial,
+                "merchant_private_key": self.wechat_merchant_private_key,
+                "platform_serial": self.wechat_platform_serial,
+                "platform_public_key": self.wechat_platform_public_key(),
+                "apiv3_key": self.wechat_apiv3_key,
+            },
+            "alipay": {
+                "gateway_url": base_url + "/gateway.do",
+                "app_id": self.alipay_app_id,
+                "pid": self.alipay_pid,
+                "app_private_key": self.alipay_app_private_key,
+                "alipay_public_key": self.alipay_public_key(),
+            },
         }

@@ -19,6 +19,18 @@ Transport faults, and whether the platform commits the effect:
 
 On a UnionPay leg the only meaningful fault is "fail" (any kind is treated as a failure of
 that leg); on 6302 any fault makes that delivery attempt fail without being sent.
+
+The channels (WeChat Pay, Alipay) take the transport kinds above on their interfaces
+("wechat.refund", "alipay.trade.refund", ...; see channel_fronts.py), and add:
+    bad_signature / wrong_serial / skew / probe   WeChat: the answer's signature is bad, names
+                         an unknown key, is 10 minutes old, or is a SIGNTEST probe (effect committed);
+                         Alipay: bad_signature = the answer's sign does not verify
+    unsigned_error       Alipay: an unsigned error_response, nothing done
+    hash_mismatch        WeChat bill apply: hash_value does not match the file
+    refund_processing    WeChat refund: stays PROCESSING for `code` queries (default 2), then SUCCESS
+    refund_abnormal      ... then ABNORMAL (REFUND.ABNORMAL callback); refund_closed: then CLOSED
+and, on the callback interfaces (channel_callbacks.py): drop, duplicate, out_of_order and the
+defective copies bad_signature, wrong_serial, skew, probe, wrong_key, empty_aad, tampered.
 """
 from __future__ import annotations
 
@@ -27,7 +39,11 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 KINDS = ("timeout", "http500", "reset", "lost_after_commit", "garbled", "bad_signature",
-         "business_error", "refund_exp", "fail")
+         "business_error", "refund_exp", "fail",
+         # the channels (see the module note)
+         "wrong_serial", "skew", "probe", "unsigned_error", "hash_mismatch", "refund_processing",
+         "refund_abnormal", "refund_closed", "drop", "duplicate", "out_of_order", "wrong_key",
+         "empty_aad", "tampered")
 
 
 class FaultError(ValueError):

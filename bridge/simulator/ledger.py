@@ -2,6 +2,11 @@
 
 Tests count these to catch double charges: a blind resend that the platform does not
 deduplicate shows up as a second "mobilepay.charge" or "offline.settlement".
+
+The "insurance.*" and "cash.*" kinds are the money legs of a mobile payment, one event per leg
+movement (channel_ledger.py writes and sums them): the centre moves the fund and personal-account
+legs, a channel (or, for the legacy control, an unmodelled "external" one) moves the cash leg.
+"mobilepay.refund" stays the centre's record of a 6203, whatever cash it names.
 """
 from __future__ import annotations
 
@@ -21,6 +26,10 @@ KINDS = (
     "account.deduction",     # real-account (UnionPay) deduction
     "account.refund",        # real-account (UnionPay) refund
     "terminal.notice",       # cn.nhsa.settle.notify received
+    "insurance.charge",      # fund + personal account taken at the centre
+    "insurance.refund",      # fund + personal account given back by the centre (6203)
+    "cash.charge",           # the cash leg taken in a channel (channel=wechat|alipay|external)
+    "cash.refund",           # the cash leg given back to the patient by a channel
 )
 
 

@@ -8,7 +8,17 @@ Routes (mobilepay.md §0 table, relative to the simulator's base URL):
     POST /org/local/api/hos/revoke_order      6401 revoke while unpaid (ordStas 0/1/2 -> 12)
 The order stays unpaid after 6202 until the patient pays in the channel, simulated by
 POST /__sim__/mobilepay/pay {"payOrdId"}: ordStas -> 6, the personal account is debited,
-and the 6302 notice goes to the hospital's callback URL.
+and the 6302 notice goes to the hospital's callback URL. An order that a WeChat mixed order or
+an Alipay medical order references is paid in that channel's cashier instead
+(/__sim__/wechat/pay, /__sim__/alipay/pay), which settles the insurance legs here through
+`settle_for_channel` and takes the cash in the channel.
+
+Money legs (channel_ledger.py): a settlement records the fund and personal-account legs; the
+cash leg is recorded by the channel that took it ("external" for the legacy control above). A
+6203 gives back the fund and personal-account legs it names; the cash it names is only the
+centre's bookkeeping (refunded.cash, ordStas 9-11): the cash itself comes back through the
+channel's refund, or through `cash_return` when a channel plays the reading in which the centre
+returns it (channels.md §2.7, §10.4).
 
 Non-zero `code` values are not public (§6.3 [U]); this simulator answers every rejection
 with code -1 and a message.
@@ -20,9 +30,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .callbacks import CallbackSender
+from .channel_ledger import Legs
 from .config import SimulatorConfig
 from .ledger import Ledger
 from .persons import Person, PersonError, Persons
@@ -77,6 +88,9 @@ class Order:
     refunded_acct: Decimal = ZERO
     refunded_cash: Decimal = ZERO
     refunds: dict[str, dict] = field(default_factory=dict)   # appRefdSn -> result
+    pay_auth_no: str = ""             # the payAuthNo 6202 consumed (a channel order re-checks it)
+    channel: Optional[str] = None     # "wechat" / "alipay" once a channel order references it
+    channel_ref: str = ""             # that channel's order number (mix_trade_no, out_trade_no)
 
     def public(self) -> dict:
         return {"payOrdId": self.pay_ord_id, "medOrgOrd": self.med_org_ord, "orgCodg": self.org_codg,
@@ -84,7 +98,7 @@ class Order:
                 "fundPay": str(self.fund), "psnAcctPay": str(self.acct), "ownPayAmt": str(self.cash),
                 "refunded": {"fund": str(self.refunded_fund), "acct": str(self.refunded_acct),
                              "cash": str(self.refunded_cash)},
-                "refunds": len(self.refunds)}
+                "refunds": len(self.refunds), "channel": self.channel, "channel_ref": self.channel_ref}
 
 
 def _require(data: dict, names: tuple[str, ...]) -> None:
@@ -113,8 +127,13 @@ class MobilePay:
         self.ledger = ledger
         self.callbacks = callbacks
         self._lock = threading.RLock()
+        self.lock = self._lock        # the channels share it (a payment there settles here)
         self.orders: dict[str, Order] = {}
         self._seq = 0
+        self.legs = Legs(ledger)
+        # Called (under the lock) when a 6203 names cash: (order, cash, appRefdSn, refdType).
+        # The channels set it to play the centre_returns_cash reading (channels.md §2.7).
+        self.cash_return: Optional[Callable[[Order, Decimal, str, str], None]] = None
 
     def reset(self) -> None:
         with self._lock:
@@ -208,6 +227,7 @@ class MobilePay:
         s = split_bill(order.fee_sumamt, self.cfg.fund_ratio(order.insutype),
                        person.balc if use_acct else ZERO)
         order.fund, order.acct, order.cash, order.fund_ratio = s.fund, s.acct, s.cash, s.fund_ratio
+        order.pay_auth_no = str(data["payAuthNo"])
         order.ord_stas = "2" if s.cash > 0 else "1"
         if s.cash == 0 and self.cfg.direct_settle_zero_cash:
             # §5.2/§9: with nothing left to pay, some regions settle in 6202 itself (ordStas 6).
@@ -241,11 +261,28 @@ class MobilePay:
                 raise MpcError("订单不存在")
             if order.ord_stas not in ("1", "2"):
                 raise MpcError(f"订单状态{order.ord_stas}不能支付")
-            notice = self._complete(order)
+            if order.channel:
+                raise MpcError(f"订单已关联{order.channel}渠道订单{order.channel_ref}，须在该渠道收银台支付")
+            notice = self._complete(order, cash_channel="external")
         self.callbacks.send(order.pay_ord_id, notice)
         return order.public()
 
-    def _complete(self, order: Order) -> dict:
+    def settle_for_channel(self, pay_ord_id: str) -> Order:
+        """The channel's cashier settles the insurance part: ordStas -> 6 and the 6302 notice.
+
+        The channel records the cash leg itself. Raises MpcError when the order cannot settle
+        (the channel then reports the insurance part as failed)."""
+        with self._lock:
+            order = self.orders.get(pay_ord_id)
+            if order is None:
+                raise MpcError("订单不存在")
+            if order.ord_stas not in ("1", "2"):
+                raise MpcError(f"订单状态{order.ord_stas}不能支付")
+            notice = self._complete(order, cash_channel=None)
+        self.callbacks.send(order.pay_ord_id, notice)
+        return order
+
+    def _complete(self, order: Order, cash_channel: Optional[str] = "external") -> dict:
         """Charge a pre-settled order and return its 6302 notice."""
         with self._lock:
             try:
@@ -260,6 +297,9 @@ class MobilePay:
             order.revs_token = secrets.token_hex(16)
             self.ledger.record("mobilepay.charge", order.pay_ord_id, order.fee_sumamt,
                                fund=str(order.fund), acct=str(order.acct), cash=str(order.cash))
+            self.legs.insurance_charge(order.pay_ord_id, order.fund, order.acct)
+            if cash_channel:
+                self.legs.cash_charge(cash_channel, order.pay_ord_id, order.cash, key=order.pay_ord_id)
             return self._notice(order)
 
     def _notice(self, o: Order) -> dict:
@@ -362,6 +402,9 @@ class MobilePay:
         order.refunds[sn] = {"amounts": (total, fund, acct, cash), "result": result}
         self.ledger.record("mobilepay.refund", order.pay_ord_id, total, appRefdSn=sn,
                            fund=str(fund), acct=str(acct), cash=str(cash))
+        self.legs.insurance_refund(order.pay_ord_id, fund, acct, key=sn)
+        if cash and self.cash_return is not None:
+            self.cash_return(order, cash, sn, str(kind))
         return dict(result)
 
     @staticmethod

@@ -1,4 +1,4 @@
-"""One HTTP server (loopback only) that plays the three platforms, plus control endpoints.
+"""One HTTP server (loopback only) that plays the platforms and the patient's channels, plus controls.
 
 Platform routes
     Mobile-pay centre (mobilepay.md §0 table), SM4/SM2 envelope:
@@ -13,6 +13,25 @@ Platform routes
         POST /ebus/gdyb_inf/poc_hos_unionRefund   mpc004 (infno tgdupc004; facepay.md)
     Face terminal / e-credential library (offline.md §7; the DLL's exchange as HTTP):
         POST /nationec/trans   {orgId, transType, data, extra} -> {code, message, data: "<json>"}
+    WeChat Pay APIv3 (channels.md §1-§4; api.mch.weixin.qq.com and api.weixin.qq.com), every /v3
+    request signature verified, every answer signed (routes and fault names: channel_fronts.py):
+        POST /v3/pay/transactions/jsapi, GET /v3/pay/transactions/out-trade-no/{no}?mchid=,
+        GET /v3/pay/transactions/id/{id}?mchid=, POST /v3/pay/transactions/out-trade-no/{no}/close
+        POST /v3/med-ins/orders, GET /v3/med-ins/orders/mix-trade-no/{no} | out-trade-no/{no}
+        POST /v3/med-ins/refunds/notify?mix_trade_no=
+        POST /v3/refund/domestic/refunds, GET /v3/refund/domestic/refunds/{out_refund_no},
+        POST /v3/refund/domestic/refunds/{refund_id}/apply-abnormal-refund
+        GET  /v3/bill/tradebill?bill_date=&bill_type=&tar_type=, GET /v3/billdownload/file?token=
+        GET  /cgi-bin/token, POST /cgi-bin/stable_token,
+        POST /cgi-bin/message/subscribe/send, POST /cgi-bin/message/template/send
+      callbacks (signed, AEAD_AES_256_GCM): MEDICAL_INSURANCE.SUCCESS, TRANSACTION.SUCCESS, REFUND.*
+    Alipay OpenAPI (channels.md §6-§9), RSA2 verified and signed:
+        GET|POST /gateway.do  alipay.commerce.medical.authinfo.auth.query,
+            alipay.commerce.medical.payment.createandpay / .query, alipay.commerce.medical.trade.createandpay
+            / .query, alipay.trade.query, alipay.trade.refund, alipay.trade.fastpay.refund.query,
+            alipay.data.dataservice.bill.downloadurl.query, alipay.open.app.mini.templatemessage.send
+        GET  /downloadBillFile.resource?...&token=   the bill zip (30 s)
+      notifies (signed forms) to call_url / result_notify_url
 Control endpoints
     GET  /__sim__/state                 counts, orders, settlements, visits, balances, callbacks
     POST /__sim__/reset                 back to the seed persons, no orders, no faults
@@ -21,10 +40,16 @@ Control endpoints
     POST /__sim__/mobilepay/authorize   {"psn_no"} -> {"payAuthNo"} (the channel's authorisation)
     POST /__sim__/mobilepay/pay         {"payOrdId"} the patient pays; 6302 follows
     POST /__sim__/face/present          {"psn_no"|"certno"} the person in front of the terminal
+    The channels' controls (channels.py): POST /__sim__/wechat/pay, /__sim__/wechat/subscribe,
+    /__sim__/wechat/expire_tokens, /__sim__/alipay/authorize, /__sim__/alipay/pay,
+    /__sim__/channels/settings, /__sim__/channels/date, /__sim__/bills/close, /__sim__/bills/mismatch;
+    GET /__sim__/wechat/state, /__sim__/wechat/messages, /__sim__/alipay/state,
+    /__sim__/channels/callbacks, /__sim__/legs (money per leg), /__sim__/bills
 """
 from __future__ import annotations
 
 import base64
+import re
 import socket
 import struct
 import threading
@@ -40,6 +65,8 @@ from bridge.masking import mask_text
 
 from . import gateway, mpc_envelope
 from .callbacks import CallbackSender
+from .channel_fronts import AlipayFront, WeChatPayFront
+from .channels import Channels
 from .config import SimulatorConfig
 from .facepay import RealAccounts
 from .faults import Fault, FaultError, Faults
@@ -55,19 +82,26 @@ from .wire import dumps, loads
 
 TERMINAL_PATH = "/nationec/trans"
 
+_TOKEN_IN_QUERY = re.compile(r"\b(access_token|token)=[^&\s\"]+")
+
 GARBLED = b"\x1f\x8b<html>502 Bad Gateway</ht"   # not JSON, not even complete
 
 
 class Reply:
-    """What a platform front answers: HTTP status and body bytes."""
+    """What a platform front answers: HTTP status and body bytes (channel fronts add headers)."""
 
-    def __init__(self, status: int, body: bytes) -> None:
+    def __init__(self, status: int, body: bytes, headers: Optional[dict] = None,
+                 ctype: str = "application/json; charset=utf-8") -> None:
         self.status = status
         self.body = body
+        self.headers = headers or {}
+        self.ctype = ctype
 
 
 class MobilePayFront:
     """Opens mobile-pay requests, runs the rules, seals the answer (mobilepay.md §2-§4)."""
+
+    bad_signature_commits = True     # the bad_signature fault spoils the answer, not the effect
 
     def __init__(self, sim: "Simulator") -> None:
         self.sim = sim
@@ -201,11 +235,14 @@ class Simulator:
         self.reconciliation = Reconciliation(self.offline)
         self.offline.reconciliation = self.reconciliation
         self.terminal = FaceTerminal(cfg, self.persons, self.tokens, self.ledger)
+        self.channels = Channels(cfg, self.mobilepay, self.tokens, self.persons, self.faults)
         offline_front = OfflineFront(self)
         self.fronts: list[tuple[Any, Any]] = [
             (lambda p: p in MPC_PATHS, MobilePayFront(self)),
             (lambda p: offline_front.interface_of(p, b"") is not None, offline_front),
             (lambda p: p == TERMINAL_PATH, TerminalFront(self)),
+            (WeChatPayFront.matches, WeChatPayFront(self)),
+            (AlipayFront.matches, AlipayFront(self)),
         ]
 
     def reset(self) -> None:
@@ -219,6 +256,7 @@ class Simulator:
         self.offline.reset()
         self.reconciliation.reset()
         self.terminal.reset()
+        self.channels.reset()
 
     def front_for(self, path: str):
         for match, front in self.fronts:
@@ -234,7 +272,8 @@ class Simulator:
                 "persons": self.persons.balances(), "callbacks": self.callbacks.log(),
                 "terminal_notices": self.terminal.public(),
                 "faults_armed": self.faults.armed(), "faults_fired": list(self.faults.fired),
-                "events": self.ledger.events()}
+                "events": self.ledger.events(), "legs": self.channels.legs.summary()["total"],
+                "channels": self.channels.state()}
 
     # --- control endpoints -----------------------------------------------------------
     def control(self, method: str, path: str, body: Any) -> tuple[int, Any]:
@@ -272,6 +311,9 @@ class Simulator:
                 return 200, self.terminal.present(body)
             except TerminalError as exc:
                 return 404, {"error": str(exc)}
+        answered = self.channels.control(method, path, body)
+        if answered is not None:
+            return answered
         return 404, {"error": "no such control endpoint"}
 
 
@@ -280,16 +322,21 @@ class _Handler(BaseHTTPRequestHandler):
     sim: Simulator   # set on the subclass made per server
 
     def log_message(self, fmt: str, *args: Any) -> None:
-        logger.debug("simulator: " + mask_text(fmt % args))
+        # access_token and bill tokens ride in query strings (channels.md §3.2, §4): never logged
+        line = _TOKEN_IN_QUERY.sub(r"\1=***", fmt % args)
+        logger.debug("simulator: " + mask_text(line))
 
     def _read(self) -> bytes:
         n = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(n) if n else b""
 
-    def _send(self, status: int, body: bytes, ctype: str = "application/json; charset=utf-8") -> None:
+    def _send(self, status: int, body: bytes, ctype: str = "application/json; charset=utf-8",
+              headers: Optional[dict] = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 
@@ -325,8 +372,15 @@ class _Handler(BaseHTTPRequestHandler):
                 status, out = 400, {"error": str(exc)}
             self._send(status, dumps(out).encode("utf-8"))
             return
-        front = self.sim.front_for(path) if method == "POST" else None
-        interface = front.interface_of(path, body) if front else None
+        front = self.sim.front_for(path)
+        if front is not None and method not in getattr(front, "methods", ("POST",)):
+            front = None
+        routed = None
+        if front is not None and hasattr(front, "route"):      # the channel fronts
+            routed = front.route(method, self.path, body)
+            interface = routed[0] if routed else None
+        else:
+            interface = front.interface_of(path, body) if front else None
         if interface is None:
             self._send(404, b'{"error":"not found"}')
             return
@@ -338,13 +392,17 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "http500":
             self._send(500, b"Internal Server Error", "text/plain")
             return
-        if kind == "business_error" or (kind == "bad_signature" and not isinstance(front, MobilePayFront)):
+        if kind == "business_error" or (kind == "bad_signature"
+                                        and not getattr(front, "bad_signature_commits", False)):
             reply = front.rejection(interface, fault)
-            self._send(reply.status, reply.body)
+            self._send(reply.status, reply.body, reply.ctype, reply.headers)
             return
         if kind == "timeout":
             time.sleep(fault.delay if fault.delay is not None else self.sim.cfg.timeout_delay)
-        reply = front.process(interface, body, self.headers, fault)
+        if routed is not None:
+            reply = front.serve(method, self.path, body, self.headers, fault, routed)
+        else:
+            reply = front.process(interface, body, self.headers, fault)
         if kind == "lost_after_commit":
             self._reset_connection()
             return
@@ -352,7 +410,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, GARBLED)
             return
         try:
-            self._send(reply.status, reply.body)
+            self._send(reply.status, reply.body, reply.ctype, reply.headers)
         except OSError:
             pass   # the client gave up (e.g. during a timeout fault); the effect stands
 
@@ -382,6 +440,7 @@ class RunningSimulator:
         self._server.shutdown()
         self._server.server_close()
         self.simulator.callbacks.stop()
+        self.simulator.channels.stop()
         self._thread.join(timeout=5)
 
     def client_credentials(self) -> dict:

@@ -54,6 +54,12 @@ class Tokens:
                 return None
             return tok
 
+    def find(self, kind: str, value: str) -> Optional[Token]:
+        """The token as issued, used or not (a channel re-checks a payAuthNo 6202 consumed)."""
+        with self._lock:
+            tok = self._tokens.get(str(value))
+            return tok if tok is not None and tok.kind == kind else None
+
     def consume(self, kind: str, value: str, psn_no: str) -> None:
         with self._lock:
             tok = self._tokens.get(str(value))
