@@ -175,7 +175,7 @@ class MobilePayClient:
                                         f"{type(exc).__name__}: {exc}")
         else:
             result = prepared.decode(response.status_code, response.content)
-        logger.info("mobilepay {} {} -> {} code={} {}", prepared.interface, prepared.msg_id,
+        logger.debug("mobilepay {} {} -> {} code={} {}", prepared.interface, prepared.msg_id,
                     result.outcome.value, result.code, mask_text(result.message or ""))
         return result
 

@@ -342,3 +342,36 @@ def test_top_level_sort_with_prefix_names_is_javas():
     assert signing_string({"a": "x", "a1": "y", "B": "z"}, "K") == "a1=y&a=x&B=z&key=K"
     # names that fold alike are ordered by what follows
     assert signing_string({"Ab": "2", "aB": "1"}, "K") == "aB=1&Ab=2&key=K"
+
+
+# ---------------------------------------------------------------- work per message (issue 11 §2)
+
+def _request_like(data):
+    """NESTED as the client builds requests: amounts as strings (messages.to_data)."""
+    if isinstance(data, dict):
+        return {k: _request_like(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_request_like(v) for v in data]
+    return str(data) if isinstance(data, Decimal) else data
+
+
+def test_sealing_serialises_twice_and_sorts_on_names_only(keys, monkeypatch):
+    """One JSON text for the signature, one for encData; the case-insensitive sort of the
+    k=v& items looks at the names, not at every character of data's JSON."""
+    import bridge.mobilepay.envelope as envelope
+    dumps, folded = [], []
+    real_dumps, real_fold = envelope.json.dumps, envelope._java_fold
+    monkeypatch.setattr(envelope.json, "dumps", lambda *a, **kw: dumps.append(1) or real_dumps(*a, **kw))
+    monkeypatch.setattr(envelope, "_java_fold", lambda text: folded.append(text) or real_fold(text))
+    data = _request_like(NESTED)
+    env = hospital(keys).seal(data)
+    assert len(dumps) == 2
+    assert max(map(len, folded)) <= len("timestamp")
+    assert loads(decrypt_data(derive_sm4_key(APP_ID, APP_SECRET), env["encData"])) == data
+
+
+def test_isinstance_checks_use_the_abc_not_typing():
+    import collections.abc
+
+    import bridge.mobilepay.envelope as envelope
+    assert envelope.Mapping is collections.abc.Mapping     # typing.Mapping's isinstance is slow
