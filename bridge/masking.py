@@ -115,7 +115,23 @@ def mask_text(text: str) -> str:
     return _PHONE_RE.sub(_mask_phone_match, _ID_RE.sub(_mask_id_match, text))
 
 
-_MASKERS = ((NAME_FIELDS, mask_name), (ID_FIELDS, mask_id), (PHONE_FIELDS, mask_phone))
+_SECRET = object()
+# normalised field name -> what to do with its value; filled once per distinct name seen
+_ACTIONS: dict[str, Any] = {}
+for _names, _masker in ((NAME_FIELDS, mask_name), (ID_FIELDS, mask_id), (PHONE_FIELDS, mask_phone)):
+    _ACTIONS.update(dict.fromkeys(_names, _masker))
+_ACTIONS.update(dict.fromkeys(SECRET_FIELDS, _SECRET))
+_BY_KEY: dict[str, Any] = {}        # raw key -> action (None: not a personal field)
+
+
+def _action(key: Any) -> Any:
+    try:
+        return _BY_KEY[key]
+    except (KeyError, TypeError):
+        action = _ACTIONS.get(_norm(str(key)))
+        if isinstance(key, str) and len(_BY_KEY) < 10_000:   # bounded: keys come from messages
+            _BY_KEY[key] = action
+        return action
 
 
 def mask_value(obj: Any) -> Any:
@@ -123,15 +139,14 @@ def mask_value(obj: Any) -> Any:
     if isinstance(obj, dict):
         out = {}
         for k, v in obj.items():
-            nk = _norm(str(k))
-            if nk in SECRET_FIELDS:
+            action = _action(k)
+            if action is None:
+                out[k] = mask_value(v)
+            elif action is _SECRET:
                 out[k] = "***"
-                continue
-            for names, masker in _MASKERS:
-                if nk in names and isinstance(v, (str, int)) and not isinstance(v, bool):
-                    # a phone or an ID sent as a JSON number is masked as its text
-                    out[k] = masker(v if isinstance(v, str) else str(v))
-                    break
+            elif isinstance(v, (str, int)) and not isinstance(v, bool):
+                # a phone or an ID sent as a JSON number is masked as its text
+                out[k] = action(v if isinstance(v, str) else str(v))
             else:
                 out[k] = mask_value(v)
         return out

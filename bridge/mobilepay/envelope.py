@@ -38,6 +38,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -180,36 +181,62 @@ def _tree_array(value, strict: bool, path: str) -> list:
     return [_tree_object(v, True, f"{path}[{i}]") for i, v in enumerate(value)]
 
 
+# Built once: json.dumps with arguments builds a new encoder on every call.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_COMPACT_SORTED = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+_DECODER = json.JSONDecoder(parse_float=Decimal)
+# Stands in for a Decimal while the C encoder writes the rest (U+E000 is private use;
+# a text holding it is written the slow way instead).
+_MARK = "\ue000"
+_MARKED = re.compile('"' + _MARK + r'(\d+)' + _MARK + '"')
+
+
 def _dumps(value: Any, sort_keys: bool = False) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys)
+    return (_COMPACT_SORTED if sort_keys else _COMPACT).encode(value)
 
 
-def _has_decimal(value: Any) -> bool:
-    """True if value holds a Decimal; TypeError for what JSON must not carry here."""
-    if value.__class__ is str or value is None or value.__class__ is int or value.__class__ is bool:
-        return False
-    if isinstance(value, dict):
-        found = False
+_PLAIN, _DECIMALS, _SLOW = 0, 1, 2
+
+
+def _kind(value: Any) -> int:
+    """What compact_json needs for value: _PLAIN (the C encoder alone), _DECIMALS (the C
+    encoder with Decimals marked) or _SLOW (the exact writer).  TypeError for what JSON
+    must not carry here: a float, a key that is not a string, another type."""
+    cls = value.__class__
+    if cls is str:
+        return _SLOW if _MARK in value else _PLAIN
+    if value is None or cls is int or cls is bool:
+        return _PLAIN
+    if cls is dict:
+        kind = _PLAIN
         for k, v in value.items():
-            if not isinstance(k, str):
-                raise TypeError(f"JSON object keys must be strings, not {type(k).__name__}")
-            found = _has_decimal(v) or found
-        return found
-    if isinstance(value, (list, tuple)):
-        found = False
+            if k.__class__ is not str:
+                if not isinstance(k, str):
+                    raise TypeError(f"JSON object keys must be strings, not {type(k).__name__}")
+            elif _MARK in k:
+                kind = _SLOW
+            kind = max(kind, _kind(v))
+        return kind
+    if cls is list or cls is tuple:
+        kind = _PLAIN
         for v in value:
-            found = _has_decimal(v) or found
-        return found
-    if isinstance(value, Decimal):
+            kind = max(kind, _kind(v))
+        return kind
+    if cls is Decimal:
         if not value.is_finite():
             raise ValueError(f"{value} is not a JSON number")
-        return True
+        return _DECIMALS
     if isinstance(value, float):
         raise TypeError("float in a money message; use Decimal")
-    if isinstance(value, (str, int)):     # subclasses: the encoder writes them as their base type
-        return False
+    # subclasses and other mappings: checked like the rest, written by the exact writer
     if isinstance(value, Mapping):
-        return _has_decimal(dict(value)) or True   # not a dict: the exact writer handles it
+        _kind(dict(value))
+        return _SLOW
+    if isinstance(value, (list, tuple)):
+        _kind(list(value))
+        return _SLOW
+    if isinstance(value, (str, int, Decimal)):
+        return _SLOW
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
@@ -231,9 +258,20 @@ def compact_json(value: Any) -> str:
     json module cannot do (it would need float); without Decimals the C encoder
     writes it.  A float is refused: money is never float.
     """
-    if _has_decimal(value):
+    kind = _kind(value)
+    if kind == _PLAIN:
+        return _COMPACT.encode(value)
+    if kind == _SLOW:
         return _write_exact(value)
-    return _dumps(value)
+    decimals: list[Decimal] = []
+
+    def mark(o: Any) -> str:
+        if o.__class__ is not Decimal:
+            raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+        decimals.append(o)
+        return f"{_MARK}{len(decimals) - 1}{_MARK}"
+    text = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=mark).encode(value)
+    return _MARKED.sub(lambda m: str(decimals[int(m.group(1))]), text)
 
 
 def _string(key: Any) -> str:
@@ -344,7 +382,11 @@ def decrypt_data(key: bytes, enc_data: str) -> str:
 
 def loads(text: str | bytes) -> Any:
     """Parse JSON keeping decimal literals exact (money is never float)."""
-    return json.loads(text, parse_float=Decimal)
+    if isinstance(text, (bytes, bytearray)):
+        text = text.decode(json.detect_encoding(text), "surrogatepass")   # as json.loads does
+    elif not isinstance(text, str):
+        raise TypeError(f"the JSON object must be str or bytes, not {type(text).__name__}")
+    return _DECODER.decode(text)
 
 
 # ---------------------------------------------------------------- the envelope

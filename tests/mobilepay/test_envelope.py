@@ -232,8 +232,22 @@ def test_compact_json_writes_decimals_exactly():
     text = compact_json({"a": Decimal("12.50"), "b": [Decimal("0.10"), "张", True, None, 3]})
     assert text == '{"a":12.50,"b":[0.10,"张",true,null,3]}'
     assert loads(text)["a"] == Decimal("12.50")
-    with pytest.raises(TypeError):
-        compact_json({"a": 0.1})
+    for bad in ({"a": 0.1}, {1: "x"}, {"a": [object()]}, {"a": (1.5,)}):
+        with pytest.raises(TypeError):
+            compact_json(bad)
+    with pytest.raises(ValueError):
+        compact_json({"a": Decimal("NaN")})
+
+
+@pytest.mark.parametrize("value", [
+    {"a": Decimal("1E+3"), "b": Decimal("-0.00"), "c": "\ue0000\ue000", "\ue000": Decimal("2.50")},
+    {"text": "\ue0001\ue000", "n": [Decimal("0.1"), {"m": Decimal("7")}]},
+    {"plain": ["x", 1, True, None, {"y": "张三"}], "t": ("a", "b")},
+    {"d": Decimal("3.00"), "s": '"quoted" \\ back\nslash'},
+])
+def test_compact_json_agrees_with_the_exact_writer(value):
+    from bridge.mobilepay import envelope
+    assert envelope.compact_json(value) == envelope._write_exact(value)
 
 
 # ---------------------------------------------------------------- the SDK's own rules (issue 10 #12)
@@ -360,8 +374,8 @@ def test_sealing_serialises_twice_and_sorts_on_names_only(keys, monkeypatch):
     k=v& items looks at the names, not at every character of data's JSON."""
     import bridge.mobilepay.envelope as envelope
     dumps, folded = [], []
-    real_dumps, real_fold = envelope.json.dumps, envelope._java_fold
-    monkeypatch.setattr(envelope.json, "dumps", lambda *a, **kw: dumps.append(1) or real_dumps(*a, **kw))
+    real_encode, real_fold = json.JSONEncoder.encode, envelope._java_fold
+    monkeypatch.setattr(json.JSONEncoder, "encode", lambda *a, **kw: dumps.append(1) or real_encode(*a, **kw))
     monkeypatch.setattr(envelope, "_java_fold", lambda text: folded.append(text) or real_fold(text))
     data = _request_like(NESTED)
     env = hospital(keys).seal(data)
