@@ -1,27 +1,89 @@
 """Masking of personal data before it reaches a log line or the call journal.
 
-Chinese resident ID numbers (18 chars, last may be X), mainland mobile numbers,
-and personal names in the fields the platforms use for them.  Masking keeps
-enough to let a human match a row (first and last characters) and nothing more.
+Two layers:
+
+* ``mask_value`` masks structured objects by field name.  Names are compared
+  after lower-casing and dropping ``_``/``-``, so ``idCardNo``, ``id_card_no`` and
+  ``IDCARDNO`` are one field.  Secrets (tokens, keys) become ``***``.
+* ``mask_text`` finds resident ID numbers and mainland mobile numbers in free
+  text, in the forms people and systems write them: 18-character IDs (last may be
+  X) and first-generation 15-digit IDs, also glued to a label (``ID4408...``),
+  in full-width digits (``４４０８...``) or grouped 6-8-4 with spaces or hyphens;
+  mobiles with or without ``+86``/``0086``/``86``, grouped 3-4-4 with spaces or
+  hyphens.  An ID candidate must carry a plausible birth date, so that order
+  numbers and timestamps made of digits are left alone; a mobile candidate must
+  not touch an ASCII letter or digit, nor be part of a decimal number, so that
+  amounts, hex ids and epoch milliseconds are left alone.
+
+Masking keeps enough to let a human match a row (the region and the last
+characters of an ID, the first 3 and last 4 digits of a mobile) and nothing more.
 """
 from __future__ import annotations
 
 import re
 from typing import Any
 
-# Field names (lower-cased) whose value is a person's name, an ID number or a phone,
-# taken from the spec digests (offline.md §5.1, mobilepay.md §5, facepay.md).
-NAME_FIELDS = {"psn_name", "psnname", "name", "patn_name", "patnname", "username", "user_name",
-               "insuname", "opter_name", "optername", "patientname", "patient_name", "payer_name"}
-ID_FIELDS = {"certno", "cert_no", "mdtrt_cert_no", "mdtrtcertno", "idno", "id_no", "idcard",
-             "id_card", "psn_cert_no", "psncertno", "certnumber", "id_digest"}
-PHONE_FIELDS = {"tel", "phone", "mob", "mobile", "psn_tel", "conerr_tel", "contact_tel"}
-SECRET_FIELDS = {"appsecret", "app_secret", "password", "private_key", "privatekey", "secret",
-                 "token", "sign_key", "x-tif-signature", "paytoken", "pay_token", "ectoken",
-                 "payauthno", "pay_auth_no", "revstoken"}
 
-_ID_RE = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[0-9Xx])(?![0-9A-Za-z])")
-_PHONE_RE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+def _norm(name: str) -> str:
+    return name.lower().replace("_", "").replace("-", "")
+
+
+def _fields(*names: str) -> frozenset[str]:
+    return frozenset(_norm(n) for n in names)
+
+
+# Field names whose value is a person's name, an ID number, a phone or a secret:
+# the spec digests (offline.md §5.1, mobilepay.md §5, facepay.md, channels.md),
+# plus the spellings HIS payloads and other tools use for the same things.
+NAME_FIELDS = _fields(
+    "psn_name", "name", "patn_name", "user_name", "insu_name", "opter_name", "patient_name", "payer_name",
+    "real_name", "true_name", "full_name", "agnter_name", "coner_name", "rels_pay_user_name",
+    "email", "addr", "address", "agnter_addr")
+ID_FIELDS = _fields(
+    "certno", "cert_no", "mdtrt_cert_no", "id_no", "idcard", "id_card", "id_card_no", "id_card_num",
+    "id_number", "id_num", "psn_cert_no", "cert_number", "id_digest", "agnter_certno", "card_no")
+PHONE_FIELDS = _fields(
+    "tel", "telephone", "phone", "phone_no", "phone_number", "mob", "mobile", "mobile_no", "mobile_phone",
+    "cellphone", "psn_tel", "conerr_tel", "coner_tel", "contact_tel", "agnter_tel")
+SECRET_FIELDS = _fields(
+    "app_secret", "password", "private_key", "secret", "token", "sign_key", "x-tif-signature",
+    "pay_token", "ec_token", "pay_auth_no", "revs_token", "access_token", "app_auth_token",
+    "business_token", "oc_token", "ftoken", "auth_code")
+
+# \d is Unicode-aware on str patterns, so full-width digits (U+FF10-FF19) match too.
+_ID_RE = re.compile(
+    r"(?<!\d)(?<!\d\.)"
+    r"(?:(?P<r18>\d{6})(?P<s1>[ -]?)(?P<b18>\d{8})(?P<s2>[ -]?)(?P<t18>\d{3}[\dXx\uff38\uff58])"
+    r"|(?P<r15>\d{6})(?P<b15>\d{6})(?P<t15>\d{3}))"
+    r"(?![\dA-Za-z]|\.\d)")
+_PHONE_RE = re.compile(
+    r"(?<![\dA-Za-z.])"
+    r"(?P<cc>\(?(?:\+|00|\uff0b)?[8\uff18][6\uff16]\)?[ -]?)?"
+    r"(?P<head>[1\uff11][3-9\uff13-\uff19]\d)(?P<s1>[ -]?)(?P<mid>\d{4})(?P<s2>[ -]?)(?P<tail>\d{4})"
+    r"(?![\dA-Za-z]|\.\d)")
+# Both need 7 digits with at most one space or hyphen between the 3rd and 4th: a
+# cheap first look that lets most log lines through without the two scans above.
+_CANDIDATE = re.compile(r"\d{3}[ -]?\d{4}")
+
+
+def _plausible_birth(year: int, month: int, day: int) -> bool:
+    return 1 <= month <= 12 and 1 <= day <= 31 and 1800 <= year <= 2199
+
+
+def _mask_id_match(m: re.Match) -> str:
+    if m.group("r18") is not None:
+        b = m.group("b18")      # int() reads full-width digits as well
+        if not _plausible_birth(int(b[:4]), int(b[4:6]), int(b[6:])):
+            return m.group(0)
+        return m.group("r18") + m.group("s1") + "*" * 8 + m.group("s2") + m.group("t18")
+    b = m.group("b15")
+    if not _plausible_birth(1900 + int(b[:2]), int(b[2:4]), int(b[4:])):
+        return m.group(0)
+    return m.group("r15") + "*" * 6 + m.group("t15")
+
+
+def _mask_phone_match(m: re.Match) -> str:
+    return (m.group("cc") or "") + m.group("head") + m.group("s1") + "****" + m.group("s2") + m.group("tail")
 
 
 def mask_name(value: str) -> str:
@@ -48,8 +110,28 @@ def mask_phone(value: str) -> str:
 
 def mask_text(text: str) -> str:
     """Mask ID numbers and mobile numbers found anywhere in free text (log lines)."""
-    text = _ID_RE.sub(lambda m: m.group(1) + "********" + m.group(2), text)
-    return _PHONE_RE.sub(lambda m: m.group(1) + "****" + m.group(2), text)
+    if _CANDIDATE.search(text) is None:
+        return text
+    return _PHONE_RE.sub(_mask_phone_match, _ID_RE.sub(_mask_id_match, text))
+
+
+_SECRET = object()
+# normalised field name -> what to do with its value; filled once per distinct name seen
+_ACTIONS: dict[str, Any] = {}
+for _names, _masker in ((NAME_FIELDS, mask_name), (ID_FIELDS, mask_id), (PHONE_FIELDS, mask_phone)):
+    _ACTIONS.update(dict.fromkeys(_names, _masker))
+_ACTIONS.update(dict.fromkeys(SECRET_FIELDS, _SECRET))
+_BY_KEY: dict[str, Any] = {}        # raw key -> action (None: not a personal field)
+
+
+def _action(key: Any) -> Any:
+    try:
+        return _BY_KEY[key]
+    except (KeyError, TypeError):
+        action = _ACTIONS.get(_norm(str(key)))
+        if isinstance(key, str) and len(_BY_KEY) < 10_000:   # bounded: keys come from messages
+            _BY_KEY[key] = action
+        return action
 
 
 def mask_value(obj: Any) -> Any:
@@ -57,15 +139,14 @@ def mask_value(obj: Any) -> Any:
     if isinstance(obj, dict):
         out = {}
         for k, v in obj.items():
-            lk = str(k).lower()
-            if lk in SECRET_FIELDS:
+            action = _action(k)
+            if action is None:
+                out[k] = mask_value(v)
+            elif action is _SECRET:
                 out[k] = "***"
-            elif isinstance(v, str) and lk in NAME_FIELDS:
-                out[k] = mask_name(v)
-            elif isinstance(v, str) and lk in ID_FIELDS:
-                out[k] = mask_id(v)
-            elif isinstance(v, str) and lk in PHONE_FIELDS:
-                out[k] = mask_phone(v)
+            elif isinstance(v, (str, int)) and not isinstance(v, bool):
+                # a phone or an ID sent as a JSON number is masked as its text
+                out[k] = action(v if isinstance(v, str) else str(v))
             else:
                 out[k] = mask_value(v)
         return out

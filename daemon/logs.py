@@ -34,5 +34,9 @@ def setup(level: str = "INFO", file: str = "", rotation: str = "50 MB", retentio
     logger.add(sys.stderr, level=level, format=fmt, backtrace=False, diagnose=False)
     if file:
         # diagnose=False: loguru would otherwise print local variables (secrets) in tracebacks.
+        # No enqueue: it pickles every record through a multiprocessing queue, which is for
+        # several processes sharing one file (15% of the daemon's CPU per payment, issue 11).
+        # The daemon is one process; loguru's handler lock serialises its threads' writes,
+        # so a line is never torn or interleaved, and rotation happens under the same lock.
         logger.add(file, level=level, format=fmt, rotation=rotation, retention=retention,
-                   backtrace=False, diagnose=False, enqueue=True)
+                   backtrace=False, diagnose=False, enqueue=False)

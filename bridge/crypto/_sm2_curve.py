@@ -25,6 +25,23 @@ def is_on_curve(point: tuple[int, int]) -> bool:
     return 0 <= x < P and 0 <= y < P and (y * y - (x * x * x + A * x + B)) % P == 0
 
 
+def decompress(prefix: int, x: int) -> tuple[int, int] | None:
+    """The point with abscissa x whose ordinate has the parity of prefix 02/03 (SEC 1 2.3.4).
+
+    None when x is not the abscissa of a curve point. P = 3 (mod 4), so the square
+    root of c is c^((P+1)/4) when c is a quadratic residue.
+    """
+    if prefix not in (2, 3) or not 0 <= x < P:
+        return None
+    rhs = (x * x * x + A * x + B) % P
+    y = pow(rhs, (P + 1) // 4, P)
+    if y * y % P != rhs:
+        return None
+    if y & 1 != prefix & 1:
+        y = P - y
+    return (x, y)
+
+
 def _double(pt):
     x1, y1, z1 = pt
     if z1 == 0 or y1 == 0:

@@ -13,12 +13,18 @@ Key text formats (load_private_key / load_public_key), decided by content:
   * PEM if it contains "-----BEGIN": PKCS#8 "PRIVATE KEY", SEC1 "EC PRIVATE KEY" (or
     "SM2 PRIVATE KEY"), SubjectPublicKeyInfo "PUBLIC KEY";
   * otherwise, with whitespace removed, hex if it is only hex digits AND has a hex length
-    (private: 64, or 66 with a leading 00; public: 130 for 04||X||Y, 128 for X||Y);
-  * otherwise strict Base64 (private: 32 bytes, or 33 with a leading 0x00 as Java's
-    BigInteger.toByteArray() emits; public: 65 or 64 bytes).
-  The hex and Base64 lengths never coincide (Base64 of 32/33 bytes is 44 chars, of
-  64/65 bytes 88 chars), so the choice is unambiguous. Shorter hex (a scalar written by
-  BigInteger.toString(16)) is rejected: left-pad it with zeros to 64 digits.
+    (private: 56 to 66 digits; public: 130 for 04||X||Y, 128 for X||Y, 66 for a
+    compressed 02/03||X);
+  * otherwise strict Base64 (private: 28 to 33 bytes; public: 65, 64 or 33 bytes).
+  Private scalars come shorter than 32 bytes from Java: BigInteger.toString(16) drops
+  leading zero digits (63 digits one key in 16, 62 one in 256) and
+  BigInteger.toByteArray() leading zero bytes (31 bytes one key in 512); both are
+  left-padded. Below 56 digits / 28 bytes (fewer than one key in 2^32) the text is
+  taken for a truncated key and refused. BigInteger.toByteArray() also adds a 0x00
+  when the top bit is set (33 bytes). Compressed public keys (what sm-crypto's
+  compressPublicKeyHex and `openssl ec -conv_form compressed` write) are decompressed
+  on the curve. The hex and Base64 lengths never coincide (Base64 of 28 to 33 bytes is 40
+  or 44 characters, of 64/65 bytes 88), so the choice is unambiguous.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import threading
 from loguru import logger
 
 from . import _der
-from ._sm2_curve import N, encode_point, is_on_curve
+from ._sm2_curve import N, decompress, encode_point, is_on_curve
 from ._sm2_pure import PureBackend
 
 DEFAULT_UID = b"1234567812345678"
@@ -154,15 +160,15 @@ class PublicKey:
     def verify(self, message: bytes, signature: bytes, uid: bytes = DEFAULT_UID) -> bool:
         """True iff signature (64-byte raw r||s or DER) is valid.
 
-        Any malformed signature gives False; a non-bytes message or uid is a programming
-        error and raises TypeError.
+        Any malformed signature bytes give False. A signature, message or uid that is
+        not bytes is a programming error and raises TypeError: a Base64 or hex str
+        passed undecoded would otherwise read as "forged" and hide the bug.
         """
         message, uid = _bytes(message, "message"), _bytes(uid, "uid")
+        signature = _bytes(signature, "signature")
         if len(uid) * 8 > 0xFFFF:
             raise SM2Error("SM2 user id is limited to 8191 bytes")
-        if not isinstance(signature, (bytes, bytearray, memoryview)):
-            return False
-        candidates = _signature_candidates(bytes(signature))
+        candidates = _signature_candidates(signature)
         handle = self._get_handle()
         return any(self._backend.verify(handle, message, uid, r, s) for r, s in candidates)
 
@@ -266,17 +272,23 @@ def _text(text: str | bytes) -> str:
     return text
 
 
-def _raw_bytes(text: str, hex_lengths: tuple[int, ...], kind: str) -> bytes:
+def _raw_bytes(text: str, hex_lengths: tuple[int, ...], kind: str, hex_range: str) -> bytes:
+    """Bytes of hex (an odd digit count is left-padded with 0) or strict Base64 text."""
     compact = "".join(text.split())
     if _HEX.fullmatch(compact) and len(compact) in hex_lengths:
-        return bytes.fromhex(compact)
+        return bytes.fromhex(compact.rjust(len(compact) + len(compact) % 2, "0"))
     try:
         return base64.b64decode(compact, validate=True)
     except binascii.Error:
         raise SM2Error(
-            f"{kind} ({len(compact)} characters) is neither hex of "
-            f"{' or '.join(map(str, hex_lengths))} digits nor valid Base64"
+            f"{kind} ({len(compact)} characters) is neither hex of {hex_range} digits nor valid Base64"
         ) from None
+
+
+# Shortest scalar text taken for a whole key (see the module docstring).
+_MIN_SCALAR_BYTES = 28
+_PRIVATE_HEX_LENGTHS = tuple(range(2 * _MIN_SCALAR_BYTES, 67))
+_PUBLIC_HEX_LENGTHS = (66, 128, 130)
 
 
 def _pem(label: str, der: bytes) -> str:
@@ -318,13 +330,20 @@ def _check_sm2_algorithm(algid: bytes) -> None:
 
 
 def _point_from_bytes(raw: bytes) -> tuple[int, int]:
+    if len(raw) == 33:
+        if raw[0] not in (2, 3):
+            raise SM2Error(f"a 33-byte public key is a compressed point and starts with 02 or 03, "
+                           f"not {raw[0]:02x}")
+        point = decompress(raw[0], int.from_bytes(raw[1:], "big"))
+        if point is None:
+            raise SM2Error("compressed public key: X is not the abscissa of a point on the SM2 curve")
+        return point
     if len(raw) == 65 and raw[0] == 4:
         raw = raw[1:]
     elif len(raw) != 64:
         raise SM2Error(
-            f"public key must be 65 bytes 04||X||Y or 64 bytes X||Y, got {len(raw)} bytes"
-            + (" (compressed points are not supported)" if len(raw) == 33 else "")
-        )
+            f"public key must be 65 bytes 04||X||Y, 64 bytes X||Y or 33 bytes 02/03||X (compressed), "
+            f"got {len(raw)} bytes")
     point = (int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
     if not is_on_curve(point):
         raise SM2Error("public key point is not on the SM2 curve")
@@ -332,12 +351,16 @@ def _point_from_bytes(raw: bytes) -> tuple[int, int]:
 
 
 def _scalar_from_bytes(raw: bytes) -> int:
+    """d from big-endian bytes, 32 as written by most tools, 28 to 33 as Java writes them."""
     if len(raw) == 33 and raw[0] == 0:
         raw = raw[1:]
-    if len(raw) != 32:
+    if len(raw) > 32:
         raise SM2Error(
-            f"private key must be a 32-byte scalar (or 33 with a leading 0x00), got {len(raw)} bytes"
-        )
+            f"private key must be a 32-byte scalar (33 only with a leading 0x00), got {len(raw)} bytes")
+    if len(raw) < _MIN_SCALAR_BYTES:
+        raise SM2Error(
+            f"private key of {len(raw)} bytes is too short for an SM2 scalar (32 bytes; Java may drop "
+            f"leading zero bytes, but not down to {_MIN_SCALAR_BYTES - 1}): is it truncated?")
     d = int.from_bytes(raw, "big")
     if not 1 <= d <= N - 2:
         raise SM2Error("private scalar out of range [1, n-2]")
@@ -382,7 +405,8 @@ def load_private_key(text: str | bytes, backend=None) -> PrivateKey:
     """Private key from hex, Base64 or PEM text (see the module docstring)."""
     text = _text(text)
     if "-----BEGIN" not in text:
-        return PrivateKey(_scalar_from_bytes(_raw_bytes(text, (64, 66), "private key")), backend)
+        raw = _raw_bytes(text, _PRIVATE_HEX_LENGTHS, "private key", "56 to 66")
+        return PrivateKey(_scalar_from_bytes(raw), backend)
     # OpenSSL 3 `openssl ec` labels SEC1 SM2 keys "SM2 PRIVATE KEY"
     label, der = _pem_body(text, ("PRIVATE KEY", "EC PRIVATE KEY", "SM2 PRIVATE KEY"))
     try:
@@ -402,7 +426,8 @@ def load_public_key(text: str | bytes, backend=None) -> PublicKey:
     """Public key from hex, Base64 or PEM text (see the module docstring)."""
     text = _text(text)
     if "-----BEGIN" not in text:
-        return PublicKey(_point_from_bytes(_raw_bytes(text, (128, 130), "public key")), backend)
+        raw = _raw_bytes(text, _PUBLIC_HEX_LENGTHS, "public key", "66, 128 or 130")
+        return PublicKey(_point_from_bytes(raw), backend)
     _, der = _pem_body(text, ("PUBLIC KEY",))
     try:
         return PublicKey(_point_from_bytes(_parse_spki(der)), backend)

@@ -115,9 +115,10 @@ class Runner:
             result = CallResult(outcome=Outcome.UNKNOWN, interface=prepared.interface,
                                 msg_id=prepared.msg_id, message=f"client error: {type(exc).__name__}: {exc}")
         crashpoint("after_call", prepared.interface)
-        logger.info("row {} {} {} -> {} ({} ms){}", row.id, ctx.step.name, prepared.interface,
-                    result.outcome.value, int((time.monotonic() - started) * 1000),
-                    f" [{result.code}] {result.message}" if result.outcome is not Outcome.OK else "")
+        # The one line per call: what was sent (msg id) and what came back (code, message).
+        logger.info("row {} {} {} {} -> {} ({} ms) code={} {}", row.id, ctx.step.name, prepared.interface,
+                    prepared.msg_id, result.outcome.value, int((time.monotonic() - started) * 1000),
+                    result.code, result.message or "")
         self._persist(lambda: self.store.end_call(prepared.msg_id, result.outcome.value, result.http_status,
                                                   result.response_text, result.message))
         ctx.last_result = result

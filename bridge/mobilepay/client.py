@@ -35,7 +35,6 @@ from dataclasses import replace
 from typing import Any, Callable, Optional
 
 import httpx
-from loguru import logger
 
 from bridge.calls import CallResult, Outcome, PreparedCall
 from bridge.masking import mask_text, mask_value
@@ -175,8 +174,6 @@ class MobilePayClient:
                                         f"{type(exc).__name__}: {exc}")
         else:
             result = prepared.decode(response.status_code, response.content)
-        logger.info("mobilepay {} {} -> {} code={} {}", prepared.interface, prepared.msg_id,
-                    result.outcome.value, result.code, mask_text(result.message or ""))
         return result
 
     def upload_fee(self, request: UploadFeeRequest) -> CallResult:

@@ -7,6 +7,13 @@ signData = Base64(raw r||s) of SM2/SM3 over the signing string (§3):
     with data = the decrypted object normalised (empties removed recursively, keys sorted
     ordinally, every scalar leaf a string, compact JSON), then "key=<appSecret>".
 Responses and 6302 notices use the same construction, signed with the platform key.
+
+Two rules the digest does not state, from the decompiled SDK it cites (S3) as issue 10
+item 12 reports them: a top-level value whose text, trimmed like Java's String.trim()
+(chars up to U+0020), is empty or "null" is not signed (StringUtil.isEmpty(String) in
+SignUtil.getSignText); numbers are BigDecimal there, which has no negative zero, so
+-0.00 is signed as 0.00.  "Non-empty" at the top level otherwise means what §3.2's
+empty-value removal says: an empty object {} is signed.
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ from .config import SimulatorConfig
 from .wire import dumps, loads
 
 IGNORED = ("signData", "encData", "extra")   # §3.1 rule 1
+_TRIMMED = "".join(chr(c) for c in range(0x21))   # what Java's String.trim() removes
 
 
 class EnvelopeError(ValueError):
@@ -59,24 +67,25 @@ def _leaf(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Decimal):
-        return str(value)
+        return str(abs(value)) if value == 0 else str(value)   # BigDecimal: no -0.00
     return str(value)
 
 
 def _top_value(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(_leaf(remove_empty(value)), ensure_ascii=False, separators=(",", ":"))
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+    return _leaf(value)
 
 
 def signing_string(fields: dict, app_secret: str) -> str:
     items = []
     for k, v in fields.items():
-        if k in IGNORED or v is None or v == "" or (isinstance(v, (dict, list)) and not v):
+        if k in IGNORED or v is None or v == "" or (isinstance(v, list) and not remove_empty(v)):
             continue
-        items.append(f"{k}={_top_value(v)}&")
+        text = _top_value(v)
+        if text.strip(_TRIMMED) in ("", "null"):
+            continue
+        items.append(f"{k}={text}&")
     items.sort(key=str.lower)   # §3.2: case-insensitive comparator over the "k=v&" items
     return "".join(items) + "key=" + app_secret
 

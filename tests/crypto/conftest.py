@@ -40,6 +40,9 @@ def edge_scalars() -> list[tuple[str, int]]:
         ("X leading 0x04", _search(rng, lambda x, y: x[0] == 0x04)),
         ("X leading 0x4?", _search(rng, lambda x, y: x[0] >> 4 == 4)),
         ("X leading 0x0?", _search(rng, lambda x, y: x[0] >> 4 == 0)),
+        # Java's BigInteger writes these shorter: 63 hex digits; 31 bytes from toByteArray()
+        ("d leading 0x0?", (rng.randrange(1, 16) << 248) | rng.randrange(1 << 248)),
+        ("d 31 bytes in Java", rng.randrange(1 << 239, 1 << 247)),
     ]
 
 

@@ -80,11 +80,20 @@ def test_der_signature_accepted(backend):
 @pytest.mark.parametrize("bad", [
     b"", b"\x00" * 64, b"\xff" * 64, b"\x01" * 63, b"\x01" * 65, b"\x30\x00", b"\x30\x06\x02\x01\x01\x02\x01",
     b"\x30\x06\x02\x01\x00\x02\x01\x01", b"\x30\x08\x02\x02\x00\x01\x02\x02\x00\x01",  # zero r, non-minimal
-    "not bytes", None, 12345,
+    bytearray(64), memoryview(b"\x01" * 64),
 ])
 def test_malformed_signature_is_false_not_exception(backend, bad):
     pub = sm2.generate_private_key(backend).public_key()
     assert pub.verify(b"m", bad) is False
+
+
+def test_signature_that_is_not_bytes_is_a_programming_error(backend):
+    # A Base64 or hex str passed undecoded must not read as "forged" (issue 10 #13).
+    key = sm2.generate_private_key(backend)
+    sig = key.sign(b"m")
+    for bad in (base64.b64encode(sig).decode(), sig.hex(), None, 12345):
+        with pytest.raises(TypeError, match="signature must be bytes"):
+            key.public_key().verify(b"m", bad)
 
 
 def test_non_bytes_message_is_a_programming_error(backend):
@@ -133,8 +142,9 @@ def test_sec1_pem_with_parameters_block():
 
 @pytest.mark.parametrize("text,fragment", [
     ("zz", "neither hex"),
-    ("00" * 31, "62 characters.*64 or 66 digits"),  # short hex is not silently padded
-    (base64.b64encode(bytes(30) + b"\x01").decode(), "32-byte scalar"),
+    ("0" * 54 + "1", "55 characters.*56 to 66 digits"),  # shorter than any real key: truncated
+    (base64.b64encode(bytes(26) + b"\x01").decode(), "27 bytes is too short.*truncated"),
+    ("00" * 31, "out of range"),     # 62 digits are padded, and zero is not a key
     ("01" + "00" * 32, "32-byte scalar"),  # 33 bytes without the leading zero
     ("00" * 32, "out of range"),
     (_sm2_curve.N.to_bytes(32, "big").hex(), "out of range"),
@@ -156,6 +166,8 @@ def test_bad_public_keys():
     with pytest.raises(sm2.SM2Error, match="not on the SM2 curve"):
         sm2.load_public_key(bytes(raw).hex())
     with pytest.raises(sm2.SM2Error, match="65 bytes"):
+        sm2.load_public_key(base64.b64encode(pub.to_bytes()[:34]).decode())
+    with pytest.raises(sm2.SM2Error, match="starts with 02 or 03, not 04"):
         sm2.load_public_key(base64.b64encode(pub.to_bytes()[:33]).decode())
     with pytest.raises(sm2.SM2Error, match="SM2 key"):  # a P-256 key is not an SM2 key
         spki = _der.sequence(
@@ -195,3 +207,51 @@ def test_concurrent_use_of_one_key(backend):
     for t in threads:
         t.join()
     assert failures == []
+
+
+# ---------------------------------------------------------------- key text from other tools
+
+def _java_to_string_16(d: int) -> str:
+    return format(d, "x")               # BigInteger.toString(16): no leading zeros
+
+
+def _java_to_byte_array(d: int) -> bytes:
+    return d.to_bytes(d.bit_length() // 8 + 1, "big")   # minimal two's complement, as Java
+
+
+# d=1 is 1 digit in Java: refused as truncated (below), as every key under 2^224 is.
+JAVA_SCALARS = [(label, d) for label, d in edge_scalars() if d.bit_length() > 224]
+
+
+@pytest.mark.parametrize("label,d", JAVA_SCALARS)
+def test_private_keys_written_by_java_biginteger_load(backend, label, d):
+    """Java drops leading zero digits and bytes; such keys are padded (issue 10 #13)."""
+    for text in (_java_to_string_16(d), _java_to_string_16(d).upper(),
+                 base64.b64encode(_java_to_byte_array(d)).decode()):
+        assert sm2.load_private_key(text, backend=backend).to_bytes() == d.to_bytes(32, "big"), (label, text)
+
+
+def test_the_java_edge_cases_are_really_exercised():
+    lengths = {len(_java_to_string_16(d)) for _, d in JAVA_SCALARS}
+    sizes = {len(_java_to_byte_array(d)) for _, d in JAVA_SCALARS}
+    assert {63, 62} <= lengths and {31, 33} <= sizes
+    with pytest.raises(sm2.SM2Error, match="truncated"):
+        sm2.load_private_key(base64.b64encode(_java_to_byte_array(1)).decode())
+
+
+@pytest.mark.parametrize("label,d", edge_scalars())
+def test_compressed_public_keys_load(backend, label, d):
+    """02/03||X, as sm-crypto's compressPublicKeyHex writes it, in hex and Base64 (issue 10 #13)."""
+    pub = sm2.PrivateKey(d, backend).public_key()
+    x, y = pub.point
+    compressed = bytes([2 + (y & 1)]) + x.to_bytes(32, "big")
+    for text in (compressed.hex(), compressed.hex().upper(), base64.b64encode(compressed).decode()):
+        assert sm2.load_public_key(text, backend=backend) == pub, (label, text)
+    other = bytes([5 - compressed[0]]) + compressed[1:]      # the other parity: the negated point
+    assert sm2.load_public_key(other.hex(), backend=backend).point == (x, _sm2_curve.P - y)
+
+
+def test_compressed_x_off_the_curve_is_refused():
+    x = next(x for x in range(1, 100) if _sm2_curve.decompress(2, x) is None)
+    with pytest.raises(sm2.SM2Error, match="not the abscissa of a point"):
+        sm2.load_public_key("02" + x.to_bytes(32, "big").hex())

@@ -4,6 +4,7 @@ Signing: `openssl pkeyutl -sign -rawin -digest sm3 -pkeyopt distid:<uid>`; pkeyu
 and writes DER signatures, so our raw r||s is DER-encoded before the CLI verifies it.
 """
 
+import base64
 import os
 import shutil
 import subprocess
@@ -93,3 +94,25 @@ def test_keys_generated_by_openssl_load(tmp_path, backend):
     assert sm2.load_public_key(pub.stdout, backend=backend) == key.public_key()
     priv_hex = text.split("priv:")[1].split("pub:")[0]
     assert int("".join(priv_hex.split()).replace(":", ""), 16) == int(key.to_hex(), 16)
+
+
+def test_compressed_public_keys_from_openssl(tmp_path, backend):
+    """`openssl ec -conv_form compressed` writes 02/03||X; it loads, as PEM and as raw
+    hex/Base64, and verifies what openssl signed with the private key (issue 10 #13)."""
+    for i, (label, d) in enumerate(scalars(4)):
+        key = sm2.PrivateKey(d, backend)
+        key_pem, msg_path = tmp_path / "key.pem", tmp_path / "msg"
+        key_pem.write_text(key.to_pem())
+        proc = _run("ec", "-in", str(key_pem), "-pubout", "-conv_form", "compressed")
+        assert proc.returncode == 0, proc.stderr
+        pem = proc.stdout.decode()
+        point = _der.parse_bit_string(_der.read_all(_der.read_single(
+            base64.b64decode("".join(pem.splitlines()[1:-1])), _der.SEQUENCE))[1][1])
+        assert len(point) == 33 and point[0] in (2, 3), label
+        msg = os.urandom(10 + i)
+        msg_path.write_bytes(msg)
+        theirs = _cli_sign(key_pem, msg_path, sm2.DEFAULT_UID, tmp_path / "theirs")
+        for text in (pem, point.hex(), base64.b64encode(point).decode()):
+            pub = sm2.load_public_key(text, backend=backend)
+            assert pub == key.public_key(), (label, text)
+            assert pub.verify(msg, theirs), (label, text)

@@ -78,3 +78,60 @@ def test_ecb_matches_gmssl_reference(length):
     cipher = gm_sm4.CryptSM4()
     cipher.set_key(key, gm_sm4.SM4_ENCRYPT)  # gmssl pads with PKCS#7 by default
     assert bytes(cipher.crypt_ecb(data)) == sm4.encrypt_ecb(key, data)
+
+
+def _reference_ecb(key: bytes, data: bytes) -> bytes:
+    """A fresh cryptography context per message, with its own PKCS#7: the plain way."""
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    padder = padding.PKCS7(128).padder()
+    enc = Cipher(algorithms.SM4(key), modes.ECB()).encryptor()
+    return enc.update(padder.update(data) + padder.finalize()) + enc.finalize()
+
+
+def test_reused_contexts_agree_with_fresh_ones_across_messages_and_threads():
+    import threading
+    key = os.urandom(16)
+    failures = []
+
+    def worker(seed: int) -> None:
+        for i in range(150):
+            data = os.urandom((seed * 37 + i * 11) % 300)
+            ct = sm4.encrypt_ecb(key, data)
+            if ct != _reference_ecb(key, data) or sm4.decrypt_ecb(key, ct) != data:
+                failures.append((seed, i))
+            if i % 10 == 0:       # a refused ciphertext must not disturb the next message
+                with pytest.raises(sm4.SM4Error):
+                    sm4.decrypt_ecb(key, sm4.encrypt_block_raw(key, bytes(16)))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+
+
+def test_one_cipher_context_per_key_and_thread(monkeypatch):
+    """Issue 11 §2: the cipher objects are not rebuilt for every message."""
+    built = []
+    real = sm4.Cipher
+
+    class Counting(real):
+        def __init__(self, *a, **kw):
+            built.append("cipher")
+            super().__init__(*a, **kw)
+
+        def encryptor(self):
+            built.append("encryptor")
+            return super().encryptor()
+
+        def decryptor(self):
+            built.append("decryptor")
+            return super().decryptor()
+
+    monkeypatch.setattr(sm4, "Cipher", Counting)
+    key = os.urandom(16)
+    for i in range(50):
+        assert sm4.decrypt_ecb(key, sm4.encrypt_ecb(key, b"message %d" % i)) == b"message %d" % i
+    assert len(built) <= 3, built

@@ -13,7 +13,7 @@ from bridge.crypto import sm2
 from bridge.mobilepay.config import MobilePayConfig
 from bridge.mobilepay.envelope import (
     DecryptionFailed, Envelope, MalformedEnvelope, SignatureInvalid, canonical_json,
-    decrypt_data, derive_sm4_key, encrypt_data, loads, remove_empty, signing_string,
+    UnsignableData, decrypt_data, derive_sm4_key, encrypt_data, loads, remove_empty, signing_string,
 )
 
 APP_ID = "A1B2C3D4E5F60718293A4B5C6D7E8F90"
@@ -232,5 +232,160 @@ def test_compact_json_writes_decimals_exactly():
     text = compact_json({"a": Decimal("12.50"), "b": [Decimal("0.10"), "张", True, None, 3]})
     assert text == '{"a":12.50,"b":[0.10,"张",true,null,3]}'
     assert loads(text)["a"] == Decimal("12.50")
-    with pytest.raises(TypeError):
-        compact_json({"a": 0.1})
+    for bad in ({"a": 0.1}, {1: "x"}, {"a": [object()]}, {"a": (1.5,)}):
+        with pytest.raises(TypeError):
+            compact_json(bad)
+    with pytest.raises(ValueError):
+        compact_json({"a": Decimal("NaN")})
+
+
+@pytest.mark.parametrize("value", [
+    {"a": Decimal("1E+3"), "b": Decimal("-0.00"), "c": "\ue0000\ue000", "\ue000": Decimal("2.50")},
+    {"text": "\ue0001\ue000", "n": [Decimal("0.1"), {"m": Decimal("7")}]},
+    {"plain": ["x", 1, True, None, {"y": "张三"}], "t": ("a", "b")},
+    {"d": Decimal("3.00"), "s": '"quoted" \\ back\nslash'},
+])
+def test_compact_json_agrees_with_the_exact_writer(value):
+    from bridge.mobilepay import envelope
+    assert envelope.compact_json(value) == envelope._write_exact(value)
+
+
+# ---------------------------------------------------------------- the SDK's own rules (issue 10 #12)
+# Worked out by hand from the decompiled SDK (digest S3): SignUtil.getSignText keeps a
+# top-level value only if StringUtil.isEmpty(String) is false for its text (trimmed as
+# String.trim() does: every char <= U+0020), and BigDecimal has no negative zero.
+
+HEAD = {"appId": APP_ID, "encType": "SM4", "signType": "SM2", "timestamp": "1700000000000", "version": "2.0.1"}
+HEAD_TEXT = f"appId={APP_ID}&encType=SM4&signType=SM2&timestamp=1700000000000&version=2.0.1"
+
+
+def _expected(*items: str) -> str:
+    """The HEAD items plus items, sorted as the SDK sorts them (all ASCII here)."""
+    return "".join(f"{item}&" for item in sorted(HEAD_TEXT.split("&") + list(items), key=lambda i: (i + "&").lower())
+                   ) + f"key={APP_SECRET}"
+
+
+@pytest.mark.parametrize("extra,items", [
+    ({"code": "0", "message": " "}, ["code=0"]),                 # blank message: not signed
+    ({"code": "0", "message": "\t \r\n"}, ["code=0"]),
+    ({"code": "0", "message": "null"}, ["code=0"]),
+    ({"code": "0", "message": " null "}, ["code=0"]),
+    ({"code": "0", "message": "NULL"}, ["code=0", "message=NULL"]),        # only lower-case null
+    ({"code": "0", "message": "\u3000"}, ["code=0", "message=\u3000"]),    # trim() keeps U+3000
+    ({"code": "0", "message": " ok "}, ["code=0", "message= ok "]),        # kept untrimmed
+    ({"code": 0, "success": True}, ["code=0", "success=true"]),
+    ({"amount": Decimal("-0.00")}, ["amount=0.00"]),
+    ({"amount": Decimal("-0")}, ["amount=0"]),
+    ({"amount": "-0.00"}, ["amount=-0.00"]),                               # a string is a string
+    ({"data": {}}, ["data={}"]),
+    ({"data": {"a": " ", "b": "null", "c": None, "d": ""}}, ['data={"a":" ","b":"null"}']),
+    ({"data": {"fee": Decimal("-0.00"), "lines": [{"amt": Decimal("-0.0")}]}},
+     ['data={"fee":"0.00","lines":[{"amt":"0.0"}]}']),
+    ({"data": {"list": []}}, ["data={}"]),
+    ({"list": []}, []),
+])
+@pytest.mark.parametrize("side", ["client", "simulator"])
+def test_signing_string_follows_the_sdk(extra, items, side):
+    from bridge.simulator import mpc_envelope
+    build = signing_string if side == "client" else mpc_envelope.signing_string
+    assert build({**HEAD, **extra}, APP_SECRET) == _expected(*items)
+
+
+def _sdk_signed_response(keys, data: dict, top: dict) -> dict:
+    """A response signed the way the SDK signs it: the string built by hand, not by our code."""
+    _, platform = keys
+    key = derive_sm4_key(APP_ID, APP_SECRET)
+    items = [f"{k}={v}" for k, v in top.items() if str(v).strip() not in ("", "null")]
+    text = _expected(*items, "data=" + json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True))
+    return {**HEAD, **top, "encData": encrypt_data(key, json.dumps(data, ensure_ascii=False)),
+            "signData": base64.b64encode(platform.sign(text.encode())).decode()}
+
+
+@pytest.mark.parametrize("message", [" ", "null", "  ", "成功"])
+def test_a_platform_answer_with_a_blank_message_verifies(keys, message):
+    env = _sdk_signed_response(keys, {"payOrdId": "ORD1", "ordStas": "1"}, {"code": "0", "message": message})
+    opened = hospital(keys).open(json.loads(json.dumps(env)))
+    assert opened.code == "0" and opened.message == message and opened.data["payOrdId"] == "ORD1"
+
+
+def test_a_negative_zero_amount_verifies(keys):
+    _, platform = keys
+    key = derive_sm4_key(APP_ID, APP_SECRET)
+    text = _expected("code=0", 'data={"fee":"0.00","payOrdId":"ORD1"}')
+    env = {**HEAD, "code": "0", "encData": encrypt_data(key, '{"payOrdId":"ORD1","fee":-0.00}'),
+           "signData": base64.b64encode(platform.sign(text.encode())).decode()}
+    assert hospital(keys).open(env).data["fee"] == Decimal("-0.00")
+
+
+@pytest.mark.parametrize("data,where", [
+    ({"codes": ["a", "b"]}, r"data\.codes\[0\] is str 'a'"),
+    ({"codes": [None]}, r"data\.codes\[0\] is null"),
+    ({"codes": [""]}, r"data\.codes\[0\] is str ''"),
+    ({"codes": [[{"a": "1"}]]}, r"data\.codes\[0\] is list"),
+    ({"codes": [1]}, r"data\.codes\[0\] is int 1"),
+    ({"codes": [Decimal("1.0")]}, r"data\.codes\[0\] is Decimal"),
+    ({"feedetailList": [{"x": "1"}, {"memo": ["a"]}]}, r"data\.feedetailList\[1\]\.memo\[0\] is str"),
+    ({"extData": {"setlinfo": [{"ids": [True]}]}}, r"data\.extData\.setlinfo\[0\]\.ids\[0\] is bool"),
+])
+def test_data_the_sdk_cannot_sign_is_refused(keys, data, where):
+    with pytest.raises(UnsignableData, match=where + ".*arrays of objects only"):
+        hospital(keys).seal(data)
+
+
+def test_arrays_of_objects_and_empty_arrays_still_seal(keys):
+    env = hospital(keys).seal({"feedetailList": [{"a": "1"}, {}], "empty": []})
+    assert loads(decrypt_data(derive_sm4_key(APP_ID, APP_SECRET), env["encData"])) == \
+        {"feedetailList": [{"a": "1"}, {}], "empty": []}
+
+
+@pytest.mark.parametrize("fields", [
+    {**HEAD, "code": "0", "message": " "},
+    {**HEAD, "code": 0, "message": "null", "data": {"fee": Decimal("-0.00"), "x": [{"y": Decimal("-0")}]}},
+    {**HEAD, "data": {}},
+    {**HEAD, "data": {"a": {"b": None}, "c": [{"d": ""}], "e": []}},
+    {**HEAD, "success": False, "data": NESTED},
+])
+def test_the_simulator_signs_the_same_string(fields):
+    """bridge/simulator/mpc_envelope.py is written from the spec, not from this module."""
+    from bridge.simulator import mpc_envelope
+    assert mpc_envelope.signing_string(fields, APP_SECRET) == signing_string(fields, APP_SECRET)
+
+
+def test_top_level_sort_with_prefix_names_is_javas():
+    # "a=" against "a1=": '=' (0x3D) sorts after '1' (0x31), so a1 comes first in Java.
+    assert signing_string({"a": "x", "a1": "y", "B": "z"}, "K") == "a1=y&a=x&B=z&key=K"
+    # names that fold alike are ordered by what follows
+    assert signing_string({"Ab": "2", "aB": "1"}, "K") == "aB=1&Ab=2&key=K"
+
+
+# ---------------------------------------------------------------- work per message (issue 11 §2)
+
+def _request_like(data):
+    """NESTED as the client builds requests: amounts as strings (messages.to_data)."""
+    if isinstance(data, dict):
+        return {k: _request_like(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_request_like(v) for v in data]
+    return str(data) if isinstance(data, Decimal) else data
+
+
+def test_sealing_serialises_twice_and_sorts_on_names_only(keys, monkeypatch):
+    """One JSON text for the signature, one for encData; the case-insensitive sort of the
+    k=v& items looks at the names, not at every character of data's JSON."""
+    import bridge.mobilepay.envelope as envelope
+    dumps, folded = [], []
+    real_encode, real_fold = json.JSONEncoder.encode, envelope._java_fold
+    monkeypatch.setattr(json.JSONEncoder, "encode", lambda *a, **kw: dumps.append(1) or real_encode(*a, **kw))
+    monkeypatch.setattr(envelope, "_java_fold", lambda text: folded.append(text) or real_fold(text))
+    data = _request_like(NESTED)
+    env = hospital(keys).seal(data)
+    assert len(dumps) == 2
+    assert max(map(len, folded)) <= len("timestamp")
+    assert loads(decrypt_data(derive_sm4_key(APP_ID, APP_SECRET), env["encData"])) == data
+
+
+def test_isinstance_checks_use_the_abc_not_typing():
+    import collections.abc
+
+    import bridge.mobilepay.envelope as envelope
+    assert envelope.Mapping is collections.abc.Mapping     # typing.Mapping's isinstance is slow
