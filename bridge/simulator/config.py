@@ -74,6 +74,18 @@ class SimulatorConfig:
     # 2207 (new msgid) settles again, so a client's blind resend shows up as a double charge.
     single_settlement_per_batch: bool = False
     reversible_infnos: tuple[str, ...] = ("2207", "2208", "2304", "2305", "2401")  # offline.md §9.2
+    # --- identity and reconciliation choices ---
+    # 1901 type that lists the insured regions: no public source names it [U]; the client's
+    # OfflineConfig.region_dictionary_type must match.  Other types answer an empty list.
+    region_dictionary_type: str = "admdvs"
+    insured_regions: dict[str, str] = field(default_factory=lambda: {
+        "440100": "广州市", "440300": "深圳市", "440600": "佛山市", "442000": "中山市"})
+    # 3201 fixmedins_setl_cnt: "net" = settlements minus cancellations in the range (the digest's
+    # "net settlements", §10.1), "rows" = settlement and cancellation rows both counted (ZS
+    # InsQgRecService count(*) over settlement rows that include negative cancellation rows).
+    recon_count_mode: str = "net"
+    # Encoding of the 3202 files read and written (offline.md §10.2: UTF-8 in ZS).
+    recon_file_encoding: str = "utf-8"
 
     @classmethod
     def generate(cls, **overrides) -> "SimulatorConfig":
@@ -115,5 +127,6 @@ class SimulatorConfig:
                 "institutions": dict(self.institutions),
                 "facepay_institutions": list(self.facepay_institutions),
             },
-            "terminal": {"url": base_url + "/nationec/trans"},
+            "terminal": {"url": base_url + "/nationec/trans",
+                         "card_reader_url": base_url + "/heasec/readcardbas"},
         }

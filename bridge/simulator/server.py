@@ -13,6 +13,10 @@ Platform routes
         POST /ebus/gdyb_inf/poc_hos_unionRefund   mpc004 (infno tgdupc004; facepay.md)
     Face terminal / e-credential library (offline.md §7; the DLL's exchange as HTTP):
         POST /nationec/trans   {orgId, transType, data, extra} -> {code, message, data: "<json>"}
+                               cn.nhsa.ec.auth, cn.nhsa.auth.check, ec.query, cn.nhsa.qrcode.get,
+                               cn.nhsa.settle.notify
+    Social-security card reader (ReadCardBas as HTTP, bridge/terminal/client.py):
+        POST /heasec/readcardbas {orgId} -> {code, message, data: "<11 fields>|"}
 Control endpoints
     GET  /__sim__/state                 counts, orders, settlements, visits, balances, callbacks
     POST /__sim__/reset                 back to the seed persons, no orders, no faults
@@ -21,6 +25,12 @@ Control endpoints
     POST /__sim__/mobilepay/authorize   {"psn_no"} -> {"payAuthNo"} (the channel's authorisation)
     POST /__sim__/mobilepay/pay         {"payOrdId"} the patient pays; 6302 follows
     POST /__sim__/face/present          {"psn_no"|"certno"} the person in front of the terminal
+    POST /__sim__/qrcode/present        {"psn_no"|"certno"} the e-credential QR shown to the scanner
+    POST /__sim__/card/present          {"psn_no"|"certno"} the social-security card inserted
+    POST /__sim__/card/remove           the card taken out
+    POST /__sim__/reconciliation/mismatch  {"kind", "setl_id", ...} see reconciliation.py
+    DELETE /__sim__/reconciliation/mismatch  forget the statement controls
+    GET  /__sim__/reconciliation        uploaded/result files and the armed mismatches
 """
 from __future__ import annotations
 
@@ -54,6 +64,7 @@ from .tokens import Tokens
 from .wire import dumps, loads
 
 TERMINAL_PATH = "/nationec/trans"
+CARD_READER_PATH = "/heasec/readcardbas"
 
 GARBLED = b"\x1f\x8b<html>502 Bad Gateway</ht"   # not JSON, not even complete
 
@@ -185,6 +196,35 @@ class TerminalFront:
             return self._reply(-1, str(exc), None, org)
 
 
+class CardReaderFront:
+    """The social-security card reader's ReadCardBas (terminal.py)."""
+
+    def __init__(self, sim: "Simulator") -> None:
+        self.sim = sim
+
+    def interface_of(self, path: str, body: bytes) -> Optional[str]:
+        return "ReadCardBas"
+
+    @staticmethod
+    def _reply(code: int, message: str, data: Optional[str]) -> Reply:
+        return Reply(200, dumps({"code": code, "message": message, "data": data}).encode("utf-8"))
+
+    def rejection(self, interface: str, fault: Fault) -> Reply:
+        return self._reply(int(fault.code or -1), fault.message or "读卡失败", None)
+
+    def process(self, interface: str, body: bytes, headers: Any, fault: Optional[Fault]) -> Reply:
+        try:
+            req = loads(body) if body else {}
+            if not isinstance(req, dict):
+                raise ValueError
+        except (ValueError, UnicodeDecodeError):
+            return self._reply(-1, "请求报文不是合法的JSON对象", None)
+        try:
+            return self._reply(0, "成功", self.sim.terminal.read_card(req))
+        except TerminalError as exc:
+            return self._reply(-1, str(exc), None)
+
+
 class Simulator:
     """All state of the simulated platforms; the HTTP handler only routes to it."""
 
@@ -206,6 +246,7 @@ class Simulator:
             (lambda p: p in MPC_PATHS, MobilePayFront(self)),
             (lambda p: offline_front.interface_of(p, b"") is not None, offline_front),
             (lambda p: p == TERMINAL_PATH, TerminalFront(self)),
+            (lambda p: p == CARD_READER_PATH, CardReaderFront(self)),
         ]
 
     def reset(self) -> None:
@@ -233,6 +274,8 @@ class Simulator:
                 "account_deductions": self.accounts.public(),
                 "persons": self.persons.balances(), "callbacks": self.callbacks.log(),
                 "terminal_notices": self.terminal.public(),
+                "terminal_reads": self.terminal.public_reads(),
+                "reconciliation": self.reconciliation.public(),
                 "faults_armed": self.faults.armed(), "faults_fired": list(self.faults.fired),
                 "events": self.ledger.events()}
 
@@ -272,7 +315,29 @@ class Simulator:
                 return 200, self.terminal.present(body)
             except TerminalError as exc:
                 return 404, {"error": str(exc)}
+        found = self._identity_controls(route, body)
+        if found is not None:
+            return found
         return 404, {"error": "no such control endpoint"}
+
+    def _identity_controls(self, route: tuple[str, str], body: Any) -> Optional[tuple[int, Any]]:
+        """Kiosk identification (QR, card) and reconciliation mismatches."""
+        terminal = {("POST", "/__sim__/qrcode/present"): self.terminal.present_qr,
+                    ("POST", "/__sim__/card/present"): self.terminal.insert_card,
+                    ("POST", "/__sim__/card/remove"): self.terminal.remove_card}
+        if route in terminal:
+            try:
+                return 200, terminal[route](body)
+            except TerminalError as exc:
+                return 404, {"error": str(exc)}
+        if route == ("POST", "/__sim__/reconciliation/mismatch"):
+            return 200, self.reconciliation.mismatch(body)
+        if route == ("DELETE", "/__sim__/reconciliation/mismatch"):
+            self.reconciliation.clear_mismatches()
+            return 200, {"cleared": True}
+        if route == ("GET", "/__sim__/reconciliation"):
+            return 200, self.reconciliation.public()
+        return None
 
 
 class _Handler(BaseHTTPRequestHandler):
