@@ -25,6 +25,7 @@ Controls that make the sides disagree (POST /__sim__/reconciliation/mismatch):
 * extra_refund {setl_id}: the centre cancels the settlement on its own (money goes back to the
   account as on 2208), a refund the institution never asked for.
 A settlement only the centre has needs no control: settle without telling the hospital side.
+POST /__sim__/reconciliation/backdate {setl_id, days} moves a settlement into an earlier day.
 """
 from __future__ import annotations
 
@@ -107,6 +108,22 @@ class Reconciliation:
         else:
             self.offline.refund_at_centre(setl_id)
         return {"kind": kind, "setl_id": setl_id}
+
+    def backdate(self, body: dict) -> dict:
+        """Move a settlement's setl_time `days` back (POST /__sim__/reconciliation/backdate):
+        yesterday's settlement refunded today, without waiting a day."""
+        setl_id = str(body.get("setl_id") or "")
+        try:
+            days = int(body.get("days", 1))
+        except (TypeError, ValueError):
+            raise ValueError("days must be an integer") from None
+        with self.offline._lock:
+            st = self.offline.settlements.get(setl_id)
+            if st is None:
+                raise ValueError(f"unknown setl_id {setl_id!r}")
+            when = time.mktime(time.strptime(st.setl_time, "%Y-%m-%d %H:%M:%S")) - days * 86400
+            st.setl_time = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+            return {"setl_id": setl_id, "setl_time": st.setl_time}
 
     def clear_mismatches(self) -> None:
         """Forget the statement controls (a refund at the centre stays: it happened)."""

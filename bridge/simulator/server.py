@@ -30,6 +30,7 @@ Control endpoints
     POST /__sim__/card/remove           the card taken out
     POST /__sim__/reconciliation/mismatch  {"kind", "setl_id", ...} see reconciliation.py
     DELETE /__sim__/reconciliation/mismatch  forget the statement controls
+    POST /__sim__/reconciliation/backdate  {"setl_id", "days"} the settlement happened days earlier
     GET  /__sim__/reconciliation        uploaded/result files and the armed mismatches
 """
 from __future__ import annotations
@@ -332,6 +333,8 @@ class Simulator:
                 return 404, {"error": str(exc)}
         if route == ("POST", "/__sim__/reconciliation/mismatch"):
             return 200, self.reconciliation.mismatch(body)
+        if route == ("POST", "/__sim__/reconciliation/backdate"):
+            return 200, self.reconciliation.backdate(body)
         if route == ("DELETE", "/__sim__/reconciliation/mismatch"):
             self.reconciliation.clear_mismatches()
             return 200, {"cleared": True}

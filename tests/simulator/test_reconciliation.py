@@ -97,6 +97,20 @@ def test_3201_nets_cancellations_of_the_day(gw, sim):
     assert s1["setl_id"]
 
 
+def test_refund_today_of_yesterdays_settlement(gw, sim):
+    s1 = settle(gw, ZHANG, "100.00")
+    control(sim, "POST", "/__sim__/reconciliation/backdate", {"setl_id": s1["setl_id"], "days": 1})
+    ok(gw.call("2208", cancel_input(ZHANG, s1)))
+    yesterday = time.strftime("%Y-%m-%d", time.localtime(time.time() - 86400))
+    q = totals_input("440100", "100.00", "70.00", "30.00", "1")
+    q["data"].update(stmt_begndate=yesterday, stmt_enddate=yesterday)
+    assert ok(gw.call("3201", q))["stmtinfo"]["stmt_rslt"] == "0"          # yesterday keeps its settlement
+    assert p3201(gw, "440100", "-100.00", "-70.00", "-30.00", "-1")["stmt_rslt"] == "0"   # today nets the refund
+    assert p3201(gw, "440100", "0.00", "0.00", "0.00", "0")["stmt_rslt"] == "1"
+    rows = reconcile_details(gw, [line(s1, "1", "-")])
+    assert rows[s1["setl_id"]] == ("0", "1", ("-100.00", "-70.00", "-30.00"))
+
+
 def test_3201_guangzhou_names(gw, sim):
     settle(gw, ZHANG, "100.00")
     q = totals_input("440100", "100.00", "70.00", "0", "1")["data"]
