@@ -144,6 +144,14 @@ class Handler(BaseHTTPRequestHandler):
         mode = stub.mode_for(infno)
         if isinstance(mode, bytes):       # a raw reply body (9102 answers the file itself)
             return self._send(200, mode)
+        if isinstance(mode, tuple) and mode[0] == "truncated":   # the connection drops mid-body
+            self.send_response(200)
+            self.send_header("Content-Length", str(2 * len(mode[1])))
+            self.end_headers()
+            self.wfile.write(mode[1])
+            self.wfile.flush()
+            self.close_connection = True
+            return
         if mode == "ok":
             body = envelope_out(stub.success_output(infno, req))
         elif mode == "ok_string_infcode":

@@ -221,6 +221,14 @@ def test_download_without_a_file_leaves_no_file(stub, client, tmp_path, mode, ou
     assert not dest.exists() and not os.path.exists(str(dest) + ".part")
 
 
+def test_download_cut_off_leaves_no_partial_file(stub, client, tmp_path):
+    stub.modes["9102"] = ("truncated", zip_bytes("y" * 100_000))
+    dest = tmp_path / "result.zip"
+    r = client.download(client.prepare_download_file("FQ9", "result.zip"), dest)
+    assert r.outcome is Outcome.UNKNOWN and r.data is None
+    assert not dest.exists() and not os.path.exists(str(dest) + ".part")
+
+
 def test_download_not_sent_is_safe_to_retry(client, tmp_path, free_port):
     p = client.prepare_download_file("FQ9", "r.zip")
     import dataclasses
