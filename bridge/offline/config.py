@@ -33,9 +33,14 @@ GUANGZHOU_INPUT_NODES: Mapping[str, str] = MappingProxyType({
 })
 
 
+# Envelope opter_type values (digest §2 #11, §6).
+OPTER_STAFF, OPTER_KIOSK, OPTER_MOBILE = "1", "2", "3"
+
+
 @dataclass(frozen=True)
 class Operator:
-    """Who performs a call: envelope `opter`, `opter_name`, `opter_type` (digest §2 #11-13)."""
+    """Who performs a call: envelope `opter`, `opter_name`, `opter_type` (digest §2 #11-13).
+    A self-service kiosk is `Operator(<terminal id>, <terminal name>, OPTER_KIOSK)`."""
 
     opter: str
     opter_name: str

@@ -276,6 +276,7 @@ class Simulator:
                 "persons": self.persons.balances(), "callbacks": self.callbacks.log(),
                 "terminal_notices": self.terminal.public(),
                 "terminal_reads": self.terminal.public_reads(),
+                "visit_identity": self.offline.public_visit_identity(),
                 "reconciliation": self.reconciliation.public(),
                 "faults_armed": self.faults.armed(), "faults_fired": list(self.faults.fired),
                 "events": self.ledger.events()}

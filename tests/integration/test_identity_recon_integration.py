@@ -69,7 +69,7 @@ def test_kiosk_card_then_1101_2001_and_registration(sim, client, terminal):
         ipt_otp_no="K" + uuid.uuid4().hex[:10], atddr_no="D001", dr_name="李医生", dept_code="NK01",
         dept_name="内科", caty="A03", insuplc_admdvs=chosen.insuplc_admdvs))
     assert reg.ok
-    visit = sim.state()["visits"][reg.data.mdtrt_id]
+    visit = sim.state()["visit_identity"][reg.data.mdtrt_id]
     assert (visit["opter_type"], visit["insutype"], visit["insuplc_admdvs"]) == ("2", "390", "440300")
     cancel = client.cancel_register(m.CancelRegisterRequest(
         psn_no=WU, mdtrt_id=reg.data.mdtrt_id, ipt_otp_no=reg.data.ipt_otp_no or visit["ipt_otp_no"],

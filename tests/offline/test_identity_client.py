@@ -12,11 +12,11 @@ import pytest
 from bridge.calls import Outcome
 from bridge.offline import messages as m
 from bridge.offline.client import NOT_SENT, OfflineClient, encode_upload_bytes
-from bridge.offline.config import OfflineConfig, Operator
+from bridge.offline.config import OPTER_KIOSK, OfflineConfig, Operator
 
 from .offline_stub import CODE, SECRET
 
-KIOSK = Operator("KIOSK01", "自助机1号", opter_type="2")
+KIOSK = Operator("KIOSK01", "自助机1号", opter_type=OPTER_KIOSK)
 PSN = "44030000000001112535"
 
 

@@ -202,7 +202,7 @@ def reg(gw, psn_no, insutype, insuplc, opter_type="2"):
 def test_kiosk_registration_under_the_chosen_insurance(gw, sim):
     r, otp = reg(gw, WU, "390", "440300")
     mdtrt_id = ok(r)["data"]["mdtrt_id"]
-    v = state(sim)["visits"][mdtrt_id]
+    v = state(sim)["visit_identity"][mdtrt_id]
     assert (v["insutype"], v["insuplc_admdvs"], v["opter_type"], v["ipt_otp_no"]) == ("390", "440300", "2", otp)
     assert reg(gw, QIAN, "310", "440100")[0]["infcode"] == -1          # suspended
     assert reg(gw, FENG, "310", "440100")[0]["infcode"] == -1          # no insurance
@@ -211,7 +211,7 @@ def test_kiosk_registration_under_the_chosen_insurance(gw, sim):
 
 def test_cancel_registration_rules(gw, sim):
     mdtrt_id = register(gw, WANG)
-    otp = state(sim)["visits"][mdtrt_id]["ipt_otp_no"]
+    otp = state(sim)["visit_identity"][mdtrt_id]["ipt_otp_no"]
     unknown = gw.call("2202", {"data": {"psn_no": WANG, "mdtrt_id": "999999999999", "ipt_otp_no": otp}})
     assert unknown["infcode"] == -1
     other = gw.call("2202", {"data": {"psn_no": WANG, "mdtrt_id": mdtrt_id, "ipt_otp_no": "other"}})
@@ -225,7 +225,7 @@ def test_cancel_registration_rules(gw, sim):
 def test_cancel_registration_after_settlement_only_once_the_settlement_is_cancelled(gw, sim):
     resp, mdtrt_id, _, _ = outpatient(gw, WANG, ["5.00"])
     s = ok(resp)["setlinfo"]
-    otp = state(sim)["visits"][mdtrt_id]["ipt_otp_no"]
+    otp = state(sim)["visit_identity"][mdtrt_id]["ipt_otp_no"]
     cancel_reg = {"data": {"psn_no": WANG, "mdtrt_id": mdtrt_id, "ipt_otp_no": otp}}
     refused = gw.call("2202", cancel_reg)
     assert refused["infcode"] == -1 and "结算" in refused["err_msg"]
