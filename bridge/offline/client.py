@@ -24,9 +24,14 @@ Classification beyond the contract's basics:
 """
 from __future__ import annotations
 
+import base64
+import dataclasses
 import hashlib
+import json
+import os
 import time
-from typing import Any, Callable, Mapping, Optional, TypeVar
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, TypeVar, Union
 
 import httpx
 
@@ -506,6 +511,153 @@ class OfflineClient:
     def cancel_admission(self, req, **kw):
         return self.call(self.prepare_cancel_admission, req, **kw)
 
+    # ------------------------------------------------------------ 2001 benefit check, 1901
+    # (added with kiosk identification; field names and sources in messages.py)
+
+    def prepare_benefit_check(self, req: m.BenefitCheckRequest, *, operator=None
+                              ) -> PreparedCall:
+        """2001 人员待遇享受检查: which fund benefits the person enjoys for this insurance and
+        medical type, and why not.  Reads only."""
+        if not req.insuplc_admdvs:
+            # The input names a person, so the envelope needs the insured region (§2 #4).
+            raise ValueError("2001 needs insuplc_admdvs (the region of the insurance checked)")
+        if req.fixmedins_code is None:
+            req = dataclasses.replace(req, fixmedins_code=self.config.fixmedins_code)
+        return self._prepare_record("2001", req, parse=m.BenefitCheck.from_output,
+                                    operator=operator, effect=False)
+
+    def prepare_dictionary(self, query: m.DictionaryQuery, *, operator=None) -> PreparedCall:
+        """1901 字典表查询.  Reads only."""
+        return self._prepare_record("1901", query, parse=m.DictionaryResult.from_output,
+                                    operator=operator, effect=False)
+
+    def prepare_region_dictionary(self, *, admdvs: Optional[str] = None,
+                                  date: Optional[str] = None, vali_flag: Optional[str] = "1",
+                                  operator=None) -> PreparedCall:
+        """1901 for the configured region dictionary type (OfflineConfig.region_dictionary_type:
+        no public source names the type that lists the insured regions)."""
+        dict_type = self.config.region_dictionary_type
+        if not dict_type:
+            raise ValueError("region_dictionary_type is not configured (no public source names "
+                             "the 1901 type of the insured regions)")
+        return self.prepare_dictionary(m.DictionaryQuery(
+            type=dict_type, admdvs=admdvs or self.config.mdtrtarea_admvs,
+            date=date or time.strftime("%Y-%m-%d"), valiFlag=vali_flag), operator=operator)
+
+    # ------------------------------------------------------------ 9101 / 9102 files (§10.2)
+
+    def prepare_upload_file(self, content: Union[bytes, str, "os.PathLike[str]"], *,
+                            filename: str, bytes_form: Optional[str] = None,
+                            operator=None) -> PreparedCall:
+        """9101 文件上传: `content` (bytes, or the path of the zip) travels in `fsUploadIn.in`
+        as Base64 or as a JSON array of signed bytes (OfflineConfig.upload_bytes_form).
+        The journal sees the file's size and SHA-256, never its rows.  Moves no money and
+        a lost answer only leaves an unused file at the centre: safe to send again."""
+        data = bytes(content) if isinstance(content, (bytes, bytearray)) else Path(content).read_bytes()
+        if not data:
+            raise ValueError("9101: empty file")
+        if not filename:
+            raise ValueError("9101: filename is required")
+        form = bytes_form or self.config.upload_bytes_form
+        digest = hashlib.sha256(data).hexdigest()
+        placeholder = f"<file of {len(data)} bytes, sha256 {digest}>"
+        node = {"in": placeholder, "filename": filename,
+                "fixmedins_code": self.config.fixmedins_code}
+        prepared = self.prepare("9101", {m.UPLOAD_NODE: node}, parse=m.UploadedFile.from_output,
+                                operator=operator, effect=False)
+        marker = json.dumps(placeholder).encode("utf-8")
+        body = prepared.body.replace(marker, encode_upload_bytes(data, form), 1)
+        if body == prepared.body:
+            raise RuntimeError("9101: the file bytes could not be placed in the body")
+        return dataclasses.replace(prepared, body=body,
+                                   keys={"filename": filename, "file_sha256": digest})
+
+    def prepare_download_file(self, file_qury_no: str, filename: str, *, operator=None
+                              ) -> PreparedCall:
+        """9102 文件下载; send it with `download`, which writes the reply (the file) to disk."""
+        if not file_qury_no or not filename:
+            raise ValueError("9102 needs file_qury_no and filename")
+        node = {"file_qury_no": file_qury_no, "filename": filename,
+                "fixmedins_code": self.config.download_fixmedins_code or self.config.fixmedins_code}
+        return self.prepare("9102", {m.DOWNLOAD_NODE: node}, parse=_json_is_not_a_file,
+                            operator=operator, effect=False, keys_from=node)
+
+    def download(self, prepared: PreparedCall, dest: Union[str, "os.PathLike[str]"]
+                 ) -> CallResult:
+        """Send a 9102 and stream a zip reply to `dest` (written to dest + ".part", then
+        renamed, so `dest` is whole or absent).  A JSON reply is the platform's error
+        envelope and is classified like any other answer; a reply that is neither is
+        UNKNOWN.  Nothing is changed remotely, so every failure may be retried."""
+        headers = dict(prepared.headers)
+        if "x-tif-paasid" in headers:
+            headers.update(tif_headers(self.config.paas_id, self.config.paas_secret))
+        dest = os.fspath(dest)
+        part = dest + ".part"
+
+        def failed(outcome: Outcome, message: str, code: Optional[str] = None) -> CallResult:
+            return CallResult(outcome=outcome, interface=prepared.interface,
+                              msg_id=prepared.msg_id, code=code, message=message)
+
+        status, raw = 0, b""
+        try:
+            with self._http.stream("POST", prepared.url, content=prepared.body,
+                                   headers=headers) as resp:
+                status = resp.status_code
+                chunks = resp.iter_bytes()
+                head = b""
+                for chunk in chunks:
+                    head += chunk
+                    if len(head) >= 4:
+                        break
+                if status == 200 and head[:4] in ZIP_MAGICS:
+                    digest, size = hashlib.sha256(head), len(head)
+                    with open(part, "wb") as fh:
+                        fh.write(head)
+                        for chunk in chunks:
+                            fh.write(chunk)
+                            digest.update(chunk)
+                            size += len(chunk)
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                    os.replace(part, dest)
+                    text = f"<file of {size} bytes, sha256 {digest.hexdigest()}>"
+                    return CallResult(outcome=Outcome.OK, interface=prepared.interface,
+                                      msg_id=prepared.msg_id, code="0", http_status=status,
+                                      response_text=text,
+                                      data=m.DownloadedFile(dest, size, digest.hexdigest()))
+                raw = head
+                for chunk in chunks:          # an error envelope is small; stop reading junk
+                    raw += chunk
+                    if len(raw) > MAX_ERROR_ANSWER:
+                        break
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
+                httpx.UnsupportedProtocol) as exc:
+            return failed(Outcome.REJECTED, f"not sent: {type(exc).__name__}: {exc}", NOT_SENT)
+        except httpx.TimeoutException as exc:
+            return failed(Outcome.UNKNOWN, f"timeout: {type(exc).__name__}")
+        except httpx.HTTPError as exc:
+            return failed(Outcome.UNKNOWN, f"transport error while receiving: {type(exc).__name__}")
+        except OSError as exc:
+            return failed(Outcome.UNKNOWN, f"could not write {dest}: {exc}")
+        finally:
+            if os.path.exists(part):
+                os.unlink(part)
+        return prepared.decode(status, raw)
+
+    def benefit_check(self, req, **kw): return self.call(self.prepare_benefit_check, req, **kw)
+    def dictionary(self, query, **kw): return self.call(self.prepare_dictionary, query, **kw)
+    def upload_file(self, content, **kw): return self.call(self.prepare_upload_file, content, **kw)
+
+    def download_file(self, file_qury_no: str, filename: str,
+                      dest: Union[str, "os.PathLike[str]"], *,
+                      operator: Optional[Operator] = None) -> CallResult:
+        failure = self.ensure_signed_in(operator)
+        if failure is not None:
+            return CallResult(outcome=Outcome.REJECTED, interface="9001", msg_id=failure.msg_id,
+                              code=NOT_SENT, message=f"9001 sign-in failed: {failure.message}")
+        return self.download(self.prepare_download_file(file_qury_no, filename,
+                                                        operator=operator), dest)
+
 
 def _no_output(output: Any) -> None:
     return None
@@ -524,3 +676,24 @@ def _settled_sums(s: m.Settlement) -> list[str]:
 
 def _cancel_sums(s: m.Settlement) -> list[str]:
     return m.settlement_violations(s, cancellation=True)
+
+
+# 9102 replies that are the file itself start like a zip (local file header, or the end
+# record of an empty zip).
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+MAX_ERROR_ANSWER = 1 << 20
+_SIGNED_BYTES = tuple(str(b if b < 128 else b - 256).encode("ascii") for b in range(256))
+
+
+def encode_upload_bytes(data: bytes, form: str) -> bytes:
+    """The JSON text of 9101 `in`: a Base64 string, or an array of signed bytes as a Java
+    byte[] is written by a JSON library that does not Base64 it."""
+    if form == "base64":
+        return b'"' + base64.b64encode(data) + b'"'
+    if form == "signed_array":
+        return b"[" + b",".join(_SIGNED_BYTES[b] for b in data) + b"]"
+    raise ValueError("bytes form must be base64 or signed_array")
+
+
+def _json_is_not_a_file(output: Any) -> None:
+    raise ValueError("9102 answered a JSON envelope instead of the file")

@@ -5,6 +5,7 @@ we chose and the section of ../shared/spec/offline.md (the digest) behind it.
 """
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping, Optional
@@ -17,7 +18,7 @@ NATIONAL_INPUT_NODES: Mapping[str, str] = MappingProxyType({
     "9001": "signIn", "1101": "data", "2201": "data", "2202": "data", "2205": "data",
     "2206": "data", "2207": "data", "2208": "data", "2302": "data", "2303": "data",
     "2304": "data", "2305": "data", "2261": "mdtrtinfo", "2601": "data",
-    "3201": "data", "3202": "data",
+    "3201": "data", "3202": "data", "2001": "data", "1901": "data",
     # fpy001 / tgdupc004: the tender (facepay.md) says "sent like an offline interface"
     # without naming the node; `data` is the national default.
     "fpy001": "data", "tgdupc004": "data",
@@ -32,9 +33,14 @@ GUANGZHOU_INPUT_NODES: Mapping[str, str] = MappingProxyType({
 })
 
 
+# Envelope opter_type values (digest §2 #11, §6).
+OPTER_STAFF, OPTER_KIOSK, OPTER_MOBILE = "1", "2", "3"
+
+
 @dataclass(frozen=True)
 class Operator:
-    """Who performs a call: envelope `opter`, `opter_name`, `opter_type` (digest §2 #11-13)."""
+    """Who performs a call: envelope `opter`, `opter_name`, `opter_type` (digest §2 #11-13).
+    A self-service kiosk is `Operator(<terminal id>, <terminal name>, OPTER_KIOSK)`."""
 
     opter: str
     opter_name: str
@@ -92,6 +98,19 @@ class OfflineConfig:
     # daemon, claimed through a lock file in msgid_lock_dir.  None = first free digit.
     msgid_node: Optional[int] = None
     msgid_lock_dir: Optional[str] = None
+    # 9101 `in` (the file bytes) in JSON: "base64" (.NET Convert.ToBase64String, NMG
+    # YiBaoController.FsUploadIn_9101) or "signed_array" (a Java byte[] as numbers -128..127,
+    # ZS ZsrmQGService).  The Guangdong gateway's choice is unknown (offline.md §10.2, §13 #7).
+    upload_bytes_form: str = "base64"
+    # Text encoding of the 3202 detail and result files: UTF-8 in ZS (§10.2); GBK for a
+    # gateway that wants the DLL channel's encoding (§1.1).
+    recon_file_encoding: str = "utf-8"
+    # 9102 `fixmedins_code`: the institution code by default; the catalogue downloads of
+    # SZ/NMG/ZS send the fixed "plc" instead (SZ Down9102.cs remark).
+    download_fixmedins_code: Optional[str] = None
+    # 1901 dictionary type that lists the insured regions (参保地).  No public source names
+    # it (docs/platform-choices.md); None = the region dictionary is not fetched.
+    region_dictionary_type: Optional[str] = None
     # Timeouts in seconds.  Settlement can take long at the core; 60 s read is what the
     # GD code bases use as a generous upper bound (no source states a platform limit).
     connect_timeout: float = 5.0
@@ -110,6 +129,12 @@ class OfflineConfig:
             raise ValueError("recer_admdvs_field must be recer_admdvs or recer_admvs")
         if self.exp_content_field not in ("expContent", "exp_content"):
             raise ValueError("exp_content_field must be expContent or exp_content")
+        if self.upload_bytes_form not in ("base64", "signed_array"):
+            raise ValueError("upload_bytes_form must be base64 or signed_array")
+        try:
+            codecs.lookup(self.recon_file_encoding)
+        except LookupError:
+            raise ValueError(f"unknown recon_file_encoding {self.recon_file_encoding!r}") from None
 
     def url_for(self, infno: str) -> str:
         return self.base_url.rstrip("/") + "/" + infno

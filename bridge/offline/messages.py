@@ -69,6 +69,13 @@ class SignInRequest(Record):                       # 9001 `signIn` (§4)
     ip: str
 
 
+# 1101 mdtrt_cert_type (offline.md §5.1, §6) and psn_cert_type values.
+CERT_ECREDENTIAL = "01"     # e-credential ecToken, or a channel's payAuthNo (mobilepay.md §5.7)
+CERT_ID_CARD = "02"         # resident ID number
+CERT_SSC = "03"             # social-security card number (+ card_sn)
+PSN_CERT_RESIDENT_ID = "01"
+
+
 @dataclass(frozen=True, kw_only=True)
 class PersonInfoRequest(Record):                   # 1101 (§5.1)
     mdtrt_cert_type: str                           # 01 ecToken, 02 ID no., 03 SSC card
@@ -78,6 +85,50 @@ class PersonInfoRequest(Record):                   # 1101 (§5.1)
     psn_cert_type: Optional[str] = None
     certno: Optional[str] = None
     psn_name: Optional[str] = None
+
+    # One constructor per certificate.  `insuplc_admdvs` is the region the patient chose
+    # (the envelope's 参保地, §2 #4); without it the platform answers from its own region.
+
+    @classmethod
+    def by_id_card(cls, certno: str, psn_name: Optional[str] = None, *,
+                   insuplc_admdvs: Optional[str] = None,
+                   begntime: Optional[str] = None) -> "PersonInfoRequest":
+        """ID number (+ name): type 02, the number also as certno with psn_cert_type 01
+        (offline.md §7.3 step 3, NMG's ID-card route)."""
+        certno = _required(certno, "certno").upper()
+        return cls(mdtrt_cert_type=CERT_ID_CARD, mdtrt_cert_no=certno,
+                   psn_cert_type=PSN_CERT_RESIDENT_ID, certno=certno, psn_name=psn_name or None,
+                   begntime=begntime, insuplc_admdvs=insuplc_admdvs)
+
+    @classmethod
+    def by_ecredential(cls, ec_token: str, *, insuplc_admdvs: Optional[str] = None
+                       ) -> "PersonInfoRequest":
+        """e-credential token from the terminal (ec.query / auth.check): type 01 (§5.1)."""
+        return cls(mdtrt_cert_type=CERT_ECREDENTIAL, mdtrt_cert_no=_required(ec_token, "ecToken"),
+                   insuplc_admdvs=insuplc_admdvs)
+
+    @classmethod
+    def by_pay_auth_no(cls, pay_auth_no: str, *, insuplc_admdvs: Optional[str] = None
+                       ) -> "PersonInfoRequest":
+        """A channel's payAuthNo: type 01 with the payAuthNo as the number (mobilepay.md §5.7,
+        Shanxi)."""
+        return cls(mdtrt_cert_type=CERT_ECREDENTIAL,
+                   mdtrt_cert_no=_required(pay_auth_no, "payAuthNo"), insuplc_admdvs=insuplc_admdvs)
+
+    @classmethod
+    def by_card(cls, card_no: str, card_sn: str, *, psn_name: Optional[str] = None,
+                insuplc_admdvs: Optional[str] = None) -> "PersonInfoRequest":
+        """Social-security card as read by ReadCardBas: type 03, the card number, and the
+        card identification code as card_sn (C when 03, §5.1; NMG YiBaoDZPZController)."""
+        return cls(mdtrt_cert_type=CERT_SSC, mdtrt_cert_no=_required(card_no, "card_no"),
+                   card_sn=_required(card_sn, "card_sn"), psn_name=psn_name or None,
+                   insuplc_admdvs=insuplc_admdvs)
+
+
+def _required(value: Optional[str], name: str) -> str:
+    if value is None or not str(value).strip():
+        raise ValueError(f"{name} is required")
+    return str(value).strip()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -301,6 +352,12 @@ class SignInResult:
         return cls(sign_no=str(rec["sign_no"]), sign_time=rec.get("sign_time"))
 
 
+# psn_insu_stas of an insurance in force.  "1" is the value every source treats as
+# normally insured (an NHSA-side query filters `PSN_INSU_STAS in (1)`, index id 27196879157;
+# the 1101 sample of index id 11340175073); other values (suspended, terminated) are not.
+INSU_STAS_ACTIVE = "1"
+
+
 @dataclass(frozen=True)
 class Insurance:                                   # 1101 `insuinfo[]`
     insutype: Optional[str] = None
@@ -313,6 +370,34 @@ class Insurance:                                   # 1101 `insuinfo[]`
     insuplc_admdvs: Optional[str] = None
     emp_name: Optional[str] = None
 
+    @property
+    def active(self) -> bool:
+        return self.psn_insu_stas == INSU_STAS_ACTIVE
+
+
+@dataclass(frozen=True)
+class IdentityCategory:                            # 1101 `idetinfo[]` (§5.1; SZ RY1101.cs)
+    psn_idet_type: Optional[str] = None            # 人员身份类别 (D)
+    psn_type_lv: Optional[str] = None              # 人员类别等级 (disability grade dictionary)
+    memo: Optional[str] = None
+    begntime: Optional[str] = None
+    endtime: Optional[str] = None
+
+
+def _records(value: Any) -> list[Mapping[str, Any]]:
+    """A list node that some builds send as one object (SZ RY1101.cs types insuinfo and
+    idetinfo as single objects)."""
+    if value is None:
+        return []
+    if isinstance(value, Mapping):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        bad = [v for v in value if not isinstance(v, Mapping)]
+        if bad:
+            raise ValueError("list node with a non-object element")
+        return list(value)
+    raise ValueError("list node is neither an object nor a list")
+
 
 @dataclass(frozen=True)
 class PersonInfo:                                  # 1101 output (§5.1)
@@ -321,8 +406,11 @@ class PersonInfo:                                  # 1101 output (§5.1)
     psn_cert_type: Optional[str] = None
     certno: Optional[str] = None
     gend: Optional[str] = None
+    naty: Optional[str] = None
     brdy: Optional[str] = None
+    age: Optional[Decimal] = None
     insuinfo: tuple[Insurance, ...] = ()
+    # kept as the answer's objects (callers read keys); typed view: `identities`
     idetinfo: tuple[Mapping[str, Any], ...] = ()
 
     @classmethod
@@ -330,12 +418,30 @@ class PersonInfo:                                  # 1101 output (§5.1)
         base = node(output, "baseinfo")
         if not isinstance(base, Mapping) or not base.get("psn_no"):
             raise ValueError("1101 answer without baseinfo.psn_no")
-        fields = _pick(base, cls)
+        fields = _pick(base, cls, frozenset({"age"}))
         fields.pop("insuinfo", None)
         fields.pop("idetinfo", None)
         insu = tuple(Insurance(**_pick(i, Insurance, frozenset({"balc"})))
-                     for i in (output.get("insuinfo") or []))
-        return cls(**fields, insuinfo=insu, idetinfo=tuple(output.get("idetinfo") or []))
+                     for i in _records(output.get("insuinfo")))
+        return cls(**fields, insuinfo=insu, idetinfo=tuple(_records(output.get("idetinfo"))))
+
+    @property
+    def identities(self) -> tuple[IdentityCategory, ...]:
+        return tuple(IdentityCategory(**_pick(i, IdentityCategory)) for i in self.idetinfo)
+
+    def active_insurances(self, insuplc_admdvs: Optional[str] = None) -> tuple[Insurance, ...]:
+        """Insurances in force, optionally only those of one insured region."""
+        return tuple(i for i in self.insuinfo if i.active and
+                     (insuplc_admdvs is None or i.insuplc_admdvs == insuplc_admdvs))
+
+    def insurance(self, insutype: str, insuplc_admdvs: Optional[str] = None
+                  ) -> Optional[Insurance]:
+        """The insurance of that type (and region), in force or not; None when absent."""
+        for i in self.insuinfo:
+            if i.insutype == insutype and (insuplc_admdvs is None
+                                           or i.insuplc_admdvs == insuplc_admdvs):
+                return i
+        return None
 
 
 @dataclass(frozen=True)
@@ -624,3 +730,184 @@ class Admission:                                   # 2401 output `result` (§5.1
 class CancelAdmissionRequest(Record):              # 2404 入院撤销 `data` (§5.10; CQ Input_2404.cs)
     mdtrt_id: str
     psn_no: str
+
+
+# ============================================================== 2001 人员待遇享受检查 (benefit check)
+# Not in the digest.  Field names, in one place, from the annotated spec tables in public code:
+#   SZ  binzhe12123/Medical SZSI_Smart/Model/SYB/YBJS/RY2001.cs (Shenzhen, Guangdong: In2001 under
+#       `data`, Out2001 with the table columns) and its caller SY.Com.Medical.WebApi/Controllers/
+#       Clinic/SYBController.cs RYDY2001;
+#   NMG newtouch-cloud/openhis @ b4fe7065 WinServiceAPI/NeiMengGuYiBaoApp/Models/Input/YiBao/Input_2001.cs;
+#   ZS  S-117-John/nhis-web .../zsrm/service/qgyb/ZsrmQGService.java insCheck (input node `data`,
+#       output node `trtinfo`, a list; trt_enjymnt_flag "1" = the benefit is enjoyed, checked
+#       per fund_pay_type, e.g. 510100 maternity fund) and .../module/compay/ins/qgyb/InsQgybTrtinfo.java.
+# trt_chk_type and the fund_pay_type values are dictionaries (D) not published.
+
+BENEFIT_CHECK_OUTPUT_NODE = "trtinfo"
+BENEFIT_ENJOYED = "1"            # trt_enjymnt_flag: 1 enjoys (ZS; a HIS UI shows 1 享受 / else 不享受)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenefitCheckRequest(Record):
+    """2001 input `data` (R per RY2001.cs / Input_2001.cs).  `fixmedins_code` is required in
+    the table; the client fills it from its configuration when not given."""
+
+    psn_no: str
+    insutype: str
+    med_type: str
+    begntime: str                                  # yyyy-MM-dd HH:mm:ss
+    fixmedins_code: Optional[str] = None
+    endtime: Optional[str] = None
+    dise_codg: Optional[str] = None
+    dise_name: Optional[str] = None
+    oprn_oprt_code: Optional[str] = None           # required for day-surgery diseases
+    oprn_oprt_name: Optional[str] = None
+    matn_type: Optional[str] = None
+    birctrl_type: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class BenefitStatus:                               # 2001 `trtinfo[]`
+    psn_no: Optional[str] = None
+    trt_chk_type: Optional[str] = None             # 待遇检查类型 (D)
+    fund_pay_type: Optional[str] = None            # 基金支付类型 (D)
+    trt_enjymnt_flag: Optional[str] = None         # 基金款项待遇享受标志 (D)
+    begndate: Optional[str] = None
+    enddate: Optional[str] = None
+    trt_chk_rslt: Optional[str] = None             # 待遇检查结果: why the benefit is not enjoyed
+
+    @property
+    def enjoyed(self) -> bool:
+        return self.trt_enjymnt_flag == BENEFIT_ENJOYED
+
+
+@dataclass(frozen=True)
+class BenefitCheck:                                # 2001 output
+    trtinfo: tuple[BenefitStatus, ...] = ()
+
+    @property
+    def restrictions(self) -> tuple[BenefitStatus, ...]:
+        """The rows whose benefit is not enjoyed (each with its trt_chk_rslt)."""
+        return tuple(t for t in self.trtinfo if not t.enjoyed)
+
+    @classmethod
+    def from_output(cls, output: Any) -> "BenefitCheck":
+        if not isinstance(output, Mapping) or BENEFIT_CHECK_OUTPUT_NODE not in output:
+            raise ValueError(f"2001 answer without {BENEFIT_CHECK_OUTPUT_NODE}")
+        rows = _records(output.get(BENEFIT_CHECK_OUTPUT_NODE))
+        return cls(trtinfo=tuple(BenefitStatus(**{k: (None if v is None else str(v))
+                                                  for k, v in _pick(r, BenefitStatus).items()})
+                                 for r in rows))
+
+
+# ============================================================== 1901 字典表查询 (dictionary)
+# Input `data` (SZ binzhe12123/Medical SZSI_Smart/Model/SYB/JBXX/Dic1901.cs; NMG Input_1901.cs;
+# ZS ZsrmQGService.java downLoadInsDict: node `data`, output `list`).  The input spells
+# parentValue / valiFlag in camelCase in both tables; the output rows are camelCase in SZ and
+# snake_case in NMG's Output_1901.cs, so both are read.  Which `type` lists the insured regions
+# (参保地) is in no public source: OfflineConfig.region_dictionary_type must be set by the site.
+
+DICTIONARY_OUTPUT_NODE = "list"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DictionaryQuery(Record):
+    type: str                                      # 字典类型
+    admdvs: str                                    # 行政区划
+    date: str                                      # 查询日期 yyyy-MM-dd
+    parentValue: Optional[str] = None              # 父字典键值
+    valiFlag: Optional[str] = None                 # 有效标志
+
+
+_DICT_ALIASES = {"parent_value": "parentValue", "vali_flag": "valiFlag",
+                 "create_user": "createUser", "create_date": "createDate"}
+
+
+@dataclass(frozen=True)
+class DictionaryEntry:                             # 1901 `list[]`
+    type: Optional[str] = None
+    label: Optional[str] = None                    # 字典标签 (the display name)
+    value: Optional[str] = None                    # 字典键值 (the code)
+    parentValue: Optional[str] = None
+    sort: Optional[int] = None
+    valiFlag: Optional[str] = None
+    createUser: Optional[str] = None
+    createDate: Optional[str] = None
+    version: Optional[str] = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> "DictionaryEntry":
+        rec = dict(row)
+        for alias, name in _DICT_ALIASES.items():
+            if rec.get(name) is None and rec.get(alias) is not None:
+                rec[name] = rec[alias]
+        fields = _pick(rec, cls)
+        for k, v in list(fields.items()):
+            if k == "sort":
+                fields[k] = None if v in (None, "") else int(v)
+            elif v is not None:
+                fields[k] = str(v)
+        if not fields.get("value"):
+            raise ValueError("dictionary row without value")
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class DictionaryResult:
+    entries: tuple[DictionaryEntry, ...] = ()
+
+    @classmethod
+    def from_output(cls, output: Any) -> "DictionaryResult":
+        if not isinstance(output, Mapping) or DICTIONARY_OUTPUT_NODE not in output:
+            raise ValueError(f"1901 answer without {DICTIONARY_OUTPUT_NODE}")
+        return cls(entries=tuple(DictionaryEntry.from_row(r)
+                                 for r in _records(output.get(DICTIONARY_OUTPUT_NODE))))
+
+
+# ============================================================== 9101 / 9102 file transfer (§10.2)
+# 9101 input `fsUploadIn` {in, filename, fixmedins_code}; output file_qury_no, filename,
+# dld_endtime (CQ Input_9101.cs/Output_9101.cs; SZ Up9101.cs adds fixmedins_code to the output;
+# NMG Output_9101.cs reads them at the top of `output`).  9102 input `fsDownloadIn`
+# {file_qury_no, filename, fixmedins_code}; the reply body is the file itself (GZ, SZ
+# SZSI_Smart/Controllers/SYBController.cs HttpPostFile, ZS NationalInsuranceUpDownService.java).
+
+UPLOAD_NODE = "fsUploadIn"
+DOWNLOAD_NODE = "fsDownloadIn"
+UPLOAD_BYTES_FORMS = ("base64", "signed_array")   # .NET Convert.ToBase64String / Java byte[]
+
+
+@dataclass(frozen=True)
+class UploadedFile:                                # 9101 output
+    file_qury_no: str
+    filename: Optional[str] = None
+    dld_endtime: Optional[str] = None
+    fixmedins_code: Optional[str] = None
+
+    @classmethod
+    def from_output(cls, output: Any) -> "UploadedFile":
+        rec = output
+        if isinstance(output, Mapping) and not output.get("file_qury_no"):
+            rec = node(output, "fileinfo", "result", "data")     # tolerated nesting
+        if not isinstance(rec, Mapping) or not rec.get("file_qury_no"):
+            raise ValueError("9101 answer without file_qury_no")
+        return cls(**{k: (None if v is None else str(v)) for k, v in _pick(rec, cls).items()})
+
+
+@dataclass(frozen=True)
+class DownloadedFile:                              # 9102: where the reply body was written
+    path: str
+    size: int
+    sha256: str
+
+
+# ============================================================== 3202 files (§10.2)
+# Detail file uploaded for 3202: one settlement per line, TAB-separated, zipped .txt, UTF-8
+# (ZS ZsrmQGService.java uploadDetailedFile and NationalInsuranceUpDownService.java doZip).
+DETAIL_FILE_COLUMNS = ("setl_id", "mdtrt_id", "psn_no", "medfee_sumamt", "fund_pay_sumamt",
+                       "acct_pay", "refd_setl_flag")
+# Result file downloaded by 9102 after 3202, in order (ZS NationalDict.ACC_DETAIL; CQ
+# Output_3202.cs `result`); "null" stands for an empty value (ZS getZipContent).
+RESULT_FILE_COLUMNS = ("psn_no", "mdtrt_id", "setl_id", "msgid", "stmt_rslt", "refd_setl_flag",
+                       "memo", "medfee_sumamt", "fund_pay_sumamt", "acct_pay")
+RESULT_FILE_MONEY = frozenset({"medfee_sumamt", "fund_pay_sumamt", "acct_pay"})
+REFD_SETL_NORMAL, REFD_SETL_REFUND = "0", "1"      # refd_setl_flag (offline.md §6)

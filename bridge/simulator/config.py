@@ -119,6 +119,18 @@ class SimulatorConfig:
     channel_callback_attempts: int = 3
     channel_callback_retry_delay: float = 0.2
     bill_ready_hour: int = 10                # §3.1/§8: day D's bill exists after 10:00 on D+1
+    # --- identity and reconciliation choices ---
+    # 1901 type that lists the insured regions: no public source names it [U]; the client's
+    # OfflineConfig.region_dictionary_type must match.  Other types answer an empty list.
+    region_dictionary_type: str = "admdvs"
+    insured_regions: dict[str, str] = field(default_factory=lambda: {
+        "440100": "广州市", "440300": "深圳市", "440600": "佛山市", "442000": "中山市"})
+    # 3201 fixmedins_setl_cnt: "net" = settlements minus cancellations in the range (the digest's
+    # "net settlements", §10.1), "rows" = settlement and cancellation rows both counted (ZS
+    # InsQgRecService count(*) over settlement rows that include negative cancellation rows).
+    recon_count_mode: str = "net"
+    # Encoding of the 3202 files read and written (offline.md §10.2: UTF-8 in ZS).
+    recon_file_encoding: str = "utf-8"
 
     @classmethod
     def generate(cls, **overrides) -> "SimulatorConfig":
@@ -191,7 +203,8 @@ class SimulatorConfig:
                 "institutions": dict(self.institutions),
                 "facepay_institutions": list(self.facepay_institutions),
             },
-            "terminal": {"url": base_url + "/nationec/trans"},
+            "terminal": {"url": base_url + "/nationec/trans",
+                         "card_reader_url": base_url + "/heasec/readcardbas"},
             # channels.md §1: api.mch.weixin.qq.com and api.weixin.qq.com are both this server.
             "wechatpay": {
                 "base_url": base_url,

@@ -1,6 +1,8 @@
 """The offline two-designated platform behind the Guangdong gateway (offline.md §2-§9, §12).
 
-Transactions: 9001 sign-in; 1101 person; 2201/2202 registration; 2203 visit; 2204/2205 fee
+Transactions: 9001 sign-in; 1101 person (by e-credential/payAuthNo, ID number, social-security
+card; the envelope's insuplc_admdvs picks the insured region); 2001 benefit check; 1901
+dictionary (the region list); 2201/2202 registration; 2203 visit; 2204/2205 fee
 details; 2206/2207/2208 outpatient pre-settle/settle/cancel; 2260/2261 Guangdong one-shot
 settle/cancel; 2401/2404 admission and its cancellation; 2301/2302 inpatient details;
 2303/2304/2305 inpatient pre-settle/settle/cancel; 2601 reversal; fpy001 and tgdupc004
@@ -27,7 +29,7 @@ from . import facepay
 from .config import SimulatorConfig
 from .facepay import FacePayError, RealAccounts
 from .ledger import Ledger
-from .persons import Person, PersonError, Persons
+from .persons import Coverage, Person, PersonError, Persons
 from .split import ZERO, Split, split_bill
 from .tokens import Tokens
 from .wire import MoneyError, yuan
@@ -86,6 +88,9 @@ class Visit:
     med_type: str = "11"
     active: bool = True
     details: dict[str, dict] = field(default_factory=dict)   # feedetl_sn -> detail (+ amount)
+    insuplc_admdvs: str = ""      # region of the insurance the visit runs under
+    psn_type: str = ""
+    opter_type: str = ""          # envelope opter_type of the registering message (2 = kiosk)
 
 
 @dataclass
@@ -107,13 +112,17 @@ class Settlement:
     valid: bool = True
     cancel_time: str = ""
     opter: str = ""          # the envelope's operator of the settling message
+    insuplc_admdvs: str = ""  # the insurance's region = clr_optins / setl_optins of 3201
+    psn_type: str = ""
 
     def public(self) -> dict:
         return {"setl_id": self.setl_id, "msgid": self.msgid, "infno": self.infno, "mdtrt_id": self.mdtrt_id,
                 "psn_no": self.psn_no, "medfee_sumamt": str(self.split.total),
                 "fund_pay_sumamt": str(self.split.fund), "acct_pay": str(self.split.acct),
                 "psn_cash_pay": str(self.split.cash), "valid": self.valid, "facepay": self.facepay,
-                "batch": self.batch, "opter": self.opter}
+                "batch": self.batch, "opter": self.opter, "insutype": self.insutype,
+                "insuplc_admdvs": self.insuplc_admdvs, "setl_time": self.setl_time,
+                "cancel_time": self.cancel_time, "clr_type": self.clr_type}
 
 
 class Offline:
@@ -220,8 +229,17 @@ class Offline:
         if kind == "01":     # e-credential token, or a channel payAuthNo (mobilepay.md §5.7)
             tok = self.tokens.peek("ecToken", no) or self.tokens.peek("payAuthNo", no)
             person = self.persons.get(tok.psn_no) if tok else None
-        elif kind in ("02", "03"):   # ID number; the simulator's social-security card no. is the ID no.
+        elif kind == "02":   # resident ID number
             person = self.persons.by_certno(no)
+            name = node.get("psn_name")
+            if person is not None and name not in (None, "") and str(name) != person.psn_name:
+                raise OfflineError("证件号码与姓名不符")
+        elif kind == "03":   # social-security card number + card identification code (§5.1)
+            if node.get("card_sn") in (None, ""):
+                raise OfflineError("就诊凭证类型为03时卡识别码card_sn必填")
+            person = self.persons.by_card(no)
+            if person is not None and str(node["card_sn"]) != person.card_sn:
+                raise OfflineError("卡识别码与社会保障卡不符")
         else:
             raise OfflineError("就诊凭证类型错误")
         if person is None:
@@ -235,11 +253,67 @@ class Offline:
         base = {"psn_no": p.psn_no, "psn_cert_type": p.psn_cert_type, "certno": p.certno,
                 "psn_name": p.psn_name, "gend": p.gend, "naty": p.naty, "brdy": p.brdy,
                 "age": Decimal(p.age(time.localtime().tm_year)), "expContent": None}
-        insu = {"balc": p.balc, "insutype": p.insutype, "psn_type": p.psn_type,
-                "psn_insu_stas": "1" if p.insured else "2", "psn_insu_date": "2015-01-01",
-                "paus_insu_date": None if p.insured else "2025-01-01", "cvlserv_flag": p.cvlserv_flag,
-                "insuplc_admdvs": p.insuplc_admdvs, "emp_name": p.emp_name}
-        return {"baseinfo": base, "insuinfo": [insu], "idetinfo": []}
+        coverages = p.coverages()
+        # OUR CHOICE: the envelope's insuplc_admdvs (the region the patient chose, §2 #4)
+        # limits the answer to that region's insurances; without it every region answers.
+        region = str(env.get("insuplc_admdvs") or "")
+        if region:
+            coverages = [c for c in coverages if c.insuplc_admdvs == region]
+            if not coverages:
+                raise OfflineError(f"参保地{region}未查询到该人员参保信息")
+        insu = [self._insuinfo(p, c) for c in coverages]
+        return {"baseinfo": base, "insuinfo": insu, "idetinfo": [dict(i) for i in p.idetinfo]}
+
+    @staticmethod
+    def _insuinfo(p: Person, c: Coverage) -> dict:
+        # The personal account belongs to the person's first insurance (persons.py).
+        balc = p.balc if c.insutype == p.account_insutype() else ZERO
+        return {"balc": balc, "insutype": c.insutype, "psn_type": c.psn_type,
+                "psn_insu_stas": c.psn_insu_stas, "psn_insu_date": c.psn_insu_date,
+                "paus_insu_date": c.paus_insu_date, "cvlserv_flag": c.cvlserv_flag,
+                "insuplc_admdvs": c.insuplc_admdvs, "emp_name": c.emp_name}
+
+    # --- 2001 benefit check (field names: bridge/offline/messages.py sources) ------------
+    def _i2001(self, env: dict, inp: dict, effect: list) -> dict:
+        node = _node(inp, "data")
+        _req(node, "psn_no", "insutype", "fixmedins_code", "med_type", "begntime")
+        if str(node["fixmedins_code"]) != env["fixmedins_code"]:
+            raise OfflineError("定点医药机构编号与报文头不符")
+        p = self._person(env, node["psn_no"])
+        cov = p.coverage(node["insutype"])
+        if cov is None:
+            raise OfflineError(f"该人员未参加险种{node['insutype']}")
+        if env.get("insuplc_admdvs") != cov.insuplc_admdvs:
+            raise OfflineError("参保地医保区划与该险种参保地不符")
+        med_type = str(node["med_type"])
+        # [U] codes: trt_chk_type "01" and fund_pay_type <insutype>100 for the pooled fund are
+        # this simulator's placeholders; the dictionaries are not public.
+        rows = {cov.insutype + "100": self._trt(p, cov, cov.insutype + "100", None)}
+        if not cov.active:
+            rows[cov.insutype + "100"] = self._trt(p, cov, cov.insutype + "100",
+                                                   "人员参保状态异常(暂停或终止参保),不享受待遇")
+        for r in p.restrictions:
+            if r.insutype == cov.insutype and r.med_type in (None, med_type):
+                rows[r.fund_pay_type] = self._trt(p, cov, r.fund_pay_type, r.trt_chk_rslt)
+        return {"trtinfo": list(rows.values())}
+
+    @staticmethod
+    def _trt(p: Person, cov: Coverage, fund_pay_type: str, refused: Optional[str]) -> dict:
+        return {"psn_no": p.psn_no, "trt_chk_type": "01", "fund_pay_type": fund_pay_type,
+                "trt_enjymnt_flag": "0" if refused else "1", "begndate": cov.psn_insu_date,
+                "enddate": None, "trt_chk_rslt": refused}
+
+    # --- 1901 dictionary: the insured regions this gateway clears for -------------------
+    def _i1901(self, env: dict, inp: dict, effect: list) -> dict:
+        node = _node(inp, "data")
+        _req(node, "type", "admdvs", "date")
+        if str(node["type"]) != self.cfg.region_dictionary_type:
+            return {"list": []}          # other dictionaries are not simulated
+        rows = [{"type": node["type"], "label": name, "value": code, "parentValue": code[:2] + "0000",
+                 "sort": i + 1, "valiFlag": "1", "createUser": "sim", "createDate": "2020-01-01",
+                 "version": "1"}
+                for i, (code, name) in enumerate(sorted(self.cfg.insured_regions.items()))]
+        return {"list": rows}
 
     # --- outpatient registration and details ---------------------------------------------
     def _i2201(self, env: dict, inp: dict, effect: list) -> dict:
@@ -247,18 +321,24 @@ class Offline:
         _req(node, "psn_no", "insutype", "begntime", "mdtrt_cert_type", "mdtrt_cert_no", "ipt_otp_no",
              "atddr_no", "dr_name", "dept_code", "dept_name", "caty")
         p = self._person(env, node["psn_no"])
-        self._check_insured(p, node["insutype"])
-        v = Visit(self._id12(), p.psn_no, p.insutype, "outpatient", str(node["ipt_otp_no"]))
+        cov = self._check_insured(p, node["insutype"])
+        v = Visit(self._id12(), p.psn_no, cov.insutype, "outpatient", str(node["ipt_otp_no"]),
+                  insuplc_admdvs=cov.insuplc_admdvs, psn_type=cov.psn_type,
+                  opter_type=str(env.get("opter_type") or ""))
         self.visits[v.mdtrt_id] = v
         return {"data": {"mdtrt_id": v.mdtrt_id, "psn_no": p.psn_no, "ipt_otp_no": v.ipt_otp_no,
                          "exp_content": None}}
 
     @staticmethod
-    def _check_insured(p: Person, insutype: Any) -> None:
-        if not p.insured:
-            raise OfflineError("人员参保状态异常(暂停参保),不能享受待遇")
-        if str(insutype) != p.insutype:
+    def _check_insured(p: Person, insutype: Any) -> Coverage:
+        cov = p.coverage(insutype)
+        if cov is None:
+            if not p.coverages():
+                raise OfflineError("人员无参保信息,不能享受待遇")
             raise OfflineError("险种类型与参保信息不符")
+        if not cov.active:
+            raise OfflineError("人员参保状态异常(暂停参保),不能享受待遇")
+        return cov
 
     def _valid_settlements(self, mdtrt_id: str) -> list[Settlement]:
         return [s for s in self.settlements.values() if s.mdtrt_id == mdtrt_id and s.valid]
@@ -267,6 +347,8 @@ class Offline:
         node = _node(inp, "data", "mdtrtinfo")
         _req(node, "psn_no", "mdtrt_id", "ipt_otp_no")
         v = self._visit(node, "outpatient")
+        if str(node["ipt_otp_no"]) != v.ipt_otp_no:
+            raise OfflineError("门诊号与挂号信息不符")
         if self._valid_settlements(v.mdtrt_id):
             raise OfflineError("该就诊存在有效结算,不能撤销挂号")
         v.active = False
@@ -332,7 +414,9 @@ class Offline:
     def _compute(self, env: dict, node: dict, v: Visit, batch: Optional[str],
                  total_given: Optional[Decimal]) -> tuple[Split, Person, Optional[dict], list]:
         p = self._person(env, v.psn_no)
-        self._check_insured(p, node.get("insutype", p.insutype))
+        cov = self._check_insured(p, node.get("insutype") or v.insutype)
+        if cov.insutype != v.insutype:
+            raise OfflineError("险种类型与就诊信息不符")
         rows = self._billable(v, batch)
         if not rows:
             raise OfflineError("没有可结算的费用明细(请先上传费用明细)")
@@ -341,27 +425,30 @@ class Offline:
             raise OfflineError(f"医疗费总额{total_given}与明细合计{total}不符")
         try:
             ext = facepay.facepay_requested(node)
+            if ext is not None and v.insutype != p.account_insutype():
+                raise OfflineError("该险种无个人账户(实账),不能刷脸实账支付")
             if ext is not None:
                 # Settlement re-checks enablement and the real account, and needs the current
                 # UnionPay balance for the split, so 2207/2304 query it too (facepay.md step 4).
                 available = self.accounts.balance(env["fixmedins_code"], p)
             else:
                 # Outside face-pay mode any account (real or notional) pays acct_pay the usual way.
-                use = str(node.get("acct_used_flag", "0")) == "1" and p.has_account
+                use = (str(node.get("acct_used_flag", "0")) == "1" and p.has_account
+                       and v.insutype == p.account_insutype())
                 available = p.balc if use else ZERO
         except FacePayError as exc:
             raise OfflineError(str(exc)) from None
-        return split_bill(total, self.cfg.fund_ratio(p.insutype), available), p, ext, rows
+        return split_bill(total, self.cfg.fund_ratio(v.insutype), available), p, ext, rows
 
-    def _setlinfo(self, s: Split, p: Person, mdtrt_id: str, med_type: str, clr_type: str,
+    def _setlinfo(self, s: Split, p: Person, u: Any, mdtrt_id: str, med_type: str, clr_type: str,
                   balc: Decimal, setl_id: Optional[str], msgid: Optional[str], setl_time: Optional[str],
                   sign: int = 1) -> dict:
         neg = (lambda d: -d) if sign < 0 else (lambda d: d)
         return {
             "mdtrt_id": mdtrt_id, "setl_id": setl_id, "psn_no": p.psn_no, "psn_name": p.psn_name,
             "psn_cert_type": p.psn_cert_type, "certno": p.certno, "gend": p.gend, "naty": p.naty,
-            "brdy": p.brdy, "age": Decimal(p.age(time.localtime().tm_year)), "insutype": p.insutype,
-            "psn_type": p.psn_type, "cvlserv_flag": p.cvlserv_flag, "setl_time": setl_time,
+            "brdy": p.brdy, "age": Decimal(p.age(time.localtime().tm_year)), "insutype": u.insutype,
+            "psn_type": u.psn_type or p.psn_type, "cvlserv_flag": p.cvlserv_flag, "setl_time": setl_time,
             "mdtrt_cert_type": "02", "med_type": med_type, "medfee_sumamt": neg(s.total),
             "fulamt_ownpay_amt": ZERO, "overlmt_selfpay": ZERO, "preselfpay_amt": ZERO,
             "inscp_scp_amt": neg(s.total), "act_pay_dedc": ZERO, "hifp_pay": neg(s.fund),
@@ -369,15 +456,17 @@ class Offline:
             "hifmi_pay": ZERO, "hifob_pay": ZERO, "maf_pay": ZERO, "oth_pay": ZERO, "hifdm_pay": ZERO,
             "fund_pay_sumamt": neg(s.fund), "psn_part_amt": neg(s.acct + s.cash), "acct_pay": neg(s.acct),
             "psn_cash_pay": neg(s.cash), "hosp_part_amt": ZERO, "balc": balc, "acct_mulaid_pay": ZERO,
-            "medins_setl_id": msgid, "clr_optins": p.insuplc_admdvs, "clr_way": "1", "clr_type": clr_type,
+            "medins_setl_id": msgid, "clr_optins": u.insuplc_admdvs or p.insuplc_admdvs, "clr_way": "1",
+            "clr_type": clr_type,
             "psn_setlway": "01", "med_sumfee": neg(s.total), "memo": None}
 
     @staticmethod
-    def _setldetail(s: Split, p: Person, sign: int = 1) -> list:
+    def _setldetail(s: Split, u: Any, sign: int = 1) -> list:
+        """`u`: the visit or settlement (its insutype)."""
         # fund_pay_type codes: 310200 named in offline.md §5.8; <insutype>100 for the pool is [U].
         lines = []
         if s.fund:
-            lines.append({"fund_pay_type": p.insutype + "100", "inscp_scp_amt": sign * s.total,
+            lines.append({"fund_pay_type": u.insutype + "100", "inscp_scp_amt": sign * s.total,
                           "crt_payb_lmt_amt": None, "fund_payamt": sign * s.fund,
                           "fund_pay_type_name": "基本医疗保险统筹基金", "setl_proc_info": None})
         if s.acct:
@@ -389,8 +478,8 @@ class Offline:
     def _presettle(self, env: dict, node: dict, v: Visit, batch: Optional[str], clr_type: str,
                    total_given: Optional[Decimal]) -> tuple[dict, list]:
         s, p, _, _ = self._compute(env, node, v, batch, total_given)
-        info = self._setlinfo(s, p, v.mdtrt_id, v.med_type, clr_type, p.balc - s.acct, None, None, None)
-        return info, self._setldetail(s, p)
+        info = self._setlinfo(s, p, v, v.mdtrt_id, v.med_type, clr_type, p.balc - s.acct, None, None, None)
+        return info, self._setldetail(s, v)
 
     def _settle(self, env: dict, node: dict, v: Visit, batch: Optional[str], clr_type: str,
                 total_given: Optional[Decimal], effect: list) -> tuple[dict, list]:
@@ -409,16 +498,16 @@ class Offline:
         balc = self.persons.get(p.psn_no).balc
         now = _now()
         st = Settlement(setl_id, env["msgid"], env["infno"], env["fixmedins_code"], v.mdtrt_id, p.psn_no,
-                        p.insutype, v.med_type, clr_type, s, balc, now, batch or "", ext is not None,
-                        opter=str(env["opter"]))
+                        v.insutype, v.med_type, clr_type, s, balc, now, batch or "", ext is not None,
+                        opter=str(env["opter"]), insuplc_admdvs=v.insuplc_admdvs, psn_type=v.psn_type)
         self.settlements[setl_id] = st
         for _, d in rows:
             d["setl_id"] = setl_id
         self.ledger.record("offline.settlement", setl_id, s.total, msgid=env["msgid"], infno=env["infno"],
                            fund=str(s.fund), acct=str(s.acct), cash=str(s.cash))
         effect.append(("settle", setl_id))
-        info = self._setlinfo(s, p, v.mdtrt_id, v.med_type, clr_type, balc, setl_id, env["msgid"], now)
-        return info, self._setldetail(s, p)
+        info = self._setlinfo(s, p, v, v.mdtrt_id, v.med_type, clr_type, balc, setl_id, env["msgid"], now)
+        return info, self._setldetail(s, v)
 
     def _cancel(self, env: dict, node: dict, effect: list) -> tuple[dict, list]:
         _req(node, "setl_id", "mdtrt_id", "psn_no")
@@ -440,9 +529,9 @@ class Offline:
         balc = self.persons.get(p.psn_no).balc
         # Cancellation answers carry the negated amounts and the restored balance (offline.md §5.9);
         # setl_id is the original one [U].
-        info = self._setlinfo(st.split, p, st.mdtrt_id, st.med_type, st.clr_type, balc, st.setl_id,
+        info = self._setlinfo(st.split, p, st, st.mdtrt_id, st.med_type, st.clr_type, balc, st.setl_id,
                               env["msgid"], st.cancel_time, sign=-1)
-        return info, self._setldetail(st.split, p, sign=-1)
+        return info, self._setldetail(st.split, st, sign=-1)
 
     def _give_back(self, st: Settlement, refund_real: bool) -> None:
         """Return the account part of a settlement being undone."""
@@ -483,9 +572,11 @@ class Offline:
         _req(node, "psn_no", "mdtrt_cert_type", "mdtrt_cert_no", "setl_flag", "insutype", "med_type",
              "begntime", "ipt_op_no")
         p = self._person(env, node["psn_no"])
-        self._check_insured(p, node["insutype"])
+        cov = self._check_insured(p, node["insutype"])
         rows = _rows(inp, "feedetail")
-        v = Visit(self._id12(), p.psn_no, p.insutype, "outpatient", str(node["ipt_op_no"]), str(node["med_type"]))
+        v = Visit(self._id12(), p.psn_no, cov.insutype, "outpatient", str(node["ipt_op_no"]), str(node["med_type"]),
+                  insuplc_admdvs=cov.insuplc_admdvs, psn_type=cov.psn_type,
+                  opter_type=str(env.get("opter_type") or ""))
         cut = []
         for i, row in enumerate(rows):
             amt = _amt(row, "det_item_fee_sumamt")
@@ -522,8 +613,10 @@ class Offline:
              "adm_diag_dscr", "adm_dept_codg", "adm_dept_name", "adm_bed", "dscg_maindiag_code",
              "dscg_maindiag_name")
         p = self._person(env, node["psn_no"])
-        self._check_insured(p, node["insutype"])
-        v = Visit(self._id12(), p.psn_no, p.insutype, "inpatient", str(node["ipt_no"]), str(node["med_type"]))
+        cov = self._check_insured(p, node["insutype"])
+        v = Visit(self._id12(), p.psn_no, cov.insutype, "inpatient", str(node["ipt_no"]), str(node["med_type"]),
+                  insuplc_admdvs=cov.insuplc_admdvs, psn_type=cov.psn_type,
+                  opter_type=str(env.get("opter_type") or ""))
         self.visits[v.mdtrt_id] = v
         effect.append(("admit", v.mdtrt_id))
         return {"result": {"mdtrt_id": v.mdtrt_id}}
@@ -622,6 +715,21 @@ class Offline:
         self.ledger.record("offline.reversal", ref, ZERO, omsgid=omsgid, oinfno=oinfno)
         return {}
 
+    def refund_at_centre(self, setl_id: str) -> None:
+        """A cancellation the centre makes on its own - the reconciliation control
+        "extra_refund" (reconciliation.py): money goes back as on 2208, no message logged."""
+        with self._lock:
+            st = self.settlements.get(str(setl_id))
+            if st is None or not st.valid:
+                raise ValueError("settlement unknown or already cancelled")
+            try:
+                self._give_back(st, refund_real=True)
+            except (FacePayError, PersonError) as exc:
+                raise ValueError(str(exc)) from None
+            st.valid = False
+            st.cancel_time = _now()
+            self.ledger.record("offline.cancellation", st.setl_id, st.split.total, via="centre")
+
     # --- face-pay extension interfaces ----------------------------------------------------------
     def _ifpy001(self, env: dict, inp: dict, effect: list) -> dict:
         node = _node(inp, F.INPUT_NODE)
@@ -673,4 +781,12 @@ class Offline:
         with self._lock:
             return {k: {"psn_no": v.psn_no, "kind": v.kind, "active": v.active,
                         "med_type": v.med_type, "details": sorted(v.details)}
+                    for k, v in self.visits.items()}
+
+    def public_visit_identity(self) -> dict:
+        """Under which insurance, region, outpatient number and operator type each visit was
+        registered (kept apart from public_visits, whose shape tests compare whole)."""
+        with self._lock:
+            return {k: {"insutype": v.insutype, "insuplc_admdvs": v.insuplc_admdvs,
+                        "ipt_otp_no": v.ipt_otp_no, "opter_type": v.opter_type}
                     for k, v in self.visits.items()}

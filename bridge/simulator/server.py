@@ -32,6 +32,10 @@ Platform routes
             alipay.data.dataservice.bill.downloadurl.query, alipay.open.app.mini.templatemessage.send
         GET  /downloadBillFile.resource?...&token=   the bill zip (30 s)
       notifies (signed forms) to call_url / result_notify_url
+                               cn.nhsa.ec.auth, cn.nhsa.auth.check, ec.query, cn.nhsa.qrcode.get,
+                               cn.nhsa.settle.notify
+    Social-security card reader (ReadCardBas as HTTP, bridge/terminal/client.py):
+        POST /heasec/readcardbas {orgId} -> {code, message, data: "<11 fields>|"}
 Control endpoints
     GET  /__sim__/state                 counts, orders, settlements, visits, balances, callbacks
     POST /__sim__/reset                 back to the seed persons, no orders, no faults
@@ -45,6 +49,13 @@ Control endpoints
     /__sim__/channels/settings, /__sim__/channels/date, /__sim__/bills/close, /__sim__/bills/mismatch;
     GET /__sim__/wechat/state, /__sim__/wechat/messages, /__sim__/alipay/state,
     /__sim__/channels/callbacks, /__sim__/legs (money per leg), /__sim__/bills
+    POST /__sim__/qrcode/present        {"psn_no"|"certno"} the e-credential QR shown to the scanner
+    POST /__sim__/card/present          {"psn_no"|"certno"} the social-security card inserted
+    POST /__sim__/card/remove           the card taken out
+    POST /__sim__/reconciliation/mismatch  {"kind", "setl_id", ...} see reconciliation.py
+    DELETE /__sim__/reconciliation/mismatch  forget the statement controls
+    POST /__sim__/reconciliation/backdate  {"setl_id", "days"} the settlement happened days earlier
+    GET  /__sim__/reconciliation        uploaded/result files and the armed mismatches
 """
 from __future__ import annotations
 
@@ -81,6 +92,7 @@ from .tokens import Tokens
 from .wire import dumps, loads
 
 TERMINAL_PATH = "/nationec/trans"
+CARD_READER_PATH = "/heasec/readcardbas"
 
 _TOKEN_IN_QUERY = re.compile(r"\b(access_token|token)=[^&\s\"]+")
 
@@ -219,6 +231,35 @@ class TerminalFront:
             return self._reply(-1, str(exc), None, org)
 
 
+class CardReaderFront:
+    """The social-security card reader's ReadCardBas (terminal.py)."""
+
+    def __init__(self, sim: "Simulator") -> None:
+        self.sim = sim
+
+    def interface_of(self, path: str, body: bytes) -> Optional[str]:
+        return "ReadCardBas"
+
+    @staticmethod
+    def _reply(code: int, message: str, data: Optional[str]) -> Reply:
+        return Reply(200, dumps({"code": code, "message": message, "data": data}).encode("utf-8"))
+
+    def rejection(self, interface: str, fault: Fault) -> Reply:
+        return self._reply(int(fault.code or -1), fault.message or "读卡失败", None)
+
+    def process(self, interface: str, body: bytes, headers: Any, fault: Optional[Fault]) -> Reply:
+        try:
+            req = loads(body) if body else {}
+            if not isinstance(req, dict):
+                raise ValueError
+        except (ValueError, UnicodeDecodeError):
+            return self._reply(-1, "请求报文不是合法的JSON对象", None)
+        try:
+            return self._reply(0, "成功", self.sim.terminal.read_card(req))
+        except TerminalError as exc:
+            return self._reply(-1, str(exc), None)
+
+
 class Simulator:
     """All state of the simulated platforms; the HTTP handler only routes to it."""
 
@@ -243,6 +284,7 @@ class Simulator:
             (lambda p: p == TERMINAL_PATH, TerminalFront(self)),
             (WeChatPayFront.matches, WeChatPayFront(self)),
             (AlipayFront.matches, AlipayFront(self)),
+            (lambda p: p == CARD_READER_PATH, CardReaderFront(self)),
         ]
 
     def reset(self) -> None:
@@ -271,6 +313,9 @@ class Simulator:
                 "account_deductions": self.accounts.public(),
                 "persons": self.persons.balances(), "callbacks": self.callbacks.log(),
                 "terminal_notices": self.terminal.public(),
+                "terminal_reads": self.terminal.public_reads(),
+                "visit_identity": self.offline.public_visit_identity(),
+                "reconciliation": self.reconciliation.public(),
                 "faults_armed": self.faults.armed(), "faults_fired": list(self.faults.fired),
                 "events": self.ledger.events(), "legs": self.channels.legs.summary()["total"],
                 "channels": self.channels.state()}
@@ -314,7 +359,31 @@ class Simulator:
         answered = self.channels.control(method, path, body)
         if answered is not None:
             return answered
+        found = self._identity_controls(route, body)
+        if found is not None:
+            return found
         return 404, {"error": "no such control endpoint"}
+
+    def _identity_controls(self, route: tuple[str, str], body: Any) -> Optional[tuple[int, Any]]:
+        """Kiosk identification (QR, card) and reconciliation mismatches."""
+        terminal = {("POST", "/__sim__/qrcode/present"): self.terminal.present_qr,
+                    ("POST", "/__sim__/card/present"): self.terminal.insert_card,
+                    ("POST", "/__sim__/card/remove"): self.terminal.remove_card}
+        if route in terminal:
+            try:
+                return 200, terminal[route](body)
+            except TerminalError as exc:
+                return 404, {"error": str(exc)}
+        if route == ("POST", "/__sim__/reconciliation/mismatch"):
+            return 200, self.reconciliation.mismatch(body)
+        if route == ("POST", "/__sim__/reconciliation/backdate"):
+            return 200, self.reconciliation.backdate(body)
+        if route == ("DELETE", "/__sim__/reconciliation/mismatch"):
+            self.reconciliation.clear_mismatches()
+            return 200, {"cleared": True}
+        if route == ("GET", "/__sim__/reconciliation"):
+            return 200, self.reconciliation.public()
+        return None
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -10,6 +10,16 @@ cn.nhsa.ec.auth for that institution binds its authNo to that person. cn.nhsa.au
 returns the identity and an ecToken usable in 1101 (mdtrt_cert_type 01) and in 6201.
 cn.nhsa.settle.notify is recorded per outBizNo (every notice is kept; none is deduplicated,
 since no source says the terminal does).
+
+E-credential QR (ec.query / cn.nhsa.qrcode.get, offline.md §7.2): POST /__sim__/qrcode/present
+{"psn_no"|"certno"[, "orgId"]} puts the patient's QR in front of that institution's scanner; the
+next QR read answers the identity and a fresh ecToken (usable in 1101 type 01) and consumes the
+QR.  Without a QR the read is refused.
+
+Social-security card (HeaSecReadInfo.dll ReadCardBas; the HTTP form is the client's choice,
+bridge/terminal/client.py): POST /__sim__/card/present {"psn_no"|"certno"[, "orgId"]} inserts
+the card; POST /heasec/readcardbas {"orgId"} answers {code, message, data: "<11 fields>|"} and
+the card stays in the reader until POST /__sim__/card/remove.  No card: code -1.
 """
 from __future__ import annotations
 
@@ -40,17 +50,41 @@ class FaceTerminal:
     def reset(self) -> None:
         with self._lock:
             self.present_at: dict[str, str] = {}     # orgId ("" = any) -> psn_no
+            self.qr_at: dict[str, str] = {}          # orgId ("" = any) -> psn_no of the QR shown
+            self.card_at: dict[str, str] = {}        # orgId ("" = any) -> psn_no of the card inserted
             self.auths: dict[str, dict] = {}         # authNo -> {psn_no, outBizNo, orgId}
             self.notices: list[dict] = []
+            self.reads: list[dict] = []              # QR and card reads answered
 
-    def present(self, body: dict) -> dict:
+    def _who(self, body: dict):
         p = self.persons.get(str(body.get("psn_no"))) if body.get("psn_no") else \
             self.persons.by_certno(str(body.get("certno", "")))
         if p is None:
             raise TerminalError("unknown person")
+        return p
+
+    def present(self, body: dict) -> dict:
+        p = self._who(body)
         with self._lock:
             self.present_at[str(body.get("orgId") or "")] = p.psn_no
         return {"present": p.psn_no}
+
+    def present_qr(self, body: dict) -> dict:
+        p = self._who(body)
+        with self._lock:
+            self.qr_at[str(body.get("orgId") or "")] = p.psn_no
+        return {"qr": p.psn_no}
+
+    def insert_card(self, body: dict) -> dict:
+        p = self._who(body)
+        with self._lock:
+            self.card_at[str(body.get("orgId") or "")] = p.psn_no
+        return {"card": p.psn_no, "card_no": p.card_no}
+
+    def remove_card(self, body: dict) -> dict:
+        with self._lock:
+            self.card_at.pop(str(body.get("orgId") or ""), None)
+        return {"removed": True}
 
     def handle(self, req: dict) -> dict:
         trans = req.get("transType")
@@ -66,7 +100,50 @@ class FaceTerminal:
             return self._check(org, data)
         if trans == "cn.nhsa.settle.notify":
             return self._notify(org, data)
+        if trans in ("ec.query", "cn.nhsa.qrcode.get"):
+            return self._qr(org, trans, data)
         raise TerminalError(f"transType {trans} 不支持")
+
+    def _identity(self, p) -> dict:
+        ec = self.tokens.issue("ecToken", p.psn_no, TOKEN_TTL, (p.insuplc_admdvs or "440100") + "ec")
+        return {"idNo": p.certno, "idType": p.psn_cert_type, "userName": p.psn_name,
+                "ecToken": ec.value, "insuOrg": p.insuplc_admdvs, "ecIndexNo": p.psn_no,
+                "gender": p.gend, "birthday": p.brdy, "nationality": "CHN", "email": None}
+
+    def _qr(self, org: str, trans: str, data: dict) -> dict:
+        # EcQueryInput.cs / QrCodeInput.cs: businessType, operator and office are the inputs.
+        for k in ("businessType", "operatorId", "operatorName"):
+            if data.get(k) in (None, ""):
+                raise TerminalError(f"{k}不能为空")
+        with self._lock:
+            psn_no = self.qr_at.pop(org, None) or self.qr_at.pop("", None)
+        if psn_no is None:
+            raise TerminalError("未读取到医保电子凭证,请出示电子凭证二维码")
+        p = self.persons.get(psn_no)
+        out = self._identity(p)
+        out["extra" if trans == "ec.query" else "extData"] = None
+        with self._lock:
+            self.reads.append({"kind": trans, "orgId": org, "psn_no": psn_no,
+                               "deviceType": data.get("deviceType")})
+        return out
+
+    def read_card(self, req: dict) -> str:
+        """ReadCardBas: the card's 11 '|'-separated fields (bridge/terminal/messages.py order,
+        NMG DllHelper.cs), with the trailing '|' the library writes."""
+        org = str(req.get("orgId") or "")
+        if org not in self.cfg.institutions:
+            raise TerminalError("机构编码不存在")
+        with self._lock:
+            psn_no = self.card_at.get(org) or self.card_at.get("")
+        if psn_no is None:
+            raise TerminalError("未检测到社保卡,请插卡")
+        p = self.persons.get(psn_no)
+        fields = [p.card_sn[:6], p.certno, p.card_no, p.card_sn, p.psn_name,
+                  "00814E43238697159900" + p.card_sn[-6:], "3.00", "20200101", "20300101",
+                  "440100813475", "SIM0001"]
+        with self._lock:
+            self.reads.append({"kind": "ReadCardBas", "orgId": org, "psn_no": psn_no})
+        return "|".join(fields) + "|"
 
     def _auth(self, org: str, data: dict) -> dict:
         if not data.get("outBizNo"):
@@ -84,10 +161,7 @@ class FaceTerminal:
         if auth is None or auth["orgId"] != org or self.tokens.peek("authNo", data["authNo"]) is None:
             raise TerminalError("authNo无效或已过期")
         p = self.persons.get(auth["psn_no"])
-        ec = self.tokens.issue("ecToken", p.psn_no, TOKEN_TTL, p.insuplc_admdvs + "ec")
-        return {"authNo": data["authNo"], "idNo": p.certno, "idType": p.psn_cert_type, "userName": p.psn_name,
-                "ecToken": ec.value, "insuOrg": p.insuplc_admdvs, "ecIndexNo": p.psn_no,
-                "gender": p.gend, "birthday": p.brdy, "nationality": "CHN", "email": None, "extData": None}
+        return {"authNo": data["authNo"], **self._identity(p), "extData": None}
 
     def _notify(self, org: str, data: dict) -> dict:
         for k in ("outBizNo", "medicalSettleState", "totalFee"):
@@ -113,3 +187,7 @@ class FaceTerminal:
     def public(self) -> list[dict]:
         with self._lock:
             return [dict(n) for n in self.notices]
+
+    def public_reads(self) -> list[dict]:
+        with self._lock:
+            return [dict(r) for r in self.reads]

@@ -41,6 +41,7 @@ class Stub:
         self.requests = []          # (path, headers, json body)
         self.modes = {}             # infno -> mode (or list of modes, consumed in order)
         self.sign_count = 0
+        self.uploads = []           # 9101 `in` values as received
         self.lock = threading.Lock()
 
     def mode_for(self, infno):
@@ -84,6 +85,25 @@ class Stub:
             return {"stmtinfo": {"setl_optins": "440300", "stmt_rslt": "0", "stmt_rslt_dscr": "平"}}
         if infno == "3202":
             return {"fileinfo": {"file_qury_no": "F1", "filename": "r.zip"}}
+        if infno == "2001":
+            return {"trtinfo": [
+                {"psn_no": req["input"]["data"]["psn_no"], "trt_chk_type": "01",
+                 "fund_pay_type": "310100", "trt_enjymnt_flag": "1", "begndate": "2015-01-01",
+                 "enddate": None, "trt_chk_rslt": None},
+                {"psn_no": req["input"]["data"]["psn_no"], "trt_chk_type": "01",
+                 "fund_pay_type": "510100", "trt_enjymnt_flag": "0", "begndate": "2015-01-01",
+                 "enddate": None, "trt_chk_rslt": "未参加生育保险"}]}
+        if infno == "1901":        # one camelCase row (SZ) and one snake_case row (NMG)
+            return {"list": [
+                {"type": "admdvs", "label": "广州市", "value": "440100", "parentValue": "440000",
+                 "sort": 1, "valiFlag": "1"},
+                {"type": "admdvs", "label": "深圳市", "value": "440300", "parent_value": "440000",
+                 "sort": "2", "vali_flag": "1", "create_user": "u", "create_date": "2020-01-01"}]}
+        if infno == "9101":
+            node = req["input"]["fsUploadIn"]
+            self.uploads.append(node["in"])
+            return {"file_qury_no": "FQ1", "filename": node["filename"],
+                    "dld_endtime": "2026-01-02 23:59:59"}
         if infno == "fpy001":
             return {"stas": "x"}
         if infno == "tgdupc004":
@@ -122,6 +142,16 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(401, json.dumps({"code": "401", "type": "error",
                                                "message": "signature"}).encode())
         mode = stub.mode_for(infno)
+        if isinstance(mode, bytes):       # a raw reply body (9102 answers the file itself)
+            return self._send(200, mode)
+        if isinstance(mode, tuple) and mode[0] == "truncated":   # the connection drops mid-body
+            self.send_response(200)
+            self.send_header("Content-Length", str(2 * len(mode[1])))
+            self.end_headers()
+            self.wfile.write(mode[1])
+            self.wfile.flush()
+            self.close_connection = True
+            return
         if mode == "ok":
             body = envelope_out(stub.success_output(infno, req))
         elif mode == "ok_string_infcode":

@@ -107,7 +107,9 @@ def test_face_terminal_identity_and_notice(gw, sim):
     assert code == 0 and auth["authNo"]
     code, ident, _ = trans("cn.nhsa.auth.check", {"orgId": gw.code, "outBizNo": "OB1", "authNo": auth["authNo"]})
     assert ident["insuOrg"] == "442000" and ident["userName"] == "孙八"
-    out = ok(gw.call("1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": ident["ecToken"]}}))
+    # offline.md §7.3: insuOrg is the envelope's insuplc_admdvs
+    out = ok(gw.call("1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": ident["ecToken"]}},
+                     insuplc=ident["insuOrg"]))
     assert out["baseinfo"]["psn_no"] == SUN
     code, _, _ = trans("cn.nhsa.settle.notify", {"orgId": gw.code, "outBizNo": "OB1",
                                                  "medicalSettleState": "SUCCESS", "totalFee": "12.30"})
