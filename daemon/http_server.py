@@ -203,14 +203,18 @@ class HttpServer:
 
         _route_waitress_logging()
         lim = self.limits
-        server = create_server(
-            self.app, host=self.host, port=self.port, threads=lim.threads,
-            connection_limit=lim.connection_limit, channel_timeout=lim.channel_timeout,
-            # idle connections are looked for this often (waitress's default is 30 s)
-            cleanup_interval=max(1, min(30, lim.channel_timeout // 2 or 1)),
-            backlog=lim.backlog, max_request_body_size=lim.max_body_bytes,
-            max_request_header_size=lim.max_header_bytes, expose_tracebacks=False,
-            ident="mibridge", clear_untrusted_proxy_headers=True)
+        try:
+            server = create_server(
+                self.app, host=self.host, port=self.port, threads=lim.threads,
+                connection_limit=lim.connection_limit, channel_timeout=lim.channel_timeout,
+                # idle connections are looked for this often (waitress's default is 30 s)
+                cleanup_interval=max(1, min(30, lim.channel_timeout // 2 or 1)),
+                backlog=lim.backlog, max_request_body_size=lim.max_body_bytes,
+                max_request_header_size=lim.max_header_bytes, expose_tracebacks=False,
+                ident="mibridge", clear_untrusted_proxy_headers=True)
+        except OSError as exc:      # port taken, address not on this machine: a config problem
+            raise ValueError(f"cannot listen on {self.host}:{self.port} for {', '.join(self.app.paths())}: "
+                             f"{exc.strerror or exc}") from None
         if not hasattr(server, "channel_class"):       # several sockets: not what we asked for
             server.close()
             raise RuntimeError(f"{self.host}:{self.port} resolves to several addresses; give one IP address")
