@@ -28,7 +28,6 @@ import json
 
 from loguru import logger
 
-from bridge.calls import Outcome
 from bridge.engine.flow import Fail, Finish, Flow, Hold, Retry, Step, require_text
 
 from .flows import (NOTICE, MobilePaySettings, _contradicted, _notice_text, _payment_row, _query, _stas)
