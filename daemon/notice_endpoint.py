@@ -1,31 +1,49 @@
-"""The HTTP endpoint where the mobile-pay centre posts 6302 settlement notices.
+"""The WSGI app where the mobile-pay centre posts 6302 settlement notices,
+mounted on a daemon/http_server.py listener (waitress: timeouts, a bounded
+thread pool, body and header limits).
 
 Per notice (mobilepay.md §5.6):
-  1. the envelope is opened and its SM2 signature verified (bridge/mobilepay/callback.py);
-     a forged or unusable notice is answered 400 and nothing is written;
-  2. it is recorded once in mi_notice (a repeat only counts), with the outbox
-     row it names (medOrgOrd = the payment's business key);
-  3. that payment is made due now, so its flow confirms the settlement at once;
-  4. the centre gets our signed acknowledgement.  If the database cannot take
+  1. the body is refused (400) unless it is a JSON object nested no deeper than
+     the listener's max_json_depth;
+  2. the envelope is opened, its SM2 signature verified, and it must be a real
+     settlement notice for us (bridge/mobilepay/callback.py: appId, callType,
+     required fields, amounts adding up); anything else is answered 400 and
+     nothing is written;
+  3. it is recorded once in mi_notice (a repeat only counts), with the outbox
+     row it names (medOrgOrd = the payment's business key), flagged when it is
+     stale or its amounts differ from the order's 6202 split;
+  4. an open payment is made due now, so its flow asks 6301 at once: the notice
+     wakes the flow and is cross-checked by it, it never settles anything itself;
+  5. a notice for a payment that has ended, for an order that payment did not
+     place, or for a business key no payment has, enqueues a
+     mobilepay.notice_check request (bridge/mobilepay/notice_check.py), which
+     asks 6301 and alerts a person only when money may really be unmatched;
+  6. the centre gets our signed acknowledgement.  If the database cannot take
      the notice we answer 500, so the centre sends it again; the flow's 6301
      polling would find the settlement anyway.
-The flow compares the notice with the 6202 split and the 6301 answer; the
-endpoint itself never moves a request forward.
+
+Database connections: one Store per waitress worker thread, opened on first
+use and kept (closed and reopened after a database error, closed at stop).
+Every refusal and error is logged; no traceback reaches the answer.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from decimal import Decimal
 from typing import Callable, Optional
 
 from loguru import logger
 
-from bridge.db.store import InboxRow, Store
+from bridge.db.store import Store
 from bridge.mobilepay.callback import (ForgedNotification, NotificationRefused, SettlementCallback,
                                        SettlementNotice)
 from bridge.mobilepay.flows import NOTICE, PAYMENT_KINDS
+from bridge.mobilepay.notice_check import KIND_NOTICE_CHECK
+from daemon.http_server import HttpLimits, json_depth_exceeds, read_body, respond
 
-MAX_BODY = 1 << 20
+CLOSED = ("done", "failed", "resolved")
 
 
 def notice_record(n: SettlementNotice) -> dict:
@@ -42,118 +60,156 @@ def notice_record(n: SettlementNotice) -> dict:
             "traceTime": n.traceTime, "setlType": n.setlType.value if n.setlType else None,
             "feeSumamt": money(n.feeSumamt), "fundPay": money(n.fundPay), "psnAcctPay": money(n.psnAcctPay),
             "ownPayAmt": money(n.ownPayAmt), "hiChrgTime": n.hiChrgTime,
-            "setlId": None if setlinfo is None else setlinfo.get("setlId")}
+            "setlId": None if setlinfo is None else setlinfo.get("setlId"),
+            "sentAt": n.sent_at, "stale": n.stale}
+
+
+def _split_differs(n: SettlementNotice, split: Optional[dict]) -> Optional[dict]:
+    """The order's 6202 split when the notice's amounts differ from it."""
+    if not isinstance(split, dict):
+        return None
+    pairs = (("total", n.feeSumamt), ("fund", n.fundPay), ("account", n.psnAcctPay), ("cash", n.ownPayAmt))
+    for name, v in pairs:
+        if split.get(name) is not None and v is not None and Decimal(str(split[name])) != v:
+            return split
+    return None
 
 
 class NoticeEndpoint:
-    def __init__(self, parser: SettlementCallback, new_store: Callable[[], Store], path: str,
-                 on_notice: Optional[Callable[[], None]] = None):
+    """The 6302 WSGI app; `handle(body)` is the logic, `__call__` the HTTP part."""
+
+    def __init__(self, parser: SettlementCallback, new_store: Callable[[], Store],
+                 limits: Optional[HttpLimits] = None, on_notice: Optional[Callable[[], None]] = None):
         self.parser = parser
         self.new_store = new_store
-        self.path = path
+        self.limits = limits or HttpLimits()
         self.on_notice = on_notice
         self._local = threading.local()
+        self._stores: list[Store] = []
+        self._lock = threading.Lock()
 
-    def _store(self) -> Store:
-        s = getattr(self._local, "store", None)
-        if s is None:
-            s = self._local.store = self.new_store()
-        return s
+    # -- HTTP ------------------------------------------------------------------------
+    def __call__(self, environ, start_response):
+        peer = environ.get("REMOTE_ADDR")
+        if environ.get("REQUEST_METHOD") != "POST":
+            logger.info("6302 endpoint: {} from {} refused (POST only)", environ.get("REQUEST_METHOD"), peer)
+            return respond(start_response, 405, b'{"error":"POST only"}', {"Allow": "POST"})
+        try:
+            body = read_body(environ, self.limits)
+        except ValueError:
+            logger.warning("6302 endpoint: body from {} over {} bytes refused", peer, self.limits.max_body_bytes)
+            return respond(start_response, 413, b'{"error":"body too large"}')
+        except Exception as exc:
+            logger.warning("6302 endpoint: could not read the body from {} ({}: {})", peer, type(exc).__name__, exc)
+            return respond(start_response, 400, b'{"error":"unreadable body"}')
+        if not body:
+            logger.warning("6302 endpoint: empty body from {} refused", peer)
+            return respond(start_response, 400, b'{"error":"empty body"}')
+        if json_depth_exceeds(body, self.limits.max_json_depth):
+            logger.warning("6302 endpoint: body from {} nested deeper than {} refused", peer,
+                           self.limits.max_json_depth)
+            return respond(start_response, 400, b'{"error":"JSON nested too deep"}')
+        status, out, headers = self.handle(body, peer)
+        return respond(start_response, status, out, headers)
 
-    def handle(self, body: bytes) -> tuple[int, bytes, dict]:
+    # -- the notice ------------------------------------------------------------------
+    def handle(self, body: bytes, peer: Optional[str] = None) -> tuple[int, bytes, dict]:
         try:
             n = self.parser.parse(body)
         except ForgedNotification as exc:
-            logger.warning("6302 notice refused as forged: {}", exc)
+            logger.warning("6302 notice from {} refused as forged: {}", peer, exc)
             return self._ack(None, False, "signature check failed", status=400)
         except NotificationRefused as exc:
-            logger.warning("6302 notice refused: {}", exc)
+            logger.warning("6302 notice from {} refused: {}", peer, exc)
+            return self._ack(None, False, "not a usable settlement notice", status=400)
+        except Exception as exc:        # a parser bug or a pathological body: still an answer
+            logger.opt(exception=True).error("6302 notice from {}: could not be parsed ({}: {})", peer,
+                                             type(exc).__name__, exc)
             return self._ack(None, False, "unusable notice", status=400)
-        if n.callType not in (None, "02"):
-            # §6.2: only 02 (payment success) is known; record nothing we cannot interpret.
-            logger.warning("6302 notice for {} with unknown callType {}: acknowledged, not recorded",
-                           n.payOrdId, n.callType)
-            return self._ack(n.payOrdId, True)
         if not n.amounts_consistent():
             logger.warning("6302 notice for {}: amounts do not add up; refused", n.payOrdId)
             return self._ack(n.payOrdId, False, "amounts do not add up", status=400)
+        if n.stale:
+            logger.warning("6302 notice for {} ({}) is stale: {}; recorded for a person, not acted on",
+                           n.payOrdId, n.medOrgOrd, n.stale)
         store = self._store()
         try:
-            row = store.find_request(PAYMENT_KINDS, n.medOrgOrd) if n.medOrgOrd else None
-            new = store.record_notice(NOTICE, n.payOrdId, n.medOrgOrd, row and row["id"], notice_record(n))
-            if n.medOrgOrd:
-                store.poke(PAYMENT_KINDS, n.medOrgOrd)
+            new, check = self._record(store, n)
         except Exception as exc:
             logger.error("6302 notice for {} could not be recorded ({}: {}); asking the centre to resend",
                          n.payOrdId, type(exc).__name__, exc)
-            store.close()
-            self._local.store = None
+            self._drop_store()
             return self._ack(n.payOrdId, False, "temporarily unable to record", status=500)
-        if new and (row is None or row["state"] in ("failed", "resolved")):
-            # Money was taken for a request that is closed (or unknown to us): the HIS
-            # and the DBA must see it, not just the log.
-            what = "no payment request" if row is None else f"request #{row['id']}, which is {row['state']}"
-            logger.error("6302 notice: {} paid for {} ({}): check with the centre", n.payOrdId, n.medOrgOrd, what)
-            if row is not None:
-                try:
-                    store.add_inbox_row(row["id"], row["kind"], n.medOrgOrd, InboxRow(
-                        result_type="held", outcome="held", error_code="NOTICE_FOR_CLOSED_PAYMENT",
-                        error_message=f"the centre says {n.payOrdId} was paid {n.feeSumamt} after this request "
-                                      f"ended {row['state']}: check with the centre and refund or settle by hand",
-                        order_id=n.payOrdId, total_amount=n.feeSumamt, result=notice_record(n)))
-                except Exception as exc:
-                    logger.error("could not write the inbox row for {}: {}", n.payOrdId, exc)
-        logger.info("6302 notice for {} ({}) recorded{}", n.payOrdId, n.medOrgOrd, "" if new else " again")
+        logger.info("6302 notice for {} ({}) recorded{}{}", n.payOrdId, n.medOrgOrd, "" if new else " again",
+                    f"; {check}" if check else "")
         if self.on_notice:
             self.on_notice()
         return self._ack(n.payOrdId, True)
+
+    def _record(self, store: Store, n: SettlementNotice) -> tuple[bool, Optional[str]]:
+        row = store.find_request(PAYMENT_KINDS, n.medOrgOrd)
+        record = notice_record(n)
+        ours = None if row is None else (row["flow_data"].get("payOrdId")
+                                         or (row["flow_data"].get("settled") or {}).get("payOrdId"))
+        split = None if row is None or ours != n.payOrdId else _split_differs(n, row["flow_data"].get("split"))
+        if split is not None:
+            # Kept for the person; the payment is held AMOUNT_MISMATCH when it would settle.
+            record["split6202"] = split
+            logger.error("6302 notice for {} ({}): amounts {} differ from the 6202 split {}", n.payOrdId,
+                         n.medOrgOrd, {k: record[k] for k in ("feeSumamt", "fundPay", "psnAcctPay", "ownPayAmt")},
+                         split)
+        new = store.record_notice(NOTICE, n.payOrdId, n.medOrgOrd, row and row["id"], record)
+        if row is not None and row["state"] not in CLOSED and ours in (None, n.payOrdId):
+            store.poke(PAYMENT_KINDS, n.medOrgOrd)
+            return new, None
+        if row is not None and row["state"] == "done" and ours == n.payOrdId:
+            return new, "the payment is done (the HIS took it): nothing to check"
+        # Ended, or an order / business key we did not place: 6301 decides (a flow).
+        return new, self._enqueue_check(store, n, row, ours)
+
+    @staticmethod
+    def _enqueue_check(store: Store, n: SettlementNotice, row: Optional[dict], ours: Optional[str]) -> str:
+        payload = {"payment_key": n.medOrgOrd, "payOrdId": n.payOrdId}
+        key = n.medOrgOrd
+        existing = store.find_request((KIND_NOTICE_CHECK,), key)
+        if existing is not None and json.loads(existing["payload"] or "{}").get("payOrdId") != n.payOrdId:
+            # A second order paid under one business key: a check of its own.
+            key = "NOTICE-" + hashlib.sha256(n.payOrdId.encode()).hexdigest()[:24].upper()
+            existing = store.find_request((KIND_NOTICE_CHECK,), key)
+        if existing is None:
+            oid = store.enqueue(KIND_NOTICE_CHECK, key, payload, serial_key=f"6302:{n.payOrdId}"[:64])
+            what = "no payment request" if row is None else (
+                f"request #{row['id']}, {row['state']}" if ours == n.payOrdId else
+                f"request #{row['id']} placed {ours or 'no order'}")
+            logger.warning("6302 notice for {} ({}: {}): notice check #{} enqueued", n.payOrdId, n.medOrgOrd,
+                           what, oid)
+            return f"notice check #{oid}"
+        return f"notice check #{existing['id']} exists"
 
     def _ack(self, pay_ord_id, accepted, message=None, status=None):
         ack = self.parser.acknowledge(pay_ord_id, accepted=accepted, message=message)
         return (status or ack.status), ack.body, ack.headers
 
-    def serve(self, host: str, port: int) -> Callable[[], None]:
-        """Start serving in a thread; returns stop()."""
-        endpoint = self
+    # -- one database connection per worker thread ------------------------------------
+    def _store(self) -> Store:
+        s = getattr(self._local, "store", None)
+        if s is None:
+            s = self._local.store = self.new_store()
+            with self._lock:
+                self._stores.append(s)
+        return s
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
+    def _drop_store(self) -> None:
+        s = getattr(self._local, "store", None)
+        self._local.store = None
+        if s is not None:
+            s.close()
+            with self._lock:
+                if s in self._stores:
+                    self._stores.remove(s)
 
-            def do_POST(self) -> None:
-                if self.path.split("?")[0] != endpoint.path:
-                    self._reply(404, b"{}", {"Content-Type": "application/json"})
-                    return
-                length = int(self.headers.get("Content-Length") or 0)
-                if length <= 0 or length > MAX_BODY:
-                    self._reply(413 if length > MAX_BODY else 400, b"{}", {"Content-Type": "application/json"})
-                    return
-                status, body, headers = endpoint.handle(self.rfile.read(length))
-                self._reply(status, body, headers)
-
-            def _reply(self, status, body, headers) -> None:
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        server = ThreadingHTTPServer((host, port), Handler)
-        server.daemon_threads = True
-        self.port = server.server_address[1]
-        thread = threading.Thread(target=server.serve_forever, name="mibridge-6302", daemon=True)
-        thread.start()
-        logger.info("6302 notice endpoint listening on {}:{}{}", host, self.port, self.path)
-
-        def stop() -> None:
-            server.shutdown()
-            server.server_close()
-        return stop
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"callback_listen must be host:port, not {text!r}")
-    return host, int(port)
+    def close(self) -> None:
+        with self._lock:
+            stores, self._stores = self._stores, []
+        for s in stores:
+            s.close()

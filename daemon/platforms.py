@@ -13,20 +13,30 @@ in a config file that is copied around or checked in.
     org_private_key_file = "/etc/mibridge/mobilepay-sm2.key"
     platform_public_key = "BASE64..."
     org_codg = "H44010600001"
-    callback_listen = "0.0.0.0:8766"     # where the centre's 6302 notices arrive
+    callback_listen = "127.0.0.1:8766"   # where the centre's 6302 notices arrive (behind HTTPS)
 
 Settings not named here keep the defaults of the client's config class
 (bridge/mobilepay/config.py, bridge/offline/config.py) and of the flow settings
 (bridge/mobilepay/flows.py MobilePaySettings).
+
+Each section is a pydantic model built from those dataclasses' fields and types
+(section_model), registered in daemon/config.py's SECTIONS: load() checks every
+key and type at start, and the *_parts() functions below check again when they
+build the clients (the demo and some tests build a Config by hand).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import stat
+import typing
 from pathlib import Path
 from typing import Any, Optional
 
-from daemon.config import Config, ConfigError
+from loguru import logger
+from pydantic import BaseModel, Field, create_model, field_validator
+
+from daemon.config import STRICT, Config, ConfigError, register_section, validate_section
 
 # Settings that are secret: only accepted as <name>_env or <name>_file.
 _SECRETS = {
@@ -35,8 +45,45 @@ _SECRETS = {
 }
 
 
-def secret(section: str, raw: dict, name: str, required: bool = True) -> Optional[str]:
-    if name in raw:
+def section_model(section: str, parts: list[tuple[type, tuple[str, ...]]],
+                  extra: Optional[dict[str, tuple[Any, Any]]] = None) -> type[BaseModel]:
+    """A strict model of one section: the fields of each dataclass in `parts`
+    (minus the names excluded), with their types and defaults, plus `extra`
+    fields and the <secret>_env / <secret>_file pair of each secret."""
+    fields: dict[str, tuple[Any, Any]] = {}
+    for cls, exclude in parts:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in exclude:
+                continue
+            if f.default is not dataclasses.MISSING:
+                default = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                default = Field(default_factory=f.default_factory)
+            else:
+                default = ...
+            fields[f.name] = (hints[f.name], default)
+    secrets = _SECRETS.get(section, ())
+    for name in secrets:
+        fields[name] = (Any, None)          # only to refuse it with a useful message
+        fields[f"{name}_env"] = (Optional[str], None)
+        fields[f"{name}_file"] = (Optional[str], None)
+    fields.update(extra or {})
+
+    def no_inline_secret(cls, value, info):
+        if value is not None:
+            raise ValueError(f"secrets are not written in the config file; use {info.field_name}_env = "
+                             f"\"VARIABLE\" or {info.field_name}_file = \"/path\"")
+        return value
+
+    validators = {"no_inline_secret": field_validator(*secrets)(classmethod(no_inline_secret))} if secrets else {}
+    return create_model(f"{section.capitalize()}Section", __config__=STRICT, __validators__=validators, **fields)
+
+
+def secret(section: str, raw: dict | BaseModel, name: str, required: bool = True) -> Optional[str]:
+    if isinstance(raw, BaseModel):
+        raw = raw.model_dump()
+    elif name in raw:
         raise ConfigError(f"[{section}] {name}: secrets are not written in the config file; "
                           f"use {name}_env = \"VARIABLE\" or {name}_file = \"/path\"")
     env, path = raw.get(f"{name}_env"), raw.get(f"{name}_file")
@@ -46,33 +93,48 @@ def secret(section: str, raw: dict, name: str, required: bool = True) -> Optiona
             raise ConfigError(f"[{section}] {name}_env: environment variable {env} is not set")
         return value
     if path:
-        try:
-            return Path(path).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"[{section}] {name}_file: cannot read {path}: {exc}") from None
+        return read_secret_file(f"[{section}] {name}_file", path)
     if required:
         raise ConfigError(f"[{section}] {name}_env or {name}_file is required")
     return None
 
 
-def split(section: str, raw: dict, *targets: type) -> list[dict]:
-    """Share one section's keys between dataclasses; unknown keys are an error."""
-    raw = dict(raw)
-    for name in _SECRETS.get(section, ()):
-        if name in raw:
-            secret(section, raw, name)      # raises the "not in the config file" error
-        raw.pop(f"{name}_env", None)
-        raw.pop(f"{name}_file", None)
-    out = []
-    for cls in targets:
-        names = {f.name for f in dataclasses.fields(cls)}
-        out.append({k: raw.pop(k) for k in list(raw) if k in names})
-    if raw:
-        raise ConfigError(f"[{section}]: unknown setting(s) {', '.join(sorted(raw))}")
-    return out
+def read_secret_file(what: str, path: str) -> str:
+    """A secret file must be readable by its owner only (POSIX mode 0600 or 0400):
+    a key that others on the machine can read is refused, not used."""
+    p = Path(path)
+    try:
+        if os.name == "posix":
+            mode = p.stat().st_mode
+            if mode & (stat.S_IRGRP | stat.S_IROTH):
+                raise ConfigError(f"{what}: {path} can be read by group or others (mode "
+                                  f"{stat.S_IMODE(mode):04o}); make it readable by the service account "
+                                  f"only: chmod 600 {path}")
+        else:
+            # Windows ACLs are not mode bits; the installer's ACL is trusted.
+            logger.info("{}: file permissions of {} are not checked on this system; let only the service "
+                        "account read it", what, path)
+        return p.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot read {path}: {exc}") from None
+
+
+def _values(model: BaseModel, cls: type, exclude: tuple[str, ...] = ()) -> dict:
+    names = {f.name for f in dataclasses.fields(cls)} - set(exclude)
+    return {k: v for k, v in model.model_dump().items() if k in names}
 
 
 # ---------------------------------------------------------------- mobile pay
+
+def _mobilepay_model() -> type[BaseModel]:
+    from bridge.mobilepay.config import MobilePayConfig
+    from bridge.mobilepay.flows import MobilePaySettings
+
+    return section_model("mobilepay", [(MobilePayConfig, _SECRETS["mobilepay"]), (MobilePaySettings, ())])
+
+
+register_section("mobilepay", _mobilepay_model())
+
 
 def mobilepay_parts(cfg: Config):
     """(MobilePayConfig, MobilePaySettings) or None when [mobilepay] is absent."""
@@ -82,13 +144,13 @@ def mobilepay_parts(cfg: Config):
     from bridge.mobilepay.config import MobilePayConfig
     from bridge.mobilepay.flows import MobilePaySettings
 
-    client_kw, flow_kw = split("mobilepay", raw, _without(MobilePayConfig, _SECRETS["mobilepay"]),
-                               MobilePaySettings)
-    app_secret = secret("mobilepay", raw, "app_secret")
-    org_key = secret("mobilepay", raw, "org_private_key")
+    m = validate_section("mobilepay", raw)
+    app_secret = secret("mobilepay", m, "app_secret")
+    org_key = secret("mobilepay", m, "org_private_key")
     try:
-        client = MobilePayConfig(app_secret=app_secret, org_private_key=org_key, **client_kw)
-        settings = MobilePaySettings(**flow_kw)
+        client = MobilePayConfig(app_secret=app_secret, org_private_key=org_key,
+                                 **_values(m, MobilePayConfig, _SECRETS["mobilepay"]))
+        settings = MobilePaySettings(**_values(m, MobilePaySettings))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"[mobilepay]: {exc}") from None
     return client, settings
@@ -108,6 +170,20 @@ class OperatorSettings:
     sign_in_ip: str = ""
 
 
+def _offline_model() -> type[BaseModel]:
+    from bridge.offline.config import OfflineConfig
+
+    return section_model(
+        "offline", [(OfflineConfig, _SECRETS["offline"] + ("input_nodes", "default_operator")),
+                    (OperatorSettings, ("operator",))],
+        extra={"input_nodes": (typing.Literal["national", "guangzhou"], "national"),
+               # the 9001 sign-in operator code
+               "operator": (str, Field(..., min_length=1))})
+
+
+register_section("offline", _offline_model())
+
+
 def offline_parts(cfg: Config):
     """(OfflineConfig, OperatorSettings) or None when [offline] is absent."""
     raw = cfg.platforms.get("offline")
@@ -115,30 +191,16 @@ def offline_parts(cfg: Config):
         return None
     from bridge.offline.config import GUANGZHOU_INPUT_NODES, NATIONAL_INPUT_NODES, OfflineConfig, Operator
 
-    raw = dict(raw)
-    nodes = raw.pop("input_nodes", "national")
-    client_kw, op_kw = split("offline", raw, _without(OfflineConfig, _SECRETS["offline"] + (
-        "input_nodes", "default_operator")), OperatorSettings)
-    op = OperatorSettings(**op_kw)
-    if not op.operator:
-        raise ConfigError("[offline] operator is required (the 9001 sign-in operator code)")
-    if nodes not in ("national", "guangzhou"):
-        raise ConfigError("[offline] input_nodes must be \"national\" or \"guangzhou\"")
-    paas_secret = secret("offline", raw, "paas_secret")
-    gz_password = secret("offline", raw, "gz_sign_in_password", required=False)
+    m = validate_section("offline", raw)
+    op = OperatorSettings(**_values(m, OperatorSettings))
+    paas_secret = secret("offline", m, "paas_secret")
+    gz_password = secret("offline", m, "gz_sign_in_password", required=False)
     try:
         client = OfflineConfig(
             paas_secret=paas_secret, gz_sign_in_password=gz_password,
-            input_nodes=GUANGZHOU_INPUT_NODES if nodes == "guangzhou" else NATIONAL_INPUT_NODES,
+            input_nodes=GUANGZHOU_INPUT_NODES if m.input_nodes == "guangzhou" else NATIONAL_INPUT_NODES,
             default_operator=Operator(op.operator, op.operator_name or op.operator, op.operator_type),
-            **client_kw)
+            **_values(m, OfflineConfig, _SECRETS["offline"] + ("input_nodes", "default_operator")))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"[offline]: {exc}") from None
     return client, op
-
-
-def _without(cls: type, names: tuple[str, ...]) -> type:
-    """A stand-in dataclass with cls's fields minus `names` (for split())."""
-    fields = [(f.name, Any, dataclasses.field(default=None)) for f in dataclasses.fields(cls)
-              if f.name not in names]
-    return dataclasses.make_dataclass(f"{cls.__name__}Keys", fields)

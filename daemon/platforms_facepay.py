@@ -21,14 +21,16 @@ is secret (the gateway secret lives in [offline] as paas_secret_env / _file).
 from __future__ import annotations
 
 import dataclasses
-from decimal import Decimal, InvalidOperation
 from typing import Optional
 
-from daemon.config import Config, ConfigError
+from pydantic import Field
+
+from daemon.config import Config, ConfigError, register_section, validate_section
+from daemon.platforms import _values, section_model
 
 # Keys of [facepay] that are not FacePaySettings fields.
-_EXTRA = {"terminal_url": None, "terminal_read_timeout": 120.0, "terminal_connect_timeout": 5.0,
-          "sign_in_check_seconds": 300.0}
+_EXTRA = {"terminal_url": (Optional[str], None), "terminal_read_timeout": (float, Field(120.0, gt=0)),
+          "terminal_connect_timeout": (float, Field(5.0, gt=0)), "sign_in_check_seconds": (float, Field(300.0, gt=0))}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,36 +42,29 @@ class FacePayParts:
     sign_in_check_seconds: float
 
 
+def _facepay_model():
+    from bridge.facepay.flows import FacePaySettings
+
+    return section_model("facepay", [(FacePaySettings, ())], extra=_EXTRA)
+
+
+register_section("facepay", _facepay_model())
+
+
 def facepay_parts(cfg: Config) -> Optional[FacePayParts]:
     raw = cfg.platforms.get("facepay")
     if raw is None:
         return None
     from bridge.facepay.flows import FacePaySettings
 
-    raw = dict(raw)
-    extra = {k: raw.pop(k, v) for k, v in _EXTRA.items()}
-    fields = {f.name: f for f in dataclasses.fields(FacePaySettings)}
-    unknown = set(raw) - set(fields)
-    if unknown:
-        raise ConfigError(f"[facepay]: unknown setting(s) {', '.join(sorted(unknown))}; known: "
-                          f"{', '.join(sorted(set(fields) | set(_EXTRA)))}")
-    kw = {}
-    for k, v in raw.items():
-        if k == "down_payment":
-            try:
-                v = Decimal(str(v))
-            except InvalidOperation:
-                raise ConfigError("[facepay] down_payment must be an amount") from None
-        elif isinstance(v, list):
-            v = tuple(float(x) if k.endswith("_delays") else str(x) for x in v)
-        kw[k] = v
+    m = validate_section("facepay", raw)
     try:
-        settings = FacePaySettings(**kw)
+        settings = FacePaySettings(**_values(m, FacePaySettings))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"[facepay]: {exc}") from None
     if settings.settle_window_seconds <= 0:
         raise ConfigError("[facepay] settle_window_seconds must be positive")
-    return FacePayParts(settings=settings, terminal_url=extra["terminal_url"],
-                        terminal_read_timeout=float(extra["terminal_read_timeout"]),
-                        terminal_connect_timeout=float(extra["terminal_connect_timeout"]),
-                        sign_in_check_seconds=float(extra["sign_in_check_seconds"]))
+    return FacePayParts(settings=settings, terminal_url=m.terminal_url,
+                        terminal_read_timeout=m.terminal_read_timeout,
+                        terminal_connect_timeout=m.terminal_connect_timeout,
+                        sign_in_check_seconds=m.sign_in_check_seconds)

@@ -569,6 +569,12 @@ class Store:
                           {"i": interface, "k": notice_key})
         return json.loads(rows[0][0]) if rows else None
 
+    def notice_age_seconds(self, interface: str, notice_key: str) -> Optional[float]:
+        """Seconds since a notice first arrived, by the database clock (None: never)."""
+        rows = self.query(f"""SELECT {self.dialect.age_seconds('first_received_at')} FROM mi_notice
+                               WHERE interface = :i AND notice_key = :k""", {"i": interface, "k": notice_key})
+        return float(rows[0][0]) if rows and rows[0][0] is not None else None
+
     # -- reading -------------------------------------------------------------------
     def query(self, sql: str, params: dict | None = None) -> list[tuple]:
         def go(cur):

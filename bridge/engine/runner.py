@@ -129,8 +129,9 @@ class Runner:
         crashpoint("after_claim")
         flow = self.registry.get(row.kind)
         if flow is None:
-            self._fail_input(row, owner, "UNKNOWN_KIND",
-                             f"no flow handles request kind {row.kind!r}; known kinds: {', '.join(self.registry.kinds())}")
+            # Held, not failed: the kind is usually right and this daemon's config
+            # wrong (a platform section missing); requeue it once the config is fixed.
+            self._hold_unknown_kind(row, owner)
             return
         try:
             payload = flow.parse(parse_json_object(row.payload))
@@ -266,6 +267,18 @@ class Runner:
         state = "in_doubt" if isinstance(t, InDoubt) else "pending"
         self._persist(lambda: s.release(row, owner, state, delay, data, error_code=t.code,
                                         error_message=t.message, keep_call=isinstance(t, InDoubt)))
+
+    def _hold_unknown_kind(self, row: ClaimedRow, owner: str) -> None:
+        reason = (f"this daemon runs no flow for request kind {row.kind!r} (is its config section missing?); "
+                  f"fix the config or the kind, then requeue. Kinds run here: {', '.join(self.registry.kinds())}")
+        logger.error("row {} ({} {}) held: [UNKNOWN_KIND] {}", row.id, row.kind, row.business_key, reason)
+        held = InboxRow(result_type="held", outcome="held", error_code="UNKNOWN_KIND", error_message=reason)
+        try:
+            self._persist(lambda: self.store.release(row, owner, "held", 0, dict(row.flow_data),
+                                                     error_code="UNKNOWN_KIND", error_message=reason,
+                                                     keep_call=True, inbox=[held]))
+        except (LostLease, _GaveUp):
+            logger.warning("row {}: could not record the hold; the rescuer will retry it", row.id)
 
     def _fail_input(self, row: ClaimedRow, owner: str, code: str, message: str) -> None:
         logger.warning("row {} ({} {}) refused: [{}] {}", row.id, row.kind, row.business_key, code, message)

@@ -15,14 +15,25 @@ code ("-1": the relay convention of S8 RequestInsure, "code < 0 is an error"), s
 that both kinds of centre see a failure and retry; meanwhile the flow keeps
 polling 6301 (§7.1 step 5).
 
+Only a real settlement notice is accepted (issue 10 #1: an order's own 6202
+answer, posted here, is platform-signed too):
+  * the envelope's ``appId`` must be ours;
+  * ``callType`` must be one of the configured call types (§5.6/§6.2: "02" =
+    payment success, S6d "spec requires 02"; other values are unknown [U]);
+  * every field a settlement notice needs must be there (REQUIRED below);
+  * its amounts must add up (``amounts_consistent``).
+A notice whose envelope ``timestamp`` lies outside the freshness window is still
+parsed, but marked ``stale``: it is recorded for a person and never acted on.
 Deduplication by payOrdId and the comparison with the stored 6202 amounts are
-the flow's job (§5.6); ``amounts_consistent`` checks the notice against itself.
+the flow's job (§5.6).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from .config import MobilePayConfig
 from .envelope import Envelope, EnvelopeError, MalformedEnvelope, compact_json, loads
@@ -30,6 +41,16 @@ from .messages import SetlType, amounts_add_up, enum_field, from_data, money, pa
 
 ACK_OK_CODE = "0"
 ACK_FAIL_CODE = "-1"
+
+# The fields a settlement notice must carry.  §5.6 marks none as optional except
+# the V2.2.5 extension amounts; these are the ones the sources act on: the
+# Hainan controller (S8 HaiNanDZPZPayCallBackController) dereferences payOrdId,
+# medOrgOrd and the four amounts, S6d requires callType, and §5.6/§8 give
+# traceTime (14 digits) as the transaction time.  A 6202 or 6301 answer for an
+# unpaid order lacks callType/traceTime and is refused on these alone.
+REQUIRED = ("callType", "payOrdId", "medOrgOrd", "traceTime", "feeSumamt", "ownPayAmt", "psnAcctPay", "fundPay")
+DEFAULT_CALL_TYPES = ("02",)
+_CST = timezone(timedelta(hours=8))
 
 
 class NotificationRefused(Exception):
@@ -42,6 +63,11 @@ class ForgedNotification(NotificationRefused):
 
 class InvalidNotification(NotificationRefused):
     """Authentic, or unparseable, but not a usable notice (missing or bad fields)."""
+
+
+class NotASettlementNotice(InvalidNotification):
+    """Signed by the centre, but not a settlement notice for us (another appId, a
+    callType we do not act on, a 6202/6301 answer posted here)."""
 
 
 @dataclass(kw_only=True)
@@ -71,6 +97,10 @@ class SettlementNotice:
     setlType: Optional[SetlType] = enum_field(SetlType, None)
     revsToken: Optional[str] = text_field(None)      # reverses the insurance part if HIS settlement fails
     extData: Any = None                          # {setlinfo: [...], setldetail: [...]}, kept as received
+    # Not from the notice's data: the envelope's timestamp, and why the notice is
+    # stale (None: fresh).  A stale notice is recorded, never acted on.
+    sent_at: Optional[str] = field(default=None, metadata={"kind": "local"})
+    stale: Optional[str] = field(default=None, metadata={"kind": "local"})
 
     def amounts_consistent(self) -> bool:
         return amounts_add_up(self.feeSumamt, self.ownPayAmt, self.psnAcctPay, self.fundPay)
@@ -86,10 +116,17 @@ class Acknowledgement:
 class SettlementCallback:
     """Opens 6302 notices and builds our signed acknowledgements."""
 
-    def __init__(self, config: MobilePayConfig):
+    def __init__(self, config: MobilePayConfig, call_types: Iterable[str] = DEFAULT_CALL_TYPES,
+                 max_age_seconds: float = 600.0):
+        """``call_types``: the callType values accepted as a settlement notice.
+        ``max_age_seconds``: how far the envelope timestamp may be from our clock
+        (either way) before the notice counts as stale; 0 switches the check off."""
         self._envelope = Envelope(config)
+        self._app_id = config.app_id
+        self.call_types = frozenset(call_types)
+        self.max_age_seconds = max_age_seconds
 
-    def parse(self, body: bytes) -> SettlementNotice:
+    def parse(self, body: bytes, now: Optional[float] = None) -> SettlementNotice:
         try:
             message = loads(body)
         except ValueError:
@@ -100,6 +137,9 @@ class SettlementCallback:
             raise InvalidNotification(str(exc)) from None
         except EnvelopeError as exc:
             raise ForgedNotification(f"settlement notice refused: {exc}") from None
+        app_id = opened.fields.get("appId")
+        if app_id != self._app_id:
+            raise NotASettlementNotice(f"the notice's appId {str(app_id)[:40]!r} is not ours")
         data = opened.data
         if data is None:
             raise InvalidNotification("the notice carries no encData")
@@ -109,9 +149,33 @@ class SettlementCallback:
                                             != parse_money("ownpayAmt", data["ownpayAmt"])):
                     raise InvalidNotification("ownPayAmt and ownpayAmt disagree")
                 data = {"ownPayAmt": data["ownpayAmt"], **data}
-            return from_data(SettlementNotice, data)
+            data = {k: v for k, v in data.items() if k not in ("sent_at", "stale")}
+            notice = from_data(SettlementNotice, data)
         except (ValueError, TypeError) as exc:
             raise InvalidNotification(f"unusable settlement notice: {exc}") from None
+        if notice.callType not in self.call_types:
+            raise NotASettlementNotice(f"callType {str(notice.callType)[:10]!r} is not a settlement notice "
+                                       f"(accepted: {', '.join(sorted(self.call_types))})")
+        missing = [name for name in REQUIRED if getattr(notice, name) in (None, "")]
+        if missing:
+            raise NotASettlementNotice(f"not a settlement notice: {', '.join(missing)} missing")
+        notice.sent_at = None if opened.fields.get("timestamp") is None else str(opened.fields["timestamp"])
+        notice.stale = self._staleness(notice.sent_at, time.time() if now is None else now)
+        return notice
+
+    def _staleness(self, stamp: Optional[str], now: float) -> Optional[str]:
+        """Why the envelope timestamp is outside the window, or None.  §2.3: epoch
+        milliseconds (SDK code) or yyyyMMddHHmmss in China time (a spec excerpt)."""
+        if not self.max_age_seconds:
+            return None
+        sent = _epoch(stamp)
+        if sent is None:
+            return f"timestamp {str(stamp)[:20]!r} is not epoch milliseconds or yyyyMMddHHmmss"
+        age = now - sent
+        if abs(age) > self.max_age_seconds:
+            return (f"sent {age:.0f} s ago" if age > 0 else f"dated {-age:.0f} s ahead") + \
+                f" (the window is {self.max_age_seconds:.0f} s)"
+        return None
 
     def acknowledge(self, pay_ord_id: Optional[str], accepted: bool = True,
                     message: Optional[str] = None) -> Acknowledgement:
@@ -123,3 +187,16 @@ class SettlementCallback:
         return Acknowledgement(status=200 if accepted else 500,
                                headers={"Content-Type": "application/json"},
                                body=compact_json(envelope).encode("utf-8"))
+
+
+def _epoch(stamp: Optional[str]) -> Optional[float]:
+    if stamp is None or not stamp.isdigit():
+        return None
+    if len(stamp) == 13:
+        return int(stamp) / 1000.0
+    if len(stamp) == 14:
+        try:
+            return datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=_CST).timestamp()
+        except ValueError:
+            return None
+    return None

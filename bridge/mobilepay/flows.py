@@ -27,7 +27,9 @@ import secrets
 import time
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Optional
+from typing import Any, Literal, Optional
+
+from loguru import logger
 
 from bridge.calls import CallResult, Outcome
 from bridge.db.store import IdentityRow, InboxRow
@@ -53,7 +55,7 @@ class MobilePaySettings:
 
     # §7.3: WeChat suggests cancelling an unpaid mixed order after about 30 minutes.
     payment_deadline_seconds: float = 1800.0
-    on_deadline: str = "revoke"            # "revoke" (6401) or "hold" (a person decides)
+    on_deadline: Literal["revoke", "hold"] = "revoke"   # 6401, or a person decides
     poll_first_seconds: float = 2.0        # 6301 polls: 2, 4, 8 ... seconds apart
     poll_cap_seconds: float = 30.0
     # 单边账: how long the HIS has to take a settlement before it is refunded.
@@ -72,6 +74,13 @@ class MobilePaySettings:
     # The 6302 notice endpoint ("host:port"; empty: rely on 6301 polling alone).
     callback_listen: str = ""
     callback_path: str = "/mibridge/mobilepay/notify"
+    # The callType values that are settlement notices (§5.6/§6.2: "02" = payment
+    # success; others are unknown [U]); anything else is refused.
+    notice_call_types: tuple[str, ...] = ("02",)
+    # A notice whose envelope timestamp is further than this from our clock (either
+    # way) is recorded as stale and never acted on; 0 = no check.  §2.3: the centre's
+    # freshness rules are unknown; 10 minutes covers its retries of one notice.
+    notice_max_age_seconds: float = 600.0
 
     def __post_init__(self) -> None:
         if self.on_deadline not in ("revoke", "hold"):
@@ -82,6 +91,10 @@ class MobilePaySettings:
                 raise ValueError(f"{name} must be positive")
         if self.settle_seconds < 0:
             raise ValueError("settle_seconds must not be negative")
+        if not self.notice_call_types:
+            raise ValueError("notice_call_types must name at least one callType")
+        if self.notice_max_age_seconds < 0:
+            raise ValueError("notice_max_age_seconds must not be negative")
 
 
 # ============================================================== payloads
@@ -437,12 +450,11 @@ class PaymentFlow(Flow):
         stas = _stas(r)
         if stas is not None and stas.is_settled:
             return self._settled(ctx, r.data, {"order_msg": ctx.in_doubt_msg_id}, notice)
-        if notice is not None and (stas is None or stas.is_processing):
-            # The patient paid and the centre's signed notice says so: the lost 6202
-            # took effect, whatever the query says or fails to say.
-            return self._settled(ctx, None, {"order_msg": ctx.in_doubt_msg_id}, notice)
         if stas is None:
-            return InDoubt("QUERY_FAILED", f"6301 after a lost 6202 failed: {r.message}")
+            # A 6302 notice is a trigger, not proof: only 6301 settles (issue 10 #1).
+            return InDoubt("QUERY_FAILED", f"6301 after a lost 6202 failed: {r.message}"
+                                           + ("; a 6302 notice says paid: waiting for 6301 to confirm it"
+                                              if notice else ""))
         if stas in (OrdStas.PRE_SETTLED, OrdStas.AWAITING_PAYMENT):
             q = r.data
             split = _split(q.feeSumamt, q.fundPay, q.psnAcctPay, q.ownPayAmt) if q.feeSumamt is not None else None
@@ -452,8 +464,12 @@ class PaymentFlow(Flow):
             waiting = _not_settled_yet(ctx, "the 6202")
             if waiting:
                 return waiting
+            if notice is not None:
+                return _contradicted(notice, stas, "after a lost 6202")
             # Confirmed never placed: sending 6202 now is a first send, not a resend.
             return Goto("order")
+        if notice is not None:
+            return _contradicted(notice, stas, "after a lost 6202")
         return self._ended(stas)
 
     def _order_row(self, ctx, stas: OrdStas, split: Optional[dict]) -> InboxRow:
@@ -494,15 +510,25 @@ class PaymentFlow(Flow):
         stas = _stas(r)
         if stas is not None and stas.is_settled:
             return self._settled(ctx, r.data, {}, notice)
-        if notice is not None and (stas is None or stas.is_processing):
-            # A verified notice is the centre's signed word that the order settled (§5.6);
-            # the query may lag behind it or be unreachable.
-            return self._settled(ctx, None, {}, notice)
         if stas is not None and not stas.is_processing:
             if notice is not None:
-                return Hold("NOTICE_CONTRADICTS_STATUS", f"a verified 6302 notice says paid but 6301 says "
-                                                         f"{stas.value} ({stas.name}): check in the centre")
+                return _contradicted(notice, stas)
             return self._ended(stas)
+        polls = int(d.get("polls", 0))
+        if notice is not None:
+            # A verified notice wakes us but does not settle (issue 10 #1): 6301 must
+            # confirm it.  6301 may lag behind the notice by up to settle_seconds.
+            since = ctx.store.notice_age_seconds(NOTICE, d["payOrdId"]) or 0.0
+            if stas is not None and since > self.settings.settle_seconds:
+                return _contradicted(notice, stas, f"{since:.0f} s after the notice")
+            age = ctx.call_age_seconds(d["order_msg"])
+            if stas is None and age is not None and age > self.settings.payment_deadline_seconds:
+                return Hold("NOTICE_UNCONFIRMED", f"a 6302 notice says {_notice_text(notice)}, and 6301 has not "
+                                                  f"confirmed it by the payment deadline ({r.message}): check in "
+                                                  f"the centre; requeue once 6301 answers")
+            if r.outcome is Outcome.REJECTED and r.code != "NOT_SENT":
+                return Retry("QUERY_REJECTED", f"6301 refused: {r.message}")
+            return Wait("await_payment", self.settings.poll_first_seconds, data={"polls": polls + 1})
         age = ctx.call_age_seconds(d["order_msg"])
         if age is not None and age > self.settings.payment_deadline_seconds:
             if self.settings.on_deadline == "hold":
@@ -512,32 +538,33 @@ class PaymentFlow(Flow):
         if r.outcome is Outcome.REJECTED and r.code != "NOT_SENT":
             return Retry("QUERY_REJECTED", f"6301 refused: {r.message}")
         # A notice that arrived during our 6301 could not wake this (running) row:
-        # look once more before going to sleep.
-        notice = ctx.store.notice(NOTICE, d["payOrdId"])
-        if notice is not None:
-            return self._settled(ctx, None, {}, notice)
-        polls = int(d.get("polls", 0))
+        # look once more before going to sleep, and ask 6301 again soon if one did.
+        if ctx.store.notice(NOTICE, d["payOrdId"]) is not None:
+            return Wait("await_payment", self.settings.poll_first_seconds, data={"polls": polls + 1})
         delay = min(self.settings.poll_cap_seconds, self.settings.poll_first_seconds * (2 ** min(polls, 16)))
         return Wait("await_payment", delay, data={"polls": polls + 1})
 
     def _settled(self, ctx, q, data: dict, notice: Optional[dict] = None):
-        """The order is paid: compare with what 6202 said, write the settlement row."""
+        """6301 says the order is paid (`q`, its answer): compare with what 6202 said
+        and with a recorded 6302 notice, write the settlement row.  Only 6301
+        settles; a notice is a cross-check (issue 10 #1)."""
         d = {**ctx.data, **data}
-        if q is not None:
-            paid = _split(q.feeSumamt, q.fundPay, q.psnAcctPay, q.ownPayAmt)
-            trace, setl_type = q.traceTime, q.setlType.value if q.setlType else None
-        else:
-            paid = {"total": notice["feeSumamt"], "fund": notice["fundPay"], "account": notice["psnAcctPay"],
-                    "cash": notice["ownPayAmt"]}
-            trace, setl_type = notice.get("traceTime"), notice.get("setlType")
+        paid = _split(q.feeSumamt, q.fundPay, q.psnAcctPay, q.ownPayAmt)
+        trace, setl_type = q.traceTime, q.setlType.value if q.setlType else None
         if paid["total"] is None:
             return InDoubt("SETTLED_WITHOUT_AMOUNTS", "the centre says settled but gave no amounts yet")
         paid = {k: str(Decimal(v or "0").quantize(Decimal("0.01"))) for k, v in paid.items()}
+        stale = bool(notice and notice.get("stale"))
         for other, what in ((d.get("split"), "6202"), (_notice_split(notice), "the 6302 notice")):
             if other and any(Decimal(other[k]) != Decimal(paid[k]) for k in paid if other.get(k) is not None):
-                return Hold("AMOUNT_MISMATCH", f"settled amounts {paid} differ from {what} {other} (§5.6: "
-                                               f"review by hand)")
-        setl_id = (notice or {}).get("setlId")
+                if stale and what != "6202":
+                    # A stale notice never holds a payment 6301 shows settled consistently.
+                    logger.warning("row {}: the stale 6302 notice for {} differs from 6301 {}: {}; ignored",
+                                   ctx.row.id, d["payOrdId"], paid, other)
+                    continue
+                return Hold("AMOUNT_MISMATCH", f"6301 says settled {paid}, which differs from {what} {other} "
+                                               f"(§5.6: review by hand)")
+        setl_id = None if stale else (notice or {}).get("setlId")
         settled = {"payOrdId": d["payOrdId"], "payToken": d["payToken"], **paid, "traceTime": trace,
                    "setlType": setl_type, "setlId": setl_id}
         row = InboxRow(result_type="settlement", outcome="ok", order_id=d["payOrdId"],
@@ -547,7 +574,7 @@ class PaymentFlow(Flow):
                        account_amount=Decimal(paid["account"]), cash_amount=Decimal(paid["cash"]),
                        result={"payOrdId": d["payOrdId"], "medOrgOrd": ctx.row.business_key,
                                "setlId": setl_id, "traceTime": trace, "setlType": setl_type,
-                               "confirmed_by": "6301" if q is not None else NOTICE, **paid})
+                               "confirmed_by": "6301", "notice": notice is not None, **paid})
         return Goto("await_his", data={**data, "settled": settled}, inbox=[row])
 
     @staticmethod
@@ -568,18 +595,25 @@ class PaymentFlow(Flow):
     def step_revoke(self, ctx):
         r = _revoke(ctx, ctx.data, _patient(ctx.payload))
         if r.outcome is Outcome.OK:
-            return Fail("EXPIRED", f"not paid within {self.settings.payment_deadline_seconds:.0f} s; "
-                                   f"the order was revoked (6401)")
+            return self._expired(ctx, f"not paid within {self.settings.payment_deadline_seconds:.0f} s; "
+                                      f"the order was revoked (6401)", OrdStas.REVOKED)
         return _not_ok(r, "REVOKE_UNKNOWN", lambda: self._revoke_refused(ctx, r))
+
+    def _expired(self, ctx, message: str, stas: OrdStas):
+        """The order was revoked: nothing was paid - unless a 6302 notice says it was."""
+        notice = ctx.store.notice(NOTICE, ctx.data["payOrdId"])
+        if notice is not None:
+            return _contradicted(notice, stas, "after the deadline revoke")
+        return Fail("EXPIRED", message)
 
     def _revoke_refused(self, ctx, r: CallResult):
         # Refused: most likely the patient paid at the last moment.  Look.
         q = _query(ctx, ctx.data, _patient(ctx.payload))
         stas = _stas(q)
         if stas is not None and stas.is_settled:
-            return self._settled(ctx, q.data, {})
+            return self._settled(ctx, q.data, {}, ctx.store.notice(NOTICE, ctx.data["payOrdId"]))
         if stas is not None and stas.is_revoked:
-            return Fail("EXPIRED", "not paid in time; the order is revoked")
+            return self._expired(ctx, "not paid in time; the order is revoked", stas)
         return Hold("DEADLINE_REVOKE_REJECTED", f"6401 at the deadline refused ({r.message}) and the order "
                                                 f"is {stas.value if stas else 'unknown'}: check in the centre")
 
@@ -588,12 +622,17 @@ class PaymentFlow(Flow):
         stas = _stas(r)
         if stas is None:
             return InDoubt("QUERY_FAILED", f"6301 after a lost 6401 failed: {r.message}")
+        notice = ctx.store.notice(NOTICE, ctx.data["payOrdId"])
         if stas.is_settled:
-            return self._settled(ctx, r.data, {})
+            return self._settled(ctx, r.data, {}, notice)
         if stas.is_revoked:
-            return Fail("EXPIRED", "not paid in time; the order was revoked (6401)")
+            return self._expired(ctx, "not paid in time; the order was revoked (6401)", stas)
         if stas.is_processing:
-            return _not_settled_yet(ctx, "the 6401") or Goto("revoke")
+            waiting = _not_settled_yet(ctx, "the 6401")
+            if waiting or notice is None:
+                return waiting or Goto("revoke")
+        if notice is not None:
+            return _contradicted(notice, stas, "after a lost 6401")
         return self._ended(stas)
 
     # -- await_his: the HIS takes the settlement, or 单边账 repair -------------------------------
@@ -664,6 +703,23 @@ def _notice_split(notice: Optional[dict]) -> Optional[dict]:
         return None
     return {"total": notice.get("feeSumamt"), "fund": notice.get("fundPay"),
             "account": notice.get("psnAcctPay"), "cash": notice.get("ownPayAmt")}
+
+
+def _notice_text(notice: dict) -> str:
+    """A recorded notice, for a person: what it says was paid, and when."""
+    stale = f"; stale: {notice['stale']}" if notice.get("stale") else ""
+    return (f"{notice.get('payOrdId')} was paid {notice.get('feeSumamt')} (fund {notice.get('fundPay')}, "
+            f"account {notice.get('psnAcctPay')}, cash {notice.get('ownPayAmt')}; traceTime "
+            f"{notice.get('traceTime')}{stale})")
+
+
+def _contradicted(notice: dict, stas: OrdStas, when: str = "") -> Hold:
+    """A verified notice says paid; 6301 says the order is not (still processing
+    past the settle window, revoked, failed).  Money may have moved on one side
+    only: a person looks, with both answers (issue 10 #1)."""
+    return Hold("NOTICE_CONTRADICTS_STATUS", f"the 6302 notice says {_notice_text(notice)}, but 6301 says ordStas "
+                                             f"{stas.value} ({stas.name}){' ' + when if when else ''}: check the "
+                                             f"order in the centre before billing or refunding")
 
 
 def _revoke(ctx, order: dict, patient: dict) -> CallResult:
@@ -939,5 +995,7 @@ class RevokeFlow(Flow):
 
 
 def flows(settings: MobilePaySettings) -> list[Flow]:
+    from .notice_check import NoticeCheckFlow     # it builds on this module
+
     return [PaymentFlow(KIND_OUTPATIENT, settings), PaymentFlow(KIND_REGISTRATION, settings),
-            RefundFlow(settings), RevokeFlow(settings)]
+            RefundFlow(settings), RevokeFlow(settings), NoticeCheckFlow(settings)]

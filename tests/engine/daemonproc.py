@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from bridge.db.store import Store
 
@@ -36,6 +37,14 @@ settle_seconds = 2.0
 """
 
 
+def without_password(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    if not parts.password:
+        return url, ""
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=f"{parts.username}@{host}")), unquote(parts.password)
+
+
 class DaemonProcess:
     def __init__(self, tmp_path: Path, url: str, platform_url: str | None, name: str = "d",
                  workers: int = 2, lease: float = 2.0, timeout: float = 1.0, crash_at: str | None = None,
@@ -44,12 +53,16 @@ class DaemonProcess:
         sections ([mobilepay], [offline], ...); `env`: more environment (secrets)."""
         self.log = tmp_path / f"{name}.log"
         cfg = tmp_path / f"{name}.toml"
+        # The config file refuses a password inside the URL: it goes to the environment.
+        url, password = without_password(url)
         text = CONFIG.format(url=url, workers=workers, lease=lease, log=self.log)
         if platform_url:
             text += TESTPLATFORM.format(platform=platform_url, timeout=timeout)
         cfg.write_text(text + extra)
         self.config_path = cfg
         env = dict(os.environ, **(env or {}))
+        if password:
+            env["MIBRIDGE_DB_PASSWORD"] = password
         env.pop("MIBRIDGE_CRASH_AT", None)
         if crash_at:
             env["MIBRIDGE_CRASH_AT"] = crash_at

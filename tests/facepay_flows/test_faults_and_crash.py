@@ -20,7 +20,7 @@ from bridge.db.store import Store
 from bridge.engine.crashpoints import POINTS
 from daemon import config as daemon_config
 from daemon.app import build
-from tests.engine.daemonproc import DaemonProcess, wait_until_final
+from tests.engine.daemonproc import DaemonProcess, wait_until_final, without_password
 
 from .conftest import (SUN, ZHANG, ZHOU, AutoAccept, His, Sim, admit, daemon_toml, document_payload,
                        inpatient_payload, money_invariants, new_database, person_of, visit_payload)
@@ -156,7 +156,7 @@ def test_sigkill_during_settle_and_cancel(dialect, point, running, msgid_dir, tm
     his = His(store)
     toml = daemon_toml(sim.creds, msgid_dir)
     cfg_path = tmp_path / "setup.toml"
-    cfg_path.write_text(f'[database]\nurl = "{url}"\n' + toml)
+    cfg_path.write_text(f'[database]\nurl = "{without_password(url)[0]}"\n' + toml)
     hisbg = AutoAccept(url)
     try:
         k = f"K{point}"
@@ -194,7 +194,7 @@ def test_sigkill_after_a_one_shot_settlement_left_is_held_never_resent(running, 
     his = His(store)
     toml = daemon_toml(sim.creds, msgid_dir)
     cfg_path = tmp_path / "setup.toml"
-    cfg_path.write_text(f'[database]\nurl = "{url}"\n' + toml)
+    cfg_path.write_text(f'[database]\nurl = "{without_password(url)[0]}"\n' + toml)
     try:
         _presettle_in_process(cfg_path, url, his, "PDOC", document_payload(person=person_of(sim, ZHANG)),
                               kind="facepay.document")

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import base64
 import json
+import time
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 
 from bridge.crypto import sm2, sm4
 from bridge.mobilepay.callback import (
-    ForgedNotification, InvalidNotification, SettlementCallback,
+    ForgedNotification, InvalidNotification, NotASettlementNotice, NotificationRefused, SettlementCallback,
 )
 from bridge.mobilepay.config import MobilePayConfig
 from bridge.mobilepay.envelope import Envelope, compact_json, loads
@@ -93,3 +95,65 @@ def test_acknowledgement_is_a_signed_envelope_the_centre_can_verify(hospital, ce
     opened = centre.open(loads(fail.body))
     assert opened.code == "-1" and opened.message == "金额不一致"
     assert len(base64.b64decode(json.loads(ack.body)["signData"])) == 64
+
+
+# -- only a real settlement notice for us (issue 10 #1) ------------------------------------
+
+def _sealed(centre, data, **head) -> bytes:
+    """Like _notice, with top-level envelope fields replaced (re-signed by the centre)."""
+    sealed = centre.seal(loads(json.dumps(data)))
+    if head:
+        fields = {k: v for k, v in sealed.items() if k not in ("encData", "signData")}
+        fields.update(head)
+        sealed = {**fields, "encData": sealed["encData"], "signData": centre.sign({**fields, "data": data})}
+    return compact_json(sealed).encode()
+
+
+def test_a_6202_answer_and_other_signed_messages_are_not_notices(hospital, centre):
+    answer = {"payOrdId": "ORD1", "ordStas": "2", "feeSumamt": "12.50", "ownPayAmt": "2.50", "psnAcctPay": "0.00",
+              "fundPay": "10.00", "deposit": "0.00"}
+    with pytest.raises(NotASettlementNotice, match="callType"):
+        hospital.parse(_notice(centre, answer))
+    with pytest.raises(NotASettlementNotice, match="callType '03'"):
+        hospital.parse(_notice(centre, {**NOTICE, "callType": "03"}))
+    for field in ("medOrgOrd", "traceTime", "feeSumamt", "fundPay", "psnAcctPay"):
+        with pytest.raises(NotASettlementNotice, match=field):
+            hospital.parse(_notice(centre, {k: v for k, v in NOTICE.items() if k != field}))
+    no_own = {k: v for k, v in NOTICE.items() if k != "ownpayAmt"}
+    with pytest.raises(NotASettlementNotice, match="ownPayAmt"):
+        hospital.parse(_notice(centre, no_own))
+
+
+def test_the_app_id_must_be_ours(hospital, centre):
+    # Same first 16 characters: the SM4 key is the same, the signature is the centre's.
+    other = APP_ID[:16] + "X" * (len(APP_ID) - 16)
+    assert other != APP_ID
+    with pytest.raises(NotASettlementNotice, match="appId"):
+        hospital.parse(_sealed(centre, NOTICE, appId=other))
+    with pytest.raises(NotificationRefused):
+        body = json.loads(_notice(centre))
+        body.pop("appId")
+        hospital.parse(json.dumps(body).encode())
+
+
+def test_call_types_are_configurable(keys, centre):
+    org, plat = keys
+    lenient = SettlementCallback(_config(org, plat.public_key()), call_types=("02", "03"))
+    assert lenient.parse(_notice(centre, {**NOTICE, "callType": "03"})).callType == "03"
+
+
+def test_a_notice_outside_the_freshness_window_is_marked_stale(hospital, centre, keys):
+    ms = str(int(time.time() * 1000))
+    assert hospital.parse(_sealed(centre, NOTICE, timestamp=ms)).stale is None
+    now = time.time()
+    old = _sealed(centre, NOTICE, timestamp=str(int((now - 3600) * 1000)))
+    assert "3600 s ago" in hospital.parse(old, now=now).stale
+    ahead = _sealed(centre, NOTICE, timestamp=str(int((now + 3600) * 1000)))
+    assert "ahead" in hospital.parse(ahead, now=now).stale
+    cst = datetime.fromtimestamp(now - 60, timezone(timedelta(hours=8))).strftime("%Y%m%d%H%M%S")
+    n = hospital.parse(_sealed(centre, NOTICE, timestamp=cst), now=now)
+    assert n.stale is None and n.sent_at == cst                     # 14 digits, China time, a minute old
+    assert "not epoch" in hospital.parse(_sealed(centre, NOTICE, timestamp="yesterday"), now=now).stale
+    org, plat = keys
+    unchecked = SettlementCallback(_config(org, plat.public_key()), max_age_seconds=0)
+    assert unchecked.parse(old, now=now).stale is None

@@ -15,9 +15,10 @@ def mp_sim():
     sim.stop()
 
 
-def start_bridge(dialect: str, tmp_path, sim: MpSim, name: str = "mp", **settings):
+def start_bridge(dialect: str, tmp_path, sim: MpSim, name: str = "mp", more_toml: str = "", **settings):
     url, drop = make_database(dialect, tmp_path)
     extra, env = sim.daemon_toml(**settings)
+    extra += more_toml
     daemon = DaemonProcess(tmp_path, url, None, name=name, workers=4, lease=3.0, extra=extra, env=env)
     his = His(url, sim)
     his.start()

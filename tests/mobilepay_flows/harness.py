@@ -106,13 +106,31 @@ class MpSim:
         st = state or self.state()
         return [e for e in st["events"] if e["kind"] == kind and e["ref"] == ref]
 
-    def platform_signed_notice(self, data: dict) -> bytes:
-        """A 6302 notice sealed with the platform's own key (what the centre sends)."""
+    def platform_signed_notice(self, data: dict, *, app_id: Optional[str] = None,
+                               timestamp: Optional[str] = None) -> bytes:
+        """A 6302 notice sealed with the platform's own key (what the centre sends).
+        `app_id`: another appId in the envelope (one that keeps our first 16
+        characters still decrypts with our key); `timestamp`: the envelope's."""
         as_platform = MobilePayConfig(
-            base_url=self.url, app_id=self.cfg.app_id, app_secret=self.cfg.app_secret,
+            base_url=self.url, app_id=app_id or self.cfg.app_id, app_secret=self.cfg.app_secret,
             org_private_key=self.cfg.platform_private_key,
             platform_public_key=self.cfg.institution_public_key, org_codg="x")
-        return compact_json(Envelope(as_platform).seal(data)).encode()
+        envelope = Envelope(as_platform)
+        if timestamp is not None:
+            envelope.timestamp = lambda: timestamp
+        return compact_json(envelope.seal(data)).encode()
+
+    def notice_for(self, order: dict, **changes) -> dict:
+        """The 6302 fields the centre sends for a paid order (§5.6)."""
+        n = {"callType": "02", "payOrdId": order["payOrdId"], "medOrgOrd": order["medOrgOrd"],
+             "traceTime": time.strftime("%Y%m%d%H%M%S"), "feeSumamt": order["feeSumamt"],
+             "fundPay": order["fundPay"], "psnAcctPay": order["psnAcctPay"], "ownPayAmt": order["ownPayAmt"],
+             "setlType": "ALL"}
+        n.update(changes)
+        return {k: v for k, v in n.items() if v is not None}
+
+    def post_notice(self, body: bytes, **kw) -> httpx.Response:
+        return httpx.post(f"http://127.0.0.1:{self.port}{NOTICE_PATH}", content=body, timeout=10.0, **kw)
 
     def forged_notice(self, data: dict) -> bytes:
         """The same notice signed by someone else's key."""
@@ -247,7 +265,7 @@ class Bridge:
         if kind:
             sql += " AND kind = :kind"
             params["kind"] = kind
-        r = self.store.query(sql, params)[0]
+        r = self.store.query(sql + " ORDER BY id", params)[0]      # the request, before any notice check
         return dict(zip(("id", "kind", "state", "step", "code", "message"), r))
 
     def wait_final(self, *keys: str, timeout: float = 30.0) -> dict[str, dict]:

@@ -27,6 +27,7 @@ def test_example_platform_sections_load(tmp_path, monkeypatch):
     from bridge.crypto import sm2
     key = tmp_path / "mp.key"
     key.write_text(sm2.generate_private_key().to_base64())
+    key.chmod(0o600)                                  # a key others can read is refused
     raw["mobilepay"]["org_private_key_file"] = str(key)
     raw["mobilepay"]["platform_public_key"] = sm2.generate_private_key().public_key().to_base64()
     raw["mobilepay"]["app_id"] = "A" * 32
@@ -36,7 +37,7 @@ def test_example_platform_sections_load(tmp_path, monkeypatch):
     cfg.platforms = {k: raw[k] for k in ("mobilepay", "offline", "facepay")}
     client, settings = mobilepay_parts(cfg)
     assert client.org_codg == "H44010600001" and settings.payment_deadline_seconds == 1800
-    assert settings.callback_listen == "0.0.0.0:8766"
+    assert settings.callback_listen == "127.0.0.1:8766" and settings.notice_call_types == ("02",)
     off, op = offline_parts(cfg)
     assert off.paas_secret == "g" * 16 and op.operator == "op001"
     assert facepay_parts(cfg).settings.merchant_no == "102440100000004"
