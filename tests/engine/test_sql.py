@@ -114,13 +114,8 @@ def _consume(store: Store, inbox_id: int, ack: str) -> None:
         store.query("SELECT mi_inbox_consume(:i, :a)", dict(i=inbox_id, a=ack))
     elif name == "mysql":
         store._tx(lambda cur: cur.execute("CALL mi_inbox_consume(%s, %s)", (inbox_id, ack)))
-    else:  # the documented SQLite statement
-        def go(cur):
-            cur.execute("""UPDATE mi_inbox SET consumed_at = strftime('%Y-%m-%d %H:%M:%f','now'), his_ack = ?
-                            WHERE id = ? AND consumed_at IS NULL""", (ack, inbox_id))
-            if cur.rowcount != 1:
-                raise RuntimeError("mibridge: inbox row does not exist or was already consumed")
-        store._tx(go)
+    else:  # the documented SQLite statement: an INSERT into the consume view
+        store.execute("INSERT INTO mi_inbox_consume (id, his_ack) VALUES (:i, :a)", dict(i=inbox_id, a=ack))
 
 
 def test_inbox_typed_money_and_consume_once(store):
