@@ -220,10 +220,11 @@ BEGIN
     IF ascii(NEW.serial_key) IN (9, 10, 13, 32) OR ascii(right(NEW.serial_key, 1)) IN (9, 10, 13, 32) THEN
         RAISE EXCEPTION 'mibridge: serial_key must not start or end with a blank' USING ERRCODE = '22023';
     END IF;
-    -- The json type refuses what no database could store (a lone UTF-16
-    -- surrogate escape) and what is not JSON (NaN).
+    -- Not JSON (NaN ...), or what no database could store: jsonb refuses a
+    -- lone UTF-16 surrogate escape, which the json type lets through.
     BEGIN
         doc := NEW.payload::json;
+        PERFORM doc::jsonb;
     EXCEPTION WHEN others THEN
         RAISE EXCEPTION 'mibridge: payload is not valid JSON' USING ERRCODE = '22023';
     END;
