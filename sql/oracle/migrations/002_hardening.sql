@@ -183,8 +183,9 @@ BEGIN
     -- out (each remaining \u starts an escape), take out the valid pairs and
     -- look for any surrogate escape left.
     v_text := REGEXP_REPLACE(v_payload, '\\\\', '__', 1, 0, 'c');
+    -- A NULL replacement removes what matches.
     v_text := REGEXP_REPLACE(v_text, '\\u[dD][89abAB][0123456789abcdefABCDEF]{2}\\u[dD][cdefCDEF][0123456789abcdefABCDEF]{2}',
-                             NULL, 1, 0, 'c');   -- NULL: remove them ('' is NULL in Oracle)
+                             NULL, 1, 0, 'c');
     IF REGEXP_LIKE(v_text, '\\u[dD][89abcdefABCDEF][0123456789abcdefABCDEF]{2}', 'c') THEN
         RAISE_APPLICATION_ERROR(-20002, 'mibridge: payload is not valid JSON');
     END IF;
