@@ -260,6 +260,10 @@ def require_amount(doc: dict, name: str) -> Decimal:
     else:
         raise BadInput(f"payload field {name!r} is not a number: {v!r}")
     if not AMOUNT_TEXT.fullmatch(text):
+        try:
+            Decimal(text)
+        except Exception:
+            raise BadInput(f"payload field {name!r} is not a number: {text!r}") from None
         raise BadInput(f"payload field {name!r} must be a non-negative amount with at most 2 decimals "
                        f"written as plain digits, got {text!r}")
     return Decimal(text).quantize(Decimal("0.01"))
