@@ -60,6 +60,9 @@ CREATE TABLE mi_outbox (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopad_bin;
 CREATE INDEX mi_outbox_ready_ix ON mi_outbox (ready_at, id);
 CREATE INDEX mi_outbox_serial_ix ON mi_outbox (open_serial_key, id);
+-- Requests of one kind and serial key in any state (a refund counts its payment's
+-- other refunds): the open-row index cannot serve a query that names final states.
+CREATE INDEX mi_outbox_serial_kind_ix ON mi_outbox (serial_key, kind);
 CREATE INDEX mi_outbox_lease_ix ON mi_outbox (state, lease_expires_at);
 CREATE INDEX mi_outbox_finished_ix ON mi_outbox (finished_at);
 

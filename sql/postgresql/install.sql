@@ -63,6 +63,9 @@ CREATE INDEX mi_outbox_ready_ix ON mi_outbox (next_attempt_at, id)
     WHERE state IN ('pending', 'in_doubt');
 CREATE INDEX mi_outbox_serial_open_ix ON mi_outbox (serial_key, id)
     WHERE state NOT IN ('done', 'failed', 'resolved');
+-- Requests of one kind and serial key in any state (a refund counts its payment's
+-- other refunds): the open-row index cannot serve a query that names final states.
+CREATE INDEX mi_outbox_serial_kind_ix ON mi_outbox (serial_key, kind);
 CREATE INDEX mi_outbox_lease_ix ON mi_outbox (lease_expires_at)
     WHERE state = 'running';
 CREATE INDEX mi_outbox_finished_ix ON mi_outbox (finished_at)

@@ -18,7 +18,8 @@
 --     checked on the text the HIS wrote;
 --   * mi_inbox_consume refuses a NULL or misspelt verdict (NULL used to count
 --     as 'accepted') and tells a missing row from one already consumed;
---   * the inbox gets indexes for the HIS's polls by business key and for order_id.
+--   * indexes for the HIS's polls by business key, for order_id, and for a
+--     request's serial key in any state.
 -- Nothing here deletes a row.
 
 -- Stored programs keep the sql_mode they were created with: strict, so that
@@ -46,6 +47,9 @@ ALTER TABLE mi_notice CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin
 -- The HIS polls its results by business key; refunds sum their payment's rows by order_id.
 CREATE INDEX IF NOT EXISTS mi_inbox_business_ix ON mi_inbox (business_key, kind);
 CREATE INDEX IF NOT EXISTS mi_inbox_order_ix ON mi_inbox (order_id);
+-- Requests of one kind and serial key in any state (a refund counts its payment's
+-- other refunds): the open-row index cannot serve a query that names final states.
+CREATE INDEX IF NOT EXISTS mi_outbox_serial_kind_ix ON mi_outbox (serial_key, kind);
 
 -- Validation that holds however a row arrives (mi_enqueue or a plain INSERT
 -- from an HIS trigger): bad input is refused to the HIS, nothing is inserted.

@@ -15,8 +15,8 @@
 --   * mi_inbox_consume refuses a NULL or misspelt verdict and tells a missing
 --     row from one already consumed;
 --   * mi_v_pending shows age_seconds (a number, as on the other databases);
---   * the inbox gets indexes for the HIS's polls by business key and for
---     order_id.
+--   * indexes for the HIS's polls by business key, for order_id, and for a
+--     request's serial key in any state.
 -- Nothing here rewrites or deletes a row.
 
 -- Every function below pins search_path to the schema the mi_ objects live in
@@ -214,5 +214,8 @@ END $$;
 -- The HIS polls its results by business key; refunds sum their payment's rows by order_id.
 CREATE INDEX mi_inbox_business_ix ON mi_inbox (business_key, kind);
 CREATE INDEX mi_inbox_order_ix ON mi_inbox (order_id) WHERE order_id IS NOT NULL;
+-- Requests of one kind and serial key in any state (a refund counts its payment's
+-- other refunds): the open-row index cannot serve a query that names final states.
+CREATE INDEX mi_outbox_serial_kind_ix ON mi_outbox (serial_key, kind);
 
 INSERT INTO mi_schema_version (version, name) VALUES (1, '001_baseline'), (2, '002_hardening');

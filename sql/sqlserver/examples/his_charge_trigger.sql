@@ -36,7 +36,13 @@ CREATE TRIGGER his_charge_mi_tg ON his_charge
 AFTER INSERT
 AS
 BEGIN
+    -- The trigger runs in the HIS's session: set what it relies on, whatever
+    -- the HIS client sent (old clients run with these off).
     SET NOCOUNT ON;
+    SET ANSI_WARNINGS ON;
+    SET ARITHABORT ON;
+    SET CONCAT_NULL_YIELDS_NULL ON;
+    SET ANSI_PADDING ON;
     INSERT INTO mi_outbox (kind, business_key, serial_key, payload)
     SELECT N'test.charge',                     -- kind
            i.charge_no,                        -- business_key
