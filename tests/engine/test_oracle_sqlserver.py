@@ -200,12 +200,27 @@ class RecordingCursor:
 
     def execute(self, sql, params=None):
         self.log.append((sql, params))
+        self.last = sql
 
     def fetchone(self):
         return (1, "test.charge", "K", "S", "{}", "charge", None, None, 1, 10)
 
     def fetchall(self):
-        return [(1, 1)]
+        """Rows shaped like the real answer to the last query."""
+        sql = " ".join(self.last.split())
+        if sql.startswith("SELECT state, COUNT(*)"):
+            return [("pending", 1)]
+        if "COUNT(*)" in sql or "MAX(" in sql:
+            return [(0,)]
+        if "notice_json" in sql:
+            return [('{"a": 1}',)]
+        if "consumed_at, his_ack" in sql:
+            return [(1, None, None, 0.5)]
+        if "flow_data, payload" in sql:
+            return [(1, "test.charge", "pending", None, None, "{}")]
+        if "mi_journal WHERE msg_id" in sql:
+            return [(0.5,)]
+        return [(1, 1)] if "o.id, o.state" in sql or "SELECT o.id FROM" in sql else []
 
     def fetchmany(self, n):
         self.log.append(("fetchmany", n))
@@ -252,6 +267,17 @@ def run_every_store_query(url: str) -> list:
     s.resolve(1, "dba", "checked by phone")
     s.purge(30)
     s.status()
+    # What flows and the notice endpoint read and write besides their own row.
+    s.call_age_seconds("M1")
+    s.inbox_state(1, "settlement")
+    s.withdraw_inbox_row(1)
+    s.find_request(["mobilepay.outpatient", "mobilepay.registration"], "K")
+    s.count_requests("mobilepay.refund", "K", ("resolved", "held"), exclude_id=1)
+    s.add_inbox_row(1, "test.charge", "K", InboxRow("notice", "held", error_code="N"))
+    s.inbox_sums("refund", "O1")
+    s.poke(["mobilepay.outpatient"], "K")
+    s.record_notice("6302", "N1", "K", 1, {"a": 1})
+    s.notice("6302", "N1")
     return conn.log
 
 
