@@ -9,7 +9,8 @@
 --   daemon_user      the daemon's login (e.g. MIBRIDGE_DAEMON), created here
 --   daemon_password  its password (put the same one in the daemon's
 --                    environment as MIBRIDGE_DB_PASSWORD, never in a file)
--- `mibridge db grants` does not run this file: it is SQL*Plus's.
+-- `mibridge db grants --url oracle://system@... --var his_schema=HIS --var his_user=HIS_APP
+-- --var daemon_user=MIBRIDGE_DAEMON --var daemon_password=...` runs it the same way.
 --
 -- The daemon's login gets its own profile: Oracle's DEFAULT profile expires
 -- a password after 180 days and locks the account after 10 failed logins,
