@@ -42,11 +42,11 @@ def test_a_key_with_a_trailing_blank_is_refused_not_merged(store):
 
 
 def test_kinds_compare_exactly(store):
-    his_enqueue(store, "test.charge", "K-1", "V-1", PAYLOAD % "1.00")
-    with pytest.raises(Exception) as ei:       # no such kind: still a request of its own
-        his_enqueue(store, "TEST.CHARGE", "K-1", "V-1", PAYLOAD % "2.00")
-        raise AssertionError("refused by nothing: a second request")
-    assert "refused by nothing" in str(ei.value)
+    first = his_enqueue(store, "test.charge", "K-1", "V-1", PAYLOAD % "1.00")
+    # Another kind (unknown to the daemon, which holds it): a request of its own,
+    # not a repeat of the first with a different payload.
+    second = his_enqueue(store, "TEST.CHARGE", "K-1", "V-1", PAYLOAD % "2.00")
+    assert second not in (None, first)
     assert store.query("SELECT COUNT(*) FROM mi_outbox")[0][0] == 2
 
 
