@@ -6,7 +6,7 @@
     mibridge requeue ID --note "..."      put a held row back to work (audited)
     mibridge resolve ID --note "..."      close a held row by hand (audited)
     mibridge enqueue KIND KEY --payload '{...}' [--serial S]
-    mibridge db install|uninstall --url URL
+    mibridge db install|upgrade|status|uninstall|grants --url URL
     mibridge flows                        print every flow's state table
     mibridge simulator [--port N]         the platform simulator (centre, gateway, face terminal,
                                           WeChat Pay, Alipay), on loopback; --help for its options
@@ -95,8 +95,30 @@ def cmd_enqueue(args) -> int:
 def cmd_db(args) -> int:
     from daemon import dbadmin
 
-    url = args.url or _config(args).database.url
-    print(dbadmin.run(args.action, url))
+    if args.url:
+        url, password_env = args.url, "MIBRIDGE_DB_PASSWORD"
+    else:
+        cfg = _config(args)
+        url, password_env = cfg.database.url, cfg.database.password_env
+    variables = {}
+    for item in args.var or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--var takes NAME=VALUE, not {item!r}")
+        variables[name] = value
+    try:
+        print(dbadmin.run(args.action, url, password_env, force=args.force, variables=variables))
+    except dbadmin.DbAdminError as exc:
+        print(f"mibridge: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        # A driver error (cannot connect, no rights ...): its first line, not a traceback.
+        from loguru import logger
+
+        logger.opt(exception=exc).debug("db {} failed", args.action)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"mibridge: db {args.action} failed: {type(exc).__name__}: {first}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -192,9 +214,16 @@ def main(argv=None) -> int:
     p.add_argument("--url")
     p.set_defaults(fn=cmd_enqueue)
 
-    p = sub.add_parser("db", help="install or uninstall the mi_ objects")
-    p.add_argument("action", choices=["install", "uninstall"])
+    p = sub.add_parser("db", help="install, upgrade or uninstall the mi_ objects (docs/migrations.md)")
+    p.add_argument("action", choices=["install", "upgrade", "status", "uninstall", "grants"],
+                   help="install: a new database; upgrade: run the migrations it misses; status: its "
+                        "schema version; uninstall: remove everything (refused while requests are open); "
+                        "grants: run grants.sql")
     p.add_argument("--url")
+    p.add_argument("--force", action="store_true", help="uninstall even while requests are open")
+    p.add_argument("--var", action="append", metavar="NAME=VALUE",
+                   help="a grants.sql variable (e.g. daemon_role=mibridge_daemon), as the "
+                        "dialect's own client would pass it")
     p.set_defaults(fn=cmd_db)
 
     p = sub.add_parser("flows", help="print the flows' state tables")

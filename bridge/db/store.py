@@ -447,17 +447,20 @@ class Store:
                      AND NOT EXISTS (SELECT 1 FROM mi_inbox i WHERE i.outbox_id = o.id AND i.consumed_at IS NULL)
                      AND NOT EXISTS (SELECT 1 FROM mi_audit a WHERE a.outbox_id = o.id)"""
 
-        def go(cur):
-            self._exec(cur, old, {"age": d.seconds(-keep_days * 86400)})
-            ids = [int(r[0]) for r in cur.fetchall()]
-            for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
-                params = {f"i{n}": v for n, v in enumerate(chunk)}
-                marks = ", ".join(f":i{n}" for n in range(len(chunk)))
+        ids = [int(r[0]) for r in self.query(old, {"age": d.seconds(-keep_days * 86400)})]
+        # One short transaction per chunk: one transaction for all of them would
+        # hold every row lock to the end (SQL Server escalates past ~5,000 locks
+        # to a table lock, and the HIS's inserts wait).
+        for i in range(0, len(ids), 200):
+            chunk = ids[i:i + 200]
+            params = {f"i{n}": v for n, v in enumerate(chunk)}
+            marks = ", ".join(f":i{n}" for n in range(len(chunk)))
+
+            def go(cur):
                 for table, col in (("mi_journal", "outbox_id"), ("mi_inbox", "outbox_id"), ("mi_outbox", "id")):
                     self._exec(cur, f"DELETE FROM {table} WHERE {col} IN ({marks})", params)
-            return len(ids)
-        return self._tx(go)
+            self._tx(go)
+        return len(ids)
 
     # -- what flows read besides their own row -------------------------------------
     def inbox_state(self, outbox_id: int, result_type: str) -> Optional[dict]:

@@ -24,6 +24,7 @@ in a state that says exactly what is known:
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, ClassVar, Optional
@@ -170,13 +171,65 @@ class Registry:
         return sorted(self._flows)
 
 
+class JsonNumber(Decimal):
+    """A JSON number as the payload wrote it: the Decimal value, and its text
+    (`text`), so that an amount is checked on what the HIS sent ("1e3", "-0"),
+    exactly as the database's enqueue check reads it."""
+
+    text: str
+
+    def __new__(cls, text: str):
+        obj = super().__new__(cls, text)
+        obj.text = text
+        return obj
+
+
+def _json_int(text: str):
+    # "-0" is the one integer whose value (0) hides what was written.
+    return JsonNumber(text) if text == "-0" else int(text)
+
+
+def _refuse_constant(name: str):
+    raise BadInput(f"payload is not valid JSON: {name} is not a JSON number")
+
+
+def _unique_keys(pairs: list) -> dict:
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        seen: set = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise BadInput(f"payload has the key {dup!r} twice in one object; each key may appear once")
+    return doc
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_lone_surrogate(value) -> bool:
+    if isinstance(value, str):
+        return _SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
 def parse_json_object(text: str) -> dict:
+    """The payload as the database's enqueue checks accept it (sql/<dialect>/install.sql):
+    a JSON object, each key once per object, no NaN/Infinity, no lone UTF-16
+    surrogate (json.loads would pass one on, and no database could store it)."""
     try:
-        doc = json.loads(text, parse_float=Decimal)
+        doc = json.loads(text, parse_float=JsonNumber, parse_int=_json_int,
+                         parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
     except (ValueError, TypeError) as exc:
         raise BadInput(f"payload is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise BadInput("payload must be a JSON object")
+    # A paired escape (\ud83d\ude00) decodes to one character; only a lone one remains.
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(doc):
+        raise BadInput("payload has a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair)")
     return doc
 
 
@@ -189,17 +242,28 @@ def require_text(doc: dict, name: str, max_len: int = 64) -> str:
     return v
 
 
+# The amount rule of the database's enqueue check (sql/<dialect>/install.sql):
+# plain digits, at most 2 decimals, no sign, no exponent, as text or as a JSON number.
+AMOUNT_TEXT = re.compile(r"[0-9]+(\.[0-9]{1,2})?")
+
+
 def require_amount(doc: dict, name: str) -> Decimal:
-    """Money as a non-negative decimal with at most 2 places; accepts "12.50" or 12.50."""
+    """Money as a non-negative decimal with at most 2 places; accepts "12.50" or 12.50,
+    refuses what the database's check refuses ("1e3", -0, "+1", " 1")."""
     v = doc.get(name)
     if isinstance(v, bool) or v is None:
         raise BadInput(f"payload field {name!r} is required (an amount like \"12.50\")")
-    try:
-        d = Decimal(str(v))
-    except Exception:
-        raise BadInput(f"payload field {name!r} is not a number: {v!r}") from None
-    if not d.is_finite() or d < 0:
-        raise BadInput(f"payload field {name!r} must be a non-negative amount, got {v!r}")
-    if d != d.quantize(Decimal("0.01")):
-        raise BadInput(f"payload field {name!r} has more than 2 decimal places: {v!r}")
-    return d.quantize(Decimal("0.01"))
+    if isinstance(v, JsonNumber):
+        text = v.text
+    elif isinstance(v, (str, int)):
+        text = str(v)
+    else:
+        raise BadInput(f"payload field {name!r} is not a number: {v!r}")
+    if not AMOUNT_TEXT.fullmatch(text):
+        try:
+            Decimal(text)
+        except Exception:
+            raise BadInput(f"payload field {name!r} is not a number: {text!r}") from None
+        raise BadInput(f"payload field {name!r} must be a non-negative amount with at most 2 decimals "
+                       f"written as plain digits, got {text!r}")
+    return Decimal(text).quantize(Decimal("0.01"))

@@ -1,23 +1,78 @@
--- mibridge: least-privilege login for the daemon. Run as a DBA after install.sql,
--- in the HIS database (replace hisdb and the host pattern; choose the password
--- here and put it in the daemon's environment as MIBRIDGE_DB_PASSWORD).
-CREATE USER IF NOT EXISTS 'mibridge_daemon'@'localhost' IDENTIFIED BY 'change-me';
-GRANT SELECT, INSERT, UPDATE, DELETE ON mi_outbox   TO 'mibridge_daemon'@'localhost';
-GRANT SELECT, INSERT, UPDATE, DELETE ON mi_inbox    TO 'mibridge_daemon'@'localhost';
-GRANT SELECT, INSERT, UPDATE, DELETE ON mi_journal  TO 'mibridge_daemon'@'localhost';
-GRANT SELECT, INSERT, UPDATE, DELETE ON mi_identity TO 'mibridge_daemon'@'localhost';
--- Audit rows are never changed or removed by the daemon.
-GRANT SELECT, INSERT ON mi_audit TO 'mibridge_daemon'@'localhost';
--- The daemon records and counts notices but never removes one.
-GRANT SELECT, INSERT, UPDATE ON mi_notice TO 'mibridge_daemon'@'localhost';
-GRANT SELECT ON mi_v_pending   TO 'mibridge_daemon'@'localhost';
-GRANT SELECT ON mi_v_in_flight TO 'mibridge_daemon'@'localhost';
-GRANT SELECT ON mi_v_held      TO 'mibridge_daemon'@'localhost';
-GRANT SELECT ON mi_v_failed    TO 'mibridge_daemon'@'localhost';
-GRANT SELECT ON mi_v_today     TO 'mibridge_daemon'@'localhost';
+-- mibridge: least-privilege rights for the daemon's login and for the HIS's
+-- login. Run as a DBA after install.sql, in the HIS database, with session
+-- variables set first and nothing edited in this file. In the mysql client:
+--   USE hisdb;
+--   SET @daemon_user = 'mibridge_daemon', @daemon_host = '10.1.2.%',
+--       @daemon_password = '...',
+--       @his_user = 'his_app', @his_host = '10.1.2.%';
+--   SOURCE sql/mysql/grants.sql
+-- or `mibridge db grants --url mysql://dba@host/hisdb --var daemon_user=...
+-- --var his_user=...` (the daemon's password is then set by hand, below).
+--
+-- @daemon_user / @daemon_host: the daemon's account, created here if it does
+--   not exist (then @daemon_password is required; put the same password in the
+--   daemon's environment as MIBRIDGE_DB_PASSWORD, never in a file). An existing
+--   account keeps its password unless @daemon_password is set. It reads and
+--   writes the mi_ tables and nothing else; it cannot create, alter or drop anything.
+-- @his_user / @his_host: the HIS's existing account. It may enqueue
+--   (mi_enqueue), consume (mi_inbox_consume) and read its results (mi_inbox,
+--   mi_identity), and nothing else of mibridge's: the procedures run with
+--   their definer's rights (SQL SECURITY DEFINER), so EXECUTE is all it needs.
+-- The hosts default to '%' (any host: the daemon and the HIS reach the server
+-- over TCP, where 'localhost' does not match); narrow them to your network.
+-- Running this file again is harmless.
+DELIMITER //
+BEGIN NOT ATOMIC
+    IF DATABASE() IS NULL THEN
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mibridge: choose the HIS database first (USE hisdb)';
+    END IF;
+    IF @daemon_user IS NULL OR @his_user IS NULL OR @daemon_user = '' OR @his_user = '' THEN
+        SIGNAL SQLSTATE '45000'
+            SET MESSAGE_TEXT = 'mibridge: set @daemon_user and @his_user (and the hosts) before running grants.sql';
+    END IF;
+    SET @daemon_host = COALESCE(@daemon_host, '%'), @his_host = COALESCE(@his_host, '%');
+    IF @daemon_user = @his_user AND @daemon_host = @his_host THEN
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mibridge: the daemon and the HIS need two different accounts';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM mysql.user WHERE User = @his_user AND Host = @his_host) THEN
+        SIGNAL SQLSTATE '45000'
+            SET MESSAGE_TEXT = 'mibridge: @his_user@@his_host is not an existing account; it names the HIS''s own login';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM mysql.user WHERE User = @daemon_user AND Host = @daemon_host) THEN
+        IF @daemon_password IS NULL OR @daemon_password = '' THEN
+            SIGNAL SQLSTATE '45000'
+                SET MESSAGE_TEXT = 'mibridge: the daemon account does not exist yet: set @daemon_password to create it';
+        END IF;
+        EXECUTE IMMEDIATE CONCAT('CREATE USER ', QUOTE(@daemon_user), '@', QUOTE(@daemon_host),
+                                 ' IDENTIFIED BY ', QUOTE(@daemon_password));
+    ELSEIF @daemon_password IS NOT NULL AND @daemon_password <> '' THEN
+        EXECUTE IMMEDIATE CONCAT('ALTER USER ', QUOTE(@daemon_user), '@', QUOTE(@daemon_host),
+                                 ' IDENTIFIED BY ', QUOTE(@daemon_password));
+    END IF;
+    SET @daemon_password = NULL;
 
--- The HIS's own login needs only these (replace his_app):
--- GRANT EXECUTE ON PROCEDURE mi_enqueue TO 'his_app'@'%';
--- GRANT EXECUTE ON PROCEDURE mi_inbox_consume TO 'his_app'@'%';
--- GRANT SELECT ON mi_inbox TO 'his_app'@'%';
--- GRANT SELECT ON mi_identity TO 'his_app'@'%';
+    -- The daemon: DML on its tables, and no more.
+    SET @mi_daemon = CONCAT(QUOTE(@daemon_user), '@', QUOTE(@daemon_host));
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT, INSERT, UPDATE, DELETE ON mi_outbox TO ', @mi_daemon);
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT, INSERT, UPDATE, DELETE ON mi_inbox TO ', @mi_daemon);
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT, INSERT, UPDATE, DELETE ON mi_journal TO ', @mi_daemon);
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT, INSERT, UPDATE, DELETE ON mi_identity TO ', @mi_daemon);
+    -- Audit rows are never changed or removed by the daemon.
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT, INSERT ON mi_audit TO ', @mi_daemon);
+    -- The daemon records and counts notices but never removes one.
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT, INSERT, UPDATE ON mi_notice TO ', @mi_daemon);
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_schema_version TO ', @mi_daemon);
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_v_pending TO ', @mi_daemon);
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_v_in_flight TO ', @mi_daemon);
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_v_held TO ', @mi_daemon);
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_v_failed TO ', @mi_daemon);
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_v_today TO ', @mi_daemon);
+
+    -- The HIS: enqueue, consume, read its results.
+    SET @mi_his = CONCAT(QUOTE(@his_user), '@', QUOTE(@his_host));
+    EXECUTE IMMEDIATE CONCAT('GRANT EXECUTE ON PROCEDURE mi_enqueue TO ', @mi_his);
+    EXECUTE IMMEDIATE CONCAT('GRANT EXECUTE ON PROCEDURE mi_inbox_consume TO ', @mi_his);
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_inbox TO ', @mi_his);
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_identity TO ', @mi_his);
+END //
+DELIMITER ;

@@ -1,6 +1,10 @@
 -- mibridge: install into a MariaDB (10.7+: SKIP LOCKED, JSON_EQUALS) HIS database.
 -- Run by hand:   mysql --database=hisdb < sql/mysql/install.sql
 -- or:            mibridge db install --url mysql://dba@host/hisdb
+-- This file is the schema at its latest version: the same as
+-- migrations/001_baseline.sql followed by every later migration (the tests
+-- compare the two). An installed database is upgraded with
+-- `mibridge db upgrade`, never reinstalled: see docs/migrations.md.
 -- Creates only objects whose names start with mi_; sql/mysql/uninstall.sql
 -- removes them. The states are explained in sql/postgresql/install.sql and docs/.
 -- Timestamps are DATETIME(6) holding UTC (UTC_TIMESTAMP), whatever a session's
@@ -8,12 +12,26 @@
 -- when a row is due. Every time the daemon compares (leases, retries) is
 -- computed by the server, never by the daemon. mi_v_today converts "today"
 -- to UTC using the session's offset.
+-- Text compares byte for byte (utf8mb4_nopad_bin): 'INV-1' and 'inv-1', or
+-- 'k' and 'k ', are different keys, whatever the server's default collation.
+
+-- Stored programs keep the sql_mode they were created with: strict, so that
+-- nothing inside them is ever cut or converted silently; backslash escapes on.
+SET SESSION sql_mode = 'STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION';
+
+-- Which migrations this database has (docs/migrations.md).
+CREATE TABLE mi_schema_version (
+    version          INT           NOT NULL PRIMARY KEY,
+    name             VARCHAR(100)  NOT NULL,
+    applied_at       DATETIME(6)   NOT NULL DEFAULT (UTC_TIMESTAMP(6))
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopad_bin;
 
 CREATE TABLE mi_outbox (
     id               BIGINT        NOT NULL AUTO_INCREMENT PRIMARY KEY,
-    kind             VARCHAR(40)   NOT NULL,
-    business_key     VARCHAR(64)   NOT NULL,
-    serial_key       VARCHAR(64)   NOT NULL,
+    -- Wider than the keys may be (40/64): see the trigger below.
+    kind             VARCHAR(80)   NOT NULL,
+    business_key     VARCHAR(128)  NOT NULL,
+    serial_key       VARCHAR(128)  NOT NULL,
     payload          LONGTEXT      NOT NULL,
     state            VARCHAR(16)   NOT NULL DEFAULT 'pending',
     step             VARCHAR(40),
@@ -36,12 +54,15 @@ CREATE TABLE mi_outbox (
     -- and checks a serial key against open rows only, however many finished
     -- rows the table holds. The HIS never writes them.
     ready_at         DATETIME(6)   AS (CASE WHEN state IN ('pending', 'in_doubt') THEN next_attempt_at END) VIRTUAL,
-    open_serial_key  VARCHAR(64)   AS (CASE WHEN state IN ('pending', 'running', 'in_doubt', 'held') THEN serial_key END) VIRTUAL,
+    open_serial_key  VARCHAR(128)  AS (CASE WHEN state IN ('pending', 'running', 'in_doubt', 'held') THEN serial_key END) VIRTUAL,
     CONSTRAINT mi_outbox_kind_key UNIQUE (kind, business_key),
     CONSTRAINT mi_outbox_state_ck CHECK (state IN ('pending','running','in_doubt','held','done','failed','resolved'))
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopad_bin;
 CREATE INDEX mi_outbox_ready_ix ON mi_outbox (ready_at, id);
 CREATE INDEX mi_outbox_serial_ix ON mi_outbox (open_serial_key, id);
+-- Requests of one kind and serial key in any state (a refund counts its payment's
+-- other refunds): the open-row index cannot serve a query that names final states.
+CREATE INDEX mi_outbox_serial_kind_ix ON mi_outbox (serial_key, kind);
 CREATE INDEX mi_outbox_lease_ix ON mi_outbox (state, lease_expires_at);
 CREATE INDEX mi_outbox_finished_ix ON mi_outbox (finished_at);
 
@@ -67,8 +88,11 @@ CREATE TABLE mi_inbox (
     CONSTRAINT mi_inbox_outbox_fk FOREIGN KEY (outbox_id) REFERENCES mi_outbox (id),
     CONSTRAINT mi_inbox_outcome_ck CHECK (outcome IN ('ok','failed','held','resolved')),
     CONSTRAINT mi_inbox_ack_ck CHECK (his_ack IS NULL OR his_ack IN ('accepted','rejected'))
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopad_bin;
 CREATE INDEX mi_inbox_unconsumed_ix ON mi_inbox (consumed_at, id);
+-- The HIS polls its results by business key; refunds sum their payment's rows by order_id.
+CREATE INDEX mi_inbox_business_ix ON mi_inbox (business_key, kind);
+CREATE INDEX mi_inbox_order_ix ON mi_inbox (order_id);
 
 CREATE TABLE mi_journal (
     id               BIGINT        NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -86,7 +110,7 @@ CREATE TABLE mi_journal (
     CONSTRAINT mi_journal_msg_uq UNIQUE (msg_id),
     CONSTRAINT mi_journal_outbox_fk FOREIGN KEY (outbox_id) REFERENCES mi_outbox (id),
     CONSTRAINT mi_journal_outcome_ck CHECK (outcome IS NULL OR outcome IN ('ok','rejected','unknown'))
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopad_bin;
 
 CREATE TABLE mi_identity (
     his_patient_id   VARCHAR(64)   NOT NULL PRIMARY KEY,
@@ -97,7 +121,7 @@ CREATE TABLE mi_identity (
     psn_cert_type    VARCHAR(8),
     source_outbox_id BIGINT,
     updated_at       DATETIME(6)   NOT NULL DEFAULT (UTC_TIMESTAMP(6))
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopad_bin;
 
 CREATE TABLE mi_audit (
     id               BIGINT        NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -107,7 +131,7 @@ CREATE TABLE mi_audit (
     note             VARCHAR(1000),
     at               DATETIME(6)   NOT NULL DEFAULT (UTC_TIMESTAMP(6)),
     CONSTRAINT mi_audit_outbox_fk FOREIGN KEY (outbox_id) REFERENCES mi_outbox (id)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopad_bin;
 
 -- Notices the platforms push to us (the mobile-pay centre's 6302 settlement notice),
 -- recorded once each after their signature verified, by the daemon's notice endpoint.
@@ -124,49 +148,113 @@ CREATE TABLE mi_notice (
     first_received_at DATETIME(6)  NOT NULL DEFAULT (UTC_TIMESTAMP(6)),
     last_received_at DATETIME(6)   NOT NULL DEFAULT (UTC_TIMESTAMP(6)),
     CONSTRAINT mi_notice_key UNIQUE (interface, notice_key)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopad_bin;
 CREATE INDEX mi_notice_business_ix ON mi_notice (business_key);
 
 -- Validation that holds however a row arrives (mi_enqueue or a plain INSERT
 -- from an HIS trigger): bad input is refused to the HIS, nothing is inserted.
+-- The key columns are wider than the keys may be (80/128 for 40/64), so that
+-- a session without strict mode cannot cut a long key down to a valid one:
+-- the length is checked here, on what the HIS sent.
 DELIMITER //
 CREATE TRIGGER mi_outbox_validate_tg BEFORE INSERT ON mi_outbox FOR EACH ROW
 BEGIN
-    DECLARE total VARCHAR(100);
-    IF NEW.business_key IS NULL OR TRIM(NEW.business_key) = '' THEN
-        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mibridge: business_key is required';
-    END IF;
+    DECLARE amount LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin;
     IF NEW.kind IS NULL OR TRIM(NEW.kind) = '' THEN
         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mibridge: kind is required';
+    END IF;
+    IF NEW.business_key IS NULL OR TRIM(NEW.business_key) = '' THEN
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mibridge: business_key is required';
     END IF;
     IF NEW.serial_key IS NULL OR TRIM(NEW.serial_key) = '' THEN
         SET NEW.serial_key = NEW.business_key;
     END IF;
+    -- Keys compare byte for byte (utf8mb4_nopad_bin). A blank at either end is
+    -- refused rather than kept, as on every database (SQL Server's '=' ignores
+    -- trailing blanks).
+    IF ORD(NEW.kind) IN (9, 10, 13, 32) OR ORD(RIGHT(NEW.kind, 1)) IN (9, 10, 13, 32) THEN
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mibridge: kind must not start or end with a blank';
+    END IF;
+    IF ORD(NEW.business_key) IN (9, 10, 13, 32) OR ORD(RIGHT(NEW.business_key, 1)) IN (9, 10, 13, 32) THEN
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mibridge: business_key must not start or end with a blank';
+    END IF;
+    IF ORD(NEW.serial_key) IN (9, 10, 13, 32) OR ORD(RIGHT(NEW.serial_key, 1)) IN (9, 10, 13, 32) THEN
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mibridge: serial_key must not start or end with a blank';
+    END IF;
+    IF CHAR_LENGTH(NEW.kind) > 40 THEN
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mibridge: kind is longer than 40 characters';
+    END IF;
+    IF CHAR_LENGTH(NEW.business_key) > 64 THEN
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mibridge: business_key is longer than 64 characters';
+    END IF;
+    IF CHAR_LENGTH(NEW.serial_key) > 64 THEN
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mibridge: serial_key is longer than 64 characters';
+    END IF;
+    -- JSON_VALID also refuses a lone UTF-16 surrogate escape and NaN.
     IF NEW.payload IS NULL OR JSON_VALID(NEW.payload) = 0 THEN
         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mibridge: payload is not valid JSON';
     END IF;
     IF JSON_TYPE(NEW.payload) <> 'OBJECT' THEN
         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mibridge: payload must be a JSON object';
     END IF;
-    SET total = JSON_UNQUOTE(JSON_EXTRACT(NEW.payload, '$.total_amount'));
-    IF total IS NOT NULL AND total <> 'null' AND total NOT REGEXP '^[0-9]+(\\.[0-9]{1,2})?$' THEN
-        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mibridge: total_amount must be a non-negative amount with at most 2 decimals';
+    -- A key twice in one object (MariaDB would read the first, the daemon the
+    -- last): every object of the document, the document itself included, has
+    -- as many members as distinct keys (escapes decoded).
+    IF EXISTS (SELECT 1
+                 FROM JSON_TABLE(JSON_ARRAY_APPEND(COALESCE(JSON_EXTRACT(NEW.payload, '$**.*', '$**[*]'), '[]'),
+                                                   '$', JSON_EXTRACT(NEW.payload, '$')),
+                                 '$[*]' COLUMNS (v JSON PATH '$')) o
+                WHERE JSON_TYPE(o.v) = 'OBJECT'
+                  AND JSON_LENGTH(o.v) <> (SELECT COUNT(DISTINCT k.k)
+                                             FROM JSON_TABLE(JSON_KEYS(o.v), '$[*]' COLUMNS (
+                                                  k TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin PATH '$')) k)) THEN
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mibridge: payload has a key twice in one object';
+    END IF;
+    -- The amount as written: a string, or a number in plain digits (JSON_EXTRACT
+    -- keeps a number's text, so 1e3 and -0 are refused). \z: the very end (a
+    -- $ would also match before a final newline).
+    SET amount = JSON_EXTRACT(NEW.payload, '$.total_amount');
+    IF amount IS NOT NULL AND JSON_TYPE(amount) <> 'NULL' THEN
+        IF JSON_TYPE(amount) = 'STRING' THEN
+            SET amount = JSON_UNQUOTE(amount);
+        ELSEIF JSON_TYPE(amount) NOT IN ('INTEGER', 'DOUBLE', 'DECIMAL') THEN
+            SET amount = 'x';
+        END IF;
+        IF amount NOT REGEXP '^[0-9]+(\\.[0-9]{1,2})?\\z' THEN
+            SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mibridge: total_amount must be a non-negative amount with at most 2 decimals';
+        END IF;
     END IF;
 END //
 
 -- The one call the HIS makes per request:
 --   CALL mi_enqueue('test.charge', 'INV-1', 'VISIT-1', '{"total_amount":"12.50"}', @id); SELECT @id;
--- The same (kind, business_key) with the same payload returns the existing id;
--- with a different payload it is an error.
-CREATE PROCEDURE mi_enqueue(IN p_kind VARCHAR(40), IN p_business_key VARCHAR(64),
-                            IN p_serial_key VARCHAR(64), IN p_payload LONGTEXT, OUT p_id BIGINT)
+-- The same (kind, business_key) with the same payload returns the existing id
+-- (the order of the payload's fields does not matter); with a different
+-- payload it is an error. The parameters are utf8mb4 whatever the database's
+-- default character set, and long enough that nothing is cut before it is checked.
+CREATE PROCEDURE mi_enqueue(
+    IN p_kind         TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin,
+    IN p_business_key TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin,
+    IN p_serial_key   TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin,
+    IN p_payload      LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin,
+    OUT p_id          BIGINT)
 BEGIN
-    DECLARE old_payload LONGTEXT;
+    DECLARE old_payload LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin;
     DECLARE duplicate INT DEFAULT 0;
     -- Insert first: of two identical calls racing, one inserts and the other
-    -- lands here on the unique key (1062) and returns the same id.
+    -- lands here on the unique key (1062) and returns the same id. The BEFORE
+    -- INSERT trigger has checked the payload either way.
     DECLARE CONTINUE HANDLER FOR 1062 SET duplicate = 1;
     SET p_id = NULL;
+    IF CHAR_LENGTH(p_kind) > 40 THEN
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mibridge: kind is longer than 40 characters';
+    END IF;
+    IF CHAR_LENGTH(p_business_key) > 64 THEN
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mibridge: business_key is longer than 64 characters';
+    END IF;
+    IF CHAR_LENGTH(p_serial_key) > 64 THEN
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mibridge: serial_key is longer than 64 characters';
+    END IF;
     INSERT INTO mi_outbox (kind, business_key, serial_key, payload)
     VALUES (p_kind, p_business_key, COALESCE(p_serial_key, p_business_key), p_payload);
     IF duplicate = 0 THEN
@@ -180,13 +268,24 @@ BEGIN
     END IF;
 END //
 
-CREATE PROCEDURE mi_inbox_consume(IN p_id BIGINT, IN p_ack VARCHAR(16))
+-- The HIS marks an inbox row as taken ('accepted') or refused ('rejected'):
+--   CALL mi_inbox_consume(42, 'accepted');
+-- Any other verdict, NULL included, is refused: nothing counts as accepted by default.
+CREATE PROCEDURE mi_inbox_consume(
+    IN p_id  BIGINT,
+    IN p_ack TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin)
 BEGIN
-    UPDATE mi_inbox SET consumed_at = UTC_TIMESTAMP(6), his_ack = COALESCE(p_ack, 'accepted')
+    IF p_ack IS NULL OR p_ack NOT IN ('accepted', 'rejected') THEN
+        SIGNAL SQLSTATE '45000'
+            SET MESSAGE_TEXT = 'mibridge: the verdict must be ''accepted'' or ''rejected''';
+    END IF;
+    UPDATE mi_inbox SET consumed_at = UTC_TIMESTAMP(6), his_ack = p_ack
      WHERE id = p_id AND consumed_at IS NULL;
     IF ROW_COUNT() = 0 THEN
-        SIGNAL SQLSTATE '45000'
-            SET MESSAGE_TEXT = 'mibridge: inbox row does not exist or was already consumed';
+        IF EXISTS (SELECT 1 FROM mi_inbox WHERE id = p_id) THEN
+            SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mibridge: inbox row was already consumed';
+        END IF;
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mibridge: inbox row does not exist';
     END IF;
 END //
 DELIMITER ;
@@ -217,3 +316,5 @@ SELECT o.kind, o.state, COUNT(*) AS requests, SUM(i.total_amount) AS total_amoun
   LEFT JOIN mi_inbox i ON i.outbox_id = o.id AND i.id = (SELECT MAX(x.id) FROM mi_inbox x WHERE x.outbox_id = o.id)
  WHERE o.created_at >= CURRENT_DATE - INTERVAL TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), NOW()) SECOND
  GROUP BY o.kind, o.state;
+
+INSERT INTO mi_schema_version (version, name) VALUES (1, '001_baseline'), (2, '002_hardening');

@@ -1,6 +1,40 @@
 -- mibridge: remove everything install.sql created. THIS DELETES the outbox,
 -- inbox, journal, audit and notice rows: export them first if you need the history.
 -- mysql --database=hisdb < sql/mysql/uninstall.sql
+-- `mibridge db uninstall` runs this file too, and first refuses while requests
+-- are still open (unless --force).
+
+-- Refuse while an object outside mibridge still uses ours: an HIS trigger that
+-- calls mi_enqueue (sql/mysql/examples/his_charge_trigger.sql) would make every
+-- HIS charge insert fail once mi_enqueue is gone. Drop those first.
+DELIMITER //
+BEGIN NOT ATOMIC
+    DECLARE users TEXT;
+    DECLARE msg TEXT;
+    SELECT GROUP_CONCAT(what ORDER BY what SEPARATOR ', ') INTO users FROM (
+        SELECT CONCAT('trigger ', TRIGGER_NAME) AS what FROM information_schema.TRIGGERS
+         WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME NOT LIKE 'mi\_%'
+           AND ACTION_STATEMENT REGEXP '\\bmi_(enqueue|inbox_consume|outbox|inbox|journal|identity|audit|notice|schema_version|v_[a-z_]+)\\b'
+        UNION ALL
+        SELECT CONCAT(LOWER(ROUTINE_TYPE), ' ', ROUTINE_NAME) FROM information_schema.ROUTINES
+         WHERE ROUTINE_SCHEMA = DATABASE() AND ROUTINE_NAME NOT LIKE 'mi\_%'
+           AND ROUTINE_DEFINITION REGEXP '\\bmi_(enqueue|inbox_consume|outbox|inbox|journal|identity|audit|notice|schema_version|v_[a-z_]+)\\b'
+        UNION ALL
+        SELECT CONCAT('view ', TABLE_NAME) FROM information_schema.VIEWS
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME NOT LIKE 'mi\_%'
+           AND VIEW_DEFINITION REGEXP '\\bmi_(outbox|inbox|journal|identity|audit|notice|schema_version|v_[a-z_]+)\\b'
+        UNION ALL
+        SELECT CONCAT('foreign key ', CONSTRAINT_NAME, ' on ', TABLE_NAME) FROM information_schema.REFERENTIAL_CONSTRAINTS
+         WHERE CONSTRAINT_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME LIKE 'mi\_%' AND TABLE_NAME NOT LIKE 'mi\_%'
+    ) AS x;
+    IF users IS NOT NULL THEN
+        SET msg = CONCAT('mibridge: not uninstalled: these objects use mibridge''s and would break: ', users,
+                         '. Drop them first (the example: DROP TRIGGER his_charge_mi_tg)');
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = msg;
+    END IF;
+END //
+DELIMITER ;
+
 DROP VIEW IF EXISTS mi_v_today;
 DROP VIEW IF EXISTS mi_v_failed;
 DROP VIEW IF EXISTS mi_v_held;
@@ -15,3 +49,4 @@ DROP TABLE IF EXISTS mi_identity;
 DROP TABLE IF EXISTS mi_journal;
 DROP TABLE IF EXISTS mi_inbox;
 DROP TABLE IF EXISTS mi_outbox;
+DROP TABLE IF EXISTS mi_schema_version;

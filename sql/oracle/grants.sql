@@ -1,76 +1,121 @@
--- mibridge: least-privilege login for the daemon. Run as a DBA after install.sql:
+-- mibridge: least-privilege rights for the daemon's login and for the HIS's
+-- login. Run as a DBA after install.sql:
 --   sqlplus system@//dbhost:1521/HISPDB @sql/oracle/grants.sql
--- SQL*Plus asks for two values: his_schema (the schema that owns the mi_
--- objects, e.g. HIS) and daemon_password (put the same password in the
--- daemon's environment as MIBRIDGE_DB_PASSWORD, never in a file).
+-- SQL*Plus asks once for each value (nothing is edited in this file):
+--   his_schema       the schema that owns the mi_ objects (e.g. HIS)
+--   his_user         the HIS application's login (e.g. HIS_APP; give the owner
+--                    itself when the HIS logs in as the owner: then nothing is
+--                    granted to it, it has everything already)
+--   daemon_user      the daemon's login (e.g. MIBRIDGE_DAEMON), created here
+--   daemon_password  its password (put the same one in the daemon's
+--                    environment as MIBRIDGE_DB_PASSWORD, never in a file)
+-- `mibridge db grants --url oracle://system@... --var his_schema=HIS --var his_user=HIS_APP
+-- --var daemon_user=MIBRIDGE_DAEMON --var daemon_password=...` runs it the same way.
+--
+-- The daemon's login gets its own profile: Oracle's DEFAULT profile expires
+-- a password after 180 days and locks the account after 10 failed logins,
+-- and either stops every payment of the hospital. Here the password does not
+-- expire, and 10 failed logins lock the account for one minute only (a
+-- wrong password in the daemon's environment is then fixed without a DBA).
+-- Use a long random password: no person types it.
 -- The daemon reads and writes the mi_ tables and nothing else in the HIS
 -- schema; it cannot create, alter or drop anything, and owns no objects (so
--- it needs no tablespace quota). Its private synonyms let it use the plain
--- names (mi_outbox, ...) that the daemon's SQL uses.
--- This file is for SQL*Plus only (it prompts once for each substitution name); mibridge
--- does not run it.
-CREATE USER mibridge_daemon IDENTIFIED BY "&&daemon_password"
+-- it needs no tablespace quota). Private synonyms let both logins use the
+-- plain names (mi_outbox, mi_enqueue ...) that the daemon and the HIS use.
+-- Running this file again is harmless.
+BEGIN
+    EXECUTE IMMEDIATE 'CREATE PROFILE mibridge_service LIMIT PASSWORD_LIFE_TIME UNLIMITED'
+        || ' PASSWORD_GRACE_TIME UNLIMITED FAILED_LOGIN_ATTEMPTS 10 PASSWORD_LOCK_TIME 1/1440';
+EXCEPTION
+    WHEN OTHERS THEN
+        -- ORA-02379: the profile exists (an earlier run).
+        IF SQLCODE <> -2379 THEN
+            RAISE;
+        END IF;
+END;
 /
-GRANT CREATE SESSION TO mibridge_daemon
+BEGIN
+    EXECUTE IMMEDIATE 'CREATE USER &&daemon_user IDENTIFIED BY "&&daemon_password" PROFILE mibridge_service';
+EXCEPTION
+    WHEN OTHERS THEN
+        -- ORA-01920: the user exists (an earlier run): keep its password, set its profile.
+        IF SQLCODE <> -1920 THEN
+            RAISE;
+        END IF;
+        EXECUTE IMMEDIATE 'ALTER USER &&daemon_user PROFILE mibridge_service';
+END;
 /
-GRANT SELECT, INSERT, UPDATE, DELETE ON &&his_schema..mi_outbox TO mibridge_daemon
+GRANT CREATE SESSION TO &&daemon_user
 /
-GRANT SELECT, INSERT, UPDATE, DELETE ON &&his_schema..mi_inbox TO mibridge_daemon
+GRANT SELECT, INSERT, UPDATE, DELETE ON &&his_schema..mi_outbox TO &&daemon_user
 /
-GRANT SELECT, INSERT, UPDATE, DELETE ON &&his_schema..mi_journal TO mibridge_daemon
+GRANT SELECT, INSERT, UPDATE, DELETE ON &&his_schema..mi_inbox TO &&daemon_user
 /
-GRANT SELECT, INSERT, UPDATE, DELETE ON &&his_schema..mi_identity TO mibridge_daemon
+GRANT SELECT, INSERT, UPDATE, DELETE ON &&his_schema..mi_journal TO &&daemon_user
+/
+GRANT SELECT, INSERT, UPDATE, DELETE ON &&his_schema..mi_identity TO &&daemon_user
 /
 -- Audit rows are never changed or removed by the daemon.
-GRANT SELECT, INSERT ON &&his_schema..mi_audit TO mibridge_daemon
+GRANT SELECT, INSERT ON &&his_schema..mi_audit TO &&daemon_user
 /
 -- The daemon records and counts notices but never removes one.
-GRANT SELECT, INSERT, UPDATE ON &&his_schema..mi_notice TO mibridge_daemon
+GRANT SELECT, INSERT, UPDATE ON &&his_schema..mi_notice TO &&daemon_user
 /
-GRANT SELECT ON &&his_schema..mi_v_pending TO mibridge_daemon
+GRANT SELECT ON &&his_schema..mi_schema_version TO &&daemon_user
 /
-GRANT SELECT ON &&his_schema..mi_v_in_flight TO mibridge_daemon
+GRANT SELECT ON &&his_schema..mi_v_pending TO &&daemon_user
 /
-GRANT SELECT ON &&his_schema..mi_v_held TO mibridge_daemon
+GRANT SELECT ON &&his_schema..mi_v_in_flight TO &&daemon_user
 /
-GRANT SELECT ON &&his_schema..mi_v_failed TO mibridge_daemon
+GRANT SELECT ON &&his_schema..mi_v_held TO &&daemon_user
 /
-GRANT SELECT ON &&his_schema..mi_v_today TO mibridge_daemon
+GRANT SELECT ON &&his_schema..mi_v_failed TO &&daemon_user
 /
-GRANT EXECUTE ON &&his_schema..mi_enqueue TO mibridge_daemon
+GRANT SELECT ON &&his_schema..mi_v_today TO &&daemon_user
 /
-GRANT EXECUTE ON &&his_schema..mi_inbox_consume TO mibridge_daemon
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_outbox FOR &&his_schema..mi_outbox
 /
-CREATE SYNONYM mibridge_daemon.mi_outbox FOR &&his_schema..mi_outbox
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_inbox FOR &&his_schema..mi_inbox
 /
-CREATE SYNONYM mibridge_daemon.mi_inbox FOR &&his_schema..mi_inbox
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_journal FOR &&his_schema..mi_journal
 /
-CREATE SYNONYM mibridge_daemon.mi_journal FOR &&his_schema..mi_journal
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_identity FOR &&his_schema..mi_identity
 /
-CREATE SYNONYM mibridge_daemon.mi_identity FOR &&his_schema..mi_identity
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_audit FOR &&his_schema..mi_audit
 /
-CREATE SYNONYM mibridge_daemon.mi_audit FOR &&his_schema..mi_audit
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_notice FOR &&his_schema..mi_notice
 /
-CREATE SYNONYM mibridge_daemon.mi_notice FOR &&his_schema..mi_notice
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_schema_version FOR &&his_schema..mi_schema_version
 /
-CREATE SYNONYM mibridge_daemon.mi_v_pending FOR &&his_schema..mi_v_pending
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_v_pending FOR &&his_schema..mi_v_pending
 /
-CREATE SYNONYM mibridge_daemon.mi_v_in_flight FOR &&his_schema..mi_v_in_flight
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_v_in_flight FOR &&his_schema..mi_v_in_flight
 /
-CREATE SYNONYM mibridge_daemon.mi_v_held FOR &&his_schema..mi_v_held
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_v_held FOR &&his_schema..mi_v_held
 /
-CREATE SYNONYM mibridge_daemon.mi_v_failed FOR &&his_schema..mi_v_failed
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_v_failed FOR &&his_schema..mi_v_failed
 /
-CREATE SYNONYM mibridge_daemon.mi_v_today FOR &&his_schema..mi_v_today
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_v_today FOR &&his_schema..mi_v_today
 /
-CREATE SYNONYM mibridge_daemon.mi_enqueue FOR &&his_schema..mi_enqueue
+-- The HIS's login: enqueue, consume, read its results, and nothing else. The
+-- procedures run with their owner's rights (definer's rights, Oracle's
+-- default), so EXECUTE is all it needs; its synonyms let its SQL say
+-- mi_enqueue instead of HIS.mi_enqueue. Skipped when the HIS logs in as the owner.
+DECLARE
+    PROCEDURE run(p_sql IN VARCHAR2) IS
+    BEGIN
+        EXECUTE IMMEDIATE p_sql;
+    END;
+BEGIN
+    IF UPPER('&&his_user') <> UPPER('&&his_schema') THEN
+        run('GRANT EXECUTE ON &&his_schema..mi_enqueue TO &&his_user');
+        run('GRANT EXECUTE ON &&his_schema..mi_inbox_consume TO &&his_user');
+        run('GRANT SELECT ON &&his_schema..mi_inbox TO &&his_user');
+        run('GRANT SELECT ON &&his_schema..mi_identity TO &&his_user');
+        run('CREATE OR REPLACE SYNONYM &&his_user..mi_enqueue FOR &&his_schema..mi_enqueue');
+        run('CREATE OR REPLACE SYNONYM &&his_user..mi_inbox_consume FOR &&his_schema..mi_inbox_consume');
+        run('CREATE OR REPLACE SYNONYM &&his_user..mi_inbox FOR &&his_schema..mi_inbox');
+        run('CREATE OR REPLACE SYNONYM &&his_user..mi_identity FOR &&his_schema..mi_identity');
+    END IF;
+END;
 /
-CREATE SYNONYM mibridge_daemon.mi_inbox_consume FOR &&his_schema..mi_inbox_consume
-/
--- The HIS's own login needs only these (replace his_app; skip them when the
--- HIS itself owns the mi_ objects):
--- GRANT EXECUTE ON HIS.mi_enqueue TO his_app;
--- GRANT EXECUTE ON HIS.mi_inbox_consume TO his_app;
--- GRANT SELECT ON HIS.mi_inbox TO his_app;
--- GRANT SELECT ON HIS.mi_identity TO his_app;
--- GRANT INSERT ON HIS.mi_outbox TO his_app;   -- only if HIS triggers insert directly

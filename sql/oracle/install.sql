@@ -4,6 +4,10 @@
 --   SQL> WHENEVER SQLERROR EXIT FAILURE
 --   SQL> @sql/oracle/install.sql
 -- or:            mibridge db install --url oracle://his@dbhost:1521/HISPDB
+-- This file is the schema at its latest version: the same as
+-- migrations/001_baseline.sql followed by every later migration (the tests
+-- compare the two). An installed database is upgraded with
+-- `mibridge db upgrade`, never reinstalled: see docs/migrations.md.
 -- Creates only objects whose names start with mi_; sql/oracle/uninstall.sql
 -- removes them. The states are explained in sql/postgresql/install.sql and docs/.
 --
@@ -17,12 +21,65 @@
 -- clock; every time the daemon compares (leases, retries) is computed by the
 -- server, never by the daemon. Text columns use CHAR length semantics, so
 -- VARCHAR2(1000 CHAR) holds 1000 Chinese characters whatever NLS_LENGTH_SEMANTICS says.
--- Oracle stores '' as NULL: nothing here (or in the daemon) relies on an empty string.
+-- Oracle stores '' as NULL: nothing here (or in the daemon) relies on an empty
+-- string, and an empty key or verdict is refused as on every database.
+-- Key comparisons are binary in the daemon's sessions (NLS_COMP = BINARY);
+-- the procedures compare bytes whatever the HIS session's NLS settings.
+-- Identity columns are ORDER: on RAC, ids follow insert order, which serial
+-- order relies on.
 --
+-- The account that runs this file needs these rights (RESOURCE alone lacks
+-- CREATE VIEW, and an install that stops half way leaves a broken schema):
+-- checked first, so that nothing is created when one is missing.
+DECLARE
+    v_missing VARCHAR2(400);
+    v_quota   NUMBER;
+BEGIN
+    FOR p IN (SELECT 'CREATE TABLE' AS priv FROM dual UNION ALL SELECT 'CREATE VIEW' FROM dual
+              UNION ALL SELECT 'CREATE PROCEDURE' FROM dual UNION ALL SELECT 'CREATE TRIGGER' FROM dual
+              UNION ALL SELECT 'CREATE SEQUENCE' FROM dual) LOOP
+        SELECT COUNT(*) INTO v_quota FROM session_privs
+         WHERE privilege IN (p.priv, REPLACE(p.priv, 'CREATE ', 'CREATE ANY '));
+        IF v_quota = 0 THEN
+            v_missing := v_missing || ', ' || p.priv;
+        END IF;
+    END LOOP;
+    -- Tables are created without storage: without a quota only the first insert fails (ORA-01950).
+    SELECT COUNT(*) INTO v_quota FROM dual
+     WHERE EXISTS (SELECT 1 FROM session_privs WHERE privilege = 'UNLIMITED TABLESPACE')
+        OR EXISTS (SELECT 1 FROM user_ts_quotas q JOIN user_users u ON u.default_tablespace = q.tablespace_name
+                    WHERE q.max_bytes = -1 OR q.max_bytes > q.bytes);
+    IF v_quota = 0 THEN
+        v_missing := v_missing || ', a quota on the default tablespace';
+    END IF;
+    IF v_missing IS NOT NULL THEN
+        RAISE_APPLICATION_ERROR(-20090, 'mibridge: this account lacks ' || SUBSTR(v_missing, 3)
+            || '; grant them first (docs/his-integration.md)');
+    END IF;
+END;
+/
+-- A live database is upgraded (mibridge db upgrade), never reinstalled.
+DECLARE
+    v_n NUMBER;
+BEGIN
+    SELECT COUNT(*) INTO v_n FROM user_tables WHERE table_name = 'MI_OUTBOX';
+    IF v_n > 0 THEN
+        RAISE_APPLICATION_ERROR(-20091, 'mibridge: already installed in this schema; run mibridge db upgrade');
+    END IF;
+END;
+/
+-- Which migrations this database has (docs/migrations.md).
+CREATE TABLE mi_schema_version (
+    version          NUMBER(10)          NOT NULL,
+    name             VARCHAR2(100 CHAR)  NOT NULL,
+    applied_at       TIMESTAMP WITH TIME ZONE DEFAULT SYSTIMESTAMP NOT NULL,
+    CONSTRAINT mi_schema_version_pk PRIMARY KEY (version)
+)
+/
 -- Outbox: one row per request the HIS makes (states: see the CHECK below and
 -- sql/postgresql/install.sql).
 CREATE TABLE mi_outbox (
-    id               NUMBER(19)    GENERATED ALWAYS AS IDENTITY,
+    id               NUMBER(19)    GENERATED ALWAYS AS IDENTITY (ORDER),
     kind             VARCHAR2(40 CHAR)   NOT NULL,
     business_key     VARCHAR2(64 CHAR)   NOT NULL,
     serial_key       VARCHAR2(64 CHAR)   NOT NULL,
@@ -61,6 +118,10 @@ CREATE INDEX mi_outbox_ready_ix ON mi_outbox (
 CREATE INDEX mi_outbox_serial_open_ix ON mi_outbox (
     CASE WHEN state IN ('pending', 'running', 'in_doubt', 'held') THEN serial_key END)
 /
+-- Requests of one kind and serial key, in any state (a refund counts its payment's others):
+-- the function-based open-row index above cannot serve a query that names the states.
+CREATE INDEX mi_outbox_serial_kind_ix ON mi_outbox (serial_key, kind)
+/
 -- The rescuer's query is shared SQL (WHERE state = 'running' AND lease_expires_at < ...):
 -- an ordinary index with state first serves it, and the DBA views, with a range scan.
 CREATE INDEX mi_outbox_lease_ix ON mi_outbox (state, lease_expires_at)
@@ -71,7 +132,7 @@ CREATE INDEX mi_outbox_finished_ix ON mi_outbox (finished_at)
 -- Inbox: results for the HIS. The HIS reads rows WHERE consumed_at IS NULL and
 -- marks each one with mi_inbox_consume(id, 'accepted' | 'rejected').
 CREATE TABLE mi_inbox (
-    id               NUMBER(19)    GENERATED ALWAYS AS IDENTITY,
+    id               NUMBER(19)    GENERATED ALWAYS AS IDENTITY (ORDER),
     outbox_id        NUMBER(19)          NOT NULL,
     kind             VARCHAR2(40 CHAR)   NOT NULL,
     business_key     VARCHAR2(64 CHAR)   NOT NULL,
@@ -101,9 +162,15 @@ CREATE INDEX mi_inbox_unconsumed_ix ON mi_inbox (consumed_at, id)
 /
 CREATE INDEX mi_inbox_outbox_ix ON mi_inbox (outbox_id)
 /
+-- The HIS polls its results by business key.
+CREATE INDEX mi_inbox_business_ix ON mi_inbox (business_key, kind)
+/
+-- Refunds sum their payment's rows by order_id (a NULL order_id is not in it).
+CREATE INDEX mi_inbox_order_ix ON mi_inbox (order_id)
+/
 -- Call journal: one row per remote call, written BEFORE the call is sent.
 CREATE TABLE mi_journal (
-    id               NUMBER(19)    GENERATED ALWAYS AS IDENTITY,
+    id               NUMBER(19)    GENERATED ALWAYS AS IDENTITY (ORDER),
     msg_id           VARCHAR2(64 CHAR)   NOT NULL,
     outbox_id        NUMBER(19)          NOT NULL,
     step             VARCHAR2(40 CHAR)   NOT NULL,
@@ -138,7 +205,7 @@ CREATE TABLE mi_identity (
 /
 -- Audit trail of every human action (requeue, resolve) and repair.
 CREATE TABLE mi_audit (
-    id               NUMBER(19)    GENERATED ALWAYS AS IDENTITY,
+    id               NUMBER(19)    GENERATED ALWAYS AS IDENTITY (ORDER),
     outbox_id        NUMBER(19)          NOT NULL,
     action           VARCHAR2(40 CHAR)   NOT NULL,
     actor            VARCHAR2(64 CHAR)   NOT NULL,
@@ -155,7 +222,7 @@ CREATE INDEX mi_audit_outbox_ix ON mi_audit (outbox_id)
 -- A repeated notice only bumps received_count. Flows read it; nobody else writes it.
 -- outbox_id has no foreign key: a notice can name a row that was purged or never existed.
 CREATE TABLE mi_notice (
-    id               NUMBER(19)    GENERATED ALWAYS AS IDENTITY,
+    id               NUMBER(19)    GENERATED ALWAYS AS IDENTITY (ORDER),
     interface        VARCHAR2(16 CHAR)   NOT NULL,
     notice_key       VARCHAR2(64 CHAR)   NOT NULL,
     business_key     VARCHAR2(64 CHAR),
@@ -172,48 +239,102 @@ CREATE INDEX mi_notice_business_ix ON mi_notice (business_key)
 /
 -- Validation that holds however a row arrives (mi_enqueue or a plain INSERT
 -- from an HIS trigger): bad input is refused to the HIS, nothing is inserted.
--- Errors are ORA-20001..20004 with a 'mibridge: ...' message.
--- The JSON checks run as SQL on DUAL because Oracle 12.1 PL/SQL cannot use
--- IS JSON / JSON_VALUE directly. IS JSON STRICT: no single quotes, no
+-- Errors are ORA-20001..20009 with a 'mibridge: ...' message.
+-- Oracle 12.1 PL/SQL cannot use IS JSON / JSON_VALUE / JSON_QUERY: they run
+-- as dynamic SQL on DUAL (a static use would leave the trigger INVALID and
+-- every insert failing with ORA-04098). IS JSON STRICT: no single quotes, no
 -- unquoted keys (the default, lax, accepts both).
+-- The regular expressions list their characters instead of ranges and say
+-- 'c' (case-sensitive): ranges and case follow NLS_SORT, which the HIS's
+-- session may set to a linguistic sort.
 CREATE OR REPLACE TRIGGER mi_outbox_validate_tg
 BEFORE INSERT ON mi_outbox
 FOR EACH ROW
 DECLARE
-    v_ok        NUMBER;
-    v_total     VARCHAR2(4000);
-    v_total_doc VARCHAR2(4000);
+    v_payload CLOB;
+    v_ok      NUMBER;
+    v_wrapped VARCHAR2(4000);
+    v_total   VARCHAR2(4000);
+    v_text    CLOB;
+    FUNCTION blank_end(p IN VARCHAR2) RETURN BOOLEAN IS
+    BEGIN
+        RETURN ASCII(SUBSTR(p, 1, 1)) IN (9, 10, 13, 32) OR ASCII(SUBSTR(p, -1, 1)) IN (9, 10, 13, 32);
+    END;
 BEGIN
-    IF TRIM(:NEW.business_key) IS NULL THEN
-        RAISE_APPLICATION_ERROR(-20001, 'mibridge: business_key is required');
-    END IF;
     IF TRIM(:NEW.kind) IS NULL THEN
         RAISE_APPLICATION_ERROR(-20001, 'mibridge: kind is required');
     END IF;
-    -- An omitted serial key means "this request is its own sequence".
+    IF TRIM(:NEW.business_key) IS NULL THEN
+        RAISE_APPLICATION_ERROR(-20001, 'mibridge: business_key is required');
+    END IF;
+    -- An omitted serial key means "this request is its own sequence" (Oracle
+    -- stores '' as NULL: an empty one is omitted too, as on every database).
     IF TRIM(:NEW.serial_key) IS NULL THEN
         :NEW.serial_key := :NEW.business_key;
     END IF;
-    IF :NEW.payload IS NULL THEN
+    -- Keys compare byte for byte. A blank at either end is refused rather than
+    -- kept, as on every database (SQL Server's '=' ignores trailing blanks).
+    IF blank_end(:NEW.kind) THEN
+        RAISE_APPLICATION_ERROR(-20005, 'mibridge: kind must not start or end with a blank');
+    END IF;
+    IF blank_end(:NEW.business_key) THEN
+        RAISE_APPLICATION_ERROR(-20005, 'mibridge: business_key must not start or end with a blank');
+    END IF;
+    IF blank_end(:NEW.serial_key) THEN
+        RAISE_APPLICATION_ERROR(-20005, 'mibridge: serial_key must not start or end with a blank');
+    END IF;
+    IF LENGTH(:NEW.kind) > 40 THEN
+        RAISE_APPLICATION_ERROR(-20006, 'mibridge: kind is longer than 40 characters');
+    END IF;
+    IF LENGTH(:NEW.business_key) > 64 THEN
+        RAISE_APPLICATION_ERROR(-20006, 'mibridge: business_key is longer than 64 characters');
+    END IF;
+    IF LENGTH(:NEW.serial_key) > 64 THEN
+        RAISE_APPLICATION_ERROR(-20006, 'mibridge: serial_key is longer than 64 characters');
+    END IF;
+    v_payload := :NEW.payload;
+    IF v_payload IS NULL THEN
         RAISE_APPLICATION_ERROR(-20002, 'mibridge: payload is not valid JSON');
     END IF;
-    SELECT COUNT(*) INTO v_ok FROM dual WHERE :NEW.payload IS JSON STRICT;
+    EXECUTE IMMEDIATE 'SELECT COUNT(*) FROM dual WHERE :p IS JSON STRICT' INTO v_ok USING v_payload;
     IF v_ok = 0 THEN
         RAISE_APPLICATION_ERROR(-20002, 'mibridge: payload is not valid JSON');
     END IF;
+    -- A lone UTF-16 surrogate escape (\ud800 without its \udc00), which no
+    -- database could store: in the text with its escaped backslashes blanked
+    -- out (each remaining \u starts an escape), take out the valid pairs and
+    -- look for any surrogate escape left.
+    v_text := REGEXP_REPLACE(v_payload, '\\\\', '__', 1, 0, 'c');
+    -- A NULL replacement removes what matches.
+    v_text := REGEXP_REPLACE(v_text, '\\u[dD][89abAB][0123456789abcdefABCDEF]{2}\\u[dD][cdefCDEF][0123456789abcdefABCDEF]{2}',
+                             NULL, 1, 0, 'c');
+    IF REGEXP_LIKE(v_text, '\\u[dD][89abcdefABCDEF][0123456789abcdefABCDEF]{2}', 'c') THEN
+        RAISE_APPLICATION_ERROR(-20002, 'mibridge: payload is not valid JSON');
+    END IF;
     -- Valid JSON whose first character (after blanks) is '{' is an object.
-    IF NOT REGEXP_LIKE(:NEW.payload, '^\s*\{') THEN
+    IF NOT REGEXP_LIKE(v_payload, '^\s*\{', 'c') THEN
         RAISE_APPLICATION_ERROR(-20003, 'mibridge: payload must be a JSON object');
     END IF;
-    -- JSON_VALUE gives the text of a scalar (NULL for JSON null or a missing key);
-    -- JSON_QUERY gives an object or array, which is not an amount either.
-    SELECT JSON_VALUE(:NEW.payload, '$.total_amount'), JSON_QUERY(:NEW.payload, '$.total_amount')
-      INTO v_total, v_total_doc FROM dual;
-    IF v_total_doc IS NOT NULL
-       OR (v_total IS NOT NULL AND NOT REGEXP_LIKE(v_total, '^[0-9]+(\.[0-9]{1,2})?$')) THEN
-        RAISE_APPLICATION_ERROR(-20004,
-            'mibridge: total_amount must be a non-negative amount with at most 2 decimals, got '
-            || NVL(v_total, v_total_doc));
+    -- A key twice in one object (Oracle would read one of them, the daemon the last).
+    EXECUTE IMMEDIATE 'SELECT COUNT(*) FROM dual WHERE :p IS JSON STRICT WITH UNIQUE KEYS' INTO v_ok USING v_payload;
+    IF v_ok = 0 THEN
+        RAISE_APPLICATION_ERROR(-20007, 'mibridge: payload has a key twice in one object');
+    END IF;
+    -- The amount as written: the member wrapped in an array is its JSON text
+    -- (a string in quotes, a number as written, null, an object ...).
+    EXECUTE IMMEDIATE 'SELECT JSON_QUERY(:p, ''$.total_amount'' WITH WRAPPER), JSON_VALUE(:p, ''$.total_amount'') FROM dual'
+        INTO v_wrapped, v_total USING v_payload, v_payload;
+    v_wrapped := TRIM(SUBSTR(v_wrapped, 2, LENGTH(v_wrapped) - 2));
+    IF v_wrapped IS NOT NULL AND v_wrapped <> 'null' THEN
+        IF SUBSTR(v_wrapped, 1, 1) <> '"' THEN
+            v_total := v_wrapped;
+        END IF;
+        IF NVL(LENGTH(REGEXP_SUBSTR(v_total, '^[0123456789]+(\.[0123456789]{1,2})?', 1, 1, 'c')), -1)
+           <> NVL(LENGTH(v_total), -2) THEN
+            RAISE_APPLICATION_ERROR(-20004,
+                'mibridge: total_amount must be a non-negative amount with at most 2 decimals, got '
+                || SUBSTR(v_wrapped, 1, 100));
+        END IF;
     END IF;
 END;
 /
@@ -222,10 +343,12 @@ END;
 --   BEGIN mi_enqueue('test.charge', 'INV-1', 'VISIT-1', '{"total_amount":"12.50"}', v_id); END;
 -- The same (kind, business_key) with the same payload returns the existing id
 -- (a retried HIS transaction is harmless); with a different payload it is an
--- error (ORA-20010). Oracle 12.1 has no JSON equality (JSON_EQUAL is 18c), so
--- "the same payload" means the same text: a retry must send the same document.
+-- error (ORA-20010). From Oracle 18c the order of the payload's fields does
+-- not matter (JSON_EQUAL); on 12c "the same payload" means the same text.
 -- Insert first, then look: a concurrent enqueue of the same key waits on the
--- unique index and then takes the DUP_VAL_ON_INDEX path.
+-- unique index and then takes the DUP_VAL_ON_INDEX path. The lookup compares
+-- the keys' bytes: an HIS session with NLS_COMP=LINGUISTIC would otherwise
+-- compare them by its sort (case- or accent-blind).
 CREATE OR REPLACE PROCEDURE mi_enqueue(
     p_kind         IN  VARCHAR2,
     p_business_key IN  VARCHAR2,
@@ -233,16 +356,40 @@ CREATE OR REPLACE PROCEDURE mi_enqueue(
     p_payload      IN  CLOB,
     p_id           OUT NUMBER)
 AS
-    v_old CLOB;
+    v_old  CLOB;
+    v_same NUMBER;
 BEGIN
+    -- Longer keys would be cut or refused by the columns; say so in words.
+    IF LENGTH(p_kind) > 40 THEN
+        RAISE_APPLICATION_ERROR(-20006, 'mibridge: kind is longer than 40 characters');
+    END IF;
+    IF LENGTH(p_business_key) > 64 THEN
+        RAISE_APPLICATION_ERROR(-20006, 'mibridge: business_key is longer than 64 characters');
+    END IF;
+    IF LENGTH(p_serial_key) > 64 THEN
+        RAISE_APPLICATION_ERROR(-20006, 'mibridge: serial_key is longer than 64 characters');
+    END IF;
     INSERT INTO mi_outbox (kind, business_key, serial_key, payload)
     VALUES (p_kind, p_business_key, NVL(p_serial_key, p_business_key), p_payload)
     RETURNING id INTO p_id;
 EXCEPTION
     WHEN DUP_VAL_ON_INDEX THEN
+        -- The trigger has checked p_payload before the unique index refused it.
         SELECT id, payload INTO p_id, v_old FROM mi_outbox
-         WHERE kind = p_kind AND business_key = p_business_key;
-        IF DBMS_LOB.COMPARE(v_old, p_payload) <> 0 THEN
+         WHERE kind = p_kind AND business_key = p_business_key
+           AND UTL_RAW.CAST_TO_RAW(kind) = UTL_RAW.CAST_TO_RAW(p_kind)
+           AND UTL_RAW.CAST_TO_RAW(business_key) = UTL_RAW.CAST_TO_RAW(p_business_key);
+        BEGIN
+            EXECUTE IMMEDIATE 'SELECT COUNT(*) FROM dual WHERE JSON_EQUAL(:a, :b)' INTO v_same USING v_old, p_payload;
+        EXCEPTION
+            WHEN OTHERS THEN
+                -- ORA-00904: no JSON_EQUAL before 18c: compare the text.
+                IF SQLCODE <> -904 THEN
+                    RAISE;
+                END IF;
+                v_same := CASE WHEN DBMS_LOB.COMPARE(v_old, p_payload) = 0 THEN 1 ELSE 0 END;
+        END;
+        IF v_same = 0 THEN
             RAISE_APPLICATION_ERROR(-20010, 'mibridge: ' || p_kind || ' request ' || p_business_key
                 || ' already exists with a different payload (outbox id ' || p_id || ')');
         END IF;
@@ -250,24 +397,39 @@ END;
 /
 -- The HIS marks an inbox row as taken ('accepted') or refused ('rejected'):
 --   BEGIN mi_inbox_consume(42, 'accepted'); END;
+-- Any other verdict, NULL (and so '') included, is refused: nothing counts as
+-- accepted by default. The verdict is compared byte for byte.
 -- A refused settlement is repaired by the daemon (refund/reversal), see docs/.
 CREATE OR REPLACE PROCEDURE mi_inbox_consume(
     p_id  IN NUMBER,
     p_ack IN VARCHAR2 DEFAULT 'accepted')
 AS
+    v_found NUMBER;
 BEGIN
-    UPDATE mi_inbox SET consumed_at = SYSTIMESTAMP, his_ack = NVL(p_ack, 'accepted')
+    IF p_ack IS NULL OR LENGTH(p_ack) <> 8
+       OR UTL_RAW.CAST_TO_RAW(p_ack) NOT IN (UTL_RAW.CAST_TO_RAW('accepted'), UTL_RAW.CAST_TO_RAW('rejected')) THEN
+        RAISE_APPLICATION_ERROR(-20012, 'mibridge: the verdict must be ' || CHR(39) || 'accepted' || CHR(39)
+            || ' or ' || CHR(39) || 'rejected' || CHR(39));
+    END IF;
+    UPDATE mi_inbox SET consumed_at = SYSTIMESTAMP, his_ack = p_ack
      WHERE id = p_id AND consumed_at IS NULL;
     IF SQL%ROWCOUNT = 0 THEN
-        RAISE_APPLICATION_ERROR(-20011, 'mibridge: inbox row ' || p_id
-            || ' does not exist or was already consumed');
+        SELECT COUNT(*) INTO v_found FROM mi_inbox WHERE id = p_id;
+        IF v_found > 0 THEN
+            RAISE_APPLICATION_ERROR(-20011, 'mibridge: inbox row ' || p_id || ' was already consumed');
+        END IF;
+        RAISE_APPLICATION_ERROR(-20011, 'mibridge: inbox row ' || NVL(TO_CHAR(p_id), 'NULL') || ' does not exist');
     END IF;
 END;
 /
 -- Views for DBAs --------------------------------------------------------
 CREATE VIEW mi_v_pending AS
 SELECT id, kind, business_key, serial_key, state, step, attempts, next_attempt_at, created_at,
-       SYSTIMESTAMP - created_at AS age, last_error_code, last_error_message
+       FLOOR(EXTRACT(DAY FROM (SYSTIMESTAMP - created_at)) * 86400
+             + EXTRACT(HOUR FROM (SYSTIMESTAMP - created_at)) * 3600
+             + EXTRACT(MINUTE FROM (SYSTIMESTAMP - created_at)) * 60
+             + EXTRACT(SECOND FROM (SYSTIMESTAMP - created_at))) AS age_seconds,
+       last_error_code, last_error_message
   FROM mi_outbox WHERE state IN ('pending', 'in_doubt')
 /
 CREATE VIEW mi_v_in_flight AS
@@ -292,4 +454,10 @@ SELECT o.kind, o.state, COUNT(*) AS requests, SUM(i.total_amount) AS total_amoun
                 ORDER BY x.id DESC FETCH FIRST 1 ROW ONLY) i
  WHERE o.created_at >= FROM_TZ(CAST(TRUNC(SYSTIMESTAMP) AS TIMESTAMP), TO_CHAR(SYSTIMESTAMP, 'TZH:TZM'))
  GROUP BY o.kind, o.state
+/
+INSERT INTO mi_schema_version (version, name) VALUES (1, '001_baseline')
+/
+INSERT INTO mi_schema_version (version, name) VALUES (2, '002_hardening')
+/
+COMMIT
 /

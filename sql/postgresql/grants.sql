@@ -1,19 +1,64 @@
--- mibridge: least-privilege login for the daemon. Run as a DBA after install.sql.
--- The daemon reads and writes the mi_ tables and nothing else in the HIS schema;
--- it cannot create, alter or drop anything. Set the password out of band:
---   psql -d hisdb -v daemon_password="'...'" -f sql/postgresql/grants.sql
--- (the password goes in the daemon's environment, MIBRIDGE_DB_PASSWORD, never in a file).
-CREATE ROLE mibridge_daemon LOGIN PASSWORD :daemon_password;
-GRANT USAGE ON SCHEMA public TO mibridge_daemon;
-GRANT SELECT, INSERT, UPDATE, DELETE ON mi_outbox, mi_inbox, mi_journal, mi_identity TO mibridge_daemon;
--- Audit rows are never changed or removed by the daemon.
-GRANT SELECT, INSERT ON mi_audit TO mibridge_daemon;
--- The daemon records and counts notices but never removes one.
-GRANT SELECT, INSERT, UPDATE ON mi_notice TO mibridge_daemon;
-GRANT SELECT ON mi_v_pending, mi_v_in_flight, mi_v_held, mi_v_failed, mi_v_today TO mibridge_daemon;
-GRANT EXECUTE ON FUNCTION mi_enqueue(VARCHAR, VARCHAR, VARCHAR, TEXT), mi_inbox_consume(BIGINT, VARCHAR) TO mibridge_daemon;
+-- mibridge: least-privilege rights for the daemon's login and for the HIS's
+-- login. Run as the owner of the mi_ objects (the DBA who ran install.sql),
+-- after install.sql, with two psql variables and nothing edited in this file:
+--   psql -1 -v ON_ERROR_STOP=1 -d hisdb \
+--        -v daemon_role=mibridge_daemon -v his_role=his_app \
+--        -f sql/postgresql/grants.sql
+-- then give the daemon's login a password without it appearing on a command
+-- line or in a file (psql sends it hashed):
+--   psql -d hisdb -c '\password mibridge_daemon'
+-- and put the same password in the daemon's environment (MIBRIDGE_DB_PASSWORD).
+-- `mibridge db grants --url ... --daemon-role ... --his-role ...` runs this file
+-- with the same two values.
+--
+-- daemon_role: created here when it does not exist (LOGIN, no password yet).
+--   It reads and writes the mi_ tables and nothing else in the HIS database;
+--   it cannot create, alter or drop anything.
+-- his_role: the HIS's existing login. It may enqueue (mi_enqueue), consume
+--   (mi_inbox_consume) and read its results (mi_inbox, mi_identity), and
+--   nothing else of mibridge's: both functions run with their owner's rights
+--   (SECURITY DEFINER), so EXECUTE is all it needs.
+-- Running this file again is harmless.
+SELECT pg_catalog.set_config('mibridge.daemon_role', :'daemon_role', false),
+       pg_catalog.set_config('mibridge.his_role', :'his_role', false);
 
--- The HIS's own login needs only these (replace his_app with its role):
--- GRANT EXECUTE ON FUNCTION mi_enqueue(VARCHAR, VARCHAR, VARCHAR, TEXT), mi_inbox_consume(BIGINT, VARCHAR) TO his_app;
--- GRANT SELECT ON mi_inbox, mi_identity TO his_app;
--- GRANT INSERT ON mi_outbox TO his_app;   -- only if HIS triggers insert directly
+DO $$
+DECLARE
+    daemon text := current_setting('mibridge.daemon_role');
+    his    text := current_setting('mibridge.his_role');
+    schema text := current_schema();
+BEGIN
+    IF daemon = '' OR his = '' OR daemon = his THEN
+        RAISE EXCEPTION 'mibridge: daemon_role and his_role must be two different role names';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = his) THEN
+        RAISE EXCEPTION 'mibridge: the HIS role "%" does not exist; his_role names the HIS''s existing login', his;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = daemon) THEN
+        EXECUTE format('CREATE ROLE %I LOGIN', daemon);
+    END IF;
+
+    -- The daemon: DML on its tables, and no more.
+    EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema, daemon);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON mi_outbox, mi_inbox, mi_journal, mi_identity TO %I', daemon);
+    -- Audit rows are never changed or removed by the daemon.
+    EXECUTE format('GRANT SELECT, INSERT ON mi_audit TO %I', daemon);
+    -- The daemon records and counts notices but never removes one.
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE ON mi_notice TO %I', daemon);
+    EXECUTE format('GRANT SELECT ON mi_schema_version, mi_v_pending, mi_v_in_flight, mi_v_held, mi_v_failed, mi_v_today TO %I', daemon);
+
+    -- The HIS: enqueue, consume, read its results.
+    EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema, his);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION mi_enqueue(VARCHAR, VARCHAR, VARCHAR, TEXT), mi_inbox_consume(BIGINT, VARCHAR) TO %I', his);
+    EXECUTE format('GRANT SELECT ON mi_inbox, mi_identity TO %I', his);
+
+    -- PostgreSQL before 15 lets every role (PUBLIC) create objects in the
+    -- public schema: the daemon's login could then plant a table or function
+    -- there. Take that right away where PUBLIC still has it. Roles that did
+    -- create objects in public need GRANT CREATE ON SCHEMA public TO them.
+    IF EXISTS (SELECT 1 FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) a
+                WHERE n.nspname = 'public' AND a.grantee = 0 AND a.privilege_type = 'CREATE') THEN
+        REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+        RAISE NOTICE 'mibridge: revoked CREATE on schema public from PUBLIC (the default before PostgreSQL 15)';
+    END IF;
+END $$;

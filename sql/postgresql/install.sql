@@ -1,8 +1,25 @@
 -- mibridge: install into a PostgreSQL (12+) HIS database.
--- Run by hand:   psql -v ON_ERROR_STOP=1 -d hisdb -f sql/postgresql/install.sql
+-- Run by hand:   psql -1 -v ON_ERROR_STOP=1 -d hisdb -f sql/postgresql/install.sql
 -- or:            mibridge db install --url postgresql://dba@host/hisdb
 -- Creates only objects whose names start with mi_. Safe to read top to bottom;
 -- sql/postgresql/uninstall.sql removes everything again.
+-- This file is the schema at its latest version: the same as
+-- migrations/001_baseline.sql followed by every later migration (the tests
+-- compare the two). An installed database is upgraded with
+-- `mibridge db upgrade`, never reinstalled: see docs/migrations.md.
+
+-- Every function below pins search_path to the schema the mi_ objects live in
+-- (FROM CURRENT), with pg_temp last so that no temporary object can stand in
+-- for one of ours.
+SELECT pg_catalog.set_config('search_path',
+                             pg_catalog.quote_ident(pg_catalog.current_schema()) || ', pg_temp', false);
+
+-- Which migrations this database has (docs/migrations.md).
+CREATE TABLE mi_schema_version (
+    version          INTEGER       PRIMARY KEY,
+    name             VARCHAR(100)  NOT NULL,
+    applied_at       TIMESTAMPTZ   NOT NULL DEFAULT now()
+);
 
 -- Outbox: one row per request the HIS makes. The daemon claims rows, runs the
 -- request's flow (a state machine; the current step is in `step`), and finishes
@@ -46,6 +63,9 @@ CREATE INDEX mi_outbox_ready_ix ON mi_outbox (next_attempt_at, id)
     WHERE state IN ('pending', 'in_doubt');
 CREATE INDEX mi_outbox_serial_open_ix ON mi_outbox (serial_key, id)
     WHERE state NOT IN ('done', 'failed', 'resolved');
+-- Requests of one kind and serial key in any state (a refund counts its payment's
+-- other refunds): the open-row index cannot serve a query that names final states.
+CREATE INDEX mi_outbox_serial_kind_ix ON mi_outbox (serial_key, kind);
 CREATE INDEX mi_outbox_lease_ix ON mi_outbox (lease_expires_at)
     WHERE state = 'running';
 CREATE INDEX mi_outbox_finished_ix ON mi_outbox (finished_at)
@@ -78,6 +98,9 @@ CREATE TABLE mi_inbox (
 );
 CREATE INDEX mi_inbox_unconsumed_ix ON mi_inbox (id) WHERE consumed_at IS NULL;
 CREATE INDEX mi_inbox_outbox_ix ON mi_inbox (outbox_id);
+-- The HIS polls its results by business key; refunds sum their payment's rows by order_id.
+CREATE INDEX mi_inbox_business_ix ON mi_inbox (business_key, kind);
+CREATE INDEX mi_inbox_order_ix ON mi_inbox (order_id) WHERE order_id IS NOT NULL;
 
 -- Call journal: one row per remote call, written BEFORE the call is sent.
 -- outcome is NULL while the call is in flight; a NULL left behind by a
@@ -140,41 +163,99 @@ CREATE TABLE mi_notice (
 );
 CREATE INDEX mi_notice_business_ix ON mi_notice (business_key);
 
+-- The first key that appears twice in one object of a JSON document, or NULL.
+-- The json type keeps every member as written (jsonb would keep the last one).
+CREATE FUNCTION mi_json_duplicate_key(doc json) RETURNS text
+LANGUAGE plpgsql IMMUTABLE SET search_path FROM CURRENT AS $$
+DECLARE
+    dup   text;
+    child json;
+BEGIN
+    IF json_typeof(doc) = 'object' THEN
+        SELECT k INTO dup FROM json_object_keys(doc) AS t(k) GROUP BY k HAVING count(*) > 1 LIMIT 1;
+        IF dup IS NOT NULL THEN
+            RETURN dup;
+        END IF;
+        FOR child IN SELECT value FROM json_each(doc) WHERE json_typeof(value) IN ('object', 'array') LOOP
+            dup := mi_json_duplicate_key(child);
+            IF dup IS NOT NULL THEN
+                RETURN dup;
+            END IF;
+        END LOOP;
+    ELSIF json_typeof(doc) = 'array' THEN
+        FOR child IN SELECT value FROM json_array_elements(doc) WHERE json_typeof(value) IN ('object', 'array') LOOP
+            dup := mi_json_duplicate_key(child);
+            IF dup IS NOT NULL THEN
+                RETURN dup;
+            END IF;
+        END LOOP;
+    END IF;
+    RETURN NULL;
+END $$;
+
 -- Validation that holds however a row arrives (mi_enqueue or a plain INSERT
 -- from an HIS trigger): bad input is refused to the HIS, nothing is inserted.
-CREATE FUNCTION mi_outbox_validate() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION mi_outbox_validate() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
-    doc jsonb;
-    total text;
+    doc    json;
+    amount json;
+    dup    text;
 BEGIN
+    IF NEW.kind IS NULL OR btrim(NEW.kind) = '' THEN
+        RAISE EXCEPTION 'mibridge: kind is required' USING ERRCODE = '22023';
+    END IF;
     IF NEW.business_key IS NULL OR btrim(NEW.business_key) = '' THEN
         RAISE EXCEPTION 'mibridge: business_key is required' USING ERRCODE = '22023';
     END IF;
     IF NEW.serial_key IS NULL OR btrim(NEW.serial_key) = '' THEN
         NEW.serial_key := NEW.business_key;
     END IF;
+    -- Keys compare byte for byte. A blank at either end is refused rather than
+    -- kept, because SQL Server's '=' ignores trailing blanks: the same keys
+    -- must mean the same requests on every database.
+    IF ascii(NEW.kind) IN (9, 10, 13, 32) OR ascii(right(NEW.kind, 1)) IN (9, 10, 13, 32) THEN
+        RAISE EXCEPTION 'mibridge: kind must not start or end with a blank' USING ERRCODE = '22023';
+    END IF;
+    IF ascii(NEW.business_key) IN (9, 10, 13, 32) OR ascii(right(NEW.business_key, 1)) IN (9, 10, 13, 32) THEN
+        RAISE EXCEPTION 'mibridge: business_key must not start or end with a blank' USING ERRCODE = '22023';
+    END IF;
+    IF ascii(NEW.serial_key) IN (9, 10, 13, 32) OR ascii(right(NEW.serial_key, 1)) IN (9, 10, 13, 32) THEN
+        RAISE EXCEPTION 'mibridge: serial_key must not start or end with a blank' USING ERRCODE = '22023';
+    END IF;
+    -- Not JSON (NaN ...), or what no database could store: jsonb refuses a
+    -- lone UTF-16 surrogate escape, which the json type lets through.
     BEGIN
-        doc := NEW.payload::jsonb;
+        doc := NEW.payload::json;
+        PERFORM doc::jsonb;
     EXCEPTION WHEN others THEN
         RAISE EXCEPTION 'mibridge: payload is not valid JSON' USING ERRCODE = '22023';
     END;
-    IF jsonb_typeof(doc) <> 'object' THEN
+    IF json_typeof(doc) <> 'object' THEN
         RAISE EXCEPTION 'mibridge: payload must be a JSON object' USING ERRCODE = '22023';
     END IF;
-    total := doc ->> 'total_amount';
-    IF total IS NOT NULL THEN
-        IF total !~ '^[0-9]+(\.[0-9]{1,2})?$' THEN
-            RAISE EXCEPTION 'mibridge: total_amount must be a non-negative amount with at most 2 decimals, got %', total
-                USING ERRCODE = '22023';
+    dup := mi_json_duplicate_key(doc);
+    IF dup IS NOT NULL THEN
+        RAISE EXCEPTION 'mibridge: payload has the key "%" twice in one object', dup USING ERRCODE = '22023';
+    END IF;
+    -- The amount as written: a string, or a number in plain digits ("1e3" and -0 are refused).
+    amount := doc -> 'total_amount';
+    IF amount IS NOT NULL AND json_typeof(amount) <> 'null' THEN
+        IF json_typeof(amount) NOT IN ('string', 'number')
+           OR (amount #>> '{}') !~ '^[0-9]+(\.[0-9]{1,2})?$' THEN
+            RAISE EXCEPTION 'mibridge: total_amount must be a non-negative amount with at most 2 decimals, got %',
+                amount::text USING ERRCODE = '22023';
         END IF;
     END IF;
     RETURN NEW;
 END $$;
+
 CREATE TRIGGER mi_outbox_validate_tg BEFORE INSERT ON mi_outbox
     FOR EACH ROW EXECUTE FUNCTION mi_outbox_validate();
 
 -- Wake the daemon at once (it LISTENs on mi_outbox; polling stays as the fallback).
-CREATE FUNCTION mi_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION mi_outbox_notify() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
     PERFORM pg_notify('mi_outbox', NEW.id::text);
     RETURN NULL;
@@ -184,13 +265,26 @@ CREATE TRIGGER mi_outbox_notify_tg AFTER INSERT ON mi_outbox
 
 -- The one call the HIS makes per request. Returns the outbox id.
 -- The same (kind, business_key) with the same payload returns the existing id
--- (a retried HIS transaction is harmless); with a different payload it is an error.
+-- (a retried HIS transaction is harmless; the order of the payload's fields
+-- does not matter); with a different payload it is an error.
+-- SECURITY DEFINER: it runs with its owner's rights, so the HIS needs EXECUTE
+-- on it and nothing on the tables.
 CREATE FUNCTION mi_enqueue(p_kind VARCHAR, p_business_key VARCHAR, p_serial_key VARCHAR, p_payload TEXT)
-RETURNS BIGINT LANGUAGE plpgsql AS $$
+RETURNS BIGINT LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
     new_id BIGINT;
     old_payload TEXT;
 BEGIN
+    -- Longer keys would be cut or refused by the columns; say so in words.
+    IF char_length(p_kind) > 40 THEN
+        RAISE EXCEPTION 'mibridge: kind is longer than 40 characters' USING ERRCODE = '22023';
+    END IF;
+    IF char_length(p_business_key) > 64 THEN
+        RAISE EXCEPTION 'mibridge: business_key is longer than 64 characters' USING ERRCODE = '22023';
+    END IF;
+    IF char_length(p_serial_key) > 64 THEN
+        RAISE EXCEPTION 'mibridge: serial_key is longer than 64 characters' USING ERRCODE = '22023';
+    END IF;
     INSERT INTO mi_outbox (kind, business_key, serial_key, payload)
     VALUES (p_kind, p_business_key, COALESCE(p_serial_key, p_business_key), p_payload)
     ON CONFLICT (kind, business_key) DO NOTHING
@@ -200,6 +294,8 @@ BEGIN
     END IF;
     SELECT id, payload INTO new_id, old_payload FROM mi_outbox
      WHERE kind = p_kind AND business_key = p_business_key;
+    -- The BEFORE INSERT trigger checked p_payload even though the insert was
+    -- skipped: a payload with a duplicate key never gets here.
     IF old_payload::jsonb IS DISTINCT FROM p_payload::jsonb THEN
         RAISE EXCEPTION 'mibridge: % request % already exists with a different payload (outbox id %)',
             p_kind, p_business_key, new_id USING ERRCODE = '23505';
@@ -210,20 +306,33 @@ END $$;
 -- The HIS marks an inbox row as taken ('accepted') or refused ('rejected').
 -- A refused settlement is repaired by the daemon (refund/reversal), see docs/.
 CREATE FUNCTION mi_inbox_consume(p_id BIGINT, p_ack VARCHAR DEFAULT 'accepted')
-RETURNS VOID LANGUAGE plpgsql AS $$
+RETURNS VOID LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
+    IF p_ack IS NULL OR p_ack NOT IN ('accepted', 'rejected') THEN
+        RAISE EXCEPTION 'mibridge: the verdict must be ''accepted'' or ''rejected'', not %',
+            COALESCE(quote_literal(p_ack), 'NULL') USING ERRCODE = '22023';
+    END IF;
     UPDATE mi_inbox SET consumed_at = now(), his_ack = p_ack
      WHERE id = p_id AND consumed_at IS NULL;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'mibridge: inbox row % does not exist or was already consumed', p_id
+        IF EXISTS (SELECT 1 FROM mi_inbox WHERE id = p_id) THEN
+            RAISE EXCEPTION 'mibridge: inbox row % was already consumed', p_id USING ERRCODE = '22023';
+        END IF;
+        RAISE EXCEPTION 'mibridge: inbox row % does not exist', COALESCE(p_id::text, 'NULL')
             USING ERRCODE = '22023';
     END IF;
 END $$;
 
+-- Functions are executable by PUBLIC by default; these two run with their
+-- owner's rights, so only the roles grants.sql names may call them.
+REVOKE ALL ON FUNCTION mi_enqueue(VARCHAR, VARCHAR, VARCHAR, TEXT) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mi_inbox_consume(BIGINT, VARCHAR) FROM PUBLIC;
+
 -- Views for DBAs --------------------------------------------------------
 CREATE VIEW mi_v_pending AS
 SELECT id, kind, business_key, serial_key, state, step, attempts, next_attempt_at, created_at,
-       now() - created_at AS age, last_error_code, last_error_message
+       floor(EXTRACT(EPOCH FROM now() - created_at))::bigint AS age_seconds,
+       last_error_code, last_error_message
   FROM mi_outbox WHERE state IN ('pending', 'in_doubt');
 
 CREATE VIEW mi_v_in_flight AS
@@ -246,3 +355,5 @@ SELECT o.kind, o.state, count(*) AS requests,
   LEFT JOIN mi_inbox i ON i.outbox_id = o.id AND i.id = (SELECT max(id) FROM mi_inbox x WHERE x.outbox_id = o.id)
  WHERE o.created_at >= date_trunc('day', now())
  GROUP BY o.kind, o.state;
+
+INSERT INTO mi_schema_version (version, name) VALUES (1, '001_baseline'), (2, '002_hardening');

@@ -1,6 +1,11 @@
--- mibridge: install into a SQLite (3.35+) database file.
+-- mibridge: install into a SQLite (3.38+: the -> and ->> JSON operators) database file.
 -- Run by hand:   sqlite3 his.db < sql/sqlite/install.sql
 -- or:            mibridge db install --url sqlite:///path/to/his.db
+-- This file is the schema at its latest version: the same as
+-- migrations/001_baseline.sql followed by every later migration (the tests
+-- compare the two). An installed database is upgraded with
+-- `mibridge db upgrade`, never reinstalled: see docs/migrations.md.
+-- It runs as one transaction; .bail on stops the sqlite3 shell at an error.
 -- Creates only objects whose names start with mi_; uninstall.sql removes them.
 -- The states are explained in sql/postgresql/install.sql and docs/.
 -- Times are UTC text 'YYYY-MM-DD HH:MM:SS.SSS' from SQLite's own clock, so they
@@ -12,9 +17,18 @@
 -- Validation runs in the triggers below: bad input aborts the INSERT with a
 -- 'mibridge: ...' message; repeating an existing (kind, business_key) with the
 -- same payload is silently ignored, with a different payload it aborts.
--- The HIS marks an inbox row as taken with:
---   UPDATE mi_inbox SET consumed_at = strftime('%Y-%m-%d %H:%M:%f','now'), his_ack = 'accepted'
---    WHERE id = ? AND consumed_at IS NULL;
+-- The HIS marks an inbox row as taken ('accepted') or refused ('rejected') with:
+--   INSERT INTO mi_inbox_consume (id, his_ack) VALUES (?, 'accepted');
+
+.bail on
+BEGIN IMMEDIATE;
+
+-- Which migrations this database has (docs/migrations.md).
+CREATE TABLE mi_schema_version (
+    version          INTEGER PRIMARY KEY,
+    name             TEXT    NOT NULL,
+    applied_at       TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f','now'))
+);
 
 CREATE TABLE mi_outbox (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -44,6 +58,9 @@ CREATE INDEX mi_outbox_ready_ix ON mi_outbox (next_attempt_at, id)
     WHERE state IN ('pending', 'in_doubt');
 CREATE INDEX mi_outbox_serial_open_ix ON mi_outbox (serial_key, id)
     WHERE state NOT IN ('done', 'failed', 'resolved');
+-- Requests of one kind and serial key in any state (a refund counts its payment's
+-- other refunds): the open-row index cannot serve a query that names final states.
+CREATE INDEX mi_outbox_serial_kind_ix ON mi_outbox (serial_key, kind);
 CREATE INDEX mi_outbox_lease_ix ON mi_outbox (lease_expires_at)
     WHERE state = 'running';
 CREATE INDEX mi_outbox_finished_ix ON mi_outbox (finished_at)
@@ -73,6 +90,9 @@ CREATE TABLE mi_inbox (
 );
 CREATE INDEX mi_inbox_unconsumed_ix ON mi_inbox (id) WHERE consumed_at IS NULL;
 CREATE INDEX mi_inbox_outbox_ix ON mi_inbox (outbox_id);
+-- The HIS polls its results by business key; refunds sum their payment's rows by order_id.
+CREATE INDEX mi_inbox_business_ix ON mi_inbox (business_key, kind);
+CREATE INDEX mi_inbox_order_ix ON mi_inbox (order_id) WHERE order_id IS NOT NULL;
 
 CREATE TABLE mi_journal (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -129,39 +149,85 @@ CREATE TABLE mi_notice (
 );
 CREATE INDEX mi_notice_business_ix ON mi_notice (business_key);
 
--- The same request twice: the same payload is a no-op, a different one an error.
-CREATE TRIGGER mi_outbox_duplicate_tg BEFORE INSERT ON mi_outbox
-WHEN EXISTS (SELECT 1 FROM mi_outbox WHERE kind = NEW.kind AND business_key = NEW.business_key)
-BEGIN
-    SELECT CASE
-        WHEN (SELECT json(payload) FROM mi_outbox WHERE kind = NEW.kind AND business_key = NEW.business_key)
-             IS json(NEW.payload)
-        THEN RAISE(IGNORE)
-        ELSE RAISE(ABORT, 'mibridge: this request (kind, business_key) already exists with a different payload')
-    END;
-END;
-
+-- Validation that holds however a row arrives: bad input aborts the INSERT
+-- with a 'mibridge: ...' message and nothing is inserted; the same request
+-- again (same kind and business key) with the same payload, whatever the
+-- order of its fields, is silently ignored, with a different payload it aborts.
 CREATE TRIGGER mi_outbox_validate_tg BEFORE INSERT ON mi_outbox
 BEGIN
     SELECT CASE
-        WHEN NEW.business_key IS NULL OR trim(NEW.business_key) = ''
-            THEN RAISE(ABORT, 'mibridge: business_key is required')
         WHEN NEW.kind IS NULL OR trim(NEW.kind) = ''
             THEN RAISE(ABORT, 'mibridge: kind is required')
+        WHEN NEW.business_key IS NULL OR trim(NEW.business_key) = ''
+            THEN RAISE(ABORT, 'mibridge: business_key is required')
+        WHEN NEW.serial_key IS NULL
+            THEN RAISE(ABORT, 'mibridge: serial_key is NULL: leave the column out, or give '''', to use the business key')
+        -- Keys compare byte for byte. A blank at either end is refused rather
+        -- than kept, as on every database (SQL Server's '=' ignores trailing blanks).
+        WHEN unicode(NEW.kind) IN (9, 10, 13, 32) OR unicode(substr(NEW.kind, -1)) IN (9, 10, 13, 32)
+            THEN RAISE(ABORT, 'mibridge: kind must not start or end with a blank')
+        WHEN unicode(NEW.business_key) IN (9, 10, 13, 32) OR unicode(substr(NEW.business_key, -1)) IN (9, 10, 13, 32)
+            THEN RAISE(ABORT, 'mibridge: business_key must not start or end with a blank')
+        WHEN trim(NEW.serial_key) <> ''
+             AND (unicode(NEW.serial_key) IN (9, 10, 13, 32) OR unicode(substr(NEW.serial_key, -1)) IN (9, 10, 13, 32))
+            THEN RAISE(ABORT, 'mibridge: serial_key must not start or end with a blank')
+        WHEN length(NEW.kind) > 40
+            THEN RAISE(ABORT, 'mibridge: kind is longer than 40 characters')
+        WHEN length(NEW.business_key) > 64
+            THEN RAISE(ABORT, 'mibridge: business_key is longer than 64 characters')
+        WHEN length(NEW.serial_key) > 64
+            THEN RAISE(ABORT, 'mibridge: serial_key is longer than 64 characters')
         WHEN NEW.payload IS NULL OR NOT json_valid(NEW.payload)
             THEN RAISE(ABORT, 'mibridge: payload is not valid JSON')
         WHEN json_type(NEW.payload) <> 'object'
             THEN RAISE(ABORT, 'mibridge: payload must be a JSON object')
-        WHEN json_type(NEW.payload, '$.total_amount') IN ('integer', 'real', 'text')
-             AND (CAST(json_extract(NEW.payload, '$.total_amount') AS TEXT) GLOB '*[^0-9.]*'
-                  OR CAST(json_extract(NEW.payload, '$.total_amount') AS TEXT) GLOB '*.???*'
-                  OR CAST(json_extract(NEW.payload, '$.total_amount') AS TEXT) GLOB '*.*.*'
-                  OR CAST(json_extract(NEW.payload, '$.total_amount') AS TEXT) GLOB '.*'
-                  OR CAST(json_extract(NEW.payload, '$.total_amount') AS TEXT) GLOB '*.'
-                  OR CAST(json_extract(NEW.payload, '$.total_amount') AS TEXT) = '')
+        -- A lone UTF-16 surrogate escape (\ud800 without its \udc00): json_valid
+        -- takes it, no other database does, and the daemon could never write it
+        -- back. Searched in the text with its escaped backslashes blanked out, where each
+        -- remaining \u starts an escape: a high half (\ud800-\udbff) not followed
+        -- by a low one (\udc00-\udfff), or a low half not preceded by a high one.
+        WHEN EXISTS (SELECT 1 FROM (SELECT lower(replace(NEW.payload, '\\', '__')) AS s)
+                      WHERE instr(s, '\ud') > 0
+                        AND (s GLOB '*\ud[89ab]??' OR s GLOB '*\ud[89ab]??[^\]*' OR s GLOB '*\ud[89ab]??\[^u]*'
+                             OR s GLOB '*\ud[89ab]??\u[^d]*' OR s GLOB '*\ud[89ab]??\ud[^c-f]*'
+                             OR s GLOB '\ud[c-f]*' OR s GLOB '?\ud[c-f]*' OR s GLOB '??\ud[c-f]*'
+                             OR s GLOB '???\ud[c-f]*' OR s GLOB '????\ud[c-f]*' OR s GLOB '?????\ud[c-f]*'
+                             OR s GLOB '*[^0-9a-f]\ud[c-f]*' OR s GLOB '*[^0-9a-f]?\ud[c-f]*'
+                             OR s GLOB '*[^89ab]??\ud[c-f]*' OR s GLOB '*[^d]???\ud[c-f]*'
+                             OR s GLOB '*[^u]????\ud[c-f]*' OR s GLOB '*[^\]?????\ud[c-f]*'))
+            THEN RAISE(ABORT, 'mibridge: payload is not valid JSON')
+        -- A key twice in one object (SQLite would read the first, the daemon the last).
+        WHEN EXISTS (SELECT 1 FROM json_tree(NEW.payload) WHERE parent IS NOT NULL
+                      GROUP BY parent, key HAVING COUNT(*) > 1)
+            THEN RAISE(ABORT, 'mibridge: payload has a key twice in one object')
+        -- The amount as written: a string, or a number in plain digits (->
+        -- gives a number's own text, so 1e3 and -0 are refused).
+        WHEN json_type(NEW.payload, '$.total_amount') IS NOT NULL
+             AND json_type(NEW.payload, '$.total_amount') <> 'null'
+             AND (SELECT t = '' OR t GLOB '*[^0-9.]*' OR t GLOB '.*' OR t GLOB '*.' OR t GLOB '*.*.*' OR t GLOB '*.???*'
+                    FROM (SELECT CASE json_type(NEW.payload, '$.total_amount')
+                                     WHEN 'text' THEN NEW.payload ->> '$.total_amount'
+                                     ELSE NEW.payload -> '$.total_amount' END AS t))
             THEN RAISE(ABORT, 'mibridge: total_amount must be a non-negative amount with at most 2 decimals')
-        WHEN json_type(NEW.payload, '$.total_amount') IN ('true', 'false', 'object', 'array')
-            THEN RAISE(ABORT, 'mibridge: total_amount must be a non-negative amount with at most 2 decimals')
+        -- The same request again: the same document is a no-op (leaf by leaf, so
+        -- the order of the fields does not matter), another one an error.
+        WHEN EXISTS (SELECT 1 FROM mi_outbox WHERE kind = NEW.kind AND business_key = NEW.business_key)
+            THEN CASE
+                WHEN NOT EXISTS (SELECT fullkey, CASE WHEN type IN ('integer', 'real') THEN 'number' ELSE type END, atom
+                                   FROM json_tree((SELECT payload FROM mi_outbox
+                                                    WHERE kind = NEW.kind AND business_key = NEW.business_key))
+                                 EXCEPT
+                                 SELECT fullkey, CASE WHEN type IN ('integer', 'real') THEN 'number' ELSE type END, atom
+                                   FROM json_tree(NEW.payload))
+                 AND NOT EXISTS (SELECT fullkey, CASE WHEN type IN ('integer', 'real') THEN 'number' ELSE type END, atom
+                                   FROM json_tree(NEW.payload)
+                                 EXCEPT
+                                 SELECT fullkey, CASE WHEN type IN ('integer', 'real') THEN 'number' ELSE type END, atom
+                                   FROM json_tree((SELECT payload FROM mi_outbox
+                                                    WHERE kind = NEW.kind AND business_key = NEW.business_key)))
+                THEN RAISE(IGNORE)
+                ELSE RAISE(ABORT, 'mibridge: this request (kind, business_key) already exists with a different payload')
+            END
     END;
 END;
 
@@ -170,6 +236,35 @@ CREATE TRIGGER mi_outbox_serial_default_tg AFTER INSERT ON mi_outbox
 WHEN trim(NEW.serial_key) = ''
 BEGIN
     UPDATE mi_outbox SET serial_key = NEW.business_key WHERE id = NEW.id;
+END;
+
+-- SQLite has no procedures: the HIS consumes an inbox row with one INSERT into
+-- this view, whose trigger does what mi_inbox_consume does elsewhere:
+--   INSERT INTO mi_inbox_consume (id, his_ack) VALUES (42, 'accepted');
+-- A row that does not exist or was already consumed, and a verdict other than
+-- 'accepted' or 'rejected' (NULL included), abort with a 'mibridge: ...' message.
+CREATE VIEW mi_inbox_consume (id, his_ack) AS SELECT id, his_ack FROM mi_inbox WHERE 0;
+
+CREATE TRIGGER mi_inbox_consume_tg INSTEAD OF INSERT ON mi_inbox_consume
+BEGIN
+    SELECT CASE
+        WHEN NEW.his_ack IS NULL OR NEW.his_ack NOT IN ('accepted', 'rejected')
+            THEN RAISE(ABORT, 'mibridge: the verdict must be ''accepted'' or ''rejected''')
+        WHEN NOT EXISTS (SELECT 1 FROM mi_inbox WHERE id = NEW.id)
+            THEN RAISE(ABORT, 'mibridge: inbox row does not exist')
+        WHEN EXISTS (SELECT 1 FROM mi_inbox WHERE id = NEW.id AND consumed_at IS NOT NULL)
+            THEN RAISE(ABORT, 'mibridge: inbox row was already consumed')
+    END;
+    UPDATE mi_inbox SET consumed_at = strftime('%Y-%m-%d %H:%M:%f','now'), his_ack = NEW.his_ack
+     WHERE id = NEW.id AND consumed_at IS NULL;
+END;
+
+-- An HIS that still marks rows with a plain UPDATE gets the same verdict check:
+-- a misspelt verdict is refused in words, and a row is never consumed without one.
+CREATE TRIGGER mi_inbox_ack_tg BEFORE UPDATE OF consumed_at, his_ack ON mi_inbox
+WHEN NEW.consumed_at IS NOT NULL AND (NEW.his_ack IS NULL OR NEW.his_ack NOT IN ('accepted', 'rejected'))
+BEGIN
+    SELECT RAISE(ABORT, 'mibridge: the verdict must be ''accepted'' or ''rejected''');
 END;
 
 -- Views for DBAs --------------------------------------------------------
@@ -198,3 +293,6 @@ SELECT o.kind, o.state, COUNT(*) AS requests, SUM(CAST(i.total_amount AS NUMERIC
   LEFT JOIN mi_inbox i ON i.outbox_id = o.id AND i.id = (SELECT MAX(x.id) FROM mi_inbox x WHERE x.outbox_id = o.id)
  WHERE o.created_at >= strftime('%Y-%m-%d 00:00:00', 'now')
  GROUP BY o.kind, o.state;
+
+INSERT INTO mi_schema_version (version, name) VALUES (1, '001_baseline'), (2, '002_hardening');
+COMMIT;

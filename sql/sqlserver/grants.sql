@@ -1,36 +1,53 @@
--- mibridge: least-privilege login for the daemon. Run as a DBA after
--- install.sql, in the HIS database; choose the password on the command line
--- and put the same one in the daemon's environment as MIBRIDGE_DB_PASSWORD
--- (never in a file):
---   sqlcmd -S dbhost -d hisdb -b -I -v daemon_password="..." -i sql/sqlserver/grants.sql
--- The daemon reads and writes the mi_ tables and nothing else in the HIS
--- database; it cannot create, alter or drop anything. DEFAULT_SCHEMA must be
--- the schema install.sql created the mi_ objects in (dbo unless your login's
--- default schema is another one).
--- This file is for sqlcmd only ($(name) is a sqlcmd variable); mibridge does not run it.
-CREATE LOGIN mibridge_daemon WITH PASSWORD = N'$(daemon_password)', CHECK_POLICY = ON;
+-- mibridge: least-privilege rights for the daemon's login and for the HIS's
+-- login. Run as a DBA after install.sql, in the HIS database, with sqlcmd
+-- variables and nothing edited in this file:
+--   sqlcmd -S dbhost -d hisdb -b -I -v daemon_login="mibridge_daemon" \
+--          daemon_password="..." his_user="his_app" -i sql/sqlserver/grants.sql
+-- (`mibridge db grants --url mssql://... --var daemon_login=... --var
+-- daemon_password=... --var his_user=...` runs it the same way.) Put the same
+-- password in the daemon's environment as MIBRIDGE_DB_PASSWORD, never in a file;
+-- with Windows authentication for the daemon, create its login FROM WINDOWS
+-- instead and leave this file's CREATE LOGIN out.
+--
+-- daemon_login: created here if it does not exist, with CHECK_POLICY and
+--   CHECK_EXPIRATION OFF: the Windows password policy would expire the
+--   service's password and lock it out after failed retries, and either stops
+--   every payment of the hospital. Use a long random password: no person types it.
+--   It reads and writes the mi_ tables and nothing else in the HIS database;
+--   it cannot create, alter or drop anything.
+-- his_user: the HIS's existing database user. It may enqueue (mi_enqueue),
+--   consume (mi_inbox_consume) and read its results (mi_inbox, mi_identity),
+--   and nothing else of mibridge's: the procedures reach the tables through
+--   ownership chaining, so EXECUTE is all it needs.
+-- DEFAULT_SCHEMA must be the schema install.sql created the mi_ objects in
+-- (dbo unless your login's default schema is another one).
+-- Running this file again is harmless.
+IF NOT EXISTS (SELECT 1 FROM sys.server_principals WHERE name = N'$(daemon_login)')
+    CREATE LOGIN [$(daemon_login)] WITH PASSWORD = N'$(daemon_password)', CHECK_POLICY = OFF, CHECK_EXPIRATION = OFF;
+ELSE
+    ALTER LOGIN [$(daemon_login)] WITH CHECK_POLICY = OFF, CHECK_EXPIRATION = OFF;
 GO
-CREATE USER mibridge_daemon FOR LOGIN mibridge_daemon WITH DEFAULT_SCHEMA = dbo;
-GRANT SELECT, INSERT, UPDATE, DELETE ON mi_outbox   TO mibridge_daemon;
-GRANT SELECT, INSERT, UPDATE, DELETE ON mi_inbox    TO mibridge_daemon;
-GRANT SELECT, INSERT, UPDATE, DELETE ON mi_journal  TO mibridge_daemon;
-GRANT SELECT, INSERT, UPDATE, DELETE ON mi_identity TO mibridge_daemon;
+IF NOT EXISTS (SELECT 1 FROM sys.database_principals WHERE name = N'$(daemon_login)')
+    CREATE USER [$(daemon_login)] FOR LOGIN [$(daemon_login)] WITH DEFAULT_SCHEMA = dbo;
+IF NOT EXISTS (SELECT 1 FROM sys.database_principals WHERE name = N'$(his_user)')
+    THROW 50093, N'mibridge: his_user names the HIS''s existing database user, and there is none by that name', 1;
+GRANT SELECT, INSERT, UPDATE, DELETE ON mi_outbox   TO [$(daemon_login)];
+GRANT SELECT, INSERT, UPDATE, DELETE ON mi_inbox    TO [$(daemon_login)];
+GRANT SELECT, INSERT, UPDATE, DELETE ON mi_journal  TO [$(daemon_login)];
+GRANT SELECT, INSERT, UPDATE, DELETE ON mi_identity TO [$(daemon_login)];
 -- Audit rows are never changed or removed by the daemon.
-GRANT SELECT, INSERT ON mi_audit TO mibridge_daemon;
+GRANT SELECT, INSERT ON mi_audit TO [$(daemon_login)];
 -- The daemon records and counts notices but never removes one.
-GRANT SELECT, INSERT, UPDATE ON mi_notice TO mibridge_daemon;
-GRANT SELECT ON mi_v_pending   TO mibridge_daemon;
-GRANT SELECT ON mi_v_in_flight TO mibridge_daemon;
-GRANT SELECT ON mi_v_held      TO mibridge_daemon;
-GRANT SELECT ON mi_v_failed    TO mibridge_daemon;
-GRANT SELECT ON mi_v_today     TO mibridge_daemon;
-GRANT EXECUTE ON mi_enqueue       TO mibridge_daemon;
-GRANT EXECUTE ON mi_inbox_consume TO mibridge_daemon;
+GRANT SELECT, INSERT, UPDATE ON mi_notice TO [$(daemon_login)];
+GRANT SELECT ON mi_schema_version TO [$(daemon_login)];
+GRANT SELECT ON mi_v_pending   TO [$(daemon_login)];
+GRANT SELECT ON mi_v_in_flight TO [$(daemon_login)];
+GRANT SELECT ON mi_v_held      TO [$(daemon_login)];
+GRANT SELECT ON mi_v_failed    TO [$(daemon_login)];
+GRANT SELECT ON mi_v_today     TO [$(daemon_login)];
+-- The HIS: enqueue, consume, read its results.
+GRANT EXECUTE ON mi_enqueue       TO [$(his_user)];
+GRANT EXECUTE ON mi_inbox_consume TO [$(his_user)];
+GRANT SELECT ON mi_inbox    TO [$(his_user)];
+GRANT SELECT ON mi_identity TO [$(his_user)];
 GO
-
--- The HIS's own login needs only these (replace his_app with its database user):
--- GRANT EXECUTE ON mi_enqueue TO his_app;
--- GRANT EXECUTE ON mi_inbox_consume TO his_app;
--- GRANT SELECT ON mi_inbox TO his_app;
--- GRANT SELECT ON mi_identity TO his_app;
--- GRANT INSERT ON mi_outbox TO his_app;   -- only if HIS triggers insert directly

@@ -2,6 +2,10 @@
 -- DROP ... IF EXISTS) HIS database.
 -- Run by hand:   sqlcmd -S dbhost -d hisdb -b -I -i sql/sqlserver/install.sql
 -- or:            mibridge db install --url mssql://dba@dbhost:1433/hisdb
+-- This file is the schema at its latest version: the same as
+-- migrations/001_baseline.sql followed by every later migration (the tests
+-- compare the two). An installed database is upgraded with
+-- `mibridge db upgrade`, never reinstalled: see docs/migrations.md.
 -- Creates only objects whose names start with mi_, in your default schema
 -- (usually dbo); sql/sqlserver/uninstall.sql removes them. The states are
 -- explained in sql/postgresql/install.sql and docs/.
@@ -10,25 +14,36 @@
 -- time the daemon compares (leases, retries) is computed by the server.
 -- Text columns are NVARCHAR: the daemon's driver sends Unicode parameters, and
 -- an NVARCHAR parameter compared with a VARCHAR column would turn every index
--- seek into a scan. Key columns use the database's default collation: with a
--- case-insensitive collation 'inv-1' and 'INV-1' are the same business key.
---
--- The filtered indexes below need ANSI_NULLS and QUOTED_IDENTIFIER ON in every
--- session that writes mi_outbox/mi_inbox (the default for ODBC, OLE DB,
--- JDBC and .NET; sqlcmd needs -I). A legacy HIS connection with
--- QUOTED_IDENTIFIER OFF gets "INSERT failed because the following SET options
--- have incorrect settings": turn it on in that connection.
+-- seek into a scan. Key columns (kinds, business and serial keys, patient,
+-- order, message and notice ids) are Latin1_General_100_BIN2, whatever the
+-- database's collation: the usual Chinese_PRC_CI_AS ignores case, full/half
+-- width and trailing blanks, under which distinct keys would be one.
+-- NVARCHAR(n) counts UTF-16 units and a character beyond U+FFFF takes two:
+-- columns are twice as wide as the characters the daemon and the checks allow.
+-- No filtered index and no computed column: nothing here depends on the SET
+-- options of the HIS's session, and the procedures and the trigger set their own.
 SET ANSI_NULLS ON;
 SET QUOTED_IDENTIFIER ON;
 GO
+IF OBJECT_ID(N'mi_outbox', N'U') IS NOT NULL
+    THROW 50091, N'mibridge: already installed in this database; run mibridge db upgrade', 1;
+GO
+
+-- Which migrations this database has (docs/migrations.md).
+CREATE TABLE mi_schema_version (
+    version          INT           NOT NULL,
+    name             NVARCHAR(100) NOT NULL,
+    applied_at       DATETIME2(6)  NOT NULL DEFAULT SYSUTCDATETIME(),
+    CONSTRAINT mi_schema_version_pk PRIMARY KEY (version)
+);
 
 -- Outbox: one row per request the HIS makes (states: see the CHECK below and
 -- sql/postgresql/install.sql).
 CREATE TABLE mi_outbox (
     id               BIGINT        IDENTITY(1,1) NOT NULL,
-    kind             NVARCHAR(40)  NOT NULL,
-    business_key     NVARCHAR(64)  NOT NULL,
-    serial_key       NVARCHAR(64)  NOT NULL,
+    kind             NVARCHAR(80)  COLLATE Latin1_General_100_BIN2 NOT NULL,
+    business_key     NVARCHAR(128) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    serial_key       NVARCHAR(128) COLLATE Latin1_General_100_BIN2 NOT NULL,
     payload          NVARCHAR(MAX) NOT NULL,
     state            NVARCHAR(16)  NOT NULL DEFAULT N'pending',
     step             NVARCHAR(40),
@@ -44,38 +59,38 @@ CREATE TABLE mi_outbox (
     updated_at       DATETIME2(6)  NOT NULL DEFAULT SYSUTCDATETIME(),
     finished_at      DATETIME2(6),
     last_error_code  NVARCHAR(40),
-    last_error_message NVARCHAR(1000),
+    last_error_message NVARCHAR(2000),
     CONSTRAINT mi_outbox_pk PRIMARY KEY (id),
     CONSTRAINT mi_outbox_kind_key UNIQUE (kind, business_key),
     CONSTRAINT mi_outbox_state_ck CHECK (state IN (N'pending',N'running',N'in_doubt',N'held',N'done',N'failed',N'resolved')),
     CONSTRAINT mi_outbox_key_ck CHECK (LEN(business_key) > 0 AND LEN(kind) > 0)
 );
--- Claim reads only open rows: filtered indexes keep it flat however many
--- finished rows the table holds. The daemon's queries repeat these predicates
--- literally (a filtered index is used only then; do not turn on forced
--- parameterization for this database, it hides the literals).
-CREATE INDEX mi_outbox_ready_ix ON mi_outbox (next_attempt_at, id)
-    WHERE state IN (N'pending', N'in_doubt');
-CREATE INDEX mi_outbox_serial_open_ix ON mi_outbox (serial_key, id)
-    WHERE state IN (N'pending', N'running', N'in_doubt', N'held');
-CREATE INDEX mi_outbox_lease_ix ON mi_outbox (lease_expires_at)
-    WHERE state = N'running';
-CREATE INDEX mi_outbox_finished_ix ON mi_outbox (finished_at)
-    WHERE finished_at IS NOT NULL;
+-- Plain indexes, not filtered ones: a filtered index makes every INSERT or
+-- UPDATE of the table fail (Msg 1934) in a session whose ANSI_WARNINGS,
+-- ARITHABORT, CONCAT_NULL_YIELDS_NULL or ANSI_PADDING is off, which is what
+-- old HIS clients (DB-Library, PowerBuilder, Delphi) send; and a query that
+-- binds its states as parameters cannot use one. State first: the claim and
+-- the rescuer seek the few open rows in it.
+CREATE INDEX mi_outbox_ready_ix ON mi_outbox (state, next_attempt_at, id);
+-- A serial key's rows, with their state and kind: the claim's "no older open
+-- row" check and a refund's count of its payment's other requests.
+CREATE INDEX mi_outbox_serial_ix ON mi_outbox (serial_key, id) INCLUDE (state, kind);
+CREATE INDEX mi_outbox_lease_ix ON mi_outbox (state, lease_expires_at);
+CREATE INDEX mi_outbox_finished_ix ON mi_outbox (finished_at);
 
 -- Inbox: results for the HIS. The HIS reads rows WHERE consumed_at IS NULL and
 -- marks each one with EXEC mi_inbox_consume @p_id = ..., @p_ack = N'accepted' | N'rejected'.
 CREATE TABLE mi_inbox (
     id               BIGINT        IDENTITY(1,1) NOT NULL,
     outbox_id        BIGINT        NOT NULL,
-    kind             NVARCHAR(40)  NOT NULL,
-    business_key     NVARCHAR(64)  NOT NULL,
+    kind             NVARCHAR(80)  COLLATE Latin1_General_100_BIN2 NOT NULL,
+    business_key     NVARCHAR(128) COLLATE Latin1_General_100_BIN2 NOT NULL,
     result_type      NVARCHAR(40)  NOT NULL,
     outcome          NVARCHAR(16)  NOT NULL,
     error_code       NVARCHAR(40),
-    error_message    NVARCHAR(1000),
-    order_id         NVARCHAR(64),
-    settlement_id    NVARCHAR(64),
+    error_message    NVARCHAR(2000),
+    order_id         NVARCHAR(128) COLLATE Latin1_General_100_BIN2,
+    settlement_id    NVARCHAR(128) COLLATE Latin1_General_100_BIN2,
     total_amount     DECIMAL(16,2),
     fund_amount      DECIMAL(16,2),
     account_amount   DECIMAL(16,2),
@@ -89,13 +104,16 @@ CREATE TABLE mi_inbox (
     CONSTRAINT mi_inbox_outcome_ck CHECK (outcome IN (N'ok',N'failed',N'held',N'resolved')),
     CONSTRAINT mi_inbox_ack_ck CHECK (his_ack IS NULL OR his_ack IN (N'accepted',N'rejected'))
 );
-CREATE INDEX mi_inbox_unconsumed_ix ON mi_inbox (id) WHERE consumed_at IS NULL;
+CREATE INDEX mi_inbox_unconsumed_ix ON mi_inbox (consumed_at, id);
 CREATE INDEX mi_inbox_outbox_ix ON mi_inbox (outbox_id);
+-- The HIS polls its results by business key; refunds sum their payment's rows by order_id.
+CREATE INDEX mi_inbox_business_ix ON mi_inbox (business_key, kind);
+CREATE INDEX mi_inbox_order_ix ON mi_inbox (order_id);
 
 -- Call journal: one row per remote call, written BEFORE the call is sent.
 CREATE TABLE mi_journal (
     id               BIGINT        IDENTITY(1,1) NOT NULL,
-    msg_id           NVARCHAR(64)  NOT NULL,
+    msg_id           NVARCHAR(128) COLLATE Latin1_General_100_BIN2 NOT NULL,
     outbox_id        BIGINT        NOT NULL,
     step             NVARCHAR(40)  NOT NULL,
     interface        NVARCHAR(40)  NOT NULL,
@@ -105,7 +123,7 @@ CREATE TABLE mi_journal (
     started_at       DATETIME2(6)  NOT NULL DEFAULT SYSUTCDATETIME(),
     ended_at         DATETIME2(6),
     outcome          NVARCHAR(16),
-    error_message    NVARCHAR(1000),
+    error_message    NVARCHAR(2000),
     CONSTRAINT mi_journal_pk PRIMARY KEY (id),
     CONSTRAINT mi_journal_msg_uq UNIQUE (msg_id),
     CONSTRAINT mi_journal_outbox_fk FOREIGN KEY (outbox_id) REFERENCES mi_outbox (id),
@@ -115,8 +133,8 @@ CREATE INDEX mi_journal_outbox_ix ON mi_journal (outbox_id);
 
 -- Insurance identity written back for the HIS (one row per HIS patient).
 CREATE TABLE mi_identity (
-    his_patient_id   NVARCHAR(64)  NOT NULL,
-    psn_no           NVARCHAR(40)  NOT NULL,
+    his_patient_id   NVARCHAR(128) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    psn_no           NVARCHAR(80)  COLLATE Latin1_General_100_BIN2 NOT NULL,
     insuplc_admdvs   NVARCHAR(12),
     insutype         NVARCHAR(12),
     benefit          NVARCHAR(40),
@@ -132,7 +150,7 @@ CREATE TABLE mi_audit (
     outbox_id        BIGINT        NOT NULL,
     action           NVARCHAR(40)  NOT NULL,
     actor            NVARCHAR(64)  NOT NULL,
-    note             NVARCHAR(1000),
+    note             NVARCHAR(2000),
     at               DATETIME2(6)  NOT NULL DEFAULT SYSUTCDATETIME(),
     CONSTRAINT mi_audit_pk PRIMARY KEY (id),
     CONSTRAINT mi_audit_outbox_fk FOREIGN KEY (outbox_id) REFERENCES mi_outbox (id)
@@ -145,9 +163,9 @@ CREATE INDEX mi_audit_outbox_ix ON mi_audit (outbox_id);
 -- outbox_id has no foreign key: a notice can name a row that was purged or never existed.
 CREATE TABLE mi_notice (
     id               BIGINT        IDENTITY(1,1) NOT NULL,
-    interface        NVARCHAR(16)  NOT NULL,
-    notice_key       NVARCHAR(64)  NOT NULL,
-    business_key     NVARCHAR(64),
+    interface        NVARCHAR(32)  COLLATE Latin1_General_100_BIN2 NOT NULL,
+    notice_key       NVARCHAR(128) COLLATE Latin1_General_100_BIN2 NOT NULL,
+    business_key     NVARCHAR(128) COLLATE Latin1_General_100_BIN2,
     outbox_id        BIGINT,
     notice_json      NVARCHAR(MAX) NOT NULL,
     received_count   INT           NOT NULL DEFAULT 1,
@@ -159,41 +177,201 @@ CREATE TABLE mi_notice (
 CREATE INDEX mi_notice_business_ix ON mi_notice (business_key);
 GO
 
+GO
+
+-- mi_json_check: why a payload is refused (NULL when it is fine), beyond
+-- ISJSON: a lone UTF-16 surrogate escape (\ud800 without its \udc00), which
+-- the daemon could never write back; and a key twice in one object (JSON_VALUE
+-- reads the first, the daemon the last). The second needs OPENJSON, that is
+-- database compatibility level 130 or more; below that it is left to the
+-- daemon, which fails such a request (BAD_INPUT) without calling anyone.
+-- Every string comparison here is binary (Latin1_General_100_BIN2): the
+-- database's collation may ignore case and full/half width.
+CREATE PROCEDURE mi_json_check
+    @doc     NVARCHAR(MAX),
+    @problem NVARCHAR(400) OUTPUT
+AS
+BEGIN
+    SET NOCOUNT ON;
+    SET XACT_ABORT ON;
+    SET ANSI_WARNINGS ON;
+    SET ARITHABORT ON;
+    SET CONCAT_NULL_YIELDS_NULL ON;
+    SET ANSI_PADDING ON;
+    SET NUMERIC_ROUNDABORT OFF;
+    DECLARE @t NVARCHAR(MAX), @i BIGINT, @h NVARCHAR(4), @dup NVARCHAR(4000);
+    SET @problem = NULL;
+    -- With the escaped backslashes blanked out, each remaining \u starts an escape.
+    SET @t = REPLACE(@doc COLLATE Latin1_General_100_BIN2, N'\\', N'__');
+    SET @i = CHARINDEX(N'\u' COLLATE Latin1_General_100_BIN2, @t);
+    WHILE @i > 0
+    BEGIN
+        SET @h = SUBSTRING(@t, @i + 2, 4);
+        IF @h COLLATE Latin1_General_100_BIN2 LIKE N'[dD][89abAB][0-9a-fA-F][0-9a-fA-F]'
+        BEGIN
+            IF SUBSTRING(@t, @i + 6, 6) COLLATE Latin1_General_100_BIN2
+                   NOT LIKE N'\u[dD][c-fC-F][0-9a-fA-F][0-9a-fA-F]'
+            BEGIN
+                SET @problem = N'mibridge: payload is not valid JSON';
+                RETURN;
+            END;
+            SET @i = CHARINDEX(N'\u' COLLATE Latin1_General_100_BIN2, @t, @i + 12);
+        END
+        ELSE IF @h COLLATE Latin1_General_100_BIN2 LIKE N'[dD][c-fC-F][0-9a-fA-F][0-9a-fA-F]'
+        BEGIN
+            SET @problem = N'mibridge: payload is not valid JSON';
+            RETURN;
+        END
+        ELSE
+            SET @i = CHARINDEX(N'\u' COLLATE Latin1_General_100_BIN2, @t, @i + 6);
+    END;
+    IF (SELECT compatibility_level FROM sys.databases WHERE database_id = DB_ID()) >= 130
+    BEGIN
+        -- Every member with the path of its object; a path holds each key with
+        -- its length in bytes, so that no two paths can be confused.
+        EXEC sp_executesql N'
+            WITH n AS (
+                SELECT CAST(N''$'' AS NVARCHAR(MAX)) COLLATE Latin1_General_100_BIN2 AS parent,
+                       j.[key] AS k, j.[value] AS v, j.[type] AS t
+                  FROM OPENJSON(@d) j
+                UNION ALL
+                SELECT CAST(n.parent + N''['' + CAST(DATALENGTH(n.k) AS NVARCHAR(10)) + N'':'' + n.k + N'']''
+                            AS NVARCHAR(MAX)) COLLATE Latin1_General_100_BIN2,
+                       j.[key], j.[value], j.[type]
+                  FROM n CROSS APPLY OPENJSON(n.v) j
+                 WHERE n.t IN (4, 5))
+            SELECT TOP (1) @dup = k FROM n GROUP BY parent, k, DATALENGTH(k) HAVING COUNT(*) > 1',
+            N'@d NVARCHAR(MAX), @dup NVARCHAR(4000) OUTPUT', @d = @doc, @dup = @dup OUTPUT;
+        IF @dup IS NOT NULL
+            SET @problem = LEFT(CONCAT(N'mibridge: payload has the key "', @dup, N'" twice in one object'), 400);
+    END;
+END;
+GO
+
+-- mi_json_same: whether two payloads are the same document, whatever the order
+-- of their fields (numbers compared as written). Below compatibility level
+-- 130 (no OPENJSON) the same text only.
+CREATE PROCEDURE mi_json_same
+    @a    NVARCHAR(MAX),
+    @b    NVARCHAR(MAX),
+    @same BIT OUTPUT
+AS
+BEGIN
+    SET NOCOUNT ON;
+    SET XACT_ABORT ON;
+    SET ANSI_WARNINGS ON;
+    SET ARITHABORT ON;
+    SET CONCAT_NULL_YIELDS_NULL ON;
+    SET ANSI_PADDING ON;
+    SET NUMERIC_ROUNDABORT OFF;
+    SET @same = CASE WHEN DATALENGTH(@a) = DATALENGTH(@b)
+                      AND CAST(@a AS VARBINARY(MAX)) = CAST(@b AS VARBINARY(MAX)) THEN 1 ELSE 0 END;
+    IF @same = 1 OR (SELECT compatibility_level FROM sys.databases WHERE database_id = DB_ID()) < 130
+        RETURN;
+    EXEC sp_executesql N'
+        WITH x AS (
+            SELECT CAST(N''['' + CAST(DATALENGTH(j.[key]) AS NVARCHAR(10)) + N'':'' + j.[key] + N'']''
+                        AS NVARCHAR(MAX)) COLLATE Latin1_General_100_BIN2 AS p, j.[value] AS v, j.[type] AS t
+              FROM OPENJSON(@a) j
+            UNION ALL
+            SELECT CAST(x.p + N''['' + CAST(DATALENGTH(j.[key]) AS NVARCHAR(10)) + N'':'' + j.[key] + N'']''
+                        AS NVARCHAR(MAX)) COLLATE Latin1_General_100_BIN2, j.[value], j.[type]
+              FROM x CROSS APPLY OPENJSON(x.v) j WHERE x.t IN (4, 5)),
+        y AS (
+            SELECT CAST(N''['' + CAST(DATALENGTH(j.[key]) AS NVARCHAR(10)) + N'':'' + j.[key] + N'']''
+                        AS NVARCHAR(MAX)) COLLATE Latin1_General_100_BIN2 AS p, j.[value] AS v, j.[type] AS t
+              FROM OPENJSON(@b) j
+            UNION ALL
+            SELECT CAST(y.p + N''['' + CAST(DATALENGTH(j.[key]) AS NVARCHAR(10)) + N'':'' + j.[key] + N'']''
+                        AS NVARCHAR(MAX)) COLLATE Latin1_General_100_BIN2, j.[value], j.[type]
+              FROM y CROSS APPLY OPENJSON(y.v) j WHERE y.t IN (4, 5)),
+        xs AS (SELECT p, DATALENGTH(p) AS pl, t, CASE WHEN t IN (4, 5) THEN NULL
+                                                      ELSE CAST(v AS VARBINARY(MAX)) END AS vb FROM x),
+        ys AS (SELECT p, DATALENGTH(p) AS pl, t, CASE WHEN t IN (4, 5) THEN NULL
+                                                      ELSE CAST(v AS VARBINARY(MAX)) END AS vb FROM y)
+        SELECT @same = CASE WHEN EXISTS (SELECT * FROM xs EXCEPT SELECT * FROM ys)
+                              OR EXISTS (SELECT * FROM ys EXCEPT SELECT * FROM xs) THEN 0 ELSE 1 END',
+        N'@a NVARCHAR(MAX), @b NVARCHAR(MAX), @same BIT OUTPUT', @a = @a, @b = @b, @same = @same OUTPUT;
+END;
+GO
+
 -- Validation that holds however rows arrive (mi_enqueue or a plain INSERT, of
 -- one row or many, from an HIS trigger): bad input is refused to the HIS with
--- error 50001..50004 ('mibridge: ...'), the HIS's transaction is rolled back
+-- error 50001..50009 ('mibridge: ...'), the HIS's transaction is rolled back
 -- and nothing is inserted. An INSTEAD OF trigger, because it must fill in an
 -- omitted serial_key before the NOT NULL constraint is checked. Only kind,
 -- business_key, serial_key and payload are taken from the INSERT; every other
 -- column starts at its default (the daemon owns them). SCOPE_IDENTITY() is
 -- NULL after an INSERT through this trigger: read the id back by
 -- (kind, business_key), or call mi_enqueue.
+-- The key columns are wider than the keys may be (80/128 UTF-16 units for
+-- 40/64 characters), so that a session with ANSI_WARNINGS OFF cannot cut a
+-- long key into a valid one: lengths are counted here, in characters (a
+-- character beyond U+FFFF is one, as in the daemon; the _SC collation counts so).
 -- No regular expressions in T-SQL: an amount is refused when it is empty, has a
 -- character other than a digit or '.', has no digit before the '.', has two
 -- '.', ends with '.', or has more than 2 decimals.
+-- The SET options are the module's own: an old HIS client (DB-Library,
+-- PowerBuilder, Delphi) may run with ANSI_WARNINGS or CONCAT_NULL_YIELDS_NULL off.
 CREATE TRIGGER mi_outbox_validate_tg ON mi_outbox
 INSTEAD OF INSERT
 AS
 BEGIN
     SET NOCOUNT ON;
-    IF EXISTS (SELECT 1 FROM inserted WHERE business_key IS NULL OR LEN(business_key) = 0)
-        THROW 50001, N'mibridge: business_key is required', 1;
+    SET ANSI_WARNINGS ON;
+    SET ARITHABORT ON;
+    SET CONCAT_NULL_YIELDS_NULL ON;
+    SET ANSI_PADDING ON;
+    SET NUMERIC_ROUNDABORT OFF;
+    DECLARE @payload NVARCHAR(MAX), @problem NVARCHAR(400);
     IF EXISTS (SELECT 1 FROM inserted WHERE kind IS NULL OR LEN(kind) = 0)
         THROW 50001, N'mibridge: kind is required', 1;
+    IF EXISTS (SELECT 1 FROM inserted WHERE business_key IS NULL OR LEN(business_key) = 0)
+        THROW 50001, N'mibridge: business_key is required', 1;
+    -- Keys compare byte for byte (BIN2), and '=' in T-SQL ignores trailing
+    -- blanks whatever the collation: a blank at either end is refused, as on every database.
+    IF EXISTS (SELECT 1 FROM inserted
+                WHERE UNICODE(kind) IN (9, 10, 13, 32) OR UNICODE(RIGHT(kind, 1)) IN (9, 10, 13, 32))
+        THROW 50005, N'mibridge: kind must not start or end with a blank', 1;
+    IF EXISTS (SELECT 1 FROM inserted
+                WHERE UNICODE(business_key) IN (9, 10, 13, 32) OR UNICODE(RIGHT(business_key, 1)) IN (9, 10, 13, 32))
+        THROW 50005, N'mibridge: business_key must not start or end with a blank', 1;
+    IF EXISTS (SELECT 1 FROM inserted
+                WHERE LEN(serial_key) > 0
+                  AND (UNICODE(serial_key) IN (9, 10, 13, 32) OR UNICODE(RIGHT(serial_key, 1)) IN (9, 10, 13, 32)))
+        THROW 50005, N'mibridge: serial_key must not start or end with a blank', 1;
+    IF EXISTS (SELECT 1 FROM inserted WHERE LEN(kind COLLATE Latin1_General_100_CI_AS_SC) > 40)
+        THROW 50006, N'mibridge: kind is longer than 40 characters', 1;
+    IF EXISTS (SELECT 1 FROM inserted WHERE LEN(business_key COLLATE Latin1_General_100_CI_AS_SC) > 64)
+        THROW 50006, N'mibridge: business_key is longer than 64 characters', 1;
+    IF EXISTS (SELECT 1 FROM inserted WHERE LEN(serial_key COLLATE Latin1_General_100_CI_AS_SC) > 64)
+        THROW 50006, N'mibridge: serial_key is longer than 64 characters', 1;
     IF EXISTS (SELECT 1 FROM inserted WHERE payload IS NULL OR ISJSON(payload) = 0)
         THROW 50002, N'mibridge: payload is not valid JSON', 1;
     -- Valid JSON whose first character after blanks is '{' is an object.
     IF EXISTS (SELECT 1 FROM inserted
                 WHERE SUBSTRING(payload, PATINDEX(N'%[^ ' + NCHAR(9) + NCHAR(10) + NCHAR(13) + N']%', payload), 1) <> N'{')
         THROW 50003, N'mibridge: payload must be a JSON object', 1;
-    -- JSON_VALUE gives the text of a scalar (NULL for JSON null or a missing
-    -- key); JSON_QUERY gives an object or array, which is not an amount either.
+    DECLARE payloads CURSOR LOCAL FAST_FORWARD FOR SELECT payload FROM inserted;
+    OPEN payloads;
+    FETCH NEXT FROM payloads INTO @payload;
+    WHILE @@FETCH_STATUS = 0
+    BEGIN
+        EXEC mi_json_check @payload, @problem OUTPUT;
+        IF @problem IS NOT NULL
+            THROW 50007, @problem, 1;
+        FETCH NEXT FROM payloads INTO @payload;
+    END;
+    CLOSE payloads;
+    DEALLOCATE payloads;
+    -- JSON_VALUE gives the text of a scalar as written (NULL for JSON null or a
+    -- missing key); JSON_QUERY gives an object or array, which is not an amount either.
     IF EXISTS (SELECT 1 FROM inserted
-                CROSS APPLY (SELECT JSON_VALUE(payload, N'$.total_amount') AS v,
+                CROSS APPLY (SELECT JSON_VALUE(payload, N'$.total_amount') COLLATE Latin1_General_100_BIN2 AS v,
                                     JSON_QUERY(payload, N'$.total_amount') AS doc) t
                 WHERE t.doc IS NOT NULL
                    OR (t.v IS NOT NULL
-                       AND (t.v = N'' OR t.v LIKE N'%[^0-9.]%' OR t.v LIKE N'.%' OR t.v LIKE N'%.'
+                       AND (DATALENGTH(t.v) = 0 OR t.v LIKE N'%[^0-9.]%' OR t.v LIKE N'.%' OR t.v LIKE N'%.'
                             OR t.v LIKE N'%.%.%' OR t.v LIKE N'%.[0-9][0-9][0-9]%')))
         THROW 50004, N'mibridge: total_amount must be a non-negative amount with at most 2 decimals', 1;
     -- An omitted serial key means "this request is its own sequence".
@@ -209,59 +387,113 @@ GO
 --   DECLARE @id BIGINT;
 --   EXEC mi_enqueue N'test.charge', N'INV-1', N'VISIT-1', N'{"total_amount":"12.50"}', @id OUTPUT;
 -- The same (kind, business_key) with the same payload returns the existing id
--- (a retried HIS transaction is harmless); with a different payload it is an
--- error (50010). SQL Server before 2022 has no JSON equality, so "the same
--- payload" means the same text, compared exactly (binary collation, so case
--- counts): a retry must send the same document.
--- UPDLOCK, HOLDLOCK lock the key (or the gap where it would go) until the
--- transaction ends, so two concurrent calls for one key cannot both insert.
+-- (a retried HIS transaction is harmless; the order of the payload's fields
+-- does not matter); with a different payload it is an error (50010).
+-- It runs in a transaction of its own (nested in the HIS's, if any), with
+-- XACT_ABORT: UPDLOCK, HOLDLOCK lock the key (or the gap where it would go)
+-- until it commits, so two concurrent calls for one key cannot both insert;
+-- on any error everything is rolled back and the error goes to the caller.
+-- The parameters are long enough that nothing is cut before it is checked.
 CREATE PROCEDURE mi_enqueue
-    @p_kind         NVARCHAR(40),
-    @p_business_key NVARCHAR(64),
-    @p_serial_key   NVARCHAR(64),
+    @p_kind         NVARCHAR(4000),
+    @p_business_key NVARCHAR(4000),
+    @p_serial_key   NVARCHAR(4000),
     @p_payload      NVARCHAR(MAX),
     @p_id           BIGINT OUTPUT
 AS
 BEGIN
     SET NOCOUNT ON;
-    DECLARE @old NVARCHAR(MAX);
+    SET XACT_ABORT ON;
+    SET ANSI_WARNINGS ON;
+    SET ARITHABORT ON;
+    SET CONCAT_NULL_YIELDS_NULL ON;
+    SET ANSI_PADDING ON;
+    SET NUMERIC_ROUNDABORT OFF;
+    DECLARE @old NVARCHAR(MAX), @same BIT, @problem NVARCHAR(400), @msg NVARCHAR(400);
     SET @p_id = NULL;
-    SELECT @p_id = id, @old = payload
-      FROM mi_outbox WITH (UPDLOCK, HOLDLOCK)
-     WHERE kind = @p_kind AND business_key = @p_business_key;
-    IF @p_id IS NULL
-    BEGIN
-        INSERT INTO mi_outbox (kind, business_key, serial_key, payload)
-        VALUES (@p_kind, @p_business_key, COALESCE(@p_serial_key, @p_business_key), @p_payload);
-        -- The INSTEAD OF trigger hides the identity from SCOPE_IDENTITY().
-        SELECT @p_id = id FROM mi_outbox WHERE kind = @p_kind AND business_key = @p_business_key;
-        RETURN;
-    END;
-    IF @p_payload IS NULL OR @old COLLATE Latin1_General_100_BIN2 <> @p_payload COLLATE Latin1_General_100_BIN2
-       OR DATALENGTH(@old) <> DATALENGTH(@p_payload)
-    BEGIN
-        DECLARE @msg NVARCHAR(400) = CONCAT(N'mibridge: ', @p_kind, N' request ', @p_business_key,
-            N' already exists with a different payload (outbox id ', @p_id, N')');
-        THROW 50010, @msg, 1;
-    END;
+    -- The key rules first: the lookup below must never find 'k' for 'k '.
+    IF @p_kind IS NULL OR LEN(@p_kind) = 0
+        THROW 50001, N'mibridge: kind is required', 1;
+    IF @p_business_key IS NULL OR LEN(@p_business_key) = 0
+        THROW 50001, N'mibridge: business_key is required', 1;
+    IF UNICODE(@p_kind) IN (9, 10, 13, 32) OR UNICODE(RIGHT(@p_kind, 1)) IN (9, 10, 13, 32)
+        THROW 50005, N'mibridge: kind must not start or end with a blank', 1;
+    IF UNICODE(@p_business_key) IN (9, 10, 13, 32) OR UNICODE(RIGHT(@p_business_key, 1)) IN (9, 10, 13, 32)
+        THROW 50005, N'mibridge: business_key must not start or end with a blank', 1;
+    IF LEN(@p_kind COLLATE Latin1_General_100_CI_AS_SC) > 40
+        THROW 50006, N'mibridge: kind is longer than 40 characters', 1;
+    IF LEN(@p_business_key COLLATE Latin1_General_100_CI_AS_SC) > 64
+        THROW 50006, N'mibridge: business_key is longer than 64 characters', 1;
+    IF LEN(@p_serial_key COLLATE Latin1_General_100_CI_AS_SC) > 64
+        THROW 50006, N'mibridge: serial_key is longer than 64 characters', 1;
+    BEGIN TRY
+        BEGIN TRANSACTION;
+        SELECT @p_id = id, @old = payload
+          FROM mi_outbox WITH (UPDLOCK, HOLDLOCK)
+         WHERE kind = @p_kind AND business_key = @p_business_key;
+        IF @p_id IS NULL
+        BEGIN
+            INSERT INTO mi_outbox (kind, business_key, serial_key, payload)
+            VALUES (@p_kind, @p_business_key, COALESCE(@p_serial_key, @p_business_key), @p_payload);
+            -- The INSTEAD OF trigger hides the identity from SCOPE_IDENTITY().
+            SELECT @p_id = id FROM mi_outbox WHERE kind = @p_kind AND business_key = @p_business_key;
+        END
+        ELSE
+        BEGIN
+            -- The repeat is checked as the trigger would check it.
+            IF @p_payload IS NULL OR ISJSON(@p_payload) = 0
+                THROW 50002, N'mibridge: payload is not valid JSON', 1;
+            EXEC mi_json_check @p_payload, @problem OUTPUT;
+            IF @problem IS NOT NULL
+                THROW 50007, @problem, 1;
+            EXEC mi_json_same @old, @p_payload, @same OUTPUT;
+            IF @same = 0
+            BEGIN
+                SET @msg = LEFT(CONCAT(N'mibridge: ', @p_kind, N' request ', @p_business_key,
+                    N' already exists with a different payload (outbox id ', @p_id, N')'), 400);
+                THROW 50010, @msg, 1;
+            END;
+        END;
+        COMMIT TRANSACTION;
+    END TRY
+    BEGIN CATCH
+        IF @@TRANCOUNT > 0
+            ROLLBACK TRANSACTION;
+        THROW;
+    END CATCH;
 END;
 GO
 
 -- The HIS marks an inbox row as taken ('accepted') or refused ('rejected'):
 --   EXEC mi_inbox_consume @p_id = 42, @p_ack = N'accepted';
+-- Any other verdict, NULL included, is refused: nothing counts as accepted by
+-- default. Compared byte for byte, length included ('accepted ' is refused).
 -- A refused settlement is repaired by the daemon (refund/reversal), see docs/.
 CREATE PROCEDURE mi_inbox_consume
     @p_id  BIGINT,
-    @p_ack NVARCHAR(16) = N'accepted'
+    @p_ack NVARCHAR(4000) = N'accepted'
 AS
 BEGIN
     SET NOCOUNT ON;
-    UPDATE mi_inbox SET consumed_at = SYSUTCDATETIME(), his_ack = COALESCE(@p_ack, N'accepted')
+    SET XACT_ABORT ON;
+    SET ANSI_WARNINGS ON;
+    SET ARITHABORT ON;
+    SET CONCAT_NULL_YIELDS_NULL ON;
+    SET ANSI_PADDING ON;
+    SET NUMERIC_ROUNDABORT OFF;
+    DECLARE @msg NVARCHAR(400);
+    IF @p_ack IS NULL OR DATALENGTH(@p_ack) <> 16
+       OR @p_ack COLLATE Latin1_General_100_BIN2 NOT IN (N'accepted', N'rejected')
+        THROW 50012, N'mibridge: the verdict must be ''accepted'' or ''rejected''', 1;
+    UPDATE mi_inbox SET consumed_at = SYSUTCDATETIME(), his_ack = @p_ack
      WHERE id = @p_id AND consumed_at IS NULL;
     IF @@ROWCOUNT = 0
     BEGIN
-        DECLARE @msg NVARCHAR(400) = CONCAT(N'mibridge: inbox row ', @p_id,
-            N' does not exist or was already consumed');
+        IF EXISTS (SELECT 1 FROM mi_inbox WHERE id = @p_id)
+            SET @msg = CONCAT(N'mibridge: inbox row ', @p_id, N' was already consumed');
+        ELSE
+            SET @msg = CONCAT(N'mibridge: inbox row ', COALESCE(CAST(@p_id AS NVARCHAR(20)), N'NULL'),
+                              N' does not exist');
         THROW 50011, @msg, 1;
     END;
 END;
@@ -301,4 +533,7 @@ SELECT o.kind, o.state, COUNT(*) AS requests, SUM(i.total_amount) AS total_amoun
  WHERE o.created_at >= DATEADD(MINUTE, -DATEPART(TZOFFSET, SYSDATETIMEOFFSET()),
                                CAST(CAST(SYSDATETIME() AS DATE) AS DATETIME2(6)))
  GROUP BY o.kind, o.state;
+GO
+
+INSERT INTO mi_schema_version (version, name) VALUES (1, N'001_baseline'), (2, N'002_hardening');
 GO

@@ -25,7 +25,7 @@ def test_demo_runs_end_to_end_without_double_charge(tmp_path):
 def test_db_install_enqueue_status_requeue_resolve(tmp_path):
     url = f"sqlite:///{tmp_path / 'his.db'}"
     r = mibridge("db", "install", "--url", url)
-    assert r.returncode == 0 and "install.sql" in r.stdout, r.stderr
+    assert r.returncode == 0 and "schema version" in r.stdout, r.stderr
     r = mibridge("enqueue", "test.charge", "INV-1", "--payload", '{"patient_id":"P","total_amount":"1.00"}', "--url", url)
     assert r.returncode == 0
     oid = int(r.stdout.strip())

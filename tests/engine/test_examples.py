@@ -56,10 +56,19 @@ def test_the_payload_is_one_the_test_flow_accepts(store):
 
 def test_a_refused_request_refuses_the_charge_row_too(store):
     with pytest.raises(Exception) as ei:
-        insert_charge(store, "CH-100", "V-2", "P-3", "-1.00")
-    assert "total_amount must be a non-negative amount" in str(ei.value)
+        insert_charge(store, "CH-100 ", "V-2", "P-3", "1.00")    # a key with a trailing blank
+    assert "business_key must not start or end with a blank" in str(ei.value)
     assert store.query("SELECT COUNT(*) FROM his_charge")[0][0] == 0
     assert store.query("SELECT COUNT(*) FROM mi_outbox")[0][0] == 0
+
+
+def test_a_refund_or_reversal_row_is_the_cashiers_and_is_left_alone(store):
+    """退费/冲红: the cashier records a negative row; the example used to refuse
+    it (mibridge refuses a negative amount), which broke the cashier's refund."""
+    insert_charge(store, "CH-200", "V-3", "P-4", "12.50")
+    insert_charge(store, "CH-200-R", "V-3", "P-4", "-12.50")
+    assert store.query("SELECT COUNT(*) FROM his_charge")[0][0] == 2
+    assert [r[0] for r in store.query("SELECT business_key FROM mi_outbox")] == ["CH-200"]
 
 
 # -- sql/<dialect>/examples/mobilepay_enqueue.sql -------------------------------------
@@ -292,7 +301,7 @@ def test_the_facepay_examples_consume_only_the_rows_meant_in_every_dialect():
     the only check of it for Oracle and SQL Server, which are not run here."""
     where = re.compile(r"kind = N?'([\w.]+)' AND business_key = N?'([^']+)'\s+"
                        r"AND result_type = N?'(\w+)' AND consumed_at IS NULL")
-    consumes = re.compile(r"mi_inbox_consume\s*\(?\s*(id|r\.id|@p_id = @row)|^UPDATE mi_inbox SET consumed_at")
+    consumes = re.compile(r"mi_inbox_consume\s*\(?\s*(id|r\.id|@p_id = @row)|^INSERT INTO mi_inbox_consume \(id, his_ack\)")
     for d in FACEPAY_DIALECTS:
         stmts = split_statements(d, _facepay_text(d))
         taken = [where.findall(st) for st in stmts if consumes.search(st)]

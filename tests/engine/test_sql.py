@@ -12,21 +12,16 @@ from bridge.db.store import InboxRow, Store
 from bridge.db.url import parse_url
 
 VIEWS = ["mi_v_pending", "mi_v_in_flight", "mi_v_held", "mi_v_failed", "mi_v_today"]
-TABLES = ["mi_outbox", "mi_inbox", "mi_journal", "mi_identity", "mi_audit", "mi_notice"]
+TABLES = ["mi_outbox", "mi_inbox", "mi_journal", "mi_identity", "mi_audit", "mi_notice", "mi_schema_version"]
 
 
 def his_enqueue(store: Store, kind, key, serial, payload) -> int:
     """Enqueue exactly as the documented HIS call for the dialect does it."""
-    name = store.dialect.name
-    if name == "postgresql":
-        return store.query("SELECT mi_enqueue(:k, :b, :s, :p)", dict(k=kind, b=key, s=serial, p=payload))[0][0]
-    if name == "mysql":
-        def go(cur):
-            cur.execute("CALL mi_enqueue(%s, %s, %s, %s, @id)", (kind, key, serial, payload))
-            cur.execute("SELECT @id")
-            return cur.fetchone()[0]
-        return store._tx(go)
-    return store.enqueue(kind, key, payload, serial_key=serial)
+    from tests.his_sql import his_enqueue as call
+
+    if store.dialect.name == "sqlite":
+        return store.enqueue(kind, key, payload, serial_key=serial)
+    return call(store, kind, key, serial, payload)
 
 
 def error_text(exc) -> str:
@@ -109,18 +104,9 @@ def test_missing_serial_key_defaults_to_business_key(store):
 
 
 def _consume(store: Store, inbox_id: int, ack: str) -> None:
-    name = store.dialect.name
-    if name == "postgresql":
-        store.query("SELECT mi_inbox_consume(:i, :a)", dict(i=inbox_id, a=ack))
-    elif name == "mysql":
-        store._tx(lambda cur: cur.execute("CALL mi_inbox_consume(%s, %s)", (inbox_id, ack)))
-    else:  # the documented SQLite statement
-        def go(cur):
-            cur.execute("""UPDATE mi_inbox SET consumed_at = strftime('%Y-%m-%d %H:%M:%f','now'), his_ack = ?
-                            WHERE id = ? AND consumed_at IS NULL""", (ack, inbox_id))
-            if cur.rowcount != 1:
-                raise RuntimeError("mibridge: inbox row does not exist or was already consumed")
-        store._tx(go)
+    from tests.his_sql import his_consume
+
+    his_consume(store, inbox_id, ack)
 
 
 def test_inbox_typed_money_and_consume_once(store):

@@ -20,6 +20,7 @@ from bridge.db.store import Store
 from bridge.engine.crashpoints import POINTS
 from daemon import config as daemon_config
 from daemon.app import build
+from tests.conftest import DIALECTS, SERVER_DIALECTS
 from tests.engine.daemonproc import DaemonProcess, wait_until_final, without_password
 
 from .conftest import (SUN, ZHANG, ZHOU, AutoAccept, His, Sim, admit, daemon_toml, document_payload,
@@ -34,7 +35,7 @@ STORM_INTERFACES = ("2201", "2203", "2204", "2205", "2206", "2207", "2208", "226
 STORM_FAULTS = ("timeout", "http500", "reset", "lost_after_commit", "garbled")
 
 
-@pytest.mark.parametrize("dialect", ["sqlite", "postgresql", "mysql"])
+@pytest.mark.parametrize("dialect", DIALECTS)
 def test_faults_on_every_call_never_double_charge_or_refund(dialect, running, msgid_dir, tmp_path):
     url, drop = new_database(dialect, tmp_path)
     sim = Sim(running)
@@ -143,7 +144,7 @@ def _wait_started(proc: DaemonProcess, timeout: float = 20.0) -> None:
 def _matrix():
     for point in POINTS:
         yield pytest.param("sqlite", point, id=f"sqlite-{point}")
-    for dialect in ("postgresql", "mysql"):
+    for dialect in SERVER_DIALECTS:
         yield pytest.param(dialect, "after_call", id=f"{dialect}-after_call")
 
 

@@ -241,19 +241,12 @@ class Bridge:
     def enqueue_as_his(self, kind: str, key: str, payload: dict, serial_key: Optional[str] = None) -> int:
         """The way docs/mobilepay.md tells the HIS to enqueue: mi_enqueue where the
         database has procedures, a plain INSERT on SQLite."""
+        from tests.his_sql import his_enqueue
+
         text = json.dumps(payload, ensure_ascii=False)
         if self.dialect == "sqlite":
             return self.store.enqueue(kind, key, text, serial_key=serial_key)
-        args = {"k": kind, "b": key, "s": serial_key, "p": text}
-
-        def go(cur):
-            if self.dialect == "postgresql":
-                self.store._exec(cur, "SELECT mi_enqueue(:k, :b, :s, :p)", args)
-                return int(cur.fetchone()[0])
-            self.store._exec(cur, "CALL mi_enqueue(:k, :b, :s, :p, @mi_id)", args)
-            self.store._exec(cur, "SELECT @mi_id")
-            return int(cur.fetchone()[0])
-        return self.store._tx(go)
+        return his_enqueue(self.store, kind, key, serial_key, text)
 
     def q(self, sql: str, params: Optional[dict] = None) -> list[tuple]:
         """A query as a list of tuples on every driver."""

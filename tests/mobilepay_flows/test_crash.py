@@ -11,7 +11,7 @@ import pytest
 
 from bridge.db.store import Store
 from bridge.mobilepay.flows import KIND_OUTPATIENT, KIND_REFUND
-from tests.conftest import make_database
+from tests.conftest import SERVER_DIALECTS, make_database
 from tests.engine.daemonproc import DaemonProcess
 
 from .harness import DEADLINE, His, assert_paid_once, assert_refunds_within_paid, new_key, payment, wait_for
@@ -22,7 +22,7 @@ SQLITE_POINTS = ["after_claim", "after_journal:6202", "after_call:6202", "after_
                  "after_journal:6203", "after_call:6203", "after_call:6401", "after_inbox"]
 # On the servers, the two points where a resend would charge or refund twice.
 SERVER_POINTS = ["after_call:6202", "after_call:6203"]
-CASES = [("sqlite", p) for p in SQLITE_POINTS] + [(d, p) for d in ("postgresql", "mysql") for p in SERVER_POINTS]
+CASES = [("sqlite", p) for p in SQLITE_POINTS] + [(d, p) for d in SERVER_DIALECTS for p in SERVER_POINTS]
 
 
 @pytest.mark.parametrize("dialect, point", CASES)

@@ -56,6 +56,11 @@ class MySQLDialect(Dialect):
             # READ COMMITTED: the claim's "no older open row with my serial key"
             # check must see other workers' latest commits, not a snapshot.
             cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            # Whatever the server's default: a value too long for its column is an
+            # error, never cut short (a cut key could become another request's key),
+            # and backslashes in strings are escapes, as the driver assumes.
+            cur.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,"
+                        "NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION'")
         conn.commit()
         return conn
 

@@ -105,8 +105,11 @@ class OracleDialect(Dialect):
         conn.inputtypehandler = _input_type_handler
         with conn.cursor() as cur:
             # Money is bound as text ('12.50'); its decimal point must be '.'
-            # whatever the server's NLS_TERRITORY says.
-            cur.execute("ALTER SESSION SET NLS_NUMERIC_CHARACTERS = '.,'")
+            # whatever the server's NLS_TERRITORY says.  Keys compare byte for
+            # byte: an HIS logon trigger may set NLS_COMP=LINGUISTIC with a
+            # Chinese sort (SCHINESE_PINYIN_M), under which '=' on the keys
+            # would follow that sort.
+            cur.execute("ALTER SESSION SET NLS_NUMERIC_CHARACTERS = '.,' NLS_COMP = BINARY NLS_SORT = BINARY")
         return conn
 
     def is_disconnect(self, exc: BaseException) -> bool:

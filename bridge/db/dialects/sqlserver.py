@@ -24,12 +24,14 @@ class SQLServerDialect(Dialect):
     name = "sqlserver"
     paramstyle = "qmark"
     now = "SYSUTCDATETIME()"
-    # UPDLOCK: the rows stay locked for this transaction; READPAST: rows another
-    # worker holds are skipped (SQL Server's SKIP LOCKED); ROWLOCK: no page locks.
-    # The predicates repeat the filtered indexes' WHERE clauses literally
-    # (sql/sqlserver/install.sql), so both indexes can be used.
+    # READPAST: rows another worker is claiming are skipped (SQL Server's SKIP
+    # LOCKED); ROWLOCK: no page locks.  No UPDLOCK: it would also lock, until
+    # the claim commits, every row the NOT EXISTS then rejects (past about
+    # 5,000 locks the whole table, and the HIS's inserts wait).  The candidates
+    # are not locked: the claim's UPDATE is guarded by the row's state, so of
+    # two workers that chose the same row only one takes it.
     claim_sql = """
-        SELECT TOP (:limit) o.id, o.state FROM mi_outbox o WITH (UPDLOCK, READPAST, ROWLOCK)
+        SELECT TOP (:limit) o.id, o.state FROM mi_outbox o WITH (READPAST, ROWLOCK)
          WHERE o.state IN (N'pending', N'in_doubt') AND o.next_attempt_at <= SYSUTCDATETIME()
            AND NOT EXISTS (SELECT 1 FROM mi_outbox p
                             WHERE p.serial_key = o.serial_key AND p.id < o.id
@@ -110,8 +112,13 @@ class SQLServerDialect(Dialect):
                               timeout=int(url.options.get("connect_timeout", 10)))
         cur = conn.cursor()
         # XACT_ABORT: any error rolls back the whole transaction on the server,
-        # so a failed step never leaves half its writes behind.
-        cur.execute("SET XACT_ABORT ON")
+        # so a failed step never leaves half its writes behind.  NOCOUNT OFF:
+        # a server-wide 'user options' NOCOUNT would make pyodbc report a
+        # rowcount of -1, and every guarded UPDATE would look like a lost lease.
+        # The rest are ODBC's defaults, set in case the server's differ.
+        cur.execute("SET XACT_ABORT ON; SET NOCOUNT OFF; SET ANSI_NULLS ON; SET QUOTED_IDENTIFIER ON; "
+                    "SET ANSI_WARNINGS ON; SET ARITHABORT ON; SET CONCAT_NULL_YIELDS_NULL ON; "
+                    "SET ANSI_PADDING ON; SET NUMERIC_ROUNDABORT OFF")
         cur.close()
         conn.commit()
         return conn

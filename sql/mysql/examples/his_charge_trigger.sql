@@ -13,6 +13,9 @@
 --     (here all charges of one visit).
 --   * payload: a JSON object; money as a string with 2 decimals ('12.50'),
 --     never a float: CAST(amount AS CHAR) of a DECIMAL(x,2) column gives that.
+--   * only charges (amount > 0) become requests: a refund or reversal row
+--     (退费/冲红, amount < 0) is the cashier's own record and is left alone;
+--     the money goes back through a refund request (docs/mobilepay.md).
 -- The trigger runs in the HIS's statement: if mibridge refuses the request
 -- (bad amount, ...), the charge row is not inserted either, and the HIS sees
 -- the 'mibridge: ...' error. Remove it with DROP TRIGGER his_charge_mi_tg;
@@ -29,16 +32,18 @@ DELIMITER //
 CREATE TRIGGER his_charge_mi_tg AFTER INSERT ON his_charge FOR EACH ROW
 BEGIN
     DECLARE v_outbox_id BIGINT;
-    CALL mi_enqueue(
-        'test.charge',                         -- kind
-        NEW.charge_no,                         -- business_key
-        NEW.visit_no,                          -- serial_key
-        JSON_OBJECT(
-            'charge_no',    NEW.charge_no,
-            'visit_no',     NEW.visit_no,
-            'patient_id',   NEW.patient_id,
-            'total_amount', CAST(NEW.amount AS CHAR),
-            'pay_auth_no',  NEW.pay_auth_no),
-        v_outbox_id);
+    IF NEW.amount > 0 THEN
+        CALL mi_enqueue(
+            'test.charge',                         -- kind
+            NEW.charge_no,                         -- business_key
+            NEW.visit_no,                          -- serial_key
+            JSON_OBJECT(
+                'charge_no',    NEW.charge_no,
+                'visit_no',     NEW.visit_no,
+                'patient_id',   NEW.patient_id,
+                'total_amount', CAST(NEW.amount AS CHAR),
+                'pay_auth_no',  NEW.pay_auth_no),
+            v_outbox_id);
+    END IF;
 END //
 DELIMITER ;

@@ -16,6 +16,9 @@
 --     never a float. Oracle 12.1 has no JSON_OBJECT, so the text is built by
 --     hand and js() quotes each value; on 12.2+ you may use
 --     JSON_OBJECT('charge_no' VALUE :NEW.charge_no, ...) instead.
+--   * only charges (amount > 0) become requests: a refund or reversal row
+--     (退费/冲红, amount < 0) is the cashier's own record and is left alone;
+--     the money goes back through a refund request (docs/mobilepay.md).
 -- The trigger runs in the HIS's transaction: if mibridge refuses the request
 -- (bad amount, ...), the INSERT of the charge row fails with the
 -- 'mibridge: ...' error and nothing is kept. Remove it with
@@ -33,6 +36,7 @@ CREATE TABLE his_charge (
 CREATE OR REPLACE TRIGGER his_charge_mi_tg
 AFTER INSERT ON his_charge
 FOR EACH ROW
+WHEN (NEW.amount > 0)
 DECLARE
     v_outbox_id NUMBER;
     -- A JSON string (or null) for one text value.

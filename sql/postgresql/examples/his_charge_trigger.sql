@@ -13,9 +13,13 @@
 --     (here all charges of one visit).
 --   * payload: a JSON object; money as a string with 2 decimals ('12.50'),
 --     never a float.
+--   * only charges (amount > 0) become requests: a refund or reversal row
+--     (退费/冲红, amount < 0) is the cashier's own record and is left alone;
+--     the money goes back through a refund request (docs/mobilepay.md).
 -- The trigger runs in the HIS's transaction: if mibridge refuses the request
 -- (bad amount, ...), the charge row is not inserted either, and the HIS sees
--- the 'mibridge: ...' error. Remove it with
+-- the 'mibridge: ...' error. The HIS's login needs only EXECUTE on mi_enqueue
+-- (grants.sql), which runs with its owner's rights. Remove it with
 --   DROP TRIGGER his_charge_mi_tg ON his_charge; DROP FUNCTION his_charge_mi();
 CREATE TABLE his_charge (
     charge_no    VARCHAR(32)   PRIMARY KEY,
@@ -42,4 +46,4 @@ BEGIN
 END $$;
 
 CREATE TRIGGER his_charge_mi_tg AFTER INSERT ON his_charge
-    FOR EACH ROW EXECUTE FUNCTION his_charge_mi();
+    FOR EACH ROW WHEN (NEW.amount > 0) EXECUTE FUNCTION his_charge_mi();

@@ -57,9 +57,11 @@ SELECT id, outcome, error_code, error_message, result_json
 SELECT his_patient_id, psn_no, insuplc_admdvs, insutype, benefit FROM mi_identity WHERE his_patient_id = 'P0001';
 
 -- Consume it once read. By id:
---   UPDATE mi_inbox SET consumed_at = strftime('%Y-%m-%d %H:%M:%f','now'), his_ack = 'accepted'
---    WHERE id = 42 AND consumed_at IS NULL;
-UPDATE mi_inbox SET consumed_at = strftime('%Y-%m-%d %H:%M:%f','now'), his_ack = 'accepted'
+--   INSERT INTO mi_inbox_consume (id, his_ack) VALUES (42, 'accepted');
+-- (SQLite has no procedures: the view's trigger refuses a missing row, one
+-- already consumed, and a verdict other than 'accepted' or 'rejected'.)
+INSERT INTO mi_inbox_consume (id, his_ack)
+SELECT id, 'accepted' FROM mi_inbox
  WHERE kind = 'facepay.identify' AND business_key = 'FACE-20240301-0001'
    AND result_type = 'identity' AND consumed_at IS NULL;
 
@@ -97,7 +99,8 @@ SELECT id, outcome, error_code, error_message, total_amount, fund_amount, accoun
  WHERE kind = 'facepay.outpatient.presettle' AND business_key = 'PRE-20240301-0001'
    AND result_type = 'presettlement' AND consumed_at IS NULL;
 
-UPDATE mi_inbox SET consumed_at = strftime('%Y-%m-%d %H:%M:%f','now'), his_ack = 'accepted'
+INSERT INTO mi_inbox_consume (id, his_ack)
+SELECT id, 'accepted' FROM mi_inbox
  WHERE kind = 'facepay.outpatient.presettle' AND business_key = 'PRE-20240301-0001'
    AND result_type = 'presettlement' AND consumed_at IS NULL;
 
@@ -116,14 +119,18 @@ SELECT id, outcome, error_code, error_message, settlement_id, total_amount, fund
 
 -- Take it in the same transaction that records the payment in the HIS, within
 -- his_ack_timeout_seconds (default 900 s). his_ack = 'rejected' instead makes
--- mibridge cancel the settlement at once. changes() must be 1: 0 means the time
--- had passed and mibridge is cancelling it, so roll back: the bill is not paid.
+-- mibridge cancel the settlement at once. The row must then read
+-- 'accepted': 'rejected' means the time had passed and mibridge is cancelling it,
+-- so roll back: the bill is not paid.
 BEGIN;
 -- UPDATE his_bill SET paid = 1 WHERE bill_no = 'B20240301001';   -- your HIS
-UPDATE mi_inbox SET consumed_at = strftime('%Y-%m-%d %H:%M:%f','now'), his_ack = 'accepted'
+INSERT INTO mi_inbox_consume (id, his_ack)
+SELECT id, 'accepted' FROM mi_inbox
  WHERE kind = 'facepay.outpatient.settle' AND business_key = 'SET-20240301-0001'
    AND result_type = 'settlement' AND consumed_at IS NULL;
-SELECT changes() AS settlement_rows_taken;
+SELECT his_ack AS must_be_accepted FROM mi_inbox
+ WHERE kind = 'facepay.outpatient.settle' AND business_key = 'SET-20240301-0001'
+   AND result_type = 'settlement';
 COMMIT;
 
 -- 7. The patient returns the drugs: cancel the settlement (2208). With the
@@ -164,7 +171,8 @@ SELECT id, outcome, error_code, error_message, total_amount, fund_amount, accoun
  WHERE kind = 'facepay.document.presettle' AND business_key = 'PRE-20240301-0002'
    AND result_type = 'presettlement' AND consumed_at IS NULL;
 
-UPDATE mi_inbox SET consumed_at = strftime('%Y-%m-%d %H:%M:%f','now'), his_ack = 'accepted'
+INSERT INTO mi_inbox_consume (id, his_ack)
+SELECT id, 'accepted' FROM mi_inbox
  WHERE kind = 'facepay.document.presettle' AND business_key = 'PRE-20240301-0002'
    AND result_type = 'presettlement' AND consumed_at IS NULL;
 
@@ -183,10 +191,13 @@ SELECT id, outcome, error_code, error_message, settlement_id, total_amount, fund
 
 BEGIN;
 -- UPDATE his_bill SET paid = 1 WHERE bill_no = 'B20240301002';   -- your HIS
-UPDATE mi_inbox SET consumed_at = strftime('%Y-%m-%d %H:%M:%f','now'), his_ack = 'accepted'
+INSERT INTO mi_inbox_consume (id, his_ack)
+SELECT id, 'accepted' FROM mi_inbox
  WHERE kind = 'facepay.document.settle' AND business_key = 'SET-20240301-0002'
    AND result_type = 'settlement' AND consumed_at IS NULL;
-SELECT changes() AS settlement_rows_taken;
+SELECT his_ack AS must_be_accepted FROM mi_inbox
+ WHERE kind = 'facepay.document.settle' AND business_key = 'SET-20240301-0002'
+   AND result_type = 'settlement';
 COMMIT;
 
 -- Everything this script started, and what mibridge answered so far.

@@ -14,6 +14,9 @@
 --   * payload: a JSON object; money as a string with 2 decimals ('12.50'),
 --     never a float. An amount with more than 2 decimals is passed on as it
 --     is, so mibridge refuses it instead of it being silently rounded.
+--   * only charges (amount > 0) become requests: a refund or reversal row
+--     (退费/冲红, amount < 0) is the cashier's own record and is left alone;
+--     the money goes back through a refund request (docs/mobilepay.md).
 -- SQLite has no procedures: the trigger INSERTs into mi_outbox, and
 -- mi_outbox's own triggers validate the row. If mibridge refuses the request
 -- (bad amount, ...), the charge row is not inserted either, and the HIS sees
@@ -28,6 +31,7 @@ CREATE TABLE his_charge (
 );
 
 CREATE TRIGGER his_charge_mi_tg AFTER INSERT ON his_charge
+WHEN NEW.amount > 0
 BEGIN
     INSERT INTO mi_outbox (kind, business_key, serial_key, payload)
     VALUES ('test.charge',                     -- kind

@@ -57,9 +57,11 @@ SELECT id, order_id, total_amount, fund_amount, account_amount, cash_amount, res
    AND result_type = 'order' AND consumed_at IS NULL;
 
 -- Consume it once the mini-program has it. By id:
---   UPDATE mi_inbox SET consumed_at = strftime('%Y-%m-%d %H:%M:%f','now'), his_ack = 'accepted'
---    WHERE id = 42 AND consumed_at IS NULL;
-UPDATE mi_inbox SET consumed_at = strftime('%Y-%m-%d %H:%M:%f','now'), his_ack = 'accepted'
+--   INSERT INTO mi_inbox_consume (id, his_ack) VALUES (42, 'accepted');
+-- (SQLite has no procedures: the view's trigger refuses a missing row, one
+-- already consumed, and a verdict other than 'accepted' or 'rejected'.)
+INSERT INTO mi_inbox_consume (id, his_ack)
+SELECT id, 'accepted' FROM mi_inbox
  WHERE kind = 'mobilepay.outpatient' AND business_key = 'MP-20240301-0001'
    AND result_type = 'order' AND consumed_at IS NULL;
 
@@ -71,14 +73,18 @@ SELECT id, order_id, settlement_id, total_amount, fund_amount, account_amount, c
 
 -- Take it in the same transaction that marks the bill paid in the HIS, within
 -- his_take_window_seconds (default 900 s). his_ack = 'rejected' instead makes
--- mibridge refund the whole payment. changes() must be 1: 0 means the window
--- had passed and mibridge is refunding, so roll back: the bill is not paid.
+-- mibridge refund the whole payment. The row must then read
+-- 'accepted': 'rejected' means the window had passed and mibridge is refunding,
+-- so roll back: the bill is not paid.
 BEGIN;
 -- UPDATE his_bill SET paid = 1 WHERE bill_no = 'MP-20240301-0001';   -- your HIS
-UPDATE mi_inbox SET consumed_at = strftime('%Y-%m-%d %H:%M:%f','now'), his_ack = 'accepted'
+INSERT INTO mi_inbox_consume (id, his_ack)
+SELECT id, 'accepted' FROM mi_inbox
  WHERE kind = 'mobilepay.outpatient' AND business_key = 'MP-20240301-0001'
    AND result_type = 'settlement' AND consumed_at IS NULL;
-SELECT changes() AS settlement_rows_taken;
+SELECT his_ack AS must_be_accepted FROM mi_inbox
+ WHERE kind = 'mobilepay.outpatient' AND business_key = 'MP-20240301-0001'
+   AND result_type = 'settlement';
 COMMIT;
 
 -- 4. A partial refund: 10.00 of the cash part. Cash can be refunded in parts,

@@ -1,0 +1,419 @@
+-- mibridge migration 002 (hardening) for SQL Server: from schema version 1
+-- (the release installed by 001_baseline.sql) to version 2.
+-- Normally run by `mibridge db upgrade --url mssql://...`. By hand:
+--   sqlcmd -S dbhost -d hisdb -b -I -i sql/sqlserver/migrations/002_hardening.sql
+-- It runs as one transaction (XACT_ABORT): on any error nothing of it is kept.
+-- What changes (docs/migrations.md):
+--   * mi_schema_version records which migrations ran;
+--   * key columns are Latin1_General_100_BIN2 whatever the database's
+--     collation (Chinese_PRC_CI_AS made 'inv-1' and 'INV-1', or full- and
+--     half-width keys, one request, and could give one patient another's psn_no);
+--     keys with a blank at either end are refused, as on every database;
+--   * columns the daemon fills up to n characters hold 2n UTF-16 units;
+--   * plain indexes instead of filtered ones (Msg 1934 for old HIS clients);
+--   * the trigger and the procedures set their own SET options; mi_enqueue runs
+--     in its own transaction with XACT_ABORT and TRY/CATCH, and no longer cuts
+--     long parameters silently;
+--   * a payload with a key twice in one object or a lone UTF-16 surrogate
+--     escape is refused; the same payload with its fields in another order is
+--     the same request (compatibility level 130+, see mi_json_check);
+--   * mi_inbox_consume refuses a NULL or misspelt verdict (NULL used to count
+--     as 'accepted') and tells a missing row from one already consumed;
+--   * indexes for the HIS's polls by business key and for order_id.
+-- Nothing here deletes a row.
+SET ANSI_NULLS ON;
+SET QUOTED_IDENTIFIER ON;
+SET XACT_ABORT ON;
+BEGIN TRANSACTION;
+GO
+
+CREATE TABLE mi_schema_version (
+    version          INT           NOT NULL,
+    name             NVARCHAR(100) NOT NULL,
+    applied_at       DATETIME2(6)  NOT NULL DEFAULT SYSUTCDATETIME(),
+    CONSTRAINT mi_schema_version_pk PRIMARY KEY (version)
+);
+
+-- What depends on the key columns goes, so that their collation can change;
+-- it comes back below (the filtered indexes come back as plain ones).
+ALTER TABLE mi_outbox DROP CONSTRAINT mi_outbox_kind_key;
+ALTER TABLE mi_outbox DROP CONSTRAINT mi_outbox_key_ck;
+DROP INDEX mi_outbox_ready_ix ON mi_outbox;
+DROP INDEX mi_outbox_serial_open_ix ON mi_outbox;
+DROP INDEX mi_outbox_lease_ix ON mi_outbox;
+DROP INDEX mi_outbox_finished_ix ON mi_outbox;
+DROP INDEX mi_inbox_unconsumed_ix ON mi_inbox;
+ALTER TABLE mi_journal DROP CONSTRAINT mi_journal_msg_uq;
+ALTER TABLE mi_identity DROP CONSTRAINT mi_identity_pk;
+ALTER TABLE mi_notice DROP CONSTRAINT mi_notice_key;
+DROP INDEX mi_notice_business_ix ON mi_notice;
+-- Column statistics (auto-created or not) would block ALTER COLUMN too.
+DECLARE @drop NVARCHAR(MAX) = N'';
+SELECT @drop = @drop + N'DROP STATISTICS ' + QUOTENAME(OBJECT_NAME(s.object_id)) + N'.' + QUOTENAME(s.name) + N'; '
+  FROM sys.stats s
+ WHERE OBJECT_NAME(s.object_id) IN (N'mi_outbox', N'mi_inbox', N'mi_journal', N'mi_identity', N'mi_audit', N'mi_notice')
+   AND (s.auto_created = 1 OR s.user_created = 1);
+EXEC sp_executesql @drop;
+
+ALTER TABLE mi_outbox ALTER COLUMN kind NVARCHAR(80) COLLATE Latin1_General_100_BIN2 NOT NULL;
+ALTER TABLE mi_outbox ALTER COLUMN business_key NVARCHAR(128) COLLATE Latin1_General_100_BIN2 NOT NULL;
+ALTER TABLE mi_outbox ALTER COLUMN serial_key NVARCHAR(128) COLLATE Latin1_General_100_BIN2 NOT NULL;
+ALTER TABLE mi_outbox ALTER COLUMN last_error_message NVARCHAR(2000) NULL;
+ALTER TABLE mi_inbox ALTER COLUMN kind NVARCHAR(80) COLLATE Latin1_General_100_BIN2 NOT NULL;
+ALTER TABLE mi_inbox ALTER COLUMN business_key NVARCHAR(128) COLLATE Latin1_General_100_BIN2 NOT NULL;
+ALTER TABLE mi_inbox ALTER COLUMN error_message NVARCHAR(2000) NULL;
+ALTER TABLE mi_inbox ALTER COLUMN order_id NVARCHAR(128) COLLATE Latin1_General_100_BIN2 NULL;
+ALTER TABLE mi_inbox ALTER COLUMN settlement_id NVARCHAR(128) COLLATE Latin1_General_100_BIN2 NULL;
+ALTER TABLE mi_journal ALTER COLUMN msg_id NVARCHAR(128) COLLATE Latin1_General_100_BIN2 NOT NULL;
+ALTER TABLE mi_journal ALTER COLUMN error_message NVARCHAR(2000) NULL;
+ALTER TABLE mi_identity ALTER COLUMN his_patient_id NVARCHAR(128) COLLATE Latin1_General_100_BIN2 NOT NULL;
+ALTER TABLE mi_identity ALTER COLUMN psn_no NVARCHAR(80) COLLATE Latin1_General_100_BIN2 NOT NULL;
+ALTER TABLE mi_audit ALTER COLUMN note NVARCHAR(2000) NULL;
+ALTER TABLE mi_notice ALTER COLUMN interface NVARCHAR(32) COLLATE Latin1_General_100_BIN2 NOT NULL;
+ALTER TABLE mi_notice ALTER COLUMN notice_key NVARCHAR(128) COLLATE Latin1_General_100_BIN2 NOT NULL;
+ALTER TABLE mi_notice ALTER COLUMN business_key NVARCHAR(128) COLLATE Latin1_General_100_BIN2 NULL;
+
+ALTER TABLE mi_outbox ADD CONSTRAINT mi_outbox_kind_key UNIQUE (kind, business_key);
+ALTER TABLE mi_outbox ADD CONSTRAINT mi_outbox_key_ck CHECK (LEN(business_key) > 0 AND LEN(kind) > 0);
+CREATE INDEX mi_outbox_ready_ix ON mi_outbox (state, next_attempt_at, id);
+CREATE INDEX mi_outbox_serial_ix ON mi_outbox (serial_key, id) INCLUDE (state, kind);
+CREATE INDEX mi_outbox_lease_ix ON mi_outbox (state, lease_expires_at);
+CREATE INDEX mi_outbox_finished_ix ON mi_outbox (finished_at);
+CREATE INDEX mi_inbox_unconsumed_ix ON mi_inbox (consumed_at, id);
+CREATE INDEX mi_inbox_business_ix ON mi_inbox (business_key, kind);
+CREATE INDEX mi_inbox_order_ix ON mi_inbox (order_id);
+ALTER TABLE mi_journal ADD CONSTRAINT mi_journal_msg_uq UNIQUE (msg_id);
+ALTER TABLE mi_identity ADD CONSTRAINT mi_identity_pk PRIMARY KEY (his_patient_id);
+ALTER TABLE mi_notice ADD CONSTRAINT mi_notice_key UNIQUE (interface, notice_key);
+CREATE INDEX mi_notice_business_ix ON mi_notice (business_key);
+GO
+
+-- mi_json_check: why a payload is refused (NULL when it is fine), beyond
+-- ISJSON: a lone UTF-16 surrogate escape (\ud800 without its \udc00), which
+-- the daemon could never write back; and a key twice in one object (JSON_VALUE
+-- reads the first, the daemon the last). The second needs OPENJSON, that is
+-- database compatibility level 130 or more; below that it is left to the
+-- daemon, which fails such a request (BAD_INPUT) without calling anyone.
+-- Every string comparison here is binary (Latin1_General_100_BIN2): the
+-- database's collation may ignore case and full/half width.
+CREATE PROCEDURE mi_json_check
+    @doc     NVARCHAR(MAX),
+    @problem NVARCHAR(400) OUTPUT
+AS
+BEGIN
+    SET NOCOUNT ON;
+    SET XACT_ABORT ON;
+    SET ANSI_WARNINGS ON;
+    SET ARITHABORT ON;
+    SET CONCAT_NULL_YIELDS_NULL ON;
+    SET ANSI_PADDING ON;
+    SET NUMERIC_ROUNDABORT OFF;
+    DECLARE @t NVARCHAR(MAX), @i BIGINT, @h NVARCHAR(4), @dup NVARCHAR(4000);
+    SET @problem = NULL;
+    -- With the escaped backslashes blanked out, each remaining \u starts an escape.
+    SET @t = REPLACE(@doc COLLATE Latin1_General_100_BIN2, N'\\', N'__');
+    SET @i = CHARINDEX(N'\u' COLLATE Latin1_General_100_BIN2, @t);
+    WHILE @i > 0
+    BEGIN
+        SET @h = SUBSTRING(@t, @i + 2, 4);
+        IF @h COLLATE Latin1_General_100_BIN2 LIKE N'[dD][89abAB][0-9a-fA-F][0-9a-fA-F]'
+        BEGIN
+            IF SUBSTRING(@t, @i + 6, 6) COLLATE Latin1_General_100_BIN2
+                   NOT LIKE N'\u[dD][c-fC-F][0-9a-fA-F][0-9a-fA-F]'
+            BEGIN
+                SET @problem = N'mibridge: payload is not valid JSON';
+                RETURN;
+            END;
+            SET @i = CHARINDEX(N'\u' COLLATE Latin1_General_100_BIN2, @t, @i + 12);
+        END
+        ELSE IF @h COLLATE Latin1_General_100_BIN2 LIKE N'[dD][c-fC-F][0-9a-fA-F][0-9a-fA-F]'
+        BEGIN
+            SET @problem = N'mibridge: payload is not valid JSON';
+            RETURN;
+        END
+        ELSE
+            SET @i = CHARINDEX(N'\u' COLLATE Latin1_General_100_BIN2, @t, @i + 6);
+    END;
+    IF (SELECT compatibility_level FROM sys.databases WHERE database_id = DB_ID()) >= 130
+    BEGIN
+        -- Every member with the path of its object; a path holds each key with
+        -- its length in bytes, so that no two paths can be confused.
+        EXEC sp_executesql N'
+            WITH n AS (
+                SELECT CAST(N''$'' AS NVARCHAR(MAX)) COLLATE Latin1_General_100_BIN2 AS parent,
+                       j.[key] AS k, j.[value] AS v, j.[type] AS t
+                  FROM OPENJSON(@d) j
+                UNION ALL
+                SELECT CAST(n.parent + N''['' + CAST(DATALENGTH(n.k) AS NVARCHAR(10)) + N'':'' + n.k + N'']''
+                            AS NVARCHAR(MAX)) COLLATE Latin1_General_100_BIN2,
+                       j.[key], j.[value], j.[type]
+                  FROM n CROSS APPLY OPENJSON(n.v) j
+                 WHERE n.t IN (4, 5))
+            SELECT TOP (1) @dup = k FROM n GROUP BY parent, k, DATALENGTH(k) HAVING COUNT(*) > 1',
+            N'@d NVARCHAR(MAX), @dup NVARCHAR(4000) OUTPUT', @d = @doc, @dup = @dup OUTPUT;
+        IF @dup IS NOT NULL
+            SET @problem = LEFT(CONCAT(N'mibridge: payload has the key "', @dup, N'" twice in one object'), 400);
+    END;
+END;
+GO
+
+-- mi_json_same: whether two payloads are the same document, whatever the order
+-- of their fields (numbers compared as written). Below compatibility level
+-- 130 (no OPENJSON) the same text only.
+CREATE PROCEDURE mi_json_same
+    @a    NVARCHAR(MAX),
+    @b    NVARCHAR(MAX),
+    @same BIT OUTPUT
+AS
+BEGIN
+    SET NOCOUNT ON;
+    SET XACT_ABORT ON;
+    SET ANSI_WARNINGS ON;
+    SET ARITHABORT ON;
+    SET CONCAT_NULL_YIELDS_NULL ON;
+    SET ANSI_PADDING ON;
+    SET NUMERIC_ROUNDABORT OFF;
+    SET @same = CASE WHEN DATALENGTH(@a) = DATALENGTH(@b)
+                      AND CAST(@a AS VARBINARY(MAX)) = CAST(@b AS VARBINARY(MAX)) THEN 1 ELSE 0 END;
+    IF @same = 1 OR (SELECT compatibility_level FROM sys.databases WHERE database_id = DB_ID()) < 130
+        RETURN;
+    EXEC sp_executesql N'
+        WITH x AS (
+            SELECT CAST(N''['' + CAST(DATALENGTH(j.[key]) AS NVARCHAR(10)) + N'':'' + j.[key] + N'']''
+                        AS NVARCHAR(MAX)) COLLATE Latin1_General_100_BIN2 AS p, j.[value] AS v, j.[type] AS t
+              FROM OPENJSON(@a) j
+            UNION ALL
+            SELECT CAST(x.p + N''['' + CAST(DATALENGTH(j.[key]) AS NVARCHAR(10)) + N'':'' + j.[key] + N'']''
+                        AS NVARCHAR(MAX)) COLLATE Latin1_General_100_BIN2, j.[value], j.[type]
+              FROM x CROSS APPLY OPENJSON(x.v) j WHERE x.t IN (4, 5)),
+        y AS (
+            SELECT CAST(N''['' + CAST(DATALENGTH(j.[key]) AS NVARCHAR(10)) + N'':'' + j.[key] + N'']''
+                        AS NVARCHAR(MAX)) COLLATE Latin1_General_100_BIN2 AS p, j.[value] AS v, j.[type] AS t
+              FROM OPENJSON(@b) j
+            UNION ALL
+            SELECT CAST(y.p + N''['' + CAST(DATALENGTH(j.[key]) AS NVARCHAR(10)) + N'':'' + j.[key] + N'']''
+                        AS NVARCHAR(MAX)) COLLATE Latin1_General_100_BIN2, j.[value], j.[type]
+              FROM y CROSS APPLY OPENJSON(y.v) j WHERE y.t IN (4, 5)),
+        xs AS (SELECT p, DATALENGTH(p) AS pl, t, CASE WHEN t IN (4, 5) THEN NULL
+                                                      ELSE CAST(v AS VARBINARY(MAX)) END AS vb FROM x),
+        ys AS (SELECT p, DATALENGTH(p) AS pl, t, CASE WHEN t IN (4, 5) THEN NULL
+                                                      ELSE CAST(v AS VARBINARY(MAX)) END AS vb FROM y)
+        SELECT @same = CASE WHEN EXISTS (SELECT * FROM xs EXCEPT SELECT * FROM ys)
+                              OR EXISTS (SELECT * FROM ys EXCEPT SELECT * FROM xs) THEN 0 ELSE 1 END',
+        N'@a NVARCHAR(MAX), @b NVARCHAR(MAX), @same BIT OUTPUT', @a = @a, @b = @b, @same = @same OUTPUT;
+END;
+GO
+
+-- Validation that holds however rows arrive (mi_enqueue or a plain INSERT, of
+-- one row or many, from an HIS trigger): bad input is refused to the HIS with
+-- error 50001..50009 ('mibridge: ...'), the HIS's transaction is rolled back
+-- and nothing is inserted. An INSTEAD OF trigger, because it must fill in an
+-- omitted serial_key before the NOT NULL constraint is checked. Only kind,
+-- business_key, serial_key and payload are taken from the INSERT; every other
+-- column starts at its default (the daemon owns them). SCOPE_IDENTITY() is
+-- NULL after an INSERT through this trigger: read the id back by
+-- (kind, business_key), or call mi_enqueue.
+-- The key columns are wider than the keys may be (80/128 UTF-16 units for
+-- 40/64 characters), so that a session with ANSI_WARNINGS OFF cannot cut a
+-- long key into a valid one: lengths are counted here, in characters (a
+-- character beyond U+FFFF is one, as in the daemon; the _SC collation counts so).
+-- No regular expressions in T-SQL: an amount is refused when it is empty, has a
+-- character other than a digit or '.', has no digit before the '.', has two
+-- '.', ends with '.', or has more than 2 decimals.
+-- The SET options are the module's own: an old HIS client (DB-Library,
+-- PowerBuilder, Delphi) may run with ANSI_WARNINGS or CONCAT_NULL_YIELDS_NULL off.
+ALTER TRIGGER mi_outbox_validate_tg ON mi_outbox
+INSTEAD OF INSERT
+AS
+BEGIN
+    SET NOCOUNT ON;
+    SET ANSI_WARNINGS ON;
+    SET ARITHABORT ON;
+    SET CONCAT_NULL_YIELDS_NULL ON;
+    SET ANSI_PADDING ON;
+    SET NUMERIC_ROUNDABORT OFF;
+    DECLARE @payload NVARCHAR(MAX), @problem NVARCHAR(400);
+    IF EXISTS (SELECT 1 FROM inserted WHERE kind IS NULL OR LEN(kind) = 0)
+        THROW 50001, N'mibridge: kind is required', 1;
+    IF EXISTS (SELECT 1 FROM inserted WHERE business_key IS NULL OR LEN(business_key) = 0)
+        THROW 50001, N'mibridge: business_key is required', 1;
+    -- Keys compare byte for byte (BIN2), and '=' in T-SQL ignores trailing
+    -- blanks whatever the collation: a blank at either end is refused, as on every database.
+    IF EXISTS (SELECT 1 FROM inserted
+                WHERE UNICODE(kind) IN (9, 10, 13, 32) OR UNICODE(RIGHT(kind, 1)) IN (9, 10, 13, 32))
+        THROW 50005, N'mibridge: kind must not start or end with a blank', 1;
+    IF EXISTS (SELECT 1 FROM inserted
+                WHERE UNICODE(business_key) IN (9, 10, 13, 32) OR UNICODE(RIGHT(business_key, 1)) IN (9, 10, 13, 32))
+        THROW 50005, N'mibridge: business_key must not start or end with a blank', 1;
+    IF EXISTS (SELECT 1 FROM inserted
+                WHERE LEN(serial_key) > 0
+                  AND (UNICODE(serial_key) IN (9, 10, 13, 32) OR UNICODE(RIGHT(serial_key, 1)) IN (9, 10, 13, 32)))
+        THROW 50005, N'mibridge: serial_key must not start or end with a blank', 1;
+    IF EXISTS (SELECT 1 FROM inserted WHERE LEN(kind COLLATE Latin1_General_100_CI_AS_SC) > 40)
+        THROW 50006, N'mibridge: kind is longer than 40 characters', 1;
+    IF EXISTS (SELECT 1 FROM inserted WHERE LEN(business_key COLLATE Latin1_General_100_CI_AS_SC) > 64)
+        THROW 50006, N'mibridge: business_key is longer than 64 characters', 1;
+    IF EXISTS (SELECT 1 FROM inserted WHERE LEN(serial_key COLLATE Latin1_General_100_CI_AS_SC) > 64)
+        THROW 50006, N'mibridge: serial_key is longer than 64 characters', 1;
+    IF EXISTS (SELECT 1 FROM inserted WHERE payload IS NULL OR ISJSON(payload) = 0)
+        THROW 50002, N'mibridge: payload is not valid JSON', 1;
+    -- Valid JSON whose first character after blanks is '{' is an object.
+    IF EXISTS (SELECT 1 FROM inserted
+                WHERE SUBSTRING(payload, PATINDEX(N'%[^ ' + NCHAR(9) + NCHAR(10) + NCHAR(13) + N']%', payload), 1) <> N'{')
+        THROW 50003, N'mibridge: payload must be a JSON object', 1;
+    DECLARE payloads CURSOR LOCAL FAST_FORWARD FOR SELECT payload FROM inserted;
+    OPEN payloads;
+    FETCH NEXT FROM payloads INTO @payload;
+    WHILE @@FETCH_STATUS = 0
+    BEGIN
+        EXEC mi_json_check @payload, @problem OUTPUT;
+        IF @problem IS NOT NULL
+            THROW 50007, @problem, 1;
+        FETCH NEXT FROM payloads INTO @payload;
+    END;
+    CLOSE payloads;
+    DEALLOCATE payloads;
+    -- JSON_VALUE gives the text of a scalar as written (NULL for JSON null or a
+    -- missing key); JSON_QUERY gives an object or array, which is not an amount either.
+    IF EXISTS (SELECT 1 FROM inserted
+                CROSS APPLY (SELECT JSON_VALUE(payload, N'$.total_amount') COLLATE Latin1_General_100_BIN2 AS v,
+                                    JSON_QUERY(payload, N'$.total_amount') AS doc) t
+                WHERE t.doc IS NOT NULL
+                   OR (t.v IS NOT NULL
+                       AND (DATALENGTH(t.v) = 0 OR t.v LIKE N'%[^0-9.]%' OR t.v LIKE N'.%' OR t.v LIKE N'%.'
+                            OR t.v LIKE N'%.%.%' OR t.v LIKE N'%.[0-9][0-9][0-9]%')))
+        THROW 50004, N'mibridge: total_amount must be a non-negative amount with at most 2 decimals', 1;
+    -- An omitted serial key means "this request is its own sequence".
+    INSERT INTO mi_outbox (kind, business_key, serial_key, payload)
+    SELECT kind, business_key,
+           CASE WHEN serial_key IS NULL OR LEN(serial_key) = 0 THEN business_key ELSE serial_key END,
+           payload
+      FROM inserted;
+END;
+GO
+
+-- The one call the HIS makes per request; @p_id returns the outbox id:
+--   DECLARE @id BIGINT;
+--   EXEC mi_enqueue N'test.charge', N'INV-1', N'VISIT-1', N'{"total_amount":"12.50"}', @id OUTPUT;
+-- The same (kind, business_key) with the same payload returns the existing id
+-- (a retried HIS transaction is harmless; the order of the payload's fields
+-- does not matter); with a different payload it is an error (50010).
+-- It runs in a transaction of its own (nested in the HIS's, if any), with
+-- XACT_ABORT: UPDLOCK, HOLDLOCK lock the key (or the gap where it would go)
+-- until it commits, so two concurrent calls for one key cannot both insert;
+-- on any error everything is rolled back and the error goes to the caller.
+-- The parameters are long enough that nothing is cut before it is checked.
+ALTER PROCEDURE mi_enqueue
+    @p_kind         NVARCHAR(4000),
+    @p_business_key NVARCHAR(4000),
+    @p_serial_key   NVARCHAR(4000),
+    @p_payload      NVARCHAR(MAX),
+    @p_id           BIGINT OUTPUT
+AS
+BEGIN
+    SET NOCOUNT ON;
+    SET XACT_ABORT ON;
+    SET ANSI_WARNINGS ON;
+    SET ARITHABORT ON;
+    SET CONCAT_NULL_YIELDS_NULL ON;
+    SET ANSI_PADDING ON;
+    SET NUMERIC_ROUNDABORT OFF;
+    DECLARE @old NVARCHAR(MAX), @same BIT, @problem NVARCHAR(400), @msg NVARCHAR(400);
+    SET @p_id = NULL;
+    -- The key rules first: the lookup below must never find 'k' for 'k '.
+    IF @p_kind IS NULL OR LEN(@p_kind) = 0
+        THROW 50001, N'mibridge: kind is required', 1;
+    IF @p_business_key IS NULL OR LEN(@p_business_key) = 0
+        THROW 50001, N'mibridge: business_key is required', 1;
+    IF UNICODE(@p_kind) IN (9, 10, 13, 32) OR UNICODE(RIGHT(@p_kind, 1)) IN (9, 10, 13, 32)
+        THROW 50005, N'mibridge: kind must not start or end with a blank', 1;
+    IF UNICODE(@p_business_key) IN (9, 10, 13, 32) OR UNICODE(RIGHT(@p_business_key, 1)) IN (9, 10, 13, 32)
+        THROW 50005, N'mibridge: business_key must not start or end with a blank', 1;
+    IF LEN(@p_kind COLLATE Latin1_General_100_CI_AS_SC) > 40
+        THROW 50006, N'mibridge: kind is longer than 40 characters', 1;
+    IF LEN(@p_business_key COLLATE Latin1_General_100_CI_AS_SC) > 64
+        THROW 50006, N'mibridge: business_key is longer than 64 characters', 1;
+    IF LEN(@p_serial_key COLLATE Latin1_General_100_CI_AS_SC) > 64
+        THROW 50006, N'mibridge: serial_key is longer than 64 characters', 1;
+    BEGIN TRY
+        BEGIN TRANSACTION;
+        SELECT @p_id = id, @old = payload
+          FROM mi_outbox WITH (UPDLOCK, HOLDLOCK)
+         WHERE kind = @p_kind AND business_key = @p_business_key;
+        IF @p_id IS NULL
+        BEGIN
+            INSERT INTO mi_outbox (kind, business_key, serial_key, payload)
+            VALUES (@p_kind, @p_business_key, COALESCE(@p_serial_key, @p_business_key), @p_payload);
+            -- The INSTEAD OF trigger hides the identity from SCOPE_IDENTITY().
+            SELECT @p_id = id FROM mi_outbox WHERE kind = @p_kind AND business_key = @p_business_key;
+        END
+        ELSE
+        BEGIN
+            -- The repeat is checked as the trigger would check it.
+            IF @p_payload IS NULL OR ISJSON(@p_payload) = 0
+                THROW 50002, N'mibridge: payload is not valid JSON', 1;
+            EXEC mi_json_check @p_payload, @problem OUTPUT;
+            IF @problem IS NOT NULL
+                THROW 50007, @problem, 1;
+            EXEC mi_json_same @old, @p_payload, @same OUTPUT;
+            IF @same = 0
+            BEGIN
+                SET @msg = LEFT(CONCAT(N'mibridge: ', @p_kind, N' request ', @p_business_key,
+                    N' already exists with a different payload (outbox id ', @p_id, N')'), 400);
+                THROW 50010, @msg, 1;
+            END;
+        END;
+        COMMIT TRANSACTION;
+    END TRY
+    BEGIN CATCH
+        IF @@TRANCOUNT > 0
+            ROLLBACK TRANSACTION;
+        THROW;
+    END CATCH;
+END;
+GO
+
+-- The HIS marks an inbox row as taken ('accepted') or refused ('rejected'):
+--   EXEC mi_inbox_consume @p_id = 42, @p_ack = N'accepted';
+-- Any other verdict, NULL included, is refused: nothing counts as accepted by
+-- default. Compared byte for byte, length included ('accepted ' is refused).
+-- A refused settlement is repaired by the daemon (refund/reversal), see docs/.
+ALTER PROCEDURE mi_inbox_consume
+    @p_id  BIGINT,
+    @p_ack NVARCHAR(4000) = N'accepted'
+AS
+BEGIN
+    SET NOCOUNT ON;
+    SET XACT_ABORT ON;
+    SET ANSI_WARNINGS ON;
+    SET ARITHABORT ON;
+    SET CONCAT_NULL_YIELDS_NULL ON;
+    SET ANSI_PADDING ON;
+    SET NUMERIC_ROUNDABORT OFF;
+    DECLARE @msg NVARCHAR(400);
+    IF @p_ack IS NULL OR DATALENGTH(@p_ack) <> 16
+       OR @p_ack COLLATE Latin1_General_100_BIN2 NOT IN (N'accepted', N'rejected')
+        THROW 50012, N'mibridge: the verdict must be ''accepted'' or ''rejected''', 1;
+    UPDATE mi_inbox SET consumed_at = SYSUTCDATETIME(), his_ack = @p_ack
+     WHERE id = @p_id AND consumed_at IS NULL;
+    IF @@ROWCOUNT = 0
+    BEGIN
+        IF EXISTS (SELECT 1 FROM mi_inbox WHERE id = @p_id)
+            SET @msg = CONCAT(N'mibridge: inbox row ', @p_id, N' was already consumed');
+        ELSE
+            SET @msg = CONCAT(N'mibridge: inbox row ', COALESCE(CAST(@p_id AS NVARCHAR(20)), N'NULL'),
+                              N' does not exist');
+        THROW 50011, @msg, 1;
+    END;
+END;
+GO
+
+-- The views read the altered columns: refresh what they know of them.
+EXEC sp_refreshview N'mi_v_pending';
+EXEC sp_refreshview N'mi_v_in_flight';
+EXEC sp_refreshview N'mi_v_held';
+EXEC sp_refreshview N'mi_v_failed';
+EXEC sp_refreshview N'mi_v_today';
+INSERT INTO mi_schema_version (version, name) VALUES (1, N'001_baseline'), (2, N'002_hardening');
+COMMIT TRANSACTION;
+GO
