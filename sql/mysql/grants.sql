@@ -6,6 +6,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON mi_outbox   TO 'mibridge_daemon'@'localh
 GRANT SELECT, INSERT, UPDATE, DELETE ON mi_inbox    TO 'mibridge_daemon'@'localhost';
 GRANT SELECT, INSERT, UPDATE, DELETE ON mi_journal  TO 'mibridge_daemon'@'localhost';
 GRANT SELECT, INSERT, UPDATE, DELETE ON mi_identity TO 'mibridge_daemon'@'localhost';
+-- Tokens and ID numbers (mi_secret): the daemon only; never grant it to the HIS.
+GRANT SELECT, INSERT, DELETE ON mi_secret TO 'mibridge_daemon'@'localhost';
 -- Audit rows are never changed or removed by the daemon.
 GRANT SELECT, INSERT ON mi_audit TO 'mibridge_daemon'@'localhost';
 -- The daemon records and counts notices but never removes one.

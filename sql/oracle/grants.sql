@@ -21,6 +21,9 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON &&his_schema..mi_journal TO mibridge_dae
 /
 GRANT SELECT, INSERT, UPDATE, DELETE ON &&his_schema..mi_identity TO mibridge_daemon
 /
+-- Tokens and ID numbers (mi_secret): the daemon only; never grant it to the HIS.
+GRANT SELECT, INSERT, DELETE ON &&his_schema..mi_secret TO mibridge_daemon
+/
 -- Audit rows are never changed or removed by the daemon.
 GRANT SELECT, INSERT ON &&his_schema..mi_audit TO mibridge_daemon
 /
@@ -48,6 +51,8 @@ CREATE SYNONYM mibridge_daemon.mi_inbox FOR &&his_schema..mi_inbox
 CREATE SYNONYM mibridge_daemon.mi_journal FOR &&his_schema..mi_journal
 /
 CREATE SYNONYM mibridge_daemon.mi_identity FOR &&his_schema..mi_identity
+/
+CREATE SYNONYM mibridge_daemon.mi_secret FOR &&his_schema..mi_secret
 /
 CREATE SYNONYM mibridge_daemon.mi_audit FOR &&his_schema..mi_audit
 /

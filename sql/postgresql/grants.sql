@@ -6,6 +6,8 @@
 CREATE ROLE mibridge_daemon LOGIN PASSWORD :daemon_password;
 GRANT USAGE ON SCHEMA public TO mibridge_daemon;
 GRANT SELECT, INSERT, UPDATE, DELETE ON mi_outbox, mi_inbox, mi_journal, mi_identity TO mibridge_daemon;
+-- Tokens and ID numbers (mi_secret): the daemon only; never grant it to the HIS.
+GRANT SELECT, INSERT, DELETE ON mi_secret TO mibridge_daemon;
 -- Audit rows are never changed or removed by the daemon.
 GRANT SELECT, INSERT ON mi_audit TO mibridge_daemon;
 -- The daemon records and counts notices but never removes one.

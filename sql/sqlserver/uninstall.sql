@@ -10,6 +10,7 @@ DROP PROCEDURE IF EXISTS mi_inbox_consume;
 DROP PROCEDURE IF EXISTS mi_enqueue;
 DROP TRIGGER IF EXISTS mi_outbox_validate_tg;
 -- Dropping a table drops its indexes and constraints too.
+DROP TABLE IF EXISTS mi_secret;
 DROP TABLE IF EXISTS mi_notice;
 DROP TABLE IF EXISTS mi_audit;
 DROP TABLE IF EXISTS mi_identity;

@@ -16,7 +16,7 @@ from bridge.db.store import ClaimedRow, IdentityRow, InboxRow, Store
 from bridge.db.url import parse_url
 
 DIALECTS = ["oracle", "sqlserver"]
-TABLES = ["mi_outbox", "mi_inbox", "mi_journal", "mi_identity", "mi_audit", "mi_notice"]
+TABLES = ["mi_outbox", "mi_inbox", "mi_journal", "mi_identity", "mi_audit", "mi_notice", "mi_secret"]
 VIEWS = ["mi_v_pending", "mi_v_in_flight", "mi_v_held", "mi_v_failed", "mi_v_today"]
 PLSQL_HEAD = re.compile(r"^(CREATE\s+OR\s+REPLACE\s+(TRIGGER|PROCEDURE|FUNCTION)|DECLARE|BEGIN)\b", re.I)
 CREATED = re.compile(r"\bCREATE\s+(?:OR\s+REPLACE\s+)?(TABLE|VIEW|PROCEDURE|FUNCTION|TRIGGER|INDEX)\s+(\w+)", re.I)
@@ -46,16 +46,16 @@ def created_objects(text: str) -> dict[str, str]:
 def test_oracle_install_splits_into_its_statements():
     stmts = statements("oracle", "install.sql")
     kinds = [CREATED.match(s).group(1).upper() if CREATED.match(s) else s.split()[0] for s in stmts]
-    assert kinds.count("TABLE") == 6 and kinds.count("VIEW") == 5
+    assert kinds.count("TABLE") == 7 and kinds.count("VIEW") == 5
     assert kinds.count("PROCEDURE") == 2 and kinds.count("TRIGGER") == 1
     assert kinds.count("INDEX") == 9
-    assert len(stmts) == 23
+    assert len(stmts) == 24
 
 
 def test_sqlserver_install_splits_into_its_batches():
     batches = statements("sqlserver", "install.sql")
-    # SET options; all tables and indexes; trigger; 2 procedures; 5 views.
-    assert len(batches) == 1 + 1 + 1 + 2 + 5
+    # SET options; all tables and indexes; trigger; 2 procedures; 5 views; mi_secret (003).
+    assert len(batches) == 1 + 1 + 1 + 2 + 5 + 1
     for b in batches:
         head = CREATED.search(b)
         # CREATE TRIGGER/PROCEDURE/VIEW must be the only statement of its batch.
