@@ -19,11 +19,12 @@ from typing import Any, Mapping, Optional
 
 import httpx
 
+from bridge import refusals
 from bridge.calls import CallResult, Outcome, PreparedCall
 from bridge.facepay import expcontent as names
 from bridge.masking import mask_value
 from bridge.offline import messages as m
-from bridge.offline.client import NOT_SENT, OfflineClient
+from bridge.offline.client import OfflineClient
 from bridge.offline.config import Operator
 from bridge.offline.envelope import dumps, loads, wrap_input
 
@@ -346,9 +347,8 @@ class FacePayClient:
         try:
             resp = self._http.post(prepared.url, content=prepared.body, headers=prepared.headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            return CallResult(outcome=Outcome.REJECTED, interface=prepared.interface,
-                              msg_id=prepared.msg_id, code=NOT_SENT,
-                              message=f"not sent: {type(exc).__name__}")
+            return CallResult(outcome=Outcome.NOT_SENT, interface=prepared.interface,
+                              msg_id=prepared.msg_id, message=f"not sent: {type(exc).__name__}")
         except httpx.HTTPError as exc:
             return CallResult(outcome=Outcome.UNKNOWN, interface=prepared.interface,
                               msg_id=prepared.msg_id,
@@ -366,14 +366,16 @@ def _auth_data(req: FaceAuthRequest) -> dict[str, Any]:
 
 
 def _decode_terminal(trans_type: str, msg_id: str, status: int, raw: bytes, parse) -> CallResult:
-    def result(outcome, *, code=None, message=None, data=None, body=None):
+    def result(outcome, *, code=None, message=None, data=None, body=None, transient=False):
         text = dumps(mask_value(body)).decode("utf-8") if body is not None else None
         return CallResult(outcome=outcome, interface=trans_type, msg_id=msg_id, data=data,
                           code=code, message=message, http_status=status, response_text=text,
-                          raw=body)
+                          raw=body, transient=transient)
 
     if status >= 500:
         return result(Outcome.UNKNOWN, message=f"HTTP {status}")
+    if status == refusals.RATE_LIMITED_STATUS:
+        return result(Outcome.NOT_SENT, message=f"not sent: HTTP {status} (rate limited)")
     try:
         body = loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -383,7 +385,8 @@ def _decode_terminal(trans_type: str, msg_id: str, status: int, raw: bytes, pars
     code = str(body["code"]).strip()
     if code != "0":
         # The terminal calls move no money; a refusal means nothing was done.
-        return result(Outcome.REJECTED, code=code, message=body.get("message"), body=body)
+        return result(Outcome.REJECTED, code=code, message=body.get("message"), body=body,
+                      transient=refusals.is_transient(body.get("message")))
     data = body.get("data")
     try:
         if isinstance(data, str):       # the library returns `data` as a JSON string (§7.1)

@@ -33,7 +33,7 @@ from bridge.calls import CallResult, Outcome
 from bridge.db.store import IdentityRow, InboxRow
 from bridge.engine import handover
 from bridge.engine.flow import (BadInput, Fail, Finish, Flow, Goto, Hold, InDoubt, Retry, Step, Wait,
-                                require_amount, require_text)
+                                check_line_amount, require_amount, require_text)
 
 from .messages import (FeeDetail, OrdStas, PayOrderRequest, QueryOrderRequest, RefundRequest,
                        RevokeOrderRequest, SetlType, UploadFeeRequest)
@@ -45,6 +45,12 @@ KIND_REVOKE = "mobilepay.revoke"
 PAYMENT_KINDS = (KIND_OUTPATIENT, KIND_REGISTRATION)
 NOTICE = "6302"
 ZERO = Decimal("0.00")
+# The payment's payToken (6201) is kept in mi_secret, never in flow_data: §7.1 step 2
+# "store payOrdId and payToken server-side only".  A done payment keeps it for its
+# refunds (6301) and revokes; nothing else of the patient is stored by mibridge.
+PAY_TOKEN = "payToken"
+# What must never stay in a final row's flow_data (rows written before mi_secret).
+SECRET_KEYS = ("payToken", "pay_auth_no", "id_no", "user_name", "patient")
 
 
 @dataclass
@@ -170,6 +176,7 @@ def parse_lines(doc: dict, total: Decimal) -> tuple[FeeLine, ...]:
             raise BadInput(f"{where}.quantity must be positive, got {qty}")
         if price < 0:
             raise BadInput(f"{where}.price must not be negative, got {price}")
+        check_line_amount(qty, price, amount, where, ("quantity", "price", "amount"))
         national = item.get("national_code") or code
         if not isinstance(national, str) or len(national) > 50:
             raise BadInput(f"{where}.national_code must be text of at most 50 characters")
@@ -255,11 +262,23 @@ def _settings(ctx) -> MobilePaySettings:
     return ctx.service("mobilepay.settings")
 
 
+def _pay_token(ctx, order: dict) -> str:
+    """The order's payToken: from mi_secret of the payment (`order["payment_id"]` for a
+    refund or revoke, else this row), or from flow_data written before mi_secret."""
+    if order.get(PAY_TOKEN):
+        return order[PAY_TOKEN]
+    pid = order.get("payment_id")
+    token = ctx.secret(PAY_TOKEN) if pid in (None, ctx.row.id) else ctx.store.secrets(pid).get(PAY_TOKEN)
+    if not token:
+        raise RuntimeError(f"no payToken on record for payOrdId {order.get('payOrdId')}")
+    return token
+
+
 def _query(ctx, order: dict, patient: dict) -> CallResult:
     """6301 for an order (§5.4); `patient` holds id_no, user_name, id_type."""
     client = _client(ctx)
     return ctx.call(client.send, client.prepare_query_order(QueryOrderRequest(
-        payOrdId=order["payOrdId"], payToken=order["payToken"], idNo=patient["id_no"],
+        payOrdId=order["payOrdId"], payToken=_pay_token(ctx, order), idNo=patient["id_no"],
         userName=patient["user_name"], idType=patient["id_type"])))
 
 
@@ -267,28 +286,51 @@ def _patient(payload: PaymentRequest) -> dict:
     return {"id_no": payload.id_no, "user_name": payload.user_name, "id_type": payload.id_type}
 
 
+def _payment_patient(ctx, data: dict, key: str, default_id_type: str) -> dict:
+    """The patient of the payment a refund or revoke names, read from that payment's
+    payload when needed (never copied into this row), or from flow_data written before
+    mi_secret existed."""
+    if data.get("patient"):
+        return data["patient"]
+    pay = _payment_row(ctx, key)
+    if not isinstance(pay, dict):
+        raise RuntimeError(f"payment {key} is no longer on record")
+    doc = json.loads(pay["payload"])
+    return {"id_no": doc.get("id_no"), "user_name": doc.get("user_name"),
+            "id_type": doc.get("id_type") or default_id_type}
+
+
 def _stas(result: CallResult) -> Optional[OrdStas]:
     return result.data.ordStas if result.outcome is Outcome.OK else None
 
 
+def _retry_later(r: CallResult) -> Retry:
+    """Nothing happened (not sent, or refused as busy/rate-limited/signature:
+    bridge/refusals.py): send again after the backoff."""
+    code = "NOT_SENT" if r.outcome is Outcome.NOT_SENT else "CENTRE_BUSY"
+    return Retry(code, f"{r.interface}: {r.message or 'centre unreachable'}")
+
+
 def _not_ok(r: CallResult, unknown_code: str, refused):
-    """An unsafe call (6202, 6203, 6401) that did not succeed: not sent at all ->
-    send again later; refused -> `refused()`; anything else -> in doubt, to be
-    resolved by 6301 before anything is sent again (§7.3)."""
-    if r.outcome is Outcome.REJECTED and r.code == "NOT_SENT":
-        return Retry("NOT_SENT", r.message or "centre unreachable")
-    if r.outcome is Outcome.REJECTED:
+    """An unsafe call (6202, 6203, 6401) that did not succeed: not sent at all, or
+    refused for a transient reason -> send again later; refused (a verdict) ->
+    `refused()`; anything else -> in doubt, to be resolved by 6301 before anything is
+    sent again (§7.3)."""
+    if r.try_again:
+        return _retry_later(r)
+    if r.refused:
         return refused()
     return InDoubt(unknown_code, r.message or f"{r.interface} outcome unknown")
 
 
 def _not_settled_yet(ctx, what: str) -> Optional[InDoubt]:
-    """Inside the settle window "not booked" is not an answer yet."""
+    """Inside the settle window "not booked" is not an answer yet: a wait, which the
+    runner does not count as a failed try (waiting=True)."""
     age = ctx.doubt_age_seconds()
     window = _settings(ctx).settle_seconds
     if age is not None and age < window:
         return InDoubt("NOT_SETTLED_YET", f"{what} not seen by the centre yet; asking again after the "
-                                          f"settle window", delay=window - age + 0.5)
+                                          f"settle window", delay=window - age + 0.5, waiting=True)
     return None
 
 
@@ -319,6 +361,8 @@ class PaymentFlow(Flow):
 
     kind = KIND_OUTPATIENT      # per instance: outpatient or registration
     initial = "identify"
+    kept_secrets = (PAY_TOKEN,)     # its refunds and revokes query and revoke with it
+    secret_keys = SECRET_KEYS
     steps = {
         "identify": Step("identify", calls="1101", next=("upload",)),
         "upload": Step("upload", calls="6201", next=("order",)),
@@ -358,7 +402,7 @@ class PaymentFlow(Flow):
             return Retry("SIGN_IN_FAILED", f"9001 sign-in failed: {failure.code} {failure.message}")
         r = ctx.call(offline.send, offline.prepare_person_info(
             m.PersonInfoRequest(mdtrt_cert_type="01", mdtrt_cert_no=p.pay_auth_no)))
-        if r.outcome is Outcome.REJECTED and r.code != "NOT_SENT":
+        if r.refused:
             return Fail("IDENTIFY_REJECTED", f"1101 with the payAuthNo refused: {r.message}")
         if r.outcome is not Outcome.OK:
             return Retry("IDENTIFY_FAILED", r.message or "1101 failed")
@@ -402,9 +446,10 @@ class PaymentFlow(Flow):
         # lost answer is retried; the centre returns the same order or refuses.
         r = ctx.call(client.send, client.prepare_upload_fee(req))
         if r.outcome is Outcome.OK:
-            return Goto("order", data={"payOrdId": r.data.payOrdId, "payToken": r.data.payToken,
-                                       "mdtrtId": r.data.mdtrtId or p.visit_id, "chrgBchno": batch})
-        if r.outcome is Outcome.REJECTED and r.code != "NOT_SENT":
+            return Goto("order", data={"payOrdId": r.data.payOrdId,
+                                       "mdtrtId": r.data.mdtrtId or p.visit_id, "chrgBchno": batch},
+                        secrets={PAY_TOKEN: r.data.payToken})
+        if r.refused:
             return Fail("UPLOAD_REJECTED", f"6201 refused: {r.message}")
         return Retry("UPLOAD_FAILED", r.message or "6201 failed")
 
@@ -418,7 +463,7 @@ class PaymentFlow(Flow):
         d = ctx.data
         client = _client(ctx)
         prepared = client.prepare_pay_order(PayOrderRequest(
-            payAuthNo=p.pay_auth_no, payOrdId=d["payOrdId"], payToken=d["payToken"],
+            payAuthNo=p.pay_auth_no, payOrdId=d["payOrdId"], payToken=_pay_token(ctx, d),
             orgBizSer=_org_biz_ser(), mdtrtId=d["mdtrtId"], chrgBchno=d["chrgBchno"],
             feeType=self.settings.fee_type, acctUsedFlag=self._acct_flag(p)))
         r = ctx.call(client.send, prepared)
@@ -538,7 +583,7 @@ class PaymentFlow(Flow):
                 return Hold("AMOUNT_MISMATCH", f"settled amounts {paid} differ from {what} {other} (§5.6: "
                                                f"review by hand)")
         setl_id = (notice or {}).get("setlId")
-        settled = {"payOrdId": d["payOrdId"], "payToken": d["payToken"], **paid, "traceTime": trace,
+        settled = {"payOrdId": d["payOrdId"], **paid, "traceTime": trace,
                    "setlType": setl_type, "setlId": setl_id}
         row = InboxRow(result_type="settlement", outcome="ok", order_id=d["payOrdId"],
                        # The centre's setlId when a notice carried one; else payOrdId stands in.
@@ -669,7 +714,7 @@ def _notice_split(notice: Optional[dict]) -> Optional[dict]:
 def _revoke(ctx, order: dict, patient: dict) -> CallResult:
     client = _client(ctx)
     return ctx.call(client.send, client.prepare_revoke_order(RevokeOrderRequest(
-        payOrdId=order["payOrdId"], payToken=order["payToken"], idNo=patient["id_no"],
+        payOrdId=order["payOrdId"], payToken=_pay_token(ctx, order), idNo=patient["id_no"],
         userName=patient["user_name"], idType=patient["id_type"])))
 
 
@@ -701,6 +746,7 @@ class RefundFlow(Flow):
 
     kind = KIND_REFUND
     initial = "check"
+    secret_keys = SECRET_KEYS
     steps = {
         "check": Step("check", next=("refund",)),      # may Wait on itself while the payment is open
         "refund": Step("refund", calls="6203", safe_to_repeat=False, next=("refund",)),
@@ -755,21 +801,37 @@ class RefundFlow(Flow):
             kind, fund, acct, cash = _refund_split(p, left)
         except BadInput as exc:
             return Fail(exc.code, str(exc))
-        patient = json.loads(pay["payload"])
+        # The payment's payToken, payAuthNo and patient stay where they are (mi_secret, the
+        # payment's payload): read when a call needs them, never copied into this row.
         return Goto("refund", data={
-            "settled": settled, "type": kind.value, "fund": str(fund), "account": str(acct), "cash": str(cash),
-            "appRefdTime": _now14(), "pay_auth_no": p.pay_auth_no or patient.get("pay_auth_no"),
-            "patient": {"id_no": patient.get("id_no"), "user_name": patient.get("user_name"),
-                        "id_type": patient.get("id_type") or self.settings.default_id_type},
+            "settled": {k: v for k, v in settled.items() if k not in SECRET_KEYS},
+            "payment_id": pay["id"], "type": kind.value, "fund": str(fund), "account": str(acct),
+            "cash": str(cash), "appRefdTime": _now14(),
             "state_before": _refund_state(settled, before),
             "state_after": _refund_state(settled, {"fund": before["fund"] + fund,
                                                    "account": before["account"] + acct,
                                                    "cash": before["cash"] + cash})})
 
+    def _auth(self, ctx) -> Optional[str]:
+        """6203's authorisation (§5.3): a fresh payAuthNo from this refund's payload, else
+        the payment's (docs/platform-choices.md), read from the payment's payload now."""
+        d = ctx.data
+        if ctx.payload.pay_auth_no or d.get("pay_auth_no"):
+            return ctx.payload.pay_auth_no or d["pay_auth_no"]
+        pay = _payment_row(ctx, ctx.payload.payment_key)
+        return json.loads(pay["payload"]).get("pay_auth_no") if isinstance(pay, dict) else None
+
+    def _order(self, ctx) -> dict:
+        d = ctx.data
+        return dict(d["settled"], payment_id=d.get("payment_id"))
+
+    def _patient(self, ctx) -> dict:
+        return _payment_patient(ctx, ctx.data, ctx.payload.payment_key, self.settings.default_id_type)
+
     def step_refund(self, ctx):
         d = ctx.data
         r = _refund(ctx, d["settled"], ctx.row.business_key, d["appRefdTime"], SetlType(d["type"]),
-                    Decimal(d["fund"]), Decimal(d["account"]), Decimal(d["cash"]), d["pay_auth_no"])
+                    Decimal(d["fund"]), Decimal(d["account"]), Decimal(d["cash"]), self._auth(ctx))
         if r.outcome is Outcome.OK:
             return self._done(ctx, r.data.refdSn, r.data.hiRefdSn)
         return _not_ok(r, "REFUND_UNKNOWN", lambda: Fail("REFUND_REJECTED", f"6203 refused: {r.code} {r.message}"))
@@ -779,7 +841,7 @@ class RefundFlow(Flow):
         refund progress; when this refund would not change it, 6301 cannot tell and
         a person checks (never a resend on a guess)."""
         d = ctx.data
-        r = _query(ctx, d["settled"], d["patient"])
+        r = _query(ctx, self._order(ctx), self._patient(ctx))
         stas = _stas(r)
         if stas is None:
             return InDoubt("QUERY_FAILED", f"6301 after a lost 6203 failed: {r.message}")
@@ -866,6 +928,7 @@ class RevokeFlow(Flow):
 
     kind = KIND_REVOKE
     initial = "locate"
+    secret_keys = SECRET_KEYS
     steps = {
         "locate": Step("locate", next=("revoke",)),
         "revoke": Step("revoke", calls="6401", safe_to_repeat=False, next=("revoke",)),
@@ -897,20 +960,20 @@ class RevokeFlow(Flow):
         # revoked from here: at its own "revoke" step (or running, or in doubt) the
         # payment has a 6401 of its own on the way, and a second one is a resend.
         if pay["step"] == "await_payment" and pay["state"] == "pending" and fd.get("payOrdId"):
-            patient = json.loads(pay["payload"])
-            return Goto("revoke", data={"payOrdId": fd["payOrdId"], "payToken": fd["payToken"],
-                                        "payment_id": pay["id"],
-                                        "patient": {"id_no": patient["id_no"], "user_name": patient["user_name"],
-                                                    "id_type": patient.get("id_type") or self.settings.default_id_type}})
+            # The payment's payToken and patient are read from it when 6401/6301 go out.
+            return Goto("revoke", data={"payOrdId": fd["payOrdId"], "payment_id": pay["id"]})
         waits = int(ctx.data.get("waits", 0))
         if waits * 2.0 > self.settings.revoke_wait_seconds:
             return Hold("PAYMENT_NOT_PLACED", f"payment {key} has not reached the centre (step {pay['step']}, "
                                               f"{pay['state']}) after {self.settings.revoke_wait_seconds:.0f} s")
         return Wait("locate", 2.0, data={"waits": waits + 1})
 
+    def _patient(self, ctx) -> dict:
+        return _payment_patient(ctx, ctx.data, ctx.payload["payment_key"], self.settings.default_id_type)
+
     def step_revoke(self, ctx):
         d = ctx.data
-        r = _revoke(ctx, d, d["patient"])
+        r = _revoke(ctx, d, self._patient(ctx))
         if r.outcome is Outcome.OK:
             return self._revoked(ctx)
         return _not_ok(r, "REVOKE_UNKNOWN", lambda: Fail(
@@ -918,7 +981,7 @@ class RevokeFlow(Flow):
 
     def resolve_revoke(self, ctx):
         d = ctx.data
-        r = _query(ctx, d, d["patient"])
+        r = _query(ctx, d, self._patient(ctx))
         stas = _stas(r)
         if stas is None:
             return InDoubt("QUERY_FAILED", f"6301 after a lost 6401 failed: {r.message}")

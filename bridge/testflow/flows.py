@@ -43,9 +43,10 @@ class TestChargeFlow(Flow):
         r = ctx.call(client.send, client.prepare_charge(ref, ctx.payload.total_amount))
         if r.outcome is Outcome.OK:
             return Goto("notify", data={"charge_id": r.data["charge_id"]})
-        if r.outcome is Outcome.REJECTED and r.code == "NOT_SENT":
-            return Retry("NOT_SENT", r.message or "platform unreachable")
-        if r.outcome is Outcome.REJECTED:
+        if r.try_again:
+            return Retry("NOT_SENT" if r.outcome is Outcome.NOT_SENT else "PLATFORM_BUSY",
+                         r.message or "platform unreachable")
+        if r.refused:
             return Fail(r.code or "REJECTED", r.message or "rejected by the platform")
         return InDoubt("CHARGE_UNKNOWN", r.message or "charge outcome unknown")
 
@@ -64,7 +65,7 @@ class TestChargeFlow(Flow):
         age = ctx.doubt_age_seconds()
         if age is not None and age < self.settle_seconds:
             return InDoubt("NOT_SETTLED_YET", "charge not found yet; asking again after the settle window",
-                           delay=self.settle_seconds - age + 0.1)
+                           delay=self.settle_seconds - age + 0.1, waiting=True)
         # Confirmed never booked: sending it now is a first send, not a resend.
         return Goto("charge")
 
@@ -76,7 +77,7 @@ class TestChargeFlow(Flow):
                                     total_amount=ctx.payload.total_amount,
                                     cash_amount=ctx.payload.total_amount,
                                     result={"charge_id": ctx.data["charge_id"]})])
-        if r.outcome is Outcome.REJECTED and r.code != "NOT_SENT":
+        if r.refused:
             return Fail(r.code or "REJECTED", r.message or "notification rejected")
         return Retry("NOTIFY_FAILED", r.message or "notification failed")
 
