@@ -319,22 +319,24 @@ class Store:
                inbox: Iterable[InboxRow], *, identities: Iterable[IdentityRow] = (),
                error_code: Optional[str] = None, error_message: Optional[str] = None,
                secrets: Optional[dict[str, Optional[str]]] = None,
-               keep_secrets: Iterable[str] = ()) -> None:
-        """Final state and the HIS's inbox rows, in ONE transaction; the row's
-        secrets are deleted in it too, except the names in keep_secrets."""
+               keep_secrets: Optional[Iterable[str]] = None) -> None:
+        """Final state and the HIS's inbox rows, in ONE transaction.  With
+        keep_secrets (a flow that holds secrets) the row's secrets are deleted in
+        it too, except the names given."""
         assert state in ("done", "failed")
         d = self.dialect
         sets = (f"state = :state, flow_data = :fd, current_call = NULL, call_unsafe = 0, "
                 f"lease_owner = NULL, lease_expires_at = NULL, finished_at = {d.now}, "
                 f"last_error_code = :ecode, last_error_message = :emsg")
         params = dict(state=state, fd=_json(flow_data), ecode=error_code, emsg=_masked(error_message))
-        keep = tuple(keep_secrets)
+        keep = None if keep_secrets is None else tuple(keep_secrets)
 
         def go(cur):
             self._guarded_update(cur, row.id, owner, row.step, sets, params)
             self._write_results(cur, row, inbox, identities)
             self._write_secrets(cur, row.id, secrets)
-            self._drop_secrets(cur, row.id, keep)
+            if keep is not None:
+                self._drop_secrets(cur, row.id, keep)
         self._tx(go)
 
     def release(self, row: ClaimedRow, owner: str, state: str, delay: float, flow_data: dict,

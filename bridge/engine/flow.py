@@ -138,7 +138,9 @@ class Flow:
     # payment's payToken); every other secret is deleted when the request is final.
     kept_secrets: ClassVar[tuple[str, ...]] = ()
     # Keys that must never stay in flow_data once the request is final, at any depth
-    # (flow_data written before mi_secret existed may hold them).
+    # (flow_data written before mi_secret existed may hold them).  A flow that writes
+    # secrets must declare them: only then does the runner delete its secrets when the
+    # request is final (and it refuses a transition with secrets from any other flow).
     secret_keys: ClassVar[tuple[str, ...]] = ()
 
     def parse(self, payload: dict) -> object:

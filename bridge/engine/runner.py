@@ -204,6 +204,11 @@ class Runner:
                          row.id, flow.kind, type(t).__name__, ctx.last_result.interface)
             t = InDoubt("UNKNOWN_OUTCOME", ctx.last_result.message or "remote outcome unknown")
         try:
+            if getattr(t, "secrets", None) and not flow.secret_keys:
+                # Only a flow that declares its secrets gets them deleted when it is final.
+                raise RuntimeError(f"flow {flow.kind} writes secrets but declares no secret_keys")
+            # A flow with secrets: delete them when the request is final (but kept_secrets).
+            keep = flow.kept_secrets if flow.secret_keys else None
             if isinstance(t, Goto):
                 if not flow.allowed(step_name, t.step):
                     raise RuntimeError(f"flow {flow.kind}: {step_name} -> {t.step} is not in its table")
@@ -230,7 +235,7 @@ class Runner:
                 # request of the HIS needs (Flow.kept_secrets).
                 final = _without(data, flow.secret_keys)
                 self._persist(lambda: s.finish(row, owner, "done", final, t.inbox, identities=t.identities,
-                                               secrets=t.secrets, keep_secrets=flow.kept_secrets))
+                                               secrets=t.secrets, keep_secrets=keep))
                 crashpoint("after_inbox")
                 return False
             if isinstance(t, Fail):
@@ -239,7 +244,8 @@ class Runner:
                                              error_code=t.code, error_message=t.message)]
                 final = _without(data, flow.secret_keys)
                 self._persist(lambda: s.finish(row, owner, "failed", final, inbox,
-                                               error_code=t.code, error_message=t.message))
+                                               error_code=t.code, error_message=t.message,
+                                               keep_secrets=None if keep is None else ()))
                 crashpoint("after_inbox")
                 return False
             if isinstance(t, (Retry, InDoubt, Hold)):

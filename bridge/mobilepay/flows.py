@@ -649,7 +649,10 @@ class PaymentFlow(Flow):
             return Hold("NO_SETTLEMENT_ROW", "the settlement inbox row is gone; the order is paid: "
                                              "check with the HIS")
         if v.status == handover.ACCEPTED:
-            return Finish([])
+            # A payment from before mi_secret has its payToken in flow_data, which the
+            # runner strips now: moved to mi_secret for the refunds.
+            legacy = ctx.data.get(PAY_TOKEN) or (ctx.data.get("settled") or {}).get(PAY_TOKEN)
+            return Finish([], secrets={PAY_TOKEN: legacy} if legacy else {})
         if v.status == handover.WAITING:
             return Wait("await_his", min(self.settings.his_poll_seconds, v.wait))
         reason = ("the HIS rejected the settlement" if v.status == handover.REJECTED

@@ -161,3 +161,38 @@ def test_no_token_or_identity_in_rows_the_his_reads(rounds, sim):
     fd = json.loads(r.store.query("SELECT flow_data FROM mi_outbox WHERE id = :i", {"i": fid})[0][0])
     assert "patient" not in fd and "pay_auth_no" not in fd and "payToken" not in fd["settled"]
     assert Decimal(fd["fund"]) + Decimal(fd["account"]) + Decimal(fd["cash"]) == Decimal("120.00")
+
+
+@pytest.mark.parametrize("rounds", ["sqlite"], indirect=True)
+def test_a_payment_in_flight_across_the_upgrade_keeps_its_token_for_its_refunds(rounds, sim):
+    # Before migration 003 the payToken sat in flow_data.  A payment waiting for the HIS
+    # at the upgrade: its token moves to mi_secret when it finishes, and a refund whose
+    # answer is lost can still ask 6301 with it.
+    r = rounds
+    key, rf = new_key(), new_key("RF")[:30]
+    r.store.enqueue(KIND_OUTPATIENT, key, payment(sim, sim.person()))
+    rid = _row_id(r, KIND_OUTPATIENT, key)
+
+    def settled():
+        for row in _inbox(r, key):
+            if row["type"] == "order" and row["consumed"] is None:
+                sim.pay(row["order_id"])
+                r.store.execute("UPDATE mi_inbox SET consumed_at = CURRENT_TIMESTAMP, his_ack = 'accepted' "
+                                "WHERE id = :i", {"i": row["id"]})
+        return r.row(rid)["step"] == "await_his"
+    r.run_until(settled)
+    token = r.store.secrets(rid)["payToken"]
+    fd = json.loads(r.store.query("SELECT flow_data FROM mi_outbox WHERE id = :i", {"i": rid})[0][0])
+    fd["payToken"] = token
+    fd["settled"]["payToken"] = token
+    r.store.execute("UPDATE mi_outbox SET flow_data = :f WHERE id = :i", {"f": json.dumps(fd), "i": rid})
+    r.store.execute("DELETE FROM mi_secret WHERE outbox_id = :i", {"i": rid})      # the old layout
+
+    r.run_until(lambda: (_his_round(r, sim, key), r.row(rid)["state"] == "done")[1])
+    assert r.store.secrets(rid) == {"payToken": token}
+    assert "payToken" not in r.store.query("SELECT flow_data FROM mi_outbox WHERE id = :i", {"i": rid})[0][0]
+    sim.arm("6203", "timeout")
+    r.store.enqueue(KIND_REFUND, rf, {"payment_key": key}, serial_key=key)
+    fid = _row_id(r, KIND_REFUND, rf)
+    r.run_until(lambda: r.row(fid)["state"] in ("done", "failed", "held"))
+    assert r.row(fid)["state"] == "done", r.row(fid)
