@@ -263,12 +263,9 @@ def _settings(ctx) -> MobilePaySettings:
 
 
 def _pay_token(ctx, order: dict) -> str:
-    """The order's payToken: from mi_secret of the payment (`order["payment_id"]` for a
-    refund or revoke, else this row), or from flow_data written before mi_secret."""
-    if order.get(PAY_TOKEN):
-        return order[PAY_TOKEN]
-    pid = order.get("payment_id")
-    token = ctx.secret(PAY_TOKEN) if pid in (None, ctx.row.id) else ctx.store.secrets(pid).get(PAY_TOKEN)
+    """This request's payToken: mi_secret (a refund or revoke holds its payment's copy),
+    or flow_data written before mi_secret existed."""
+    token = order.get(PAY_TOKEN) or ctx.secret(PAY_TOKEN)
     if not token:
         raise RuntimeError(f"no payToken on record for payOrdId {order.get('payOrdId')}")
     return token
@@ -286,18 +283,27 @@ def _patient(payload: PaymentRequest) -> dict:
     return {"id_no": payload.id_no, "user_name": payload.user_name, "id_type": payload.id_type}
 
 
-def _payment_patient(ctx, data: dict, key: str, default_id_type: str) -> dict:
-    """The patient of the payment a refund or revoke names, read from that payment's
-    payload when needed (never copied into this row), or from flow_data written before
-    mi_secret existed."""
+PATIENT = ("id_no", "user_name", "id_type")
+
+
+def _payment_secrets(ctx, pay: dict, default_id_type: str) -> dict:
+    """What a refund or revoke needs of its payment for 6301/6401 (§5.4, §5.5): the
+    payToken and the patient.  Held in the refund's or revoke's own mi_secret from the
+    moment it is needed until it is final, so it does not depend on the payment's row
+    (a payment revoked under it fails and keeps nothing; a done one may be purged)."""
+    doc = json.loads(pay["payload"])
+    fd = pay["flow_data"]
+    token = ctx.store.secrets(pay["id"]).get(PAY_TOKEN) or fd.get(PAY_TOKEN) or \
+        (fd.get("settled") or {}).get(PAY_TOKEN)          # the last two: rows from before mi_secret
+    return {PAY_TOKEN: token, "id_no": doc.get("id_no"), "user_name": doc.get("user_name"),
+            "id_type": doc.get("id_type") or default_id_type}
+
+
+def _held_patient(ctx, data: dict) -> dict:
+    """The patient a refund or revoke holds (mi_secret), or its flow_data from before."""
     if data.get("patient"):
         return data["patient"]
-    pay = _payment_row(ctx, key)
-    if not isinstance(pay, dict):
-        raise RuntimeError(f"payment {key} is no longer on record")
-    doc = json.loads(pay["payload"])
-    return {"id_no": doc.get("id_no"), "user_name": doc.get("user_name"),
-            "id_type": doc.get("id_type") or default_id_type}
+    return {k: ctx.secret(k) for k in PATIENT}
 
 
 def _stas(result: CallResult) -> Optional[OrdStas]:
@@ -804,16 +810,17 @@ class RefundFlow(Flow):
             kind, fund, acct, cash = _refund_split(p, left)
         except BadInput as exc:
             return Fail(exc.code, str(exc))
-        # The payment's payToken, payAuthNo and patient stay where they are (mi_secret, the
-        # payment's payload): read when a call needs them, never copied into this row.
+        # The payment's payToken and patient go to this refund's mi_secret (never to
+        # flow_data); its payAuthNo is read from the payment's payload when 6203 goes out.
         return Goto("refund", data={
             "settled": {k: v for k, v in settled.items() if k not in SECRET_KEYS},
-            "payment_id": pay["id"], "type": kind.value, "fund": str(fund), "account": str(acct),
+            "type": kind.value, "fund": str(fund), "account": str(acct),
             "cash": str(cash), "appRefdTime": _now14(),
             "state_before": _refund_state(settled, before),
             "state_after": _refund_state(settled, {"fund": before["fund"] + fund,
                                                    "account": before["account"] + acct,
-                                                   "cash": before["cash"] + cash})})
+                                                   "cash": before["cash"] + cash})},
+                    secrets=_payment_secrets(ctx, pay, self.settings.default_id_type))
 
     def _auth(self, ctx) -> Optional[str]:
         """6203's authorisation (§5.3): a fresh payAuthNo from this refund's payload, else
@@ -825,11 +832,10 @@ class RefundFlow(Flow):
         return json.loads(pay["payload"]).get("pay_auth_no") if isinstance(pay, dict) else None
 
     def _order(self, ctx) -> dict:
-        d = ctx.data
-        return dict(d["settled"], payment_id=d.get("payment_id"))
+        return ctx.data["settled"]
 
     def _patient(self, ctx) -> dict:
-        return _payment_patient(ctx, ctx.data, ctx.payload.payment_key, self.settings.default_id_type)
+        return _held_patient(ctx, ctx.data)
 
     def step_refund(self, ctx):
         d = ctx.data
@@ -963,8 +969,9 @@ class RevokeFlow(Flow):
         # revoked from here: at its own "revoke" step (or running, or in doubt) the
         # payment has a 6401 of its own on the way, and a second one is a resend.
         if pay["step"] == "await_payment" and pay["state"] == "pending" and fd.get("payOrdId"):
-            # The payment's payToken and patient are read from it when 6401/6301 go out.
-            return Goto("revoke", data={"payOrdId": fd["payOrdId"], "payment_id": pay["id"]})
+            # The payment's payToken and patient go to this revoke's mi_secret.
+            return Goto("revoke", data={"payOrdId": fd["payOrdId"], "payment_id": pay["id"]},
+                        secrets=_payment_secrets(ctx, pay, self.settings.default_id_type))
         waits = int(ctx.data.get("waits", 0))
         if waits * 2.0 > self.settings.revoke_wait_seconds:
             return Hold("PAYMENT_NOT_PLACED", f"payment {key} has not reached the centre (step {pay['step']}, "
@@ -972,7 +979,7 @@ class RevokeFlow(Flow):
         return Wait("locate", 2.0, data={"waits": waits + 1})
 
     def _patient(self, ctx) -> dict:
-        return _payment_patient(ctx, ctx.data, ctx.payload["payment_key"], self.settings.default_id_type)
+        return _held_patient(ctx, ctx.data)
 
     def step_revoke(self, ctx):
         d = ctx.data
