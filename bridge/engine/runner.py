@@ -63,6 +63,21 @@ class StepContext:
             return None
         return self._runner.store.call_age_seconds(self.row.current_call)
 
+    def settle_window_wait(self, window: float, code: str, what: str,
+                           retry: Optional[float] = None) -> Optional[InDoubt]:
+        """For a resolver whose query found nothing: inside the platform's settle window
+        (database clock, docs/engine.md rules 7 and 11) "not found" is no answer yet, so
+        wait - InDoubt(waiting=True), which uses none of the row's attempts - and ask again
+        after `retry` seconds (default: when the window ends).  None once it has passed:
+        then "not found" means "never booked"."""
+        age = self.doubt_age_seconds()
+        if age is None or age >= window:
+            return None
+        left = window - age
+        delay = min(retry, left + 0.1) if retry else left + 0.5
+        return InDoubt(code, f"{what}; asking again after the settle window", delay=max(0.2, delay),
+                       waiting=True)
+
     @property
     def store(self) -> Store:
         """For reads a step needs beyond its own row (the HIS's inbox handling,

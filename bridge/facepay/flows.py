@@ -579,15 +579,9 @@ def _money_row(result_type: str, split: dict, *, settlement_id: Optional[str] = 
 
 
 def _settle_window_wait(ctx, settings: FacePaySettings, code: str, what: str) -> Optional[InDoubt]:
-    """Inside the settle window "not seen" is no answer yet: wait (waiting=True, so the
-    runner does not count it as a failed try), and ask again."""
-    age = ctx.doubt_age_seconds()
-    if age is not None and age < settings.settle_window_seconds:
-        return InDoubt(code, f"{what}; asking again after the settle window",
-                       delay=max(0.2, min(settings.resolve_retry_seconds,
-                                          settings.settle_window_seconds - age + 0.1)),
-                       waiting=True)
-    return None
+    """Inside the settle window "not seen" is no answer yet: wait, asking again every
+    resolve_retry_seconds; the waits use none of the row's attempts (the engine's)."""
+    return ctx.settle_window_wait(settings.settle_window_seconds, code, what, settings.resolve_retry_seconds)
 
 
 # ============================================================== identify

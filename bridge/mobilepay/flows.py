@@ -330,14 +330,10 @@ def _not_ok(r: CallResult, unknown_code: str, refused):
 
 
 def _not_settled_yet(ctx, what: str) -> Optional[InDoubt]:
-    """Inside the settle window "not booked" is not an answer yet: a wait, which the
-    runner does not count as a failed try (waiting=True)."""
-    age = ctx.doubt_age_seconds()
-    window = _settings(ctx).settle_seconds
-    if age is not None and age < window:
-        return InDoubt("NOT_SETTLED_YET", f"{what} not seen by the centre yet; asking again after the "
-                                          f"settle window", delay=window - age + 0.5, waiting=True)
-    return None
+    """Inside the settle window "not booked" is not an answer yet: a wait until the window
+    ends, which uses none of the row's attempts (the engine's settle_window_wait)."""
+    return ctx.settle_window_wait(_settings(ctx).settle_seconds, "NOT_SETTLED_YET",
+                                  f"{what} not seen by the centre yet")
 
 
 def _refund_state(paid: dict, refunded: dict) -> str:

@@ -62,10 +62,9 @@ class TestChargeFlow(Flow):
             return Fail("DOUBLE_CHARGE", f"platform shows {len(charges)} charges for one request")
         # Not booked (yet). A request that timed out may still be booked when the
         # platform gets to it: only after the settle window is "not found" final.
-        age = ctx.doubt_age_seconds()
-        if age is not None and age < self.settle_seconds:
-            return InDoubt("NOT_SETTLED_YET", "charge not found yet; asking again after the settle window",
-                           delay=self.settle_seconds - age + 0.1, waiting=True)
+        waiting = ctx.settle_window_wait(self.settle_seconds, "NOT_SETTLED_YET", "charge not found yet")
+        if waiting is not None:
+            return waiting
         # Confirmed never booked: sending it now is a first send, not a resend.
         return Goto("charge")
 
