@@ -26,8 +26,12 @@ from __future__ import annotations
 from typing import Optional
 
 # The platform or a gateway is overloaded or paused.
-BUSY = ("系统繁忙", "系统忙", "服务繁忙", "繁忙", "请稍后", "稍后再试", "稍后重试", "服务暂不可用",
+BUSY = ("系统繁忙", "系统忙", "服务繁忙", "繁忙", "稍后再试", "稍后重试", "服务暂不可用",
         "服务不可用", "暂停服务", "busy", "try again later", "temporarily unavailable")
+# ... but an answer that says the request is being processed, or that its result is not
+# known yet, is no refusal at all: it may still be booked.  Never transient (never resent
+# on that answer), whatever else it says.
+IN_PROGRESS = ("处理中", "结果未知", "稍后查询", "in progress", "processing")
 # Too many requests.
 RATE_LIMITED = ("请求过于频繁", "过于频繁", "访问频繁", "限流", "流控", "too many requests", "rate limit")
 # Our signature (x-tif headers, an envelope signature) did not check out: a clock, a
@@ -49,7 +53,7 @@ def _has(message: Optional[str], words: tuple[str, ...]) -> bool:
 def is_transient(message: Optional[str]) -> bool:
     """A platform's refusal that says nothing about the request: busy, rate-limited, a
     signature error.  Such a refusal is worth another try; anything else is a verdict."""
-    return _has(message, TRANSIENT)
+    return _has(message, TRANSIENT) and not _has(message, IN_PROGRESS)
 
 
 def refused_before_forwarding(message: Optional[str]) -> bool:

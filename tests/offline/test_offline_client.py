@@ -216,6 +216,16 @@ def test_transient_refusals_are_told_from_verdicts(stub, make_client, infno, cal
     assert res.refused is (mode == "error")
 
 
+def test_transient_table():
+    from bridge.refusals import is_transient, refused_before_forwarding
+    assert is_transient("系统繁忙，请稍后再试") and is_transient("请求过于频繁") and is_transient("验签失败")
+    # "being processed, query later" may still be booked: never resent on that answer.
+    assert not is_transient("交易处理中，请稍后查询结算结果") and not is_transient("系统繁忙，交易结果未知")
+    assert not is_transient("人员信息不存在") and not is_transient(None)
+    assert refused_before_forwarding("x-tif-signature签名校验失败") and refused_before_forwarding("paasid不存在")
+    assert not refused_before_forwarding("后端服务调用超时")     # may come after forwarding
+
+
 def test_connection_refused_is_not_sent(make_client, free_port):
     c = make_client(base_url=f"http://127.0.0.1:{free_port}/x/", require_sign_no=False)
     res = c.send(c.prepare_settle_outpatient(settle_req()))
