@@ -56,6 +56,12 @@ def is_transient(message: Optional[str]) -> bool:
     return _has(message, TRANSIENT) and not _has(message, IN_PROGRESS)
 
 
+def still_processing(message: Optional[str]) -> bool:
+    """An error answer that says the request is being processed or its result is unknown:
+    for a call that moves money, no refusal but an unknown outcome (query first)."""
+    return _has(message, IN_PROGRESS)
+
+
 def refused_before_forwarding(message: Optional[str]) -> bool:
     """A gateway wrapper error (offline.md §1.4) for a check the gateway makes before it
     forwards the message: the business system never saw it (not sent)."""

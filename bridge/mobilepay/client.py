@@ -14,6 +14,8 @@ Classification in ``send``/``decode``:
 * REJECTED - a verified envelope with code != "0" (its code and message kept),
              transient when the text says busy / rate-limited / signature
              (bridge/refusals.py: asked again later, never taken as a verdict);
+             UNKNOWN instead when 6202/6203/6401 is answered "in progress / result
+             unknown" (it may still be booked);
              6401 answered ``success: false``; 6203 refStatus FAIL (code "FAIL",
              §7.2: not refunded).
 * NOT_SENT - the TCP/TLS connection could not be opened (refused, DNS failure,
@@ -54,6 +56,7 @@ _EXTRA_SECRETS = ("payAuthNo", "revsToken")
 # Relays that wrap the business object once more (digest §2.2, S6 unwrapLegacyFsiData).
 _RELAY_WRAPPERS = ("data", "output", "body")
 _BODY_EXCERPT = 200
+_MOVES_MONEY = ("6202", "6203", "6401")
 
 
 def _masked_json(obj: Any) -> str:
@@ -226,6 +229,9 @@ class MobilePayClient:
         if code is None:
             return unknown("verified response without a code", text)
         if code != "0":
+            if interface in _MOVES_MONEY and refusals.still_processing(platform_message):
+                # "being processed / result unknown": it may still be booked (query 6301 first).
+                return unknown(f"{interface} answered {code}: {platform_message}", text, code)
             return CallResult(Outcome.REJECTED, interface, msg_id, code=code, message=platform_message,
                               http_status=http_status, response_text=text, raw=data,
                               transient=refusals.is_transient(platform_message))

@@ -11,7 +11,9 @@ told from verdicts by the one table in bridge/refusals.py):
   connection is up (write/read errors, timeouts, resets) is UNKNOWN.
 * HTTP 429 (RFC 6585: refused for its rate, not processed) -> NOT_SENT.
 * ``infcode`` 0 (number or string, §3) -> OK; any other infcode -> REJECTED with that
-  code and `err_msg`, transient when the text says busy / rate-limited / signature.
+  code and `err_msg`, transient when the text says busy / rate-limited / signature;
+  UNKNOWN instead when a call that changes state is answered "in progress / result
+  unknown" (it may still be booked).
 * Gateway wrapper ``{"code","message","data"}`` without infcode (§1.4): code 0 is
   unwrapped.  Another code is the gateway's own refusal: NOT_SENT when it is for a
   check the gateway makes before forwarding (signature, paasid, rate - refusals.py);
@@ -225,6 +227,9 @@ class OfflineClient:
             message = body.get("err_msg")
             if message and any(k in str(message) for k in self.config.sign_in_invalid_markers):
                 self.signin.invalidate(opter, sign_no)
+            if effect and refusals.still_processing(message):
+                # "being processed / result unknown": it may still be booked.
+                return result(Outcome.UNKNOWN, code=infcode, message=message, body=body)
             return result(Outcome.REJECTED, code=infcode, message=message, body=body,
                           transient=refusals.is_transient(message))
         if not 200 <= status < 300:

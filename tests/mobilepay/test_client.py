@@ -117,6 +117,13 @@ def test_transient_refusals_are_told_from_verdicts(platform, client, message, tr
     assert result.refused is not transient and result.try_again is transient
 
 
+def test_in_progress_answer_to_a_money_call_is_unknown(platform, client):
+    platform.respond = lambda req: (200, platform.answer(None, code="-1", message="交易处理中，请稍后查询"))
+    assert client.pay_order(pay_request()).outcome is Outcome.UNKNOWN
+    assert client.query_order(QueryOrderRequest(payOrdId="ORD1", payToken="PT", idNo=ID_NO, userName="张三",
+                                                idType="01")).outcome is Outcome.REJECTED
+
+
 def test_rate_limited_status_is_not_sent(platform, client):
     # RFC 6585: 429 = refused for its rate, not processed.
     platform.respond = lambda req: (429, b"Too Many Requests")

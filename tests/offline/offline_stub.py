@@ -133,6 +133,8 @@ class Handler(BaseHTTPRequestHandler):
             body = {"code": "-2", "type": "error", "message": "gateway refused", "data": None}
         elif mode == "gateway_signature":     # the gateway's own check, before forwarding (§1.4)
             body = {"code": "-1", "type": "gateway", "message": "x-tif-signature签名校验失败", "data": None}
+        elif mode == "in_progress":
+            body = envelope_out(None, infcode=-1, err_msg="交易处理中，请稍后查询")
         elif mode == "busy":
             body = envelope_out(None, infcode=-1, err_msg="系统繁忙，请稍后再试")
         elif mode == "429":

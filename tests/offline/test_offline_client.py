@@ -158,6 +158,7 @@ def test_keys_and_masking_on_prepare(make_client):
     ("gateway_error", Outcome.UNKNOWN, "-2"),       # state-changing call: cannot tell
     ("bad_sum", Outcome.UNKNOWN, "SUM_MISMATCH"),
     ("missing_field", Outcome.UNKNOWN, "SUM_MISMATCH"),
+    ("in_progress", Outcome.UNKNOWN, "-1"),       # "being processed": may still be booked
 ])
 def test_settlement_classification(stub, make_client, mode, outcome, code):
     c = make_client()
