@@ -10,12 +10,21 @@ call-journal row *before* anything leaves the machine:
 `send` never raises for remote trouble: it classifies every answer as
 
 * ``OK``       - the platform accepted the call and the response verified;
-* ``REJECTED`` - a business error the platform answered with (code, message):
-                 nothing happened remotely, the flow records the failure;
+* ``REJECTED`` - the platform answered with an error (code, message): nothing
+                 happened remotely.  Either a business verdict (the flow records
+                 the failure) or, when ``transient`` is set, a refusal that says
+                 nothing about the request itself (busy, rate-limited, a
+                 signature or gateway error): ask again later, with backoff;
+* ``NOT_SENT`` - the request never reached the platform: the connection could
+                 not be opened, or a gateway refused it before forwarding it.
+                 Nothing happened remotely; sending it again is a first send;
 * ``UNKNOWN``  - timeout, connection reset after sending, HTTP 5xx, a body we
                  cannot parse or decrypt, or a response whose signature does
                  not verify.  The remote effect may or may not have happened;
                  the flow must query before it sends anything again.
+
+Which refusals are transient is decided by each client from one table
+(bridge/refusals.py), never by the flows.
 """
 from __future__ import annotations
 
@@ -29,6 +38,7 @@ T = TypeVar("T")
 class Outcome(str, enum.Enum):
     OK = "ok"
     REJECTED = "rejected"
+    NOT_SENT = "not_sent"
     UNKNOWN = "unknown"
 
 
@@ -59,7 +69,21 @@ class CallResult(Generic[T]):
     http_status: Optional[int] = None
     response_text: Optional[str] = None  # masked, for the journal
     raw: Optional[dict] = None      # the decoded, verified business object (unmasked; never logged)
+    # REJECTED only: busy, rate-limited, a signature or gateway error - not a verdict
+    # on the request (bridge/refusals.py).  NOT_SENT is always worth another try.
+    transient: bool = False
 
     @property
     def ok(self) -> bool:
         return self.outcome is Outcome.OK
+
+    @property
+    def refused(self) -> bool:
+        """A business verdict: the platform saw the request and said no (nothing happened)."""
+        return self.outcome is Outcome.REJECTED and not self.transient
+
+    @property
+    def try_again(self) -> bool:
+        """Nothing happened and asking again later may succeed: not sent, or refused
+        for a transient reason.  Safe to resend even on a step that moves money."""
+        return self.outcome is Outcome.NOT_SENT or (self.outcome is Outcome.REJECTED and self.transient)

@@ -289,10 +289,11 @@ class Store:
 
     def advance(self, row: ClaimedRow, owner: str, new_step: str, flow_data: dict,
                 *, inbox: Iterable[InboxRow] = (), identities: Iterable[IdentityRow] = (),
-                release_after: Optional[float] = None) -> None:
+                release_after: Optional[float] = None,
+                secrets: Optional[dict[str, Optional[str]]] = None) -> None:
         """Move to the next step (keeping the lease, or releasing the row to be
         picked up again after `release_after` seconds).  The step's inbox rows
-        commit in the same transaction."""
+        and secrets commit in the same transaction."""
         d = self.dialect
         if release_after is None:
             sets = "step = :step, flow_data = :fd, current_call = NULL, call_unsafe = 0, attempts = 0"
@@ -306,6 +307,7 @@ class Store:
         def go(cur):
             self._guarded_update(cur, row.id, owner, row.step, sets, params)
             self._write_results(cur, row, inbox, identities)
+            self._write_secrets(cur, row.id, secrets)
         self._tx(go)
         row.step = new_step
         row.flow_data = flow_data
@@ -315,29 +317,40 @@ class Store:
 
     def finish(self, row: ClaimedRow, owner: str, state: str, flow_data: dict,
                inbox: Iterable[InboxRow], *, identities: Iterable[IdentityRow] = (),
-               error_code: Optional[str] = None, error_message: Optional[str] = None) -> None:
-        """Final state and the HIS's inbox rows, in ONE transaction."""
+               error_code: Optional[str] = None, error_message: Optional[str] = None,
+               secrets: Optional[dict[str, Optional[str]]] = None,
+               keep_secrets: Optional[Iterable[str]] = None) -> None:
+        """Final state and the HIS's inbox rows, in ONE transaction.  With
+        keep_secrets (a flow that holds secrets) the row's secrets are deleted in
+        it too, except the names given."""
         assert state in ("done", "failed")
         d = self.dialect
         sets = (f"state = :state, flow_data = :fd, current_call = NULL, call_unsafe = 0, "
                 f"lease_owner = NULL, lease_expires_at = NULL, finished_at = {d.now}, "
                 f"last_error_code = :ecode, last_error_message = :emsg")
         params = dict(state=state, fd=_json(flow_data), ecode=error_code, emsg=_masked(error_message))
+        keep = None if keep_secrets is None else tuple(keep_secrets)
 
         def go(cur):
             self._guarded_update(cur, row.id, owner, row.step, sets, params)
             self._write_results(cur, row, inbox, identities)
+            self._write_secrets(cur, row.id, secrets)
+            if keep is not None:
+                self._drop_secrets(cur, row.id, keep)
         self._tx(go)
 
     def release(self, row: ClaimedRow, owner: str, state: str, delay: float, flow_data: dict,
                 *, error_code: Optional[str], error_message: Optional[str],
-                keep_call: bool, inbox: Iterable[InboxRow] = ()) -> None:
+                keep_call: bool, inbox: Iterable[InboxRow] = (), keep_attempts: bool = False) -> None:
         """Give the row back: 'pending' (retry the step after delay), 'in_doubt'
         (resolve by query after delay) or 'held' (wait for a human).  keep_call
-        keeps current_call so the row stays marked as having an unresolved call."""
+        keeps current_call so the row stays marked as having an unresolved call.
+        keep_attempts gives back the attempt this claim took (a wait, not a try)."""
         assert state in ("pending", "in_doubt", "held")
         d = self.dialect
         call_sets = "" if keep_call else "current_call = NULL, call_unsafe = 0, "
+        if keep_attempts:
+            call_sets += "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, "
         sets = (f"state = :state, flow_data = :fd, {call_sets}lease_owner = NULL, "
                 f"lease_expires_at = NULL, next_attempt_at = {d.after('delay')}, "
                 f"last_error_code = :ecode, last_error_message = :emsg")
@@ -428,6 +441,7 @@ class Store:
                  WHERE id = :id AND state = 'held'""", {"id": row_id})
             if cur.rowcount != 1:  # requeued between our SELECT and UPDATE
                 raise ValueError(f"outbox row {row_id} is no longer held; nothing was changed")
+            self._drop_secrets(cur, row_id, ())   # closed by hand: no later step needs them
             self._exec(cur, """
                 INSERT INTO mi_inbox (outbox_id, kind, business_key, result_type, outcome,
                                       error_code, error_message, result_json)
@@ -457,10 +471,32 @@ class Store:
             marks = ", ".join(f":i{n}" for n in range(len(chunk)))
 
             def go(cur):
-                for table, col in (("mi_journal", "outbox_id"), ("mi_inbox", "outbox_id"), ("mi_outbox", "id")):
+                for table, col in (("mi_secret", "outbox_id"), ("mi_journal", "outbox_id"),
+                                   ("mi_inbox", "outbox_id"), ("mi_outbox", "id")):
                     self._exec(cur, f"DELETE FROM {table} WHERE {col} IN ({marks})", params)
             self._tx(go)
         return len(ids)
+
+    # -- secrets (mi_secret: daemon only, never in HIS-readable rows) ------------------
+    def _write_secrets(self, cur, outbox_id: int, secrets: Optional[dict[str, Optional[str]]]) -> None:
+        """Replace the named secrets of a row; None or "" deletes one (Oracle would
+        store "" as NULL, which the NOT NULL column refuses)."""
+        for name, value in (secrets or {}).items():
+            self._exec(cur, "DELETE FROM mi_secret WHERE outbox_id = :o AND name = :n", {"o": outbox_id, "n": name})
+            if value not in (None, ""):
+                self._exec(cur, "INSERT INTO mi_secret (outbox_id, name, value) VALUES (:o, :n, :v)",
+                           {"o": outbox_id, "n": name, "v": str(value)})
+
+    def _drop_secrets(self, cur, outbox_id: int, keep: tuple[str, ...]) -> None:
+        marks = ", ".join(f":k{n}" for n in range(len(keep)))
+        self._exec(cur, "DELETE FROM mi_secret WHERE outbox_id = :o" + (f" AND name NOT IN ({marks})" if keep else ""),
+                   dict({f"k{n}": k for n, k in enumerate(keep)}, o=outbox_id))
+
+    def secrets(self, outbox_id: int) -> dict[str, str]:
+        """The secrets a request holds (its own, or a related one's: a refund reads its
+        payment's payToken)."""
+        return {r[0]: r[1] for r in self.query("SELECT name, value FROM mi_secret WHERE outbox_id = :o",
+                                               {"o": outbox_id})}
 
     # -- what flows read besides their own row -------------------------------------
     def inbox_state(self, outbox_id: int, result_type: str) -> Optional[dict]:

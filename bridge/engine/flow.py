@@ -16,17 +16,29 @@ in a state that says exactly what is known:
     Wait(step, delay)  release the row; continue with `step` after `delay` s
     Finish(...)        done: final state and inbox rows in one transaction
     Fail(...)          a business failure the HIS must see (nothing to retry)
-    Retry(...)         try this step again later (only for safe steps; the
-                       runner holds the row once attempts are used up)
-    InDoubt(...)       the remote effect is unknown: resolve by query later
+    Retry(...)         try this step again later (only for safe steps, or after
+                       an answer that says nothing was done; the runner holds
+                       the row once attempts are used up)
+    InDoubt(...)       the remote effect is unknown: resolve by query later.
+                       waiting=True: the platform's settle window has not passed
+                       yet, so "not found" is no answer yet - waiting, not a
+                       failed try: the runner leaves the row's attempts as they were
     Hold(...)          stop for a human, with the reason
+
+Secrets (tokens, ID numbers, names) never go into flow_data: a transition carries
+them in `secrets`, which the runner writes to the daemon-only mi_secret table in the
+same transaction; a step reads them back with ctx.secret(name).  When the request is
+final the runner deletes every secret but those the flow names in `kept_secrets`
+(what a later request needs, e.g. a payment's payToken for its refund), and strips
+the keys in `secret_keys` from flow_data wherever they appear (rows written before
+mi_secret existed).
 """
 from __future__ import annotations
 
 import json
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, ClassVar, Optional
 
 from bridge.db.store import IdentityRow, InboxRow
@@ -63,6 +75,7 @@ class Goto:
     data: dict = field(default_factory=dict)
     inbox: list[InboxRow] = field(default_factory=list)
     identities: list[IdentityRow] = field(default_factory=list)
+    secrets: dict[str, Optional[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -72,6 +85,7 @@ class Wait:
     data: dict = field(default_factory=dict)
     inbox: list[InboxRow] = field(default_factory=list)
     identities: list[IdentityRow] = field(default_factory=list)
+    secrets: dict[str, Optional[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -79,6 +93,7 @@ class Finish:
     inbox: list[InboxRow]
     data: dict = field(default_factory=dict)
     identities: list[IdentityRow] = field(default_factory=list)
+    secrets: dict[str, Optional[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -100,6 +115,9 @@ class InDoubt:
     code: str
     message: str
     delay: Optional[float] = None     # when to resolve again; default: the backoff
+    # True: inside the platform's settle window "not found" is not an answer yet.  A
+    # resolver's wait, not a failed try: the row's attempts are left as they were.
+    waiting: bool = False
 
 
 @dataclass
@@ -117,6 +135,14 @@ class Flow:
     kind: ClassVar[str]
     initial: ClassVar[str]
     steps: ClassVar[dict[str, Step]]
+    # mi_secret names a done request keeps for later requests (a refund needs its
+    # payment's payToken); every other secret is deleted when the request is final.
+    kept_secrets: ClassVar[tuple[str, ...]] = ()
+    # Keys that must never stay in flow_data once the request is final, at any depth
+    # (flow_data written before mi_secret existed may hold them).  A flow that writes
+    # secrets must declare them: only then does the runner delete its secrets when the
+    # request is final (and it refuses a transition with secrets from any other flow).
+    secret_keys: ClassVar[tuple[str, ...]] = ()
 
     def parse(self, payload: dict) -> object:
         """Validate the outbox payload; raise BadInput with a clear message."""
@@ -267,3 +293,25 @@ def require_amount(doc: dict, name: str) -> Decimal:
         raise BadInput(f"payload field {name!r} must be a non-negative amount with at most 2 decimals "
                        f"written as plain digits, got {text!r}")
     return Decimal(text).quantize(Decimal("0.01"))
+
+
+# Line arithmetic (OUR CHOICE, docs/mobilepay.md and docs/facepay.md "Fee lines"): a
+# fee line's amount is its quantity times its price, rounded half-up to the fen, give or
+# take one fen.  The platforms' field sizes allow it (offline.md §5.5: cnt 16,4, pric
+# 16,6, det_item_fee_sumamt 16,2, so cnt x pric must be rounded to fit) but no public
+# source states the rule or a tolerance; the centre checks only that the lines add up to
+# the total (mobilepay.md §5.1 [S6]).  The one-fen margin covers an HIS that rounds each
+# line its own way (half-even, truncation) and nothing more.  A line that does not add
+# up is refused before any call: sent, the platform prices it from cnt x pric and the
+# order never matches the HIS's bill.
+LINE_TOLERANCE = Decimal("0.01")
+
+
+def check_line_amount(qty: Decimal, price: Decimal, amount: Decimal, where: str,
+                      names: tuple[str, str, str]) -> None:
+    """BadInput unless |amount - round_half_up(qty x price, 2)| <= 0.01."""
+    expected = (qty * price).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    if abs(expected - amount) > LINE_TOLERANCE:
+        q, p, a = names
+        raise BadInput(f"{where}: {a} {amount} is not {q} x {p} ({qty} x {price} = {expected}, "
+                       f"rounded half-up to the fen; at most {LINE_TOLERANCE} apart)")

@@ -40,6 +40,14 @@ class StepContext:
     resolving: bool
     _runner: "Runner" = field(repr=False)
     last_result: Optional[CallResult] = None
+    # The row's secrets (mi_secret), read once per claim when a step first asks.
+    _secrets: dict = field(default_factory=dict, repr=False)
+
+    def secret(self, name: str) -> Optional[str]:
+        """A secret this request holds (written by an earlier transition's `secrets`)."""
+        if "values" not in self._secrets:
+            self._secrets["values"] = self._runner.store.secrets(self.row.id)
+        return self._secrets["values"].get(name)
 
     @property
     def in_doubt_msg_id(self) -> Optional[str]:
@@ -54,6 +62,21 @@ class StepContext:
         if not self.row.current_call:
             return None
         return self._runner.store.call_age_seconds(self.row.current_call)
+
+    def settle_window_wait(self, window: float, code: str, what: str,
+                           retry: Optional[float] = None) -> Optional[InDoubt]:
+        """For a resolver whose query found nothing: inside the platform's settle window
+        (database clock, docs/engine.md rules 7 and 11) "not found" is no answer yet, so
+        wait - InDoubt(waiting=True), which uses none of the row's attempts - and ask again
+        after `retry` seconds (default: when the window ends).  None once it has passed:
+        then "not found" means "never booked"."""
+        age = self.doubt_age_seconds()
+        if age is None or age >= window:
+            return None
+        left = window - age
+        delay = min(retry, left + 0.1) if retry else left + 0.5
+        return InDoubt(code, f"{what}; asking again after the settle window", delay=max(0.2, delay),
+                       waiting=True)
 
     @property
     def store(self) -> Store:
@@ -117,10 +140,16 @@ class Runner:
         crashpoint("after_call", prepared.interface)
         # The one line per call: what was sent (msg id) and what came back (code, message).
         logger.info("row {} {} {} {} -> {} ({} ms) code={} {}", row.id, ctx.step.name, prepared.interface,
-                    prepared.msg_id, result.outcome.value, int((time.monotonic() - started) * 1000),
-                    result.code, result.message or "")
-        self._persist(lambda: self.store.end_call(prepared.msg_id, result.outcome.value, result.http_status,
-                                                  result.response_text, result.message))
+                    prepared.msg_id, result.outcome.value + (" (transient)" if result.transient else ""),
+                    int((time.monotonic() - started) * 1000), result.code, result.message or "")
+        outcome, message = result.outcome.value, result.message
+        if result.outcome is Outcome.NOT_SENT:
+            # The journal's outcomes are ok/rejected/unknown: "not sent" is recorded as a
+            # rejection (nothing happened remotely) whose message says so.
+            outcome = Outcome.REJECTED.value
+            message = message if (message or "").startswith("not sent") else f"not sent: {message or ''}"
+        self._persist(lambda: self.store.end_call(prepared.msg_id, outcome, result.http_status,
+                                                  result.response_text, message))
         ctx.last_result = result
         return result
 
@@ -142,6 +171,7 @@ class Runner:
                 self._apply(flow, row, owner, None, Hold(exc.code, f"payload no longer valid: {exc}"))
             return
         resolving = row.was_state == "in_doubt"
+        secrets: dict = {}          # the row's secrets, shared by the steps of this claim
         while True:
             step_name = row.step or flow.initial
             step = flow.steps.get(step_name)
@@ -150,7 +180,7 @@ class Runner:
                             Hold("UNKNOWN_STEP", f"row is at step {step_name!r}, which flow {flow.kind} does not have"))
                 return
             ctx = StepContext(row=row, owner=owner, payload=payload, data=dict(row.flow_data),
-                              step=step, resolving=resolving, _runner=self)
+                              step=step, resolving=resolving, _runner=self, _secrets=secrets)
             try:
                 if resolving and step.needs_resolution:
                     t = getattr(flow, f"resolve_{step.name}")(ctx)
@@ -190,6 +220,11 @@ class Runner:
                          row.id, flow.kind, type(t).__name__, ctx.last_result.interface)
             t = InDoubt("UNKNOWN_OUTCOME", ctx.last_result.message or "remote outcome unknown")
         try:
+            if getattr(t, "secrets", None) and not flow.secret_keys:
+                # Only a flow that declares its secrets gets them deleted when it is final.
+                raise RuntimeError(f"flow {flow.kind} writes secrets but declares no secret_keys")
+            # A flow with secrets: delete them when the request is final (but kept_secrets).
+            keep = flow.kept_secrets if flow.secret_keys else None
             if isinstance(t, Goto):
                 if not flow.allowed(step_name, t.step):
                     raise RuntimeError(f"flow {flow.kind}: {step_name} -> {t.step} is not in its table")
@@ -198,30 +233,45 @@ class Runner:
                     # has established the first send never took effect may do it.
                     raise RuntimeError(f"flow {flow.kind}: {step_name} -> {step_name} outside its resolver")
                 data.update(t.data)
-                self._persist(lambda: s.advance(row, owner, t.step, data, inbox=t.inbox, identities=t.identities))
+                self._persist(lambda: s.advance(row, owner, t.step, data, inbox=t.inbox, identities=t.identities,
+                                                secrets=t.secrets))
+                _remember(ctx, t.secrets)
                 return True
             if isinstance(t, Wait):
                 if t.step != step_name and not flow.allowed(step_name, t.step):
                     raise RuntimeError(f"flow {flow.kind}: {step_name} -> {t.step} is not in its table")
                 data.update(t.data)
                 self._persist(lambda: s.advance(row, owner, t.step, data, inbox=t.inbox,
-                                                identities=t.identities, release_after=t.delay))
+                                                identities=t.identities, release_after=t.delay,
+                                                secrets=t.secrets))
                 return False
             if isinstance(t, Finish):
                 data.update(t.data)
-                self._persist(lambda: s.finish(row, owner, "done", data, t.inbox, identities=t.identities))
+                # Final: no secret stays in flow_data; mi_secret keeps only what a later
+                # request of the HIS needs (Flow.kept_secrets).
+                final = _without(data, flow.secret_keys)
+                self._persist(lambda: s.finish(row, owner, "done", final, t.inbox, identities=t.identities,
+                                               secrets=t.secrets, keep_secrets=keep))
                 crashpoint("after_inbox")
                 return False
             if isinstance(t, Fail):
                 data.update(t.data)
                 inbox = t.inbox or [InboxRow(result_type="error", outcome="failed",
                                              error_code=t.code, error_message=t.message)]
-                self._persist(lambda: s.finish(row, owner, "failed", data, inbox,
-                                               error_code=t.code, error_message=t.message))
+                final = _without(data, flow.secret_keys)
+                # A failed request keeps its kept_secrets too: a payment that placed an
+                # order may still get a late 6302 notice, which is checked with 6301.
+                self._persist(lambda: s.finish(row, owner, "failed", final, inbox,
+                                               error_code=t.code, error_message=t.message,
+                                               keep_secrets=keep))
                 crashpoint("after_inbox")
                 return False
             if isinstance(t, (Retry, InDoubt, Hold)):
-                self._release(row, owner, data, t)
+                # A resolver waiting for the settle window to pass is not failing: only
+                # there (a call in doubt, resolving it) does the runner leave attempts alone.
+                waiting = isinstance(t, InDoubt) and t.waiting and ctx is not None and ctx.resolving \
+                    and bool(row.current_call)
+                self._release(row, owner, data, t, waiting=waiting)
                 return False
             raise TypeError(f"step returned {t!r}, not a Transition")
         except LostLease:
@@ -248,9 +298,9 @@ class Runner:
             return self._apply(flow, row, owner, ctx,
                                Hold("DB_REFUSED", f"database refused the result: {type(exc).__name__}: {exc}"))
 
-    def _release(self, row: ClaimedRow, owner: str, data: dict, t) -> None:
+    def _release(self, row: ClaimedRow, owner: str, data: dict, t, waiting: bool = False) -> None:
         s, st = self.store, self.settings
-        used_up = row.attempts >= row.max_attempts
+        used_up = row.attempts >= row.max_attempts and not waiting
         if isinstance(t, Hold) or used_up:
             code = t.code
             reason = t.message if isinstance(t, Hold) else \
@@ -266,7 +316,8 @@ class Runner:
         delay = t.delay if isinstance(t, InDoubt) and t.delay is not None else st.backoff.delay(row.attempts)
         state = "in_doubt" if isinstance(t, InDoubt) else "pending"
         self._persist(lambda: s.release(row, owner, state, delay, data, error_code=t.code,
-                                        error_message=t.message, keep_call=isinstance(t, InDoubt)))
+                                        error_message=t.message, keep_call=isinstance(t, InDoubt),
+                                        keep_attempts=waiting))
 
     def _hold_unknown_kind(self, row: ClaimedRow, owner: str) -> None:
         reason = (f"this daemon runs no flow for request kind {row.kind!r} (is its config section missing?); "
@@ -308,6 +359,27 @@ class Runner:
                 logger.warning("database unavailable ({}); retrying the write", type(exc).__name__)
                 time.sleep(pause)
                 pause = min(pause * 2, 5.0)
+
+
+def _remember(ctx: Optional[StepContext], written: dict) -> None:
+    """Secrets a transition just wrote are what the next step of this claim reads."""
+    if ctx is not None and written and "values" in ctx._secrets:
+        for k, v in written.items():
+            if v in (None, ""):
+                ctx._secrets["values"].pop(k, None)
+            else:
+                ctx._secrets["values"][k] = str(v)
+
+
+def _without(value: Any, keys: tuple[str, ...]) -> Any:
+    """`value` with every dict key in `keys` removed, at any depth."""
+    if not keys:
+        return value
+    if isinstance(value, dict):
+        return {k: _without(v, keys) for k, v in value.items() if k not in keys}
+    if isinstance(value, list):
+        return [_without(v, keys) for v in value]
+    return value
 
 
 class _GaveUp(Exception):

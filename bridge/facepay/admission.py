@@ -29,14 +29,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Optional
 
-from bridge.calls import CallResult, Outcome
+from bridge.calls import CallResult
 from bridge.db.store import InboxRow
 from bridge.engine.flow import BadInput, Fail, Finish, Flow, Goto, Hold, InDoubt, Retry, Step, require_text
-from bridge.facepay.flows import (INP, NEVER_BOOKED, PERSON_KEYS, REVERSED, FacePaySettings, _object,
-                                  _opt_text, _PresettleBase, fsi_call, kind, lookup, only_fields,
-                                  parse_operator, platform_code, reversal_verdict)
+from bridge.facepay.flows import (INP, NEVER_BOOKED, PERSON_KEYS, PERSON_SECRETS, REVERSED, SECRET_KEYS,
+                                  FacePaySettings, _object, _opt_text, _PresettleBase, fsi_call, kind,
+                                  lookup, only_fields, own_secrets, parse_operator, platform_code,
+                                  retry_later, reversal_verdict, split_person, with_secrets)
 from bridge.offline import messages as m
-from bridge.offline.client import NOT_SENT, OfflineClient
+from bridge.offline.client import OfflineClient
 
 KIND_ADMIT = kind(INP, "admit")
 KIND_ADMIT_CANCEL = kind(INP, "admit_cancel")
@@ -155,7 +156,9 @@ def admitted_stay(ctx, admit_key: str) -> dict | Fail:
          "med_type", "ipt_no", "begntime", "admit_key"[, "face"]}
 
     The person keys are those of _PresettleBase._person (PERSON_KEYS, and "face" when the
-    patient was identified by face), so the dict can stand in for it.  Otherwise
+    patient was identified by face), so the dict can stand in for it; its secrets (the
+    credential, the face identity) come from the admission's mi_secret and are for
+    memory only (flows.split_person before anything is kept).  Otherwise
     Fail("ADMISSION_NOT_FOUND") or Fail("ADMISSION_NOT_DONE").  A stay cancelled later by
     admit_cancel is not seen here: the platform refuses calls on it."""
     row = lookup(ctx, (KIND_ADMIT,), admit_key)
@@ -165,7 +168,7 @@ def admitted_stay(ctx, admit_key: str) -> dict | Fail:
     if row["state"] != "done" or not stay or not stay.get("mdtrt_id"):
         return Fail("ADMISSION_NOT_DONE", f"admission {admit_key!r} is {row['state']}, not done with a stay; "
                                           "enqueue after it with the same serial_key")
-    return dict(stay, admit_key=admit_key)
+    return dict(with_secrets(stay, ctx.store.secrets(row["id"])), admit_key=admit_key)
 
 
 # ============================================================== 2401
@@ -173,6 +176,9 @@ def admitted_stay(ctx, admit_key: str) -> dict | Fail:
 class AdmitFlow(Flow):
     kind = KIND_ADMIT
     initial = "prepare"
+    # The inpatient pre-settlements of this stay send the credential (admitted_stay).
+    kept_secrets = PERSON_SECRETS
+    secret_keys = SECRET_KEYS
     steps = {
         "prepare": Step("prepare", next=("admit",)),
         # NOT safe to repeat: resolved by 2601 (resolve_admit).  "admit" leads back to
@@ -192,10 +198,12 @@ class AdmitFlow(Flow):
         person = _PresettleBase._person(self, ctx)
         if isinstance(person, Fail):
             return person
-        return Goto("admit", data={"person": person, "reversals": 0, "operator": ctx.payload.operator})
+        public, secret = split_person(person)
+        return Goto("admit", data={"person": public, "reversals": 0, "operator": ctx.payload.operator},
+                    secrets=secret)
 
     def _request(self, ctx) -> m.AdmissionRequest:
-        p, s = ctx.data["person"], ctx.payload.stay
+        p, s = with_secrets(ctx.data["person"], own_secrets(ctx)), ctx.payload.stay
         diags = tuple(m.AdmissionDiagnosis(psn_no=p["psn_no"], **d) for d in ctx.payload.diagnoses)
         return m.AdmissionRequest(psn_no=p["psn_no"], insutype=p["insutype"],
                                   mdtrt_cert_type=p["mdtrt_cert_type"], mdtrt_cert_no=p["mdtrt_cert_no"],
@@ -210,9 +218,9 @@ class AdmitFlow(Flow):
             return r
         if r.ok:
             return self._admitted(ctx, r.data.mdtrt_id)
-        if r.outcome is Outcome.REJECTED and r.code == NOT_SENT:
-            return Retry("NOT_SENT", r.message or "platform unreachable")
-        if r.outcome is Outcome.REJECTED:
+        if r.try_again:     # not sent, or refused as busy: no stay was made; ask again later
+            return retry_later(r)
+        if r.refused:
             # Refused: no stay was made.
             return Fail(platform_code(r), f"2401 admission refused: {r.message or r.code}")
         return InDoubt("ADMIT_UNKNOWN", r.message or "2401 outcome unknown")
@@ -240,12 +248,13 @@ class AdmitFlow(Flow):
 
     def _admitted(self, ctx, mdtrt_id: str):
         p, st = ctx.data["person"], ctx.payload.stay
-        stay = {k: p[k] for k in PERSON_KEYS}
+        stay = {k: p[k] for k in PERSON_KEYS if k in p}
         stay.update(mdtrt_id=mdtrt_id, med_type=st["med_type"], ipt_no=st["ipt_no"], begntime=st["begntime"])
         if p.get("face"):
             stay["face"] = p["face"]
+        stay, moved = split_person(stay)     # a person written before mi_secret: moved now
         row = InboxRow(result_type="admission", outcome="ok", result={"mdtrt_id": mdtrt_id})
-        return Finish([row], data={"stay": stay})
+        return Finish([row], data={"stay": stay}, secrets=moved)
 
 
 # ============================================================== 2404
@@ -271,6 +280,7 @@ class AdmitCancelFlow(Flow):
 
     kind = KIND_ADMIT_CANCEL
     initial = "start"
+    secret_keys = SECRET_KEYS
     steps = {
         "start": Step("start", next=("cancel",)),
         "cancel": Step("cancel", calls="2404", next=()),
@@ -287,7 +297,7 @@ class AdmitCancelFlow(Flow):
         stay = admitted_stay(ctx, ctx.payload.admit_key)
         if isinstance(stay, Fail):
             return stay
-        return Goto("cancel", data={"stay": stay, "operator": ctx.payload.operator})
+        return Goto("cancel", data={"stay": split_person(stay)[0], "operator": ctx.payload.operator})
 
     def step_cancel(self, ctx):
         if ctx.row.current_call:        # a 2404 of ours went out and its answer was never written
@@ -302,9 +312,9 @@ class AdmitCancelFlow(Flow):
             return r
         if r.ok:
             return self._cancelled(ctx)
-        if r.outcome is Outcome.REJECTED and r.code == NOT_SENT:
-            return Retry("NOT_SENT", r.message or "platform unreachable")
-        if r.outcome is Outcome.REJECTED:
+        if r.try_again:
+            return retry_later(r)
+        if r.refused:
             msg = r.message or r.code or "refused"
             if any(w in msg for w in STAY_SETTLED_MARKERS):
                 return Fail("STAY_SETTLED", f"2404 refused: the stay has a valid settlement; cancel it first "

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Optional
 
 import httpx
 
+from bridge import refusals
 from bridge.calls import CallResult, Outcome, PreparedCall
 from bridge.facepay import expcontent as names
 from bridge.offline import messages as m

@@ -46,13 +46,13 @@ from bridge.calls import CallResult, Outcome, PreparedCall
 from bridge.db.store import IdentityRow, InboxRow
 from bridge.engine import handover
 from bridge.engine.flow import (BadInput, Fail, Finish, Flow, Goto, Hold, InDoubt, Retry, Step,
-                                Wait, require_amount, require_text)
+                                Wait, check_line_amount, require_amount, require_text)
 from bridge.facepay import fields as F
 from bridge.facepay.client import (FaceAuthRequest, FacePayClient, PersonalAccountRefund,
                                    RealAccountQuery, SettleNotice)
 from bridge.facepay.expcontent import FacePayTerms
 from bridge.offline import messages as m
-from bridge.offline.client import NOT_SENT, OfflineClient
+from bridge.offline.client import OfflineClient
 from bridge.offline.config import Operator
 
 ZERO = Decimal("0.00")
@@ -222,6 +222,8 @@ def _fees(doc: dict) -> tuple[dict, ...]:
             raise BadInput(f"{where}: det_item_fee_sumamt must not be negative")
         rec["cnt"] = _number(row, "cnt", where, 4)            # offline.md §5.5: cnt 16,4
         rec["pric"] = _number(row, "pric", where, 6)          # pric 16,6
+        check_line_amount(rec["cnt"], rec["pric"], rec["det_item_fee_sumamt"], where,
+                          ("cnt", "pric", "det_item_fee_sumamt"))
         for k in FEE_OPTIONAL:
             if row.get(k) not in (None, ""):
                 rec[k] = str(row[k])
@@ -234,6 +236,50 @@ def _fees(doc: dict) -> tuple[dict, ...]:
 
 TERM_KEYS = ("merchant_no", "terminal_no", "isv_no", "acct_type")
 PERSON_KEYS = ("psn_no", "insutype", "insuplc_admdvs", "mdtrt_cert_type", "mdtrt_cert_no")
+
+# ---- secrets (docs/facepay.md "What the HIS sees"): kept in mi_secret, never in flow_data.
+# A patient's credential (mdtrt_cert_no: an ID number or an ecToken) and what the face
+# terminal gave (authNo, ID number, name).  A pre-settlement or admission keeps them
+# when done, for the settlement that follows; a settlement drops them when final.
+CERT = "mdtrt_cert_no"
+FACE_SECRETS = ("auth_no", "id_no", "user_name")
+PERSON_SECRETS = (CERT,) + tuple(f"face.{k}" for k in FACE_SECRETS)
+# Keys that never stay in a final row's flow_data (rows written before mi_secret).
+SECRET_KEYS = (CERT, "id_no", "user_name", "ec_token", "auth_no", "certno", "psn_name")
+
+
+def split_person(person: dict) -> tuple[dict, dict]:
+    """(what flow_data may keep, what goes to mi_secret) of a person or visit dict that
+    holds its credential and, face-identified, its terminal identity."""
+    public = {k: v for k, v in person.items() if k not in (CERT, "face")}
+    secret = {CERT: person.get(CERT)}
+    face = person.get("face")
+    if face:
+        public["face"] = {k: v for k, v in face.items() if k not in FACE_SECRETS}
+        secret.update({f"face.{k}": face.get(k) for k in FACE_SECRETS})
+    elif "face" in person:
+        public["face"] = face
+    return public, {k: v for k, v in secret.items() if v not in (None, "")}
+
+
+def with_secrets(public: dict, secret: dict) -> dict:
+    """The person or visit again, in memory only: flow_data's part plus its secrets (a
+    row written before mi_secret still has them in flow_data: they stay)."""
+    out = dict(public)
+    if secret.get(CERT):
+        out[CERT] = secret[CERT]
+    if out.get("face"):
+        face = dict(out["face"])
+        for k in FACE_SECRETS:
+            if secret.get(f"face.{k}"):
+                face[k] = secret[f"face.{k}"]
+        face.setdefault("user_name", "")
+        out["face"] = face
+    return out
+
+
+def own_secrets(ctx) -> dict:
+    return {n: ctx.secret(n) for n in PERSON_SECRETS}
 VISIT_KEYS = ("ipt_otp_no", "begntime", "atddr_no", "dr_name", "dept_code", "dept_name", "caty")
 DIAG_KEYS = ("diag_type", "diag_srt_no", "diag_code", "diag_name", "diag_dept", "dise_dor_no",
              "dise_dor_name", "diag_time", "vali_flag")
@@ -384,7 +430,8 @@ def fsi_call(ctx, prepare: Callable[..., PreparedCall], *args: Any, nothing_stan
     """One FSI call as this request's operator: 9001 first when the operator has no
     sign-in today (offline.md §4), then prepare, journal and send.  Returns the
     CallResult, or the transition to take when no call could be made:
-    * the request's own operator refused at 9001 -> Fail when nothing of this request
+    * the request's own operator refused at 9001 (a verdict of the platform, not a busy
+      or signature refusal: bridge/refusals.py) -> Fail when nothing of this request
       stands at the core (`nothing_stands`); else the daemon's operator makes the call;
     * any other 9001 failure -> Retry (nothing was sent);
     * the call refused as "not signed in" -> Retry (the client dropped the sign_no).
@@ -392,8 +439,7 @@ def fsi_call(ctx, prepare: Callable[..., PreparedCall], *args: Any, nothing_stan
     client: OfflineClient = ctx.service("facepay").offline
     op = _operator(ctx, client)
     failure = client.ensure_signed_in(op)
-    if failure is not None and failure.outcome is Outcome.REJECTED and failure.code != NOT_SENT \
-            and op.opter != client.operator().opter:
+    if failure is not None and failure.refused and op.opter != client.operator().opter:
         # The platform refused the request's own operator (mistyped, not registered).  The
         # 9001 job stops trying it.  Nothing stands yet: fail, the HIS corrects it.  Money
         # stands (a cancel, a refund): the daemon's [offline] operator carries on.
@@ -409,7 +455,7 @@ def fsi_call(ctx, prepare: Callable[..., PreparedCall], *args: Any, nothing_stan
         return Retry("SIGN_IN_FAILED", f"9001 sign-in of operator {op.opter} failed: "
                                        f"{failure.code or failure.outcome.value} {failure.message or ''}")
     r = ctx.call(client.send, prepare(*args, operator=op, **kw))
-    if r.outcome is Outcome.REJECTED and r.code != NOT_SENT and r.message and \
+    if r.outcome is Outcome.REJECTED and r.message and \
             any(k in r.message for k in client.config.sign_in_invalid_markers):
         return Retry("SIGN_IN_INVALID", r.message)     # the client dropped that sign_no
     return r
@@ -422,15 +468,23 @@ def platform_code(r: CallResult) -> str:
 
 def after_safe_call(r, what: str, then: Callable[[CallResult], Any]):
     """The answer to a call that moves nothing (uploads, registration, trials): ok ->
-    then(r); refused by the platform -> Fail with its text; anything else -> Retry
-    (asking again is harmless).  `r` may already be fsi_call's transition."""
+    then(r); refused by the platform (a verdict) -> Fail with its text; anything else
+    (not sent, busy, unknown) -> Retry (asking again is harmless).  `r` may already be
+    fsi_call's transition."""
     if not isinstance(r, CallResult):
         return r
     if r.ok:
         return then(r)
-    if r.outcome is Outcome.REJECTED and r.code != NOT_SENT:
+    if r.refused:
         return Fail(platform_code(r), f"{r.interface} {what}: {r.message}")
-    return Retry("PLATFORM_UNAVAILABLE", f"{r.interface}: {r.message or r.outcome.value}")
+    return retry_later(r)
+
+
+def retry_later(r: CallResult) -> Retry:
+    """Nothing happened and nothing is known: ask again after the backoff."""
+    code = "NOT_SENT" if r.outcome is Outcome.NOT_SENT else \
+        ("PLATFORM_BUSY" if r.transient else "PLATFORM_UNAVAILABLE")
+    return Retry(code, f"{r.interface}: {r.message or r.outcome.value}")
 
 
 REVERSED, NEVER_BOOKED = "reversed", "never_booked"
@@ -445,7 +499,7 @@ def reversal_verdict(ctx, s: FacePaySettings, r, infno: str, what: str, hold_cod
         return _in_resolver(r, s.resolve_retry_seconds)
     if r.ok:
         return REVERSED
-    said = r.message if r.outcome is Outcome.REJECTED and r.code != NOT_SENT and r.message else ""
+    said = r.message if r.refused and r.message else ""
     not_found = any(w in said for w in s.reversal_not_found_markers)
     if (said and any(w in said for w in s.reversal_refused_markers)) or (not_found and infno not in s.reversible_infnos):
         return Hold(hold_code, f"the answer to {infno} msgid {ctx.in_doubt_msg_id} was lost and 2601 cannot tell "
@@ -455,6 +509,11 @@ def reversal_verdict(ctx, s: FacePaySettings, r, infno: str, what: str, hold_cod
         return _settle_window_wait(ctx, s, wait_code, f"2601 does not know the {what} yet") or NEVER_BOOKED
     return InDoubt("REVERSAL_FAILED", f"2601 for the lost {what}: {r.message or r.outcome.value}",
                    delay=s.resolve_retry_seconds)
+
+
+def _identity_secret(ctx, data: dict, name: str) -> Optional[str]:
+    """An identify row's own secret (flow_data holds it only in rows written before mi_secret)."""
+    return ctx.secret(name) or data.get(name)
 
 
 def _in_resolver(t, delay: Optional[float] = None):
@@ -520,12 +579,9 @@ def _money_row(result_type: str, split: dict, *, settlement_id: Optional[str] = 
 
 
 def _settle_window_wait(ctx, settings: FacePaySettings, code: str, what: str) -> Optional[InDoubt]:
-    age = ctx.doubt_age_seconds()
-    if age is not None and age < settings.settle_window_seconds:
-        return InDoubt(code, f"{what}; asking again after the settle window",
-                       delay=max(0.2, min(settings.resolve_retry_seconds,
-                                          settings.settle_window_seconds - age + 0.1)))
-    return None
+    """Inside the settle window "not seen" is no answer yet: wait, asking again every
+    resolve_retry_seconds; the waits use none of the row's attempts (the engine's)."""
+    return ctx.settle_window_wait(settings.settle_window_seconds, code, what, settings.resolve_retry_seconds)
 
 
 # ============================================================== identify
@@ -547,6 +603,9 @@ class IdentifyFlow(Flow):
 
     kind = KIND_IDENTIFY
     initial = "face_auth"
+    # The pre-settlements and admissions of this patient read them (IDENTITY_SECRETS).
+    kept_secrets = ("auth_no", "id_no", "user_name", "ec_token")
+    secret_keys = SECRET_KEYS
     steps = {
         "face_auth": Step("face_auth", calls="cn.nhsa.ec.auth", next=("check",)),
         "check": Step("check", calls="cn.nhsa.auth.check", next=("person",)),
@@ -580,7 +639,7 @@ class IdentifyFlow(Flow):
 
     @staticmethod
     def _terminal_failure(r: CallResult, what: str):
-        if r.outcome is Outcome.REJECTED and r.code != NOT_SENT:
+        if r.refused:
             return Fail("FACE_AUTH_FAILED", f"{what}: {r.message or r.code}")
         return Retry("TERMINAL_UNAVAILABLE", f"{what}: {r.message or r.outcome.value}")
 
@@ -590,37 +649,38 @@ class IdentifyFlow(Flow):
         r = ctx.call(fp.send_terminal, fp.prepare_face_authorise(self._auth_req(ctx), out_biz_no=out_biz_no))
         if not r.ok:
             return self._terminal_failure(r, "face authorisation")
-        return Goto("check", data={"out_biz_no": out_biz_no, "auth_no": r.data.authNo,
-                                   "operator": ctx.payload.operator})
+        return Goto("check", data={"out_biz_no": out_biz_no, "operator": ctx.payload.operator},
+                    secrets={"auth_no": r.data.authNo})
 
     def step_check(self, ctx):
         fp: FacePayClient = ctx.service("facepay")
         r = ctx.call(fp.send_terminal, fp.prepare_check_authorisation(
-            self._auth_req(ctx), auth_no=ctx.data["auth_no"], out_biz_no=ctx.data["out_biz_no"]))
+            self._auth_req(ctx), auth_no=_identity_secret(ctx, ctx.data, "auth_no"),
+            out_biz_no=ctx.data["out_biz_no"]))
         if not r.ok:
             return self._terminal_failure(r, "identity check")
         ident = r.data
-        return Goto("person", data={"id_no": ident.idNo, "id_type": ident.idType or "01",
-                                    "user_name": ident.userName, "ec_token": ident.ecToken,
-                                    "insu_org": ident.insuOrg,
+        return Goto("person", data={"id_type": ident.idType or "01", "insu_org": ident.insuOrg,
                                     "office": {"id": self._auth_req(ctx).officeId,
-                                               "name": self._auth_req(ctx).officeName}})
+                                               "name": self._auth_req(ctx).officeName}},
+                    secrets={"id_no": ident.idNo, "user_name": ident.userName, "ec_token": ident.ecToken})
 
     def step_person(self, ctx):
         fp: FacePayClient = ctx.service("facepay")
         client = fp.offline
         d = ctx.data
+        id_no = _identity_secret(ctx, d, "id_no")
         # offline.md §7.3 step 3: the ID-card route, insuOrg as insuplc_admdvs.
-        req = m.PersonInfoRequest(mdtrt_cert_type="02", mdtrt_cert_no=d["id_no"],
-                                  psn_cert_type=d["id_type"], certno=d["id_no"],
-                                  psn_name=d.get("user_name"), insuplc_admdvs=d.get("insu_org"))
+        req = m.PersonInfoRequest(mdtrt_cert_type="02", mdtrt_cert_no=id_no,
+                                  psn_cert_type=d["id_type"], certno=id_no,
+                                  psn_name=_identity_secret(ctx, d, "user_name"), insuplc_admdvs=d.get("insu_org"))
         r = fsi_call(ctx, client.prepare_person_info, req, nothing_stands=True)
         if not isinstance(r, CallResult):
             return r
-        if r.outcome is Outcome.REJECTED and r.code != NOT_SENT:
+        if r.refused:
             return Fail("PERSON_NOT_FOUND", f"1101: {r.message or r.code}")
         if not r.ok:
-            return Retry("PLATFORM_UNAVAILABLE", f"1101: {r.message or r.outcome.value}")
+            return retry_later(r)
         p: m.PersonInfo = r.data
         insured = [i for i in p.insuinfo if i.psn_insu_stas == "1"]
         chosen = insured[0] if insured else (p.insuinfo[0] if p.insuinfo else m.Insurance())
@@ -630,13 +690,15 @@ class IdentifyFlow(Flow):
         idet = [i.get("psn_idet_type") for i in p.idetinfo if isinstance(i, dict) and i.get("psn_idet_type")]
         benefit = idet[0] if idet else chosen.psn_type
         region = chosen.insuplc_admdvs or d.get("insu_org")
-        data = {"psn_no": p.psn_no, "psn_name": p.psn_name, "insutype": chosen.insutype,
+        data = {"psn_no": p.psn_no, "insutype": chosen.insutype,
                 "insuplc_admdvs": region, "psn_cert_type": p.psn_cert_type or d["id_type"],
                 "insured": bool(insured)}
-        result = {"psn_no": p.psn_no, "psn_name": p.psn_name, "psn_cert_type": data["psn_cert_type"],
-                  "certno": d["id_no"], "mdtrt_cert_type": "01", "ec_token": d.get("ec_token"),
+        # What the HIS needs to write the identity back (the mi_identity columns, the
+        # insurances to choose from) and nothing more: no ID number, name or token
+        # (docs/facepay.md "What the HIS sees").
+        result = {"psn_no": p.psn_no, "psn_cert_type": data["psn_cert_type"], "insutype": chosen.insutype,
                   "insuplc_admdvs": region, "insured": bool(insured), "benefit": benefit,
-                  "auth_no": d["auth_no"], "out_biz_no": d["out_biz_no"],
+                  "out_biz_no": d["out_biz_no"],
                   "insurances": [{"insutype": i.insutype, "psn_type": i.psn_type,
                                   "psn_insu_stas": i.psn_insu_stas, "balc": None if i.balc is None else str(i.balc),
                                   "insuplc_admdvs": i.insuplc_admdvs} for i in p.insuinfo]}
@@ -650,13 +712,18 @@ class IdentifyFlow(Flow):
             row = InboxRow(result_type="identity", outcome="failed", error_code="NOT_INSURED",
                            error_message="the person is not insured (insurance suspended or ended)",
                            result=result)
-        return Finish([row], data=data, identities=[ident])
+        # A row written before mi_secret holds its secrets in flow_data: moved now.
+        moved = {k: d.get(k) for k in self.kept_secrets if d.get(k)}
+        return Finish([row], data=data, identities=[ident], secrets=moved)
 
 
 # ============================================================== pre-settlement
 
 class _PresettleBase(Flow):
     setting: str
+    # The settlement of this visit sends the credential and notifies the face terminal.
+    kept_secrets = PERSON_SECRETS
+    secret_keys = SECRET_KEYS
 
     def __init__(self, settings: FacePaySettings):
         self.settings = settings
@@ -664,9 +731,10 @@ class _PresettleBase(Flow):
     def parse(self, doc: dict) -> PresettleRequest:
         return parse_presettle(doc, self.setting)
 
-    def _prepared(self, ctx, *, chrg_bchno: Optional[str], dr_name: Optional[str]) -> dict | Fail:
+    def _prepared(self, ctx, *, chrg_bchno: Optional[str], dr_name: Optional[str]) -> tuple[dict, dict] | Fail:
         """The visit a pre-settlement works on (person, bill, face-pay terms), kept in
-        flow_data for the later steps and for the settle request."""
+        flow_data for the later steps and for the settle request, and its secrets (the
+        credential, the face identity) for mi_secret."""
         p: PresettleRequest = ctx.payload
         mdtrt_id = p.mdtrt_id
         person = None
@@ -689,7 +757,8 @@ class _PresettleBase(Flow):
                      face=person.get("face"), dr_name=dr_name, operator=p.operator)
         # The operator goes with the visit: settle and cancel run as the same person
         # unless their own request names another.
-        return {"visit": visit, "face_pay": face_pay, "operator": p.operator}
+        public, secret = split_person(visit)
+        return {"visit": public, "face_pay": face_pay, "operator": p.operator}, secret
 
     # -- who and how ----------------------------------------------------------------
     def _person(self, ctx) -> dict | Fail:
@@ -701,7 +770,9 @@ class _PresettleBase(Flow):
         row = lookup(ctx, (KIND_IDENTIFY,), p.identify_key)
         if row is None:
             return Fail("IDENTIFY_NOT_FOUND", f"no facepay.identify request {p.identify_key!r}")
-        d = row["flow_data"]
+        d = dict(row["flow_data"])
+        for k, v in ctx.store.secrets(row["id"]).items():   # its ID number, name, tokens
+            d[k] = v
         if row["state"] != "done" or not d.get("psn_no"):
             return Fail("IDENTIFY_NOT_DONE", f"facepay.identify {p.identify_key!r} is {row['state']}, "
                                              "not done with an identity")
@@ -709,10 +780,12 @@ class _PresettleBase(Flow):
             return Fail("NOT_INSURED", f"the person identified by {p.identify_key!r} is not insured")
         s = self.settings
         use_token = s.cert_type == "01" and d.get("ec_token")
+        if not d.get("id_no"):
+            return Fail("IDENTIFY_NOT_DONE", f"facepay.identify {p.identify_key!r} holds no identity any more")
         return {"psn_no": d["psn_no"], "insutype": d["insutype"], "insuplc_admdvs": d["insuplc_admdvs"],
                 "mdtrt_cert_type": "01" if use_token else "02",
                 "mdtrt_cert_no": d["ec_token"] if use_token else d["id_no"],
-                "face": {"out_biz_no": d["out_biz_no"], "auth_no": d["auth_no"], "id_no": d["id_no"],
+                "face": {"out_biz_no": d["out_biz_no"], "auth_no": d.get("auth_no"), "id_no": d["id_no"],
                          "user_name": d.get("user_name") or "", "office": d.get("office") or {}}}
 
     def _mode(self, ctx) -> tuple[bool, Optional[dict]]:
@@ -756,7 +829,7 @@ class _PresettleBase(Flow):
         client: OfflineClient = ctx.service("facepay").offline
         visit = ctx.data["visit"]
         face_pay = bool(ctx.data.get("face_pay"))
-        req = self._settle_request(visit, face_pay, client, setl_flag="0")
+        req = self._settle_request(with_secrets(visit, own_secrets(ctx)), face_pay, client, setl_flag="0")
         prep = {OUT: client.prepare_pre_settle_outpatient, INP: client.prepare_pre_settle_inpatient,
                 DOC: client.prepare_document_settle}[self.setting]
         r = fsi_call(ctx, prep, req, face_pay=False, nothing_stands=True)
@@ -768,8 +841,11 @@ class _PresettleBase(Flow):
             visit_out = dict(visit, face_pay=face_pay, presettle_split=split)
             result = {"mdtrt_id": visit["mdtrt_id"], "chrg_bchno": visit.get("chrg_bchno"),
                       "face_pay": face_pay, "infno": INFNO[self.setting]["presettle"]}
-            return Finish([_money_row("presettlement", split, result=result)], data={"visit": visit_out})
-        if r.outcome is Outcome.REJECTED and r.code != NOT_SENT:
+            # A visit written before mi_secret holds its secrets in flow_data: moved now.
+            public, secret = split_person(visit_out)
+            return Finish([_money_row("presettlement", split, result=result)], data={"visit": public},
+                          secrets=secret)
+        if r.refused:
             code, msg, fp_specific = classify_rejection(r)
             if face_pay and fp_specific and ctx.payload.retry_without_face_pay:
                 # The HIS asked for it: the same trial without face-pay (account untouched).
@@ -778,7 +854,7 @@ class _PresettleBase(Flow):
                 return Goto("presettle", data={"face_pay": False}, inbox=[note])
             return Fail(code, msg, data={"face_pay": face_pay})
         # 2206/2303 move nothing (offline.md §5.7): a lost answer is simply asked again.
-        return Retry("PLATFORM_UNAVAILABLE", f"{r.interface}: {r.message or r.outcome.value}")
+        return retry_later(r)
 
 
 class OutpatientPresettleFlow(_PresettleBase):
@@ -802,14 +878,15 @@ class OutpatientPresettleFlow(_PresettleBase):
 
     def step_prepare(self, ctx):
         p: PresettleRequest = ctx.payload
-        data = self._prepared(ctx, chrg_bchno=p.chrg_bchno, dr_name=(p.visit or {}).get("dr_name"))
-        if isinstance(data, Fail):
-            return data
-        return Goto("upload_visit" if p.mdtrt_id else "register", data=data)
+        prepared = self._prepared(ctx, chrg_bchno=p.chrg_bchno, dr_name=(p.visit or {}).get("dr_name"))
+        if isinstance(prepared, Fail):
+            return prepared
+        data, secret = prepared
+        return Goto("upload_visit" if p.mdtrt_id else "register", data=data, secrets=secret)
 
     def step_register(self, ctx):
         client: OfflineClient = ctx.service("facepay").offline
-        v, pv = ctx.data["visit"], ctx.payload.visit
+        v, pv = with_secrets(ctx.data["visit"], own_secrets(ctx)), ctx.payload.visit
         req = m.RegisterRequest(psn_no=v["psn_no"], insutype=v["insutype"], begntime=pv["begntime"],
                                 mdtrt_cert_type=v["mdtrt_cert_type"], mdtrt_cert_no=v["mdtrt_cert_no"],
                                 ipt_otp_no=pv["ipt_otp_no"], atddr_no=pv["atddr_no"], dr_name=pv["dr_name"],
@@ -817,7 +894,7 @@ class OutpatientPresettleFlow(_PresettleBase):
                                 insuplc_admdvs=v["insuplc_admdvs"])
         r = fsi_call(ctx, client.prepare_register, req, nothing_stands=True)
         return after_safe_call(r, "registration", lambda r: Goto(
-            "upload_visit", data={"visit": dict(v, mdtrt_id=r.data.mdtrt_id)}))
+            "upload_visit", data={"visit": dict(ctx.data["visit"], mdtrt_id=r.data.mdtrt_id)}))
 
     def step_upload_visit(self, ctx):
         client: OfflineClient = ctx.service("facepay").offline
@@ -859,10 +936,11 @@ class InpatientPresettleFlow(_PresettleBase):
     }
 
     def step_prepare(self, ctx):
-        data = self._prepared(ctx, chrg_bchno=None, dr_name=None)
-        if isinstance(data, Fail):
-            return data
-        return Goto("upload_fees", data=data)
+        prepared = self._prepared(ctx, chrg_bchno=None, dr_name=None)
+        if isinstance(prepared, Fail):
+            return prepared
+        data, secret = prepared
+        return Goto("upload_fees", data=data, secrets=secret)
 
     def step_upload_fees(self, ctx):
         client: OfflineClient = ctx.service("facepay").offline
@@ -914,11 +992,12 @@ class DocumentPresettleFlow(_PresettleBase):
 
     def step_prepare(self, ctx):
         p: PresettleRequest = ctx.payload
-        data = self._prepared(ctx, chrg_bchno=None, dr_name=p.visit.get("dr_name"))
-        if isinstance(data, Fail):
-            return data
+        prepared = self._prepared(ctx, chrg_bchno=None, dr_name=p.visit.get("dr_name"))
+        if isinstance(prepared, Fail):
+            return prepared
+        data, secret = prepared
         data["visit"]["document"] = document_of(p)
-        return Goto("presettle", data=data)
+        return Goto("presettle", data=data, secrets=secret)
 
 
 # ============================================================== cancel steps (shared)
@@ -1031,9 +1110,9 @@ class _CancelSteps:
             if tg.get("face_pay") and not with_ext:
                 return Goto("query_account")
             return self._cancelled(ctx, "core" if tg.get("face_pay") else "none")
-        if r.outcome is Outcome.REJECTED and r.code == NOT_SENT:
-            return Retry("NOT_SENT", r.message or "platform unreachable")
-        if r.outcome is Outcome.REJECTED:
+        if r.try_again:      # not sent, or refused as busy: nothing happened; ask again later
+            return retry_later(r)
+        if r.refused:
             return Goto("check_cancel", data={"cancel_rejected": [platform_code(r),
                                                                   f"{r.interface}: {r.message}"]})
         return InDoubt("CANCEL_UNKNOWN", r.message or "cancel outcome unknown")
@@ -1067,7 +1146,7 @@ class _CancelSteps:
         if not isinstance(r, CallResult):
             return r
         rejected = tuple(ctx.data.get("cancel_rejected") or ("REJECTED", "cancel rejected"))
-        if r.outcome is Outcome.REJECTED and r.code != NOT_SENT:
+        if r.refused:
             return self._cancel_refused(rejected[0], f"{rejected[1]} (fpy001: {r.message})")
         if not r.ok:
             return Retry("QUERY_FAILED", f"fpy001: {r.message or r.outcome.value}")
@@ -1097,9 +1176,9 @@ class _CancelSteps:
             return r
         if r.ok:
             return self._refunded(ctx, r.data.refund_seq_id)
-        if r.outcome is Outcome.REJECTED and r.code == NOT_SENT:
-            return Retry("NOT_SENT", r.message or "platform unreachable")
-        if r.outcome is Outcome.REJECTED:
+        if r.try_again:
+            return retry_later(r)
+        if r.refused:
             return self._refund_failed(ctx, r.message or r.code or "refund failed")
         return InDoubt("REFUND_UNKNOWN", r.message or "mpc004 outcome unknown")
 
@@ -1152,9 +1231,9 @@ class _CancelSteps:
             return r
         if r.ok:
             return self._cancelled(ctx, "mpc004")
-        if r.outcome is Outcome.REJECTED and r.code == NOT_SENT:
-            return Retry("NOT_SENT", r.message or "platform unreachable")
-        if r.outcome is Outcome.REJECTED:
+        if r.try_again:
+            return retry_later(r)
+        if r.refused:
             return Hold("CANCEL_AFTER_REFUND_FAILED",
                         f"the personal account was refunded but {r.interface} was refused: {r.message}; "
                         "the settlement still stands at the core")
@@ -1185,6 +1264,7 @@ def _refund_sn(ctx) -> str:
 
 class _SettleBase(_CancelSteps, Flow):
     setting: str
+    secret_keys = SECRET_KEYS       # its secrets (the visit's) go when it is final
 
     def __init__(self, settings: FacePaySettings):
         self.settings = settings
@@ -1206,7 +1286,8 @@ class _SettleBase(_CancelSteps, Flow):
         if row["state"] != "done" or "visit" not in row["flow_data"]:
             return Fail("PRESETTLE_NOT_DONE", f"pre-settlement {pk!r} is {row['state']}; "
                                               "settle only after a successful pre-settlement")
-        v = dict(row["flow_data"]["visit"])
+        # The visit with its secrets (in memory only), split again by step_start.
+        v = with_secrets(row["flow_data"]["visit"], ctx.store.secrets(row["id"]))
         v["retry_without_face_pay"] = json.loads(row["payload"]).get("retry_without_face_pay", False)
         return v
 
@@ -1214,6 +1295,7 @@ class _SettleBase(_CancelSteps, Flow):
         v = self._visit(ctx)
         if isinstance(v, Fail):
             return v
+        v, secret = split_person(v)
         face_pay = bool(v.get("face_pay")) and self.settings.enabled and ctx.payload.face_pay is not False
         if face_pay and not v.get("terms"):
             face_pay = False
@@ -1221,13 +1303,14 @@ class _SettleBase(_CancelSteps, Flow):
         if retry_plain is None:
             retry_plain = bool(v.get("retry_without_face_pay"))
         return Goto("settle", data={"visit": v, "face_pay": face_pay, "retry_plain": retry_plain,
-                                    "reversals": 0, "operator": ctx.payload.operator or v.get("operator")})
+                                    "reversals": 0, "operator": ctx.payload.operator or v.get("operator")},
+                    secrets=secret)
 
     def step_settle(self, ctx):
         # Reached only when nothing of this request stands at the core: the first send, or
         # after the resolver reversed a lost one or found it never booked.
         client: OfflineClient = ctx.service("facepay").offline
-        v, face_pay = ctx.data["visit"], bool(ctx.data["face_pay"])
+        v, face_pay = with_secrets(ctx.data["visit"], own_secrets(ctx)), bool(ctx.data["face_pay"])
         req = _PresettleBase._settle_request(self, v, face_pay, client, setl_flag="1")
         prep = {OUT: client.prepare_settle_outpatient, INP: client.prepare_settle_inpatient,
                 DOC: client.prepare_document_settle}[self.setting]
@@ -1236,9 +1319,9 @@ class _SettleBase(_CancelSteps, Flow):
             return r
         if r.ok:
             return self._settled(ctx, r.data)
-        if r.outcome is Outcome.REJECTED and r.code == NOT_SENT:
-            return Retry("NOT_SENT", r.message or "platform unreachable")
-        if r.outcome is Outcome.REJECTED:
+        if r.try_again:
+            return retry_later(r)
+        if r.refused:
             code, msg, fp_specific = classify_rejection(r)
             if face_pay and fp_specific and ctx.data.get("retry_plain"):
                 note = InboxRow(result_type="face_pay_refused", outcome="failed", error_code=code,
@@ -1304,7 +1387,7 @@ class _SettleBase(_CancelSteps, Flow):
         """cn.nhsa.settle.notify (facepay.md "settlement result notification"; offline.md §7.2).
         Safe to repeat: it moves no money; a repeat shows the result on the screen again."""
         fp: FacePayClient = ctx.service("facepay")
-        v, tg = ctx.data["visit"], ctx.data["target"]
+        v, tg = with_secrets(ctx.data["visit"], own_secrets(ctx)), ctx.data["target"]
         face, sp = v["face"], tg["split"]
         op = _operator(ctx, fp.offline)
         notice = SettleNotice(
@@ -1323,7 +1406,7 @@ class _SettleBase(_CancelSteps, Flow):
             return Goto("await_his", inbox=[InboxRow(result_type="terminal_notice", outcome="ok",
                                                      settlement_id=tg["setl_id"])])
         tries = int(ctx.data.get("notify_tries", 0)) + 1
-        if tries < self.settings.notify_attempts and not (r.outcome is Outcome.REJECTED and r.code != NOT_SENT):
+        if tries < self.settings.notify_attempts and not r.refused:
             return Wait("notify", self.settings.notify_retry_seconds, data={"notify_tries": tries})
         # The settlement stands whatever the screen shows: report and go on.
         return Goto("await_his", inbox=[InboxRow(result_type="terminal_notice", outcome="failed",

@@ -11,22 +11,23 @@ Classification in ``send``/``decode``:
 
 * OK       - HTTP 2xx, verified envelope, code "0", business data as expected
              (for 6203: refStatus SUCC).
-* REJECTED - a verified envelope with code != "0" (its code and message kept);
-             6401 answered ``success: false``; 6203 refStatus FAIL (code "FAIL", §7.2:
-             not refunded); or code "NOT_SENT" (below).
+* REJECTED - a verified envelope with code != "0" (its code and message kept),
+             transient when the text says busy / rate-limited / signature
+             (bridge/refusals.py: asked again later, never taken as a verdict);
+             UNKNOWN instead when 6202/6203/6401 is answered "in progress / result
+             unknown" (it may still be booked);
+             6401 answered ``success: false``; 6203 refStatus FAIL (code "FAIL",
+             §7.2: not refunded).
+* NOT_SENT - the TCP/TLS connection could not be opened (refused, DNS failure,
+             connect timeout, no free pooled connection): no byte of the request
+             left this machine, so nothing can have happened remotely; or HTTP 429
+             (RFC 6585: refused for its rate, not processed).  The flow may send the
+             same request again; for 6201 there is no payOrdId to query yet anyway.
 * UNKNOWN  - timeout, reset or other transport error once the request may have
              left, HTTP 5xx, a body that is not JSON, does not decrypt or does not
              verify, code missing, or verified data that contradicts the request or
              itself (payOrdId echo, amount sum); 6203 refStatus EXP (code "EXP", §7.2:
              outcome unknown, query 6301 first).
-
-NOT_SENT: when the TCP/TLS connection could not be opened (refused, DNS failure,
-connect timeout, no free pooled connection), no byte of the request left this
-machine, so nothing can have happened remotely.  That is what REJECTED means in
-calls.py ("nothing happened remotely"), so such calls are REJECTED with code
-"NOT_SENT"; the flow may re-send the same request safely.  Classifying them
-UNKNOWN would force a status query first, and for 6201 there is no payOrdId to
-query yet.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from typing import Any, Callable, Optional
 
 import httpx
 
+from bridge import refusals
 from bridge.calls import CallResult, Outcome, PreparedCall
 from bridge.masking import mask_text, mask_value
 
@@ -47,13 +49,13 @@ from .messages import (
     from_data, to_data,
 )
 
-NOT_SENT = "NOT_SENT"
 # Bearer credentials that mask_value does not know yet: single-use authorisation
 # and the reversal token.  Kept out of the journal like payToken.
 _EXTRA_SECRETS = ("payAuthNo", "revsToken")
 # Relays that wrap the business object once more (digest §2.2, S6 unwrapLegacyFsiData).
 _RELAY_WRAPPERS = ("data", "output", "body")
 _BODY_EXCERPT = 200
+_MOVES_MONEY = ("6202", "6203", "6401")
 
 
 def _masked_json(obj: Any) -> str:
@@ -165,7 +167,7 @@ class MobilePayClient:
         try:
             response = self._http.post(prepared.url, content=prepared.body, headers=prepared.headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            result = CallResult(Outcome.REJECTED, prepared.interface, prepared.msg_id, code=NOT_SENT,
+            result = CallResult(Outcome.NOT_SENT, prepared.interface, prepared.msg_id,
                                 message=f"not sent, connection failed: {type(exc).__name__}: {exc}")
         except httpx.TimeoutException as exc:
             result = _unknown(prepared, f"timeout after the request may have been sent: {type(exc).__name__}")
@@ -203,6 +205,9 @@ class MobilePayClient:
         excerpt = mask_text(content[:_BODY_EXCERPT].decode("utf-8", "replace"))
         if http_status >= 500:
             return unknown(f"HTTP {http_status} from the centre", excerpt)
+        if http_status == refusals.RATE_LIMITED_STATUS:
+            return CallResult(Outcome.NOT_SENT, interface, msg_id, http_status=http_status,
+                              message=f"not sent: HTTP {http_status} (rate limited)", response_text=excerpt)
         try:
             message = loads(content)
         except ValueError:
@@ -221,8 +226,12 @@ class MobilePayClient:
         if code is None:
             return unknown("verified response without a code", text)
         if code != "0":
+            if interface in _MOVES_MONEY and refusals.still_processing(platform_message):
+                # "being processed / result unknown": it may still be booked (query 6301 first).
+                return unknown(f"{interface} answered {code}: {platform_message}", text, code)
             return CallResult(Outcome.REJECTED, interface, msg_id, code=code, message=platform_message,
-                              http_status=http_status, response_text=text, raw=data)
+                              http_status=http_status, response_text=text, raw=data,
+                              transient=refusals.is_transient(platform_message))
         if not 200 <= http_status < 300:
             return unknown(f"HTTP {http_status} with code 0", text, code)
 

@@ -35,7 +35,7 @@ from bridge.calls import CallResult, Outcome
 from bridge.db.store import IdentityRow, InboxRow
 from bridge.engine import handover
 from bridge.engine.flow import (BadInput, Fail, Finish, Flow, Goto, Hold, InDoubt, Retry, Step, Wait,
-                                require_amount, require_text)
+                                check_line_amount, require_amount, require_text)
 
 from .messages import (FeeDetail, OrdStas, PayOrderRequest, QueryOrderRequest, RefundRequest,
                        RevokeOrderRequest, SetlType, UploadFeeRequest)
@@ -47,6 +47,12 @@ KIND_REVOKE = "mobilepay.revoke"
 PAYMENT_KINDS = (KIND_OUTPATIENT, KIND_REGISTRATION)
 NOTICE = "6302"
 ZERO = Decimal("0.00")
+# The payment's payToken (6201) is kept in mi_secret, never in flow_data: §7.1 step 2
+# "store payOrdId and payToken server-side only".  A done payment keeps it for its
+# refunds (6301) and revokes; nothing else of the patient is stored by mibridge.
+PAY_TOKEN = "payToken"
+# What must never stay in a final row's flow_data (rows written before mi_secret).
+SECRET_KEYS = ("payToken", "pay_auth_no", "id_no", "user_name", "patient")
 
 
 @dataclass
@@ -183,6 +189,7 @@ def parse_lines(doc: dict, total: Decimal) -> tuple[FeeLine, ...]:
             raise BadInput(f"{where}.quantity must be positive, got {qty}")
         if price < 0:
             raise BadInput(f"{where}.price must not be negative, got {price}")
+        check_line_amount(qty, price, amount, where, ("quantity", "price", "amount"))
         national = item.get("national_code") or code
         if not isinstance(national, str) or len(national) > 50:
             raise BadInput(f"{where}.national_code must be text of at most 50 characters")
@@ -268,11 +275,20 @@ def _settings(ctx) -> MobilePaySettings:
     return ctx.service("mobilepay.settings")
 
 
+def _pay_token(ctx, order: dict) -> str:
+    """This request's payToken: mi_secret (a refund or revoke holds its payment's copy),
+    or flow_data written before mi_secret existed."""
+    token = order.get(PAY_TOKEN) or ctx.secret(PAY_TOKEN)
+    if not token:
+        raise RuntimeError(f"no payToken on record for payOrdId {order.get('payOrdId')}")
+    return token
+
+
 def _query(ctx, order: dict, patient: dict) -> CallResult:
     """6301 for an order (§5.4); `patient` holds id_no, user_name, id_type."""
     client = _client(ctx)
     return ctx.call(client.send, client.prepare_query_order(QueryOrderRequest(
-        payOrdId=order["payOrdId"], payToken=order["payToken"], idNo=patient["id_no"],
+        payOrdId=order["payOrdId"], payToken=_pay_token(ctx, order), idNo=patient["id_no"],
         userName=patient["user_name"], idType=patient["id_type"])))
 
 
@@ -280,29 +296,57 @@ def _patient(payload: PaymentRequest) -> dict:
     return {"id_no": payload.id_no, "user_name": payload.user_name, "id_type": payload.id_type}
 
 
+PATIENT = ("id_no", "user_name", "id_type")
+
+
+def _payment_secrets(ctx, pay: dict, default_id_type: str) -> dict:
+    """What a refund or revoke needs of its payment for 6301/6401 (§5.4, §5.5): the
+    payToken and the patient.  Held in the refund's or revoke's own mi_secret from the
+    moment it is needed until it is final, so it does not depend on the payment's row
+    (a payment revoked under it fails and keeps nothing; a done one may be purged)."""
+    doc = json.loads(pay["payload"])
+    fd = pay["flow_data"]
+    token = ctx.store.secrets(pay["id"]).get(PAY_TOKEN) or fd.get(PAY_TOKEN) or \
+        (fd.get("settled") or {}).get(PAY_TOKEN)          # the last two: rows from before mi_secret
+    return {PAY_TOKEN: token, "id_no": doc.get("id_no"), "user_name": doc.get("user_name"),
+            "id_type": doc.get("id_type") or default_id_type}
+
+
+def _held_patient(ctx, data: dict) -> dict:
+    """The patient a refund or revoke holds (mi_secret), or its flow_data from before."""
+    if data.get("patient"):
+        return data["patient"]
+    return {k: ctx.secret(k) for k in PATIENT}
+
+
 def _stas(result: CallResult) -> Optional[OrdStas]:
     return result.data.ordStas if result.outcome is Outcome.OK else None
 
 
+def _retry_later(r: CallResult) -> Retry:
+    """Nothing happened (not sent, or refused as busy/rate-limited/signature:
+    bridge/refusals.py): send again after the backoff."""
+    code = "NOT_SENT" if r.outcome is Outcome.NOT_SENT else "CENTRE_BUSY"
+    return Retry(code, f"{r.interface}: {r.message or 'centre unreachable'}")
+
+
 def _not_ok(r: CallResult, unknown_code: str, refused):
-    """An unsafe call (6202, 6203, 6401) that did not succeed: not sent at all ->
-    send again later; refused -> `refused()`; anything else -> in doubt, to be
-    resolved by 6301 before anything is sent again (§7.3)."""
-    if r.outcome is Outcome.REJECTED and r.code == "NOT_SENT":
-        return Retry("NOT_SENT", r.message or "centre unreachable")
-    if r.outcome is Outcome.REJECTED:
+    """An unsafe call (6202, 6203, 6401) that did not succeed: not sent at all, or
+    refused for a transient reason -> send again later; refused (a verdict) ->
+    `refused()`; anything else -> in doubt, to be resolved by 6301 before anything is
+    sent again (§7.3)."""
+    if r.try_again:
+        return _retry_later(r)
+    if r.refused:
         return refused()
     return InDoubt(unknown_code, r.message or f"{r.interface} outcome unknown")
 
 
 def _not_settled_yet(ctx, what: str) -> Optional[InDoubt]:
-    """Inside the settle window "not booked" is not an answer yet."""
-    age = ctx.doubt_age_seconds()
-    window = _settings(ctx).settle_seconds
-    if age is not None and age < window:
-        return InDoubt("NOT_SETTLED_YET", f"{what} not seen by the centre yet; asking again after the "
-                                          f"settle window", delay=window - age + 0.5)
-    return None
+    """Inside the settle window "not booked" is not an answer yet: a wait until the window
+    ends, which uses none of the row's attempts (the engine's settle_window_wait)."""
+    return ctx.settle_window_wait(_settings(ctx).settle_seconds, "NOT_SETTLED_YET",
+                                  f"{what} not seen by the centre yet")
 
 
 def _refund_state(paid: dict, refunded: dict) -> str:
@@ -332,6 +376,8 @@ class PaymentFlow(Flow):
 
     kind = KIND_OUTPATIENT      # per instance: outpatient or registration
     initial = "identify"
+    kept_secrets = (PAY_TOKEN,)     # its refunds and revokes query and revoke with it
+    secret_keys = SECRET_KEYS
     steps = {
         "identify": Step("identify", calls="1101", next=("upload",)),
         "upload": Step("upload", calls="6201", next=("order",)),
@@ -371,7 +417,7 @@ class PaymentFlow(Flow):
             return Retry("SIGN_IN_FAILED", f"9001 sign-in failed: {failure.code} {failure.message}")
         r = ctx.call(offline.send, offline.prepare_person_info(
             m.PersonInfoRequest(mdtrt_cert_type="01", mdtrt_cert_no=p.pay_auth_no)))
-        if r.outcome is Outcome.REJECTED and r.code != "NOT_SENT":
+        if r.refused:
             return Fail("IDENTIFY_REJECTED", f"1101 with the payAuthNo refused: {r.message}")
         if r.outcome is not Outcome.OK:
             return Retry("IDENTIFY_FAILED", r.message or "1101 failed")
@@ -415,9 +461,10 @@ class PaymentFlow(Flow):
         # lost answer is retried; the centre returns the same order or refuses.
         r = ctx.call(client.send, client.prepare_upload_fee(req))
         if r.outcome is Outcome.OK:
-            return Goto("order", data={"payOrdId": r.data.payOrdId, "payToken": r.data.payToken,
-                                       "mdtrtId": r.data.mdtrtId or p.visit_id, "chrgBchno": batch})
-        if r.outcome is Outcome.REJECTED and r.code != "NOT_SENT":
+            return Goto("order", data={"payOrdId": r.data.payOrdId,
+                                       "mdtrtId": r.data.mdtrtId or p.visit_id, "chrgBchno": batch},
+                        secrets={PAY_TOKEN: r.data.payToken})
+        if r.refused:
             return Fail("UPLOAD_REJECTED", f"6201 refused: {r.message}")
         return Retry("UPLOAD_FAILED", r.message or "6201 failed")
 
@@ -431,7 +478,7 @@ class PaymentFlow(Flow):
         d = ctx.data
         client = _client(ctx)
         prepared = client.prepare_pay_order(PayOrderRequest(
-            payAuthNo=p.pay_auth_no, payOrdId=d["payOrdId"], payToken=d["payToken"],
+            payAuthNo=p.pay_auth_no, payOrdId=d["payOrdId"], payToken=_pay_token(ctx, d),
             orgBizSer=_org_biz_ser(), mdtrtId=d["mdtrtId"], chrgBchno=d["chrgBchno"],
             feeType=self.settings.fee_type, acctUsedFlag=self._acct_flag(p)))
         r = ctx.call(client.send, prepared)
@@ -526,7 +573,7 @@ class PaymentFlow(Flow):
                 return Hold("NOTICE_UNCONFIRMED", f"a 6302 notice says {_notice_text(notice)}, and 6301 has not "
                                                   f"confirmed it by the payment deadline ({r.message}): check in "
                                                   f"the centre; requeue once 6301 answers")
-            if r.outcome is Outcome.REJECTED and r.code != "NOT_SENT":
+            if r.outcome is Outcome.REJECTED:
                 return Retry("QUERY_REJECTED", f"6301 refused: {r.message}")
             return Wait("await_payment", self.settings.poll_first_seconds, data={"polls": polls + 1})
         age = ctx.call_age_seconds(d["order_msg"])
@@ -535,7 +582,7 @@ class PaymentFlow(Flow):
                 return Hold("PAYMENT_DEADLINE", f"not paid {age:.0f} s after the order; revoke (6401) or "
                                                 f"wait is for a person to decide")
             return Goto("revoke")
-        if r.outcome is Outcome.REJECTED and r.code != "NOT_SENT":
+        if r.outcome is Outcome.REJECTED:
             return Retry("QUERY_REJECTED", f"6301 refused: {r.message}")
         # A notice that arrived during our 6301 could not wake this (running) row:
         # look once more before going to sleep, and ask 6301 again soon if one did.
@@ -565,7 +612,7 @@ class PaymentFlow(Flow):
                 return Hold("AMOUNT_MISMATCH", f"6301 says settled {paid}, which differs from {what} {other} "
                                                f"(§5.6: review by hand)")
         setl_id = None if stale else (notice or {}).get("setlId")
-        settled = {"payOrdId": d["payOrdId"], "payToken": d["payToken"], **paid, "traceTime": trace,
+        settled = {"payOrdId": d["payOrdId"], **paid, "traceTime": trace,
                    "setlType": setl_type, "setlId": setl_id}
         row = InboxRow(result_type="settlement", outcome="ok", order_id=d["payOrdId"],
                        # The centre's setlId when a notice carried one; else payOrdId stands in.
@@ -643,7 +690,10 @@ class PaymentFlow(Flow):
             return Hold("NO_SETTLEMENT_ROW", "the settlement inbox row is gone; the order is paid: "
                                              "check with the HIS")
         if v.status == handover.ACCEPTED:
-            return Finish([])
+            # A payment from before mi_secret has its payToken in flow_data, which the
+            # runner strips now: moved to mi_secret for the refunds.
+            legacy = ctx.data.get(PAY_TOKEN) or (ctx.data.get("settled") or {}).get(PAY_TOKEN)
+            return Finish([], secrets={PAY_TOKEN: legacy} if legacy else {})
         if v.status == handover.WAITING:
             return Wait("await_his", min(self.settings.his_poll_seconds, v.wait))
         reason = ("the HIS rejected the settlement" if v.status == handover.REJECTED
@@ -725,7 +775,7 @@ def _contradicted(notice: dict, stas: OrdStas, when: str = "") -> Hold:
 def _revoke(ctx, order: dict, patient: dict) -> CallResult:
     client = _client(ctx)
     return ctx.call(client.send, client.prepare_revoke_order(RevokeOrderRequest(
-        payOrdId=order["payOrdId"], payToken=order["payToken"], idNo=patient["id_no"],
+        payOrdId=order["payOrdId"], payToken=_pay_token(ctx, order), idNo=patient["id_no"],
         userName=patient["user_name"], idType=patient["id_type"])))
 
 
@@ -757,6 +807,7 @@ class RefundFlow(Flow):
 
     kind = KIND_REFUND
     initial = "check"
+    secret_keys = SECRET_KEYS
     steps = {
         "check": Step("check", next=("refund",)),      # may Wait on itself while the payment is open
         "refund": Step("refund", calls="6203", safe_to_repeat=False, next=("refund",)),
@@ -811,21 +862,37 @@ class RefundFlow(Flow):
             kind, fund, acct, cash = _refund_split(p, left)
         except BadInput as exc:
             return Fail(exc.code, str(exc))
-        patient = json.loads(pay["payload"])
+        # The payment's payToken and patient go to this refund's mi_secret (never to
+        # flow_data); its payAuthNo is read from the payment's payload when 6203 goes out.
         return Goto("refund", data={
-            "settled": settled, "type": kind.value, "fund": str(fund), "account": str(acct), "cash": str(cash),
-            "appRefdTime": _now14(), "pay_auth_no": p.pay_auth_no or patient.get("pay_auth_no"),
-            "patient": {"id_no": patient.get("id_no"), "user_name": patient.get("user_name"),
-                        "id_type": patient.get("id_type") or self.settings.default_id_type},
+            "settled": {k: v for k, v in settled.items() if k not in SECRET_KEYS},
+            "type": kind.value, "fund": str(fund), "account": str(acct),
+            "cash": str(cash), "appRefdTime": _now14(),
             "state_before": _refund_state(settled, before),
             "state_after": _refund_state(settled, {"fund": before["fund"] + fund,
                                                    "account": before["account"] + acct,
-                                                   "cash": before["cash"] + cash})})
+                                                   "cash": before["cash"] + cash})},
+                    secrets=_payment_secrets(ctx, pay, self.settings.default_id_type))
+
+    def _auth(self, ctx) -> Optional[str]:
+        """6203's authorisation (§5.3): a fresh payAuthNo from this refund's payload, else
+        the payment's (docs/platform-choices.md), read from the payment's payload now."""
+        d = ctx.data
+        if ctx.payload.pay_auth_no or d.get("pay_auth_no"):
+            return ctx.payload.pay_auth_no or d["pay_auth_no"]
+        pay = _payment_row(ctx, ctx.payload.payment_key)
+        return json.loads(pay["payload"]).get("pay_auth_no") if isinstance(pay, dict) else None
+
+    def _order(self, ctx) -> dict:
+        return ctx.data["settled"]
+
+    def _patient(self, ctx) -> dict:
+        return _held_patient(ctx, ctx.data)
 
     def step_refund(self, ctx):
         d = ctx.data
         r = _refund(ctx, d["settled"], ctx.row.business_key, d["appRefdTime"], SetlType(d["type"]),
-                    Decimal(d["fund"]), Decimal(d["account"]), Decimal(d["cash"]), d["pay_auth_no"])
+                    Decimal(d["fund"]), Decimal(d["account"]), Decimal(d["cash"]), self._auth(ctx))
         if r.outcome is Outcome.OK:
             return self._done(ctx, r.data.refdSn, r.data.hiRefdSn)
         return _not_ok(r, "REFUND_UNKNOWN", lambda: Fail("REFUND_REJECTED", f"6203 refused: {r.code} {r.message}"))
@@ -835,7 +902,7 @@ class RefundFlow(Flow):
         refund progress; when this refund would not change it, 6301 cannot tell and
         a person checks (never a resend on a guess)."""
         d = ctx.data
-        r = _query(ctx, d["settled"], d["patient"])
+        r = _query(ctx, self._order(ctx), self._patient(ctx))
         stas = _stas(r)
         if stas is None:
             return InDoubt("QUERY_FAILED", f"6301 after a lost 6203 failed: {r.message}")
@@ -922,6 +989,7 @@ class RevokeFlow(Flow):
 
     kind = KIND_REVOKE
     initial = "locate"
+    secret_keys = SECRET_KEYS
     steps = {
         "locate": Step("locate", next=("revoke",)),
         "revoke": Step("revoke", calls="6401", safe_to_repeat=False, next=("revoke",)),
@@ -953,20 +1021,21 @@ class RevokeFlow(Flow):
         # revoked from here: at its own "revoke" step (or running, or in doubt) the
         # payment has a 6401 of its own on the way, and a second one is a resend.
         if pay["step"] == "await_payment" and pay["state"] == "pending" and fd.get("payOrdId"):
-            patient = json.loads(pay["payload"])
-            return Goto("revoke", data={"payOrdId": fd["payOrdId"], "payToken": fd["payToken"],
-                                        "payment_id": pay["id"],
-                                        "patient": {"id_no": patient["id_no"], "user_name": patient["user_name"],
-                                                    "id_type": patient.get("id_type") or self.settings.default_id_type}})
+            # The payment's payToken and patient go to this revoke's mi_secret.
+            return Goto("revoke", data={"payOrdId": fd["payOrdId"], "payment_id": pay["id"]},
+                        secrets=_payment_secrets(ctx, pay, self.settings.default_id_type))
         waits = int(ctx.data.get("waits", 0))
         if waits * 2.0 > self.settings.revoke_wait_seconds:
             return Hold("PAYMENT_NOT_PLACED", f"payment {key} has not reached the centre (step {pay['step']}, "
                                               f"{pay['state']}) after {self.settings.revoke_wait_seconds:.0f} s")
         return Wait("locate", 2.0, data={"waits": waits + 1})
 
+    def _patient(self, ctx) -> dict:
+        return _held_patient(ctx, ctx.data)
+
     def step_revoke(self, ctx):
         d = ctx.data
-        r = _revoke(ctx, d, d["patient"])
+        r = _revoke(ctx, d, self._patient(ctx))
         if r.outcome is Outcome.OK:
             return self._revoked(ctx)
         return _not_ok(r, "REVOKE_UNKNOWN", lambda: Fail(
@@ -974,7 +1043,7 @@ class RevokeFlow(Flow):
 
     def resolve_revoke(self, ctx):
         d = ctx.data
-        r = _query(ctx, d, d["patient"])
+        r = _query(ctx, d, self._patient(ctx))
         stas = _stas(r)
         if stas is None:
             return InDoubt("QUERY_FAILED", f"6301 after a lost 6401 failed: {r.message}")

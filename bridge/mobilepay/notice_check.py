@@ -30,7 +30,7 @@ from loguru import logger
 
 from bridge.engine.flow import Fail, Finish, Flow, Hold, Retry, Step, require_text
 
-from .flows import (NOTICE, MobilePaySettings, _contradicted, _notice_text, _payment_row, _query, _stas)
+from .flows import (NOTICE, PAY_TOKEN, MobilePaySettings, _contradicted, _notice_text, _payment_row, _query, _stas)
 from .messages import OrdStas
 
 KIND_NOTICE_CHECK = "mobilepay.notice_check"
@@ -75,7 +75,9 @@ class NoticeCheckFlow(Flow):
         reversed_ = ctx.store.inbox_state(pay["id"], "reversal") is not None
         ended = f"request #{pay['id']} ({key}) ended {pay['state']}" + (" with a full refund (REVERSED)"
                                                                          if reversed_ else "")
-        token = fd.get("payToken") or settled.get("payToken")
+        # mi_secret keeps a payment's payToken after it ended; rows from before
+        # mi_secret had it in flow_data.
+        token = ctx.store.secrets(pay["id"]).get(PAY_TOKEN) or fd.get(PAY_TOKEN) or settled.get(PAY_TOKEN)
         if not token:
             if taken or reversed_:
                 return self._quiet(pay_ord_id, f"{ended}; 6301 cannot be asked (no payToken kept)")

@@ -3,18 +3,22 @@
 Two steps per call (bridge/calls.py): `prepare_<call>` builds the envelope and the
 gateway headers without I/O; `send` posts it and classifies the answer.
 
-Classification beyond the contract's basics:
+Classification beyond the contract's basics (bridge/calls.py; transient refusals are
+told from verdicts by the one table in bridge/refusals.py):
 * Connection refused / connect timeout / no pooled connection: nothing left the
-  machine, so the call is REJECTED with code ``NOT_SENT`` - the flow may safely send
-  it again (a fresh prepare), and must not start a reversal for a message the
-  platform never saw.  Anything after the connection is up (write/read errors,
-  timeouts, resets) is UNKNOWN.
-* ``infcode`` 0 (number or string, §3) -> OK; any other infcode -> REJECTED with
-  that code and `err_msg`.
+  machine -> NOT_SENT: the flow may safely send it again (a fresh prepare), and must
+  not start a reversal for a message the platform never saw.  Anything after the
+  connection is up (write/read errors, timeouts, resets) is UNKNOWN.
+* HTTP 429 (RFC 6585: refused for its rate, not processed) -> NOT_SENT.
+* ``infcode`` 0 (number or string, §3) -> OK; any other infcode -> REJECTED with that
+  code and `err_msg`, transient when the text says busy / rate-limited / signature;
+  UNKNOWN instead when a call that changes state is answered "in progress / result
+  unknown" (it may still be booked).
 * Gateway wrapper ``{"code","message","data"}`` without infcode (§1.4): code 0 is
-  unwrapped; another code means the gateway refused - REJECTED for calls with no
-  remote effect, UNKNOWN for calls that change state (no source lists which gateway
-  codes guarantee the business system never saw the message).
+  unwrapped.  Another code is the gateway's own refusal: NOT_SENT when it is for a
+  check the gateway makes before forwarding (signature, paasid, rate - refusals.py);
+  otherwise REJECTED (transient) for calls with no remote effect and UNKNOWN for calls
+  that change state (a gateway timeout may come after forwarding).
 * A settlement answer whose money breaks a §5.8 sum rule is never OK: UNKNOWN with
   code ``SUM_MISMATCH`` when the call settles or cancels (money may have moved; the
   flow must query/reverse), REJECTED ``SUM_MISMATCH`` for a trial (2206/2303/2260
@@ -35,6 +39,7 @@ from typing import Any, Callable, Mapping, Optional, TypeVar, Union
 
 import httpx
 
+from bridge import refusals
 from bridge.calls import CallResult, Outcome, PreparedCall
 from bridge.facepay.expcontent import ACCOUNT_FLAG_INFNOS, EXP_CONTENT_INFNOS, FacePayTerms
 from bridge.masking import mask_value
@@ -50,7 +55,6 @@ T = TypeVar("T")
 KEY_FIELDS = ("psn_no", "mdtrt_id", "setl_id", "chrg_bchno", "ipt_otp_no", "omsgid", "oinfno",
               "file_qury_no")
 
-NOT_SENT = "NOT_SENT"
 SUM_MISMATCH = "SUM_MISMATCH"
 
 
@@ -178,7 +182,8 @@ class OfflineClient:
 
     def _decode(self, infno: str, msgid: str, status: int, raw: bytes, *, parse, effect: bool,
                 check, opter: str, sign_no: Optional[str]) -> CallResult:
-        def result(outcome: Outcome, *, code=None, message=None, data=None, body=None):
+        def result(outcome: Outcome, *, code=None, message=None, data=None, body=None,
+                   transient=False):
             text = None
             if body is not None:
                 text = dumps(mask_value(body)).decode("utf-8")
@@ -186,11 +191,12 @@ class OfflineClient:
                 text = mask_value(raw[:2000].decode("utf-8", "replace"))
             return CallResult(outcome=outcome, interface=infno, msg_id=msgid, data=data,
                               code=code, message=message, http_status=status,
-                              response_text=text, raw=body)
+                              response_text=text, raw=body, transient=transient)
 
-        refused = Outcome.UNKNOWN if effect else Outcome.REJECTED
         if status >= 500:
             return result(Outcome.UNKNOWN, message=f"HTTP {status}")
+        if status == refusals.RATE_LIMITED_STATUS:
+            return result(Outcome.NOT_SENT, message=f"not sent: HTTP {status} (rate limited)")
         try:
             body = loads(raw)
         except (ValueError, UnicodeDecodeError):
@@ -202,8 +208,15 @@ class OfflineClient:
                 return result(Outcome.UNKNOWN, message="answer without infcode", body=body)
             # Gateway wrapper (§1.4)
             if str(body.get("code")) != "0":
-                return result(refused, code=str(body.get("code")),
-                              message=f"gateway: {body.get('message')}", body=body)
+                said = f"gateway: {body.get('message')}"
+                if refusals.refused_before_forwarding(str(body.get("message") or "")):
+                    # Checked before forwarding (refusals.py): the core never saw it.
+                    return result(Outcome.NOT_SENT, code=str(body.get("code")),
+                                  message=f"not sent: {said}", body=body)
+                # Not a verdict of the core; after forwarding it may have acted.
+                return result(Outcome.UNKNOWN if effect else Outcome.REJECTED,
+                              code=str(body.get("code")), message=said, body=body,
+                              transient=not effect)
             inner = body.get("data")
             if isinstance(inner, str):
                 try:
@@ -219,7 +232,11 @@ class OfflineClient:
             message = body.get("err_msg")
             if message and any(k in str(message) for k in self.config.sign_in_invalid_markers):
                 self.signin.invalidate(opter, sign_no)
-            return result(Outcome.REJECTED, code=infcode, message=message, body=body)
+            if effect and refusals.still_processing(message):
+                # "being processed / result unknown": it may still be booked.
+                return result(Outcome.UNKNOWN, code=infcode, message=message, body=body)
+            return result(Outcome.REJECTED, code=infcode, message=message, body=body,
+                          transient=refusals.is_transient(message))
         if not 200 <= status < 300:
             return result(Outcome.UNKNOWN, code="0", message=f"infcode 0 with HTTP {status}",
                           body=body)
@@ -248,8 +265,8 @@ class OfflineClient:
             response = self._http.post(prepared.url, content=prepared.body, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
                 httpx.UnsupportedProtocol) as exc:
-            return CallResult(outcome=Outcome.REJECTED, interface=prepared.interface,
-                              msg_id=prepared.msg_id, code=NOT_SENT,
+            return CallResult(outcome=Outcome.NOT_SENT, interface=prepared.interface,
+                              msg_id=prepared.msg_id,
                               message=f"not sent: {type(exc).__name__}: {exc}")
         except httpx.TimeoutException as exc:
             return CallResult(outcome=Outcome.UNKNOWN, interface=prepared.interface,
@@ -282,8 +299,8 @@ class OfflineClient:
                 sign_no, failure = self.signin.ensure(op.opter)
                 if sign_no is None and self.config.require_sign_no:
                     assert failure is not None
-                    return CallResult(outcome=Outcome.REJECTED, interface="9001",
-                                      msg_id=failure.msg_id, code=NOT_SENT,
+                    return CallResult(outcome=Outcome.NOT_SENT, interface="9001",
+                                      msg_id=failure.msg_id,
                                       message=f"9001 sign-in failed ({failure.outcome.value} "
                                               f"{failure.code}: {failure.message}); call not sent")
             res = self.send(prepare(request, operator=op, **kw))
@@ -320,8 +337,8 @@ class OfflineClient:
     def _auto_sign_in(self, opter: str) -> CallResult[m.SignInResult]:
         op = self._operators[opter]
         if self._sign_in_request is None:
-            return CallResult(outcome=Outcome.REJECTED, interface="9001", msg_id="",
-                              code=NOT_SENT, message="no sign_in_request configured")
+            return CallResult(outcome=Outcome.NOT_SENT, interface="9001", msg_id="",
+                              message="not sent: no sign_in_request configured")
         return self.send(self.prepare_sign_in(self._sign_in_request(op), operator=op))
 
     # ------------------------------------------------------------ 1101, 22xx
@@ -632,7 +649,7 @@ class OfflineClient:
                         break
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
                 httpx.UnsupportedProtocol) as exc:
-            return failed(Outcome.REJECTED, f"not sent: {type(exc).__name__}: {exc}", NOT_SENT)
+            return failed(Outcome.NOT_SENT, f"not sent: {type(exc).__name__}: {exc}")
         except httpx.TimeoutException as exc:
             return failed(Outcome.UNKNOWN, f"timeout: {type(exc).__name__}")
         except httpx.HTTPError as exc:

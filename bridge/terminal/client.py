@@ -23,9 +23,9 @@ from typing import Any, Callable, Mapping, Optional
 
 import httpx
 
+from bridge import refusals
 from bridge.calls import CallResult, Outcome, PreparedCall
 from bridge.masking import mask_value
-from bridge.offline.client import NOT_SENT
 from bridge.offline.envelope import dumps, loads
 from bridge.terminal import messages as t
 
@@ -127,9 +127,8 @@ class TerminalClient:
         try:
             resp = self._http.post(prepared.url, content=prepared.body, headers=prepared.headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            return CallResult(outcome=Outcome.REJECTED, interface=prepared.interface,
-                              msg_id=prepared.msg_id, code=NOT_SENT,
-                              message=f"not sent: {type(exc).__name__}")
+            return CallResult(outcome=Outcome.NOT_SENT, interface=prepared.interface,
+                              msg_id=prepared.msg_id, message=f"not sent: {type(exc).__name__}")
         except httpx.HTTPError as exc:
             return CallResult(outcome=Outcome.UNKNOWN, interface=prepared.interface,
                               msg_id=prepared.msg_id,
@@ -172,14 +171,16 @@ def _masked_body(trans_type: str, body: dict) -> str:
 
 def _decode(trans_type: str, msg_id: str, status: int, raw: bytes, parse, *,
             data_is_json: bool = True) -> CallResult:
-    def result(outcome, *, code=None, message=None, data=None, body=None):
+    def result(outcome, *, code=None, message=None, data=None, body=None, transient=False):
         text = _masked_body(trans_type, body) if body is not None else None
         return CallResult(outcome=outcome, interface=trans_type, msg_id=msg_id, data=data,
                           code=code, message=message, http_status=status, response_text=text,
-                          raw=body)
+                          raw=body, transient=transient)
 
     if status >= 500:
         return result(Outcome.UNKNOWN, message=f"HTTP {status}")
+    if status == refusals.RATE_LIMITED_STATUS:
+        return result(Outcome.NOT_SENT, message=f"not sent: HTTP {status} (rate limited)")
     try:
         body = loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -189,7 +190,8 @@ def _decode(trans_type: str, msg_id: str, status: int, raw: bytes, parse, *,
     code = str(body["code"]).strip()
     if code != "0":
         # The terminal calls move no money; a refusal means nothing was done.
-        return result(Outcome.REJECTED, code=code, message=body.get("message"), body=body)
+        return result(Outcome.REJECTED, code=code, message=body.get("message"), body=body,
+                      transient=refusals.is_transient(body.get("message")))
     data = body.get("data")
     try:
         if data_is_json and isinstance(data, str):   # `data` is a JSON string (§7.1)

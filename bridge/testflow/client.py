@@ -41,7 +41,7 @@ class TestPlatformClient:
                 r = self.http.post(p.url, content=p.body, headers={"Content-Type": "application/json"})
         except httpx.ConnectError as exc:
             # Refused before anything was sent: nothing can have happened remotely.
-            return CallResult(Outcome.REJECTED, p.interface, p.msg_id, code="NOT_SENT", message=str(exc))
+            return CallResult(Outcome.NOT_SENT, p.interface, p.msg_id, message=str(exc))
         except httpx.HTTPError as exc:
             return CallResult(Outcome.UNKNOWN, p.interface, p.msg_id,
                               message=f"{type(exc).__name__}: {exc}")

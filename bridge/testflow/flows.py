@@ -43,9 +43,10 @@ class TestChargeFlow(Flow):
         r = ctx.call(client.send, client.prepare_charge(ref, ctx.payload.total_amount))
         if r.outcome is Outcome.OK:
             return Goto("notify", data={"charge_id": r.data["charge_id"]})
-        if r.outcome is Outcome.REJECTED and r.code == "NOT_SENT":
-            return Retry("NOT_SENT", r.message or "platform unreachable")
-        if r.outcome is Outcome.REJECTED:
+        if r.try_again:
+            return Retry("NOT_SENT" if r.outcome is Outcome.NOT_SENT else "PLATFORM_BUSY",
+                         r.message or "platform unreachable")
+        if r.refused:
             return Fail(r.code or "REJECTED", r.message or "rejected by the platform")
         return InDoubt("CHARGE_UNKNOWN", r.message or "charge outcome unknown")
 
@@ -61,10 +62,9 @@ class TestChargeFlow(Flow):
             return Fail("DOUBLE_CHARGE", f"platform shows {len(charges)} charges for one request")
         # Not booked (yet). A request that timed out may still be booked when the
         # platform gets to it: only after the settle window is "not found" final.
-        age = ctx.doubt_age_seconds()
-        if age is not None and age < self.settle_seconds:
-            return InDoubt("NOT_SETTLED_YET", "charge not found yet; asking again after the settle window",
-                           delay=self.settle_seconds - age + 0.1)
+        waiting = ctx.settle_window_wait(self.settle_seconds, "NOT_SETTLED_YET", "charge not found yet")
+        if waiting is not None:
+            return waiting
         # Confirmed never booked: sending it now is a first send, not a resend.
         return Goto("charge")
 
@@ -76,7 +76,7 @@ class TestChargeFlow(Flow):
                                     total_amount=ctx.payload.total_amount,
                                     cash_amount=ctx.payload.total_amount,
                                     result={"charge_id": ctx.data["charge_id"]})])
-        if r.outcome is Outcome.REJECTED and r.code != "NOT_SENT":
+        if r.refused:
             return Fail(r.code or "REJECTED", r.message or "notification rejected")
         return Retry("NOTIFY_FAILED", r.message or "notification failed")
 

@@ -57,6 +57,8 @@ BEGIN NOT ATOMIC
     EXECUTE IMMEDIATE CONCAT('GRANT SELECT, INSERT, UPDATE, DELETE ON mi_inbox TO ', @mi_daemon);
     EXECUTE IMMEDIATE CONCAT('GRANT SELECT, INSERT, UPDATE, DELETE ON mi_journal TO ', @mi_daemon);
     EXECUTE IMMEDIATE CONCAT('GRANT SELECT, INSERT, UPDATE, DELETE ON mi_identity TO ', @mi_daemon);
+    -- Tokens and ID numbers (mi_secret, migration 003): the daemon only; never the HIS.
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT, INSERT, DELETE ON mi_secret TO ', @mi_daemon);
     -- Audit rows are never changed or removed by the daemon.
     EXECUTE IMMEDIATE CONCAT('GRANT SELECT, INSERT ON mi_audit TO ', @mi_daemon);
     -- The daemon records and counts notices but never removes one.

@@ -43,6 +43,7 @@ DROP VIEW IF EXISTS mi_v_pending;
 DROP PROCEDURE IF EXISTS mi_inbox_consume;
 DROP PROCEDURE IF EXISTS mi_enqueue;
 DROP TRIGGER IF EXISTS mi_outbox_validate_tg;
+DROP TABLE IF EXISTS mi_secret;
 DROP TABLE IF EXISTS mi_notice;
 DROP TABLE IF EXISTS mi_audit;
 DROP TABLE IF EXISTS mi_identity;

@@ -55,6 +55,9 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON &&his_schema..mi_journal TO &&daemon_use
 /
 GRANT SELECT, INSERT, UPDATE, DELETE ON &&his_schema..mi_identity TO &&daemon_user
 /
+-- Tokens and ID numbers (mi_secret, migration 003): the daemon only; never the HIS.
+GRANT SELECT, INSERT, DELETE ON &&his_schema..mi_secret TO &&daemon_user
+/
 -- Audit rows are never changed or removed by the daemon.
 GRANT SELECT, INSERT ON &&his_schema..mi_audit TO &&daemon_user
 /
@@ -80,6 +83,8 @@ CREATE OR REPLACE SYNONYM &&daemon_user..mi_inbox FOR &&his_schema..mi_inbox
 CREATE OR REPLACE SYNONYM &&daemon_user..mi_journal FOR &&his_schema..mi_journal
 /
 CREATE OR REPLACE SYNONYM &&daemon_user..mi_identity FOR &&his_schema..mi_identity
+/
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_secret FOR &&his_schema..mi_secret
 /
 CREATE OR REPLACE SYNONYM &&daemon_user..mi_audit FOR &&his_schema..mi_audit
 /

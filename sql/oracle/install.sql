@@ -455,9 +455,28 @@ SELECT o.kind, o.state, COUNT(*) AS requests, SUM(i.total_amount) AS total_amoun
  WHERE o.created_at >= FROM_TZ(CAST(TRUNC(SYSTIMESTAMP) AS TIMESTAMP), TO_CHAR(SYSTIMESTAMP, 'TZH:TZM'))
  GROUP BY o.kind, o.state
 /
+-- Migration 003: mi_secret, the daemon's own store of tokens and ID numbers.
+-- A flow's secrets (the mobile-pay payToken, a face-identified patient's ID number,
+-- name, ecToken and authNo) live here instead of in mi_outbox.flow_data, which the HIS
+-- and DBAs read. Only the daemon reads or writes it (grants.sql gives the HIS nothing
+-- on it). A row's secrets go when the request is final, except what a later request
+-- needs (a payment's payToken for its refunds and for a late notice's check), and with
+-- the row when it is purged.
+-- The daemon never writes an empty value (Oracle would store '' as NULL).
+CREATE TABLE mi_secret (
+    outbox_id        NUMBER(19)           NOT NULL,
+    name             VARCHAR2(64 CHAR)    NOT NULL,
+    value            VARCHAR2(2000 CHAR)  NOT NULL,
+    created_at       TIMESTAMP WITH TIME ZONE DEFAULT SYSTIMESTAMP NOT NULL,
+    CONSTRAINT mi_secret_pk PRIMARY KEY (outbox_id, name),
+    CONSTRAINT mi_secret_outbox_fk FOREIGN KEY (outbox_id) REFERENCES mi_outbox (id)
+)
+/
 INSERT INTO mi_schema_version (version, name) VALUES (1, '001_baseline')
 /
 INSERT INTO mi_schema_version (version, name) VALUES (2, '002_hardening')
+/
+INSERT INTO mi_schema_version (version, name) VALUES (3, '003_secrets')
 /
 COMMIT
 /

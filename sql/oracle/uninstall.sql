@@ -51,6 +51,7 @@ BEGIN
     drop_if_exists('DROP PROCEDURE mi_enqueue');
     drop_if_exists('DROP TRIGGER mi_outbox_validate_tg');
     -- Dropping a table drops its indexes and constraints too.
+    drop_if_exists('DROP TABLE mi_secret');
     drop_if_exists('DROP TABLE mi_notice');
     drop_if_exists('DROP TABLE mi_audit');
     drop_if_exists('DROP TABLE mi_identity');

@@ -41,6 +41,8 @@ BEGIN
     -- The daemon: DML on its tables, and no more.
     EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema, daemon);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON mi_outbox, mi_inbox, mi_journal, mi_identity TO %I', daemon);
+    -- Tokens and ID numbers (mi_secret, migration 003): the daemon only; never the HIS.
+    EXECUTE format('GRANT SELECT, INSERT, DELETE ON mi_secret TO %I', daemon);
     -- Audit rows are never changed or removed by the daemon.
     EXECUTE format('GRANT SELECT, INSERT ON mi_audit TO %I', daemon);
     -- The daemon records and counts notices but never removes one.

@@ -3,4 +3,6 @@
 -- journal/WAL files) readable and writable only by the daemon's service
 -- account and the HIS's account, e.g.
 --   chown mibridge:his /var/lib/his/his.db && chmod 660 /var/lib/his/his.db
+-- The HIS account can then read mi_secret (tokens, ID numbers) too: where that is not
+-- acceptable, use a server database, whose grants keep mi_secret to the daemon.
 -- This file is intentionally empty of statements.

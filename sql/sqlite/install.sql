@@ -294,5 +294,19 @@ SELECT o.kind, o.state, COUNT(*) AS requests, SUM(CAST(i.total_amount AS NUMERIC
  WHERE o.created_at >= strftime('%Y-%m-%d 00:00:00', 'now')
  GROUP BY o.kind, o.state;
 
-INSERT INTO mi_schema_version (version, name) VALUES (1, '001_baseline'), (2, '002_hardening');
+-- Migration 003: mi_secret, the daemon's own store of tokens and ID numbers.
+-- A flow's secrets (the mobile-pay payToken, a face-identified patient's ID number,
+-- name, ecToken and authNo) live here instead of in mi_outbox.flow_data, which the HIS
+-- and DBAs read. SQLite has no grants: whoever can open the file can read it. A row's secrets go when the request is final, except what a later request
+-- needs (a payment's payToken for its refunds and for a late notice's check), and with
+-- the row when it is purged.
+CREATE TABLE mi_secret (
+    outbox_id        INTEGER NOT NULL REFERENCES mi_outbox (id),
+    name             TEXT    NOT NULL,
+    value            TEXT    NOT NULL,
+    created_at       TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f','now')),
+    PRIMARY KEY (outbox_id, name)
+);
+
+INSERT INTO mi_schema_version (version, name) VALUES (1, '001_baseline'), (2, '002_hardening'), (3, '003_secrets');
 COMMIT;

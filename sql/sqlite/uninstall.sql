@@ -33,6 +33,7 @@ DROP VIEW IF EXISTS mi_v_held;
 DROP VIEW IF EXISTS mi_v_in_flight;
 DROP VIEW IF EXISTS mi_v_pending;
 DROP VIEW IF EXISTS mi_inbox_consume;
+DROP TABLE IF EXISTS mi_secret;
 DROP TABLE IF EXISTS mi_notice;
 DROP TABLE IF EXISTS mi_audit;
 DROP TABLE IF EXISTS mi_identity;

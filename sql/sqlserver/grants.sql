@@ -35,6 +35,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON mi_outbox   TO [$(daemon_login)];
 GRANT SELECT, INSERT, UPDATE, DELETE ON mi_inbox    TO [$(daemon_login)];
 GRANT SELECT, INSERT, UPDATE, DELETE ON mi_journal  TO [$(daemon_login)];
 GRANT SELECT, INSERT, UPDATE, DELETE ON mi_identity TO [$(daemon_login)];
+-- Tokens and ID numbers (mi_secret, migration 003): the daemon only; never the HIS.
+GRANT SELECT, INSERT, DELETE ON mi_secret   TO [$(daemon_login)];
 -- Audit rows are never changed or removed by the daemon.
 GRANT SELECT, INSERT ON mi_audit TO [$(daemon_login)];
 -- The daemon records and counts notices but never removes one.

@@ -38,6 +38,7 @@ DROP TRIGGER IF EXISTS mi_outbox_validate_tg;
 DROP PROCEDURE IF EXISTS mi_json_same;
 DROP PROCEDURE IF EXISTS mi_json_check;
 -- Dropping a table drops its indexes and constraints too.
+DROP TABLE IF EXISTS mi_secret;
 DROP TABLE IF EXISTS mi_notice;
 DROP TABLE IF EXISTS mi_audit;
 DROP TABLE IF EXISTS mi_identity;

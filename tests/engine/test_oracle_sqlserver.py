@@ -18,7 +18,8 @@ from bridge.db.store import ClaimedRow, IdentityRow, InboxRow, Store
 from bridge.db.url import parse_url
 
 DIALECTS = ["oracle", "sqlserver"]
-TABLES = ["mi_outbox", "mi_inbox", "mi_journal", "mi_identity", "mi_audit", "mi_notice", "mi_schema_version"]
+TABLES = ["mi_outbox", "mi_inbox", "mi_journal", "mi_identity", "mi_audit", "mi_notice", "mi_schema_version",
+          "mi_secret"]
 PROCEDURES = {"oracle": {"mi_enqueue", "mi_inbox_consume"},
               "sqlserver": {"mi_enqueue", "mi_inbox_consume", "mi_json_check", "mi_json_same"}}
 VIEWS = ["mi_v_pending", "mi_v_in_flight", "mi_v_held", "mi_v_failed", "mi_v_today"]
@@ -50,17 +51,17 @@ def created_objects(text: str) -> dict[str, str]:
 def test_oracle_install_splits_into_its_statements():
     stmts = statements("oracle", "install.sql")
     kinds = [CREATED.match(s).group(1).upper() if CREATED.match(s) else s.split()[0] for s in stmts]
-    assert kinds.count("TABLE") == 7 and kinds.count("VIEW") == 5
+    assert kinds.count("TABLE") == 8 and kinds.count("VIEW") == 5
     assert kinds.count("PROCEDURE") == 2 and kinds.count("TRIGGER") == 1
     assert kinds.count("INDEX") == 12
-    # + the rights check, the "already installed" check, 2 version rows and COMMIT
-    assert len(stmts) == 32
+    # + the rights check, the "already installed" check, 3 version rows and COMMIT
+    assert len(stmts) == 34
 
 
 def test_sqlserver_install_splits_into_its_batches():
     batches = statements("sqlserver", "install.sql")
     # SET options; "already installed"; all tables and indexes; 2 JSON procedures;
-    # trigger; 2 procedures; 5 views; the version rows.
+    # trigger; 2 procedures; 5 views; mi_secret (003) and the version rows.
     assert len(batches) == 1 + 1 + 1 + 2 + 1 + 2 + 5 + 1
     for b in batches:
         head = CREATED.search(b)

@@ -12,7 +12,8 @@ from bridge.db.store import InboxRow, Store
 from bridge.db.url import parse_url
 
 VIEWS = ["mi_v_pending", "mi_v_in_flight", "mi_v_held", "mi_v_failed", "mi_v_today"]
-TABLES = ["mi_outbox", "mi_inbox", "mi_journal", "mi_identity", "mi_audit", "mi_notice", "mi_schema_version"]
+TABLES = ["mi_outbox", "mi_inbox", "mi_journal", "mi_identity", "mi_audit", "mi_notice", "mi_schema_version",
+          "mi_secret"]
 
 
 def his_enqueue(store: Store, kind, key, serial, payload) -> int:

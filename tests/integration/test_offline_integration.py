@@ -280,10 +280,12 @@ def test_wrong_gateway_secret_is_refused_and_never_ok(sim, msgid_dir):
     try:
         bad.signin.accept(OPERATOR.opter, good.signin.current(OPERATOR.opter))
         p = Patient(sim, good, ZHANG).outpatient_ready()
+        # The gateway checks the x-tif signature before forwarding (offline.md §1.4): the
+        # core never saw either message, a settlement included - not sent, not in doubt.
         res = bad.settle_outpatient(p.settle_req())
-        assert res.outcome is Outcome.UNKNOWN and "gateway" in res.message, res
+        assert res.outcome is Outcome.NOT_SENT and "gateway" in res.message, res
         res = bad.person_info(p.person_req())
-        assert res.outcome is Outcome.REJECTED and "gateway" in res.message, res
+        assert res.outcome is Outcome.NOT_SENT and "gateway" in res.message, res
         assert sim.state()["settlements"] == {}
     finally:
         good.close()

@@ -9,7 +9,7 @@ import pytest
 
 from bridge.calls import Outcome
 from bridge.crypto import sm2
-from bridge.mobilepay.client import NOT_SENT, MobilePayClient
+from bridge.mobilepay.client import MobilePayClient
 from bridge.mobilepay.envelope import loads
 from bridge.mobilepay.messages import (
     FeeDetail, OrdStas, PayOrderRequest, QueryOrderRequest, RefStatus, RefundRequest,
@@ -104,6 +104,33 @@ def test_business_error_is_rejected_with_code_and_message(platform, client):
     assert (result.code, result.message, result.http_status) == ("-1", "payToken 已失效", 200)
 
 
+@pytest.mark.parametrize("message,transient", [
+    ("payToken 已失效", False),            # a verdict on this request
+    ("系统繁忙，请稍后再试", True),        # busy: says nothing about the request
+    ("请求过于频繁", True),                # rate-limited
+    ("验签失败", True),                    # the centre could not check our signature
+])
+def test_transient_refusals_are_told_from_verdicts(platform, client, message, transient):
+    platform.respond = lambda req: (200, platform.answer(None, code="-1", message=message))
+    result = client.pay_order(pay_request())
+    assert result.outcome is Outcome.REJECTED and result.transient is transient
+    assert result.refused is not transient and result.try_again is transient
+
+
+def test_in_progress_answer_to_a_money_call_is_unknown(platform, client):
+    platform.respond = lambda req: (200, platform.answer(None, code="-1", message="交易处理中，请稍后查询"))
+    assert client.pay_order(pay_request()).outcome is Outcome.UNKNOWN
+    assert client.query_order(QueryOrderRequest(payOrdId="ORD1", payToken="PT", idNo=ID_NO, userName="张三",
+                                                idType="01")).outcome is Outcome.REJECTED
+
+
+def test_rate_limited_status_is_not_sent(platform, client):
+    # RFC 6585: 429 = refused for its rate, not processed.
+    platform.respond = lambda req: (429, b"Too Many Requests")
+    result = client.pay_order(pay_request())
+    assert result.outcome is Outcome.NOT_SENT and result.try_again
+
+
 @pytest.mark.parametrize("status,payload,reason", [
     (500, b'{"code":0}', "HTTP 500"),
     (502, b"<html>bad gateway</html>", "HTTP 502"),
@@ -152,7 +179,7 @@ def test_connection_refused_is_not_sent(make_config):
         port = s.getsockname()[1]
     with MobilePayClient(make_config(f"http://127.0.0.1:{port}")) as client:
         result = client.pay_order(pay_request())
-    assert result.outcome is Outcome.REJECTED and result.code == NOT_SENT and result.http_status is None
+    assert result.outcome is Outcome.NOT_SENT and result.try_again and result.http_status is None
 
 
 @pytest.mark.parametrize("status,outcome", [("SUCC", Outcome.OK), ("FAIL", Outcome.REJECTED),

@@ -145,7 +145,10 @@ def test_revoke_before_payment_and_unpaid_order_expires(bridge, sim):
     (lambda p: p["lines"][1].update(line_no=1), "duplicate line_no"),
     (lambda p: p["lines"][0].update(quantity="two"), "not a number"),
     (lambda p: p.update(lines=[]), "non-empty list"),
-], ids=["no-payauthno", "lines-vs-total", "negative", "non-numeric", "duplicate-line", "bad-quantity", "no-lines"])
+    # quantity x price is not the line amount (issue 10 item 5): 2 x 100.00 != 100.00
+    (lambda p: p["lines"][1].update(quantity="2"), "is not quantity x price"),
+], ids=["no-payauthno", "lines-vs-total", "negative", "non-numeric", "duplicate-line", "bad-quantity", "no-lines",
+        "line-arithmetic"])
 def test_bad_input_is_refused_with_a_clear_error_and_nothing_is_sent(bridge, sim, change, message):
     key = new_key()
     doc = payment(sim, sim.person())

@@ -161,6 +161,14 @@ class Handler(BaseHTTPRequestHandler):
                     "data": envelope_out(stub.success_output(infno, req))}
         elif mode == "gateway_error":
             body = {"code": "-2", "type": "error", "message": "gateway refused", "data": None}
+        elif mode == "gateway_signature":     # the gateway's own check, before forwarding (§1.4)
+            body = {"code": "-1", "type": "gateway", "message": "x-tif-signature签名校验失败", "data": None}
+        elif mode == "in_progress":
+            body = envelope_out(None, infcode=-1, err_msg="交易处理中，请稍后查询")
+        elif mode == "busy":
+            body = envelope_out(None, infcode=-1, err_msg="系统繁忙，请稍后再试")
+        elif mode == "429":
+            return self._send(429, b"Too Many Requests")
         elif mode == "error":
             body = envelope_out(None, infcode=-1, err_msg="人员信息不存在")
         elif mode == "signin_invalid":

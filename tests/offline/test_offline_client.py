@@ -158,6 +158,7 @@ def test_keys_and_masking_on_prepare(make_client):
     ("gateway_error", Outcome.UNKNOWN, "-2"),       # state-changing call: cannot tell
     ("bad_sum", Outcome.UNKNOWN, "SUM_MISMATCH"),
     ("missing_field", Outcome.UNKNOWN, "SUM_MISMATCH"),
+    ("in_progress", Outcome.UNKNOWN, "-1"),       # "being processed": may still be booked
 ])
 def test_settlement_classification(stub, make_client, mode, outcome, code):
     c = make_client()
@@ -188,17 +189,55 @@ def test_trial_and_wrapper_classification(stub, make_client, mode, outcome):
     assert res.outcome is outcome, res.message
 
 
+@pytest.mark.parametrize("infno,call", [("2207", "settle"), ("2261", "cancel"), ("1101", "person"),
+                                        ("9001", "sign_in")])
+@pytest.mark.parametrize("mode,outcome,transient", [
+    # The gateway checks the x-tif signature before it forwards anything (offline.md §1.4,
+    # bridge/refusals.py): the core never saw the message, whatever the call.
+    ("gateway_signature", Outcome.NOT_SENT, False),
+    ("429", Outcome.NOT_SENT, False),
+    # The core answered "busy": not a verdict on the request.
+    ("busy", Outcome.REJECTED, True),
+    # A verdict.
+    ("error", Outcome.REJECTED, False),
+])
+def test_transient_refusals_are_told_from_verdicts(stub, make_client, infno, call, mode, outcome, transient):
+    c = make_client()
+    if infno != "9001":
+        assert c.sign_in(m.SignInRequest(opter_no="op1", mac="00", ip="127.0.0.1")).ok
+    stub.modes[infno] = mode
+    res = {"settle": lambda: c.settle_outpatient(settle_req()),
+           "cancel": lambda: c.cancel_document_settle(m.CancelSettlementRequest(
+               setl_id="300000000009", mdtrt_id="310003327436", psn_no=PSN)),
+           "person": lambda: c.person_info(m.PersonInfoRequest(mdtrt_cert_type="02", mdtrt_cert_no="X")),
+           "sign_in": lambda: c.sign_in(m.SignInRequest(opter_no="op1", mac="00", ip="127.0.0.1"))}[call]()
+    assert res.outcome is outcome, (res.outcome, res.message)
+    assert res.transient is transient
+    assert res.try_again is (outcome is Outcome.NOT_SENT or transient)
+    assert res.refused is (mode == "error")
+
+
+def test_transient_table():
+    from bridge.refusals import is_transient, refused_before_forwarding
+    assert is_transient("系统繁忙，请稍后再试") and is_transient("请求过于频繁") and is_transient("验签失败")
+    # "being processed, query later" may still be booked: never resent on that answer.
+    assert not is_transient("交易处理中，请稍后查询结算结果") and not is_transient("系统繁忙，交易结果未知")
+    assert not is_transient("人员信息不存在") and not is_transient(None)
+    assert refused_before_forwarding("x-tif-signature签名校验失败") and refused_before_forwarding("paasid不存在")
+    assert not refused_before_forwarding("后端服务调用超时")     # may come after forwarding
+
+
 def test_connection_refused_is_not_sent(make_client, free_port):
     c = make_client(base_url=f"http://127.0.0.1:{free_port}/x/", require_sign_no=False)
     res = c.send(c.prepare_settle_outpatient(settle_req()))
-    assert res.outcome is Outcome.REJECTED and res.code == "NOT_SENT"
+    assert res.outcome is Outcome.NOT_SENT and res.try_again
 
 
 def test_failed_sign_in_means_call_not_sent(stub, make_client):
     c = make_client()
     stub.modes["9001"] = "500"
     res = c.settle_outpatient(settle_req())
-    assert res.outcome is Outcome.REJECTED and res.code == "NOT_SENT"
+    assert res.outcome is Outcome.NOT_SENT and res.try_again
     assert not [r for r in stub.requests if r[2]["infno"] == "2207"]
 
 
