@@ -670,8 +670,8 @@ class OfflineClient:
                       operator: Optional[Operator] = None) -> CallResult:
         failure = self.ensure_signed_in(operator)
         if failure is not None:
-            return CallResult(outcome=Outcome.REJECTED, interface="9001", msg_id=failure.msg_id,
-                              code=NOT_SENT, message=f"9001 sign-in failed: {failure.message}")
+            return CallResult(outcome=Outcome.NOT_SENT, interface="9001", msg_id=failure.msg_id,
+                              message=f"not sent: 9001 sign-in failed: {failure.message}")
         return self.download(self.prepare_download_file(file_qury_no, filename,
                                                         operator=operator), dest)
 

@@ -305,7 +305,7 @@ CREATE TABLE mi_secret (
     name             TEXT    NOT NULL,
     value            TEXT    NOT NULL,
     created_at       TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f','now')),
-    PRIMARY KEY (outbox_id, name)
+    CONSTRAINT mi_secret_pk PRIMARY KEY (outbox_id, name)
 );
 
 INSERT INTO mi_schema_version (version, name) VALUES (1, '001_baseline'), (2, '002_hardening'), (3, '003_secrets');
