@@ -28,6 +28,7 @@ class DatabaseConfig:
 @dataclass
 class DaemonConfig:
     workers: int = 4
+    claim_batch: int = 10               # most rows one claim takes for the idle workers (1: one at a time)
     poll_interval: float = 1.0          # seconds between polls when idle (NOTIFY wakes PostgreSQL sooner)
     lease_seconds: float = 30.0         # a worker's claim on a row; renewed every third of it
     retry_base_seconds: float = 2.0
@@ -102,6 +103,8 @@ def load(path: Optional[str | Path] = None) -> Config:
         cfg.database.url = os.environ["MIBRIDGE_DB_URL"]
     if cfg.daemon.workers < 1:
         raise ConfigError("[daemon] workers must be at least 1")
+    if not isinstance(cfg.daemon.claim_batch, int) or not 1 <= cfg.daemon.claim_batch <= 500:
+        raise ConfigError("[daemon] claim_batch must be a whole number from 1 to 500")
     if cfg.daemon.lease_seconds < 1:
         raise ConfigError("[daemon] lease_seconds must be at least 1")
     return cfg

@@ -5,10 +5,12 @@ The order of events for a step that calls a platform is fixed:
     1. the row is ours (claimed, lease renewed by the heartbeat)
     2. journal row written + row marked "in a call"      (one transaction)
     3. the request is sent                                (no transaction open)
-    4. the answer is written to the journal
-    5. the transition the flow chose is written           (one transaction)
+    4. the transition the flow chose is written, with the
+       answer for the journal                             (one transaction)
 
-A crash between 2 and 5 leaves `current_call` set: the rescuer then puts the
+The answer (4) rides with the next write of the row: the transition, or the
+journal row of the step's next call (2 again).  A crash between 2 and 4 leaves
+`current_call` set and the journal's outcome NULL: the rescuer then puts the
 row in doubt (if the call was not safe to repeat) and the flow's resolver
 asks the platform what happened before anything is sent again.
 """
@@ -21,6 +23,7 @@ from typing import Any, Callable, Optional
 from loguru import logger
 
 from bridge.calls import CallResult, Outcome, PreparedCall
+from bridge.db.dialects.base import CallEnd
 from bridge.db.store import ClaimedRow, InboxRow, LostLease, Store
 from bridge.engine.backoff import Backoff
 from bridge.engine.crashpoints import crashpoint
@@ -94,6 +97,9 @@ class Runner:
         self.settings = settings
         # Platform clients and other shared objects the flows need, by name.
         self.services = services or {}
+        # Answers of calls not yet in the journal: the next write of the row
+        # carries them (a runner runs one row at a time).
+        self._ended: list[CallEnd] = []
 
     # -- the remote call -------------------------------------------------------
     def call(self, ctx: StepContext, send, prepared: PreparedCall) -> CallResult:
@@ -101,9 +107,9 @@ class Runner:
         # A resolver's query is journalled, but current_call keeps naming the
         # call in doubt: if the query is lost too, the doubt is still about that call.
         mark = not ctx.resolving
-        self._persist(lambda: self.store.begin_call(
+        self._write(lambda ended: self.store.begin_call(
             row.id, owner, ctx.step.name, prepared.msg_id, prepared.interface,
-            prepared.masked_request, unsafe=not ctx.step.safe_to_repeat, mark=mark))
+            prepared.masked_request, unsafe=not ctx.step.safe_to_repeat, mark=mark, ended=ended))
         if mark:
             row.current_call = prepared.msg_id
         crashpoint("after_journal", prepared.interface)
@@ -118,13 +124,19 @@ class Runner:
         logger.info("row {} {} {} -> {} ({} ms){}", row.id, ctx.step.name, prepared.interface,
                     result.outcome.value, int((time.monotonic() - started) * 1000),
                     f" [{result.code}] {result.message}" if result.outcome is not Outcome.OK else "")
-        self._persist(lambda: self.store.end_call(prepared.msg_id, result.outcome.value, result.http_status,
-                                                  result.response_text, result.message))
+        self._ended.append(CallEnd(prepared.msg_id, result.outcome.value, result.http_status,
+                                   result.response_text, result.message))
         ctx.last_result = result
         return result
 
     # -- one row ---------------------------------------------------------------
     def run(self, row: ClaimedRow, owner: str) -> None:
+        try:
+            self._run(row, owner)
+        finally:
+            self._flush_ended(row)
+
+    def _run(self, row: ClaimedRow, owner: str) -> None:
         crashpoint("after_claim")
         flow = self.registry.get(row.kind)
         if flow is None:
@@ -196,26 +208,29 @@ class Runner:
                     # has established the first send never took effect may do it.
                     raise RuntimeError(f"flow {flow.kind}: {step_name} -> {step_name} outside its resolver")
                 data.update(t.data)
-                self._persist(lambda: s.advance(row, owner, t.step, data, inbox=t.inbox, identities=t.identities))
+                self._write(lambda ended: s.advance(row, owner, t.step, data, inbox=t.inbox,
+                                                    identities=t.identities, ended=ended))
                 return True
             if isinstance(t, Wait):
                 if t.step != step_name and not flow.allowed(step_name, t.step):
                     raise RuntimeError(f"flow {flow.kind}: {step_name} -> {t.step} is not in its table")
                 data.update(t.data)
-                self._persist(lambda: s.advance(row, owner, t.step, data, inbox=t.inbox,
-                                                identities=t.identities, release_after=t.delay))
+                self._write(lambda ended: s.advance(row, owner, t.step, data, inbox=t.inbox,
+                                                    identities=t.identities, release_after=t.delay,
+                                                    ended=ended))
                 return False
             if isinstance(t, Finish):
                 data.update(t.data)
-                self._persist(lambda: s.finish(row, owner, "done", data, t.inbox, identities=t.identities))
+                self._write(lambda ended: s.finish(row, owner, "done", data, t.inbox,
+                                                   identities=t.identities, ended=ended))
                 crashpoint("after_inbox")
                 return False
             if isinstance(t, Fail):
                 data.update(t.data)
                 inbox = t.inbox or [InboxRow(result_type="error", outcome="failed",
                                              error_code=t.code, error_message=t.message)]
-                self._persist(lambda: s.finish(row, owner, "failed", data, inbox,
-                                               error_code=t.code, error_message=t.message))
+                self._write(lambda ended: s.finish(row, owner, "failed", data, inbox,
+                                                   error_code=t.code, error_message=t.message, ended=ended))
                 crashpoint("after_inbox")
                 return False
             if isinstance(t, (Retry, InDoubt, Hold)):
@@ -257,23 +272,66 @@ class Runner:
             held = InboxRow(result_type="held", outcome="held", error_code=code, error_message=reason)
             # A Retry that ran out clears the call (the step was safe to redo); a
             # Hold or an unresolved doubt keeps it, so a requeue queries first.
-            self._persist(lambda: s.release(row, owner, "held", 0, data, error_code=code,
-                                            error_message=reason, keep_call=not isinstance(t, Retry),
-                                            inbox=[held]))
+            self._write(lambda ended: s.release(row, owner, "held", 0, data, error_code=code,
+                                                error_message=reason, keep_call=not isinstance(t, Retry),
+                                                inbox=[held], ended=ended))
             return
         delay = t.delay if isinstance(t, InDoubt) and t.delay is not None else st.backoff.delay(row.attempts)
         state = "in_doubt" if isinstance(t, InDoubt) else "pending"
-        self._persist(lambda: s.release(row, owner, state, delay, data, error_code=t.code,
-                                        error_message=t.message, keep_call=isinstance(t, InDoubt)))
+        self._write(lambda ended: s.release(row, owner, state, delay, data, error_code=t.code,
+                                            error_message=t.message, keep_call=isinstance(t, InDoubt),
+                                            ended=ended))
 
     def _fail_input(self, row: ClaimedRow, owner: str, code: str, message: str) -> None:
         logger.warning("row {} ({} {}) refused: [{}] {}", row.id, row.kind, row.business_key, code, message)
         inbox = [InboxRow(result_type="error", outcome="failed", error_code=code, error_message=message)]
         try:
-            self._persist(lambda: self.store.finish(row, owner, "failed", dict(row.flow_data), inbox,
-                                                    error_code=code, error_message=message))
+            self._write(lambda ended: self.store.finish(row, owner, "failed", dict(row.flow_data), inbox,
+                                                        error_code=code, error_message=message, ended=ended))
         except (LostLease, _GaveUp):
             logger.warning("row {}: could not record the refusal; the rescuer will retry it", row.id)
+
+    def _write(self, write: Callable[[list], Any]):
+        """Persist one write of the row, carrying the call answers not yet in the
+        journal.  They are written even when the lease turns out lost (LostLease),
+        so they are dropped from the list then too."""
+        ended = list(self._ended)
+        try:
+            result = self._persist(lambda: write(ended))
+        except LostLease:
+            del self._ended[:len(ended)]
+            raise
+        except _GaveUp:
+            raise
+        except Exception as exc:
+            if not ended:
+                raise
+            # The database refused the write.  If it was a journal answer, the
+            # row's own write must not depend on it: record the answers alone
+            # (or log them), then write the row without them.
+            del self._ended[:len(ended)]
+            try:
+                self._persist(lambda: self.store.end_calls(ended))
+            except LostLease:
+                raise
+            except Exception as jexc:
+                logger.error("journal refused the answer(s) of {}: {}: {}; first error: {}",
+                             ", ".join(e.msg_id for e in ended), type(jexc).__name__, jexc, exc)
+            return self._persist(lambda: write([]))
+        del self._ended[:len(ended)]
+        return result
+
+    def _flush_ended(self, row: ClaimedRow) -> None:
+        """Answers no write carried (the row was given up, or the database was
+        away): the journal keeps them all the same, when it can."""
+        if not self._ended:
+            return
+        ended, self._ended = self._ended, []
+        try:
+            self._persist(lambda: self.store.end_calls(ended))
+        except Exception as exc:
+            logger.warning("row {}: could not record {} call answer(s) in the journal: {}",
+                           row.id, len(ended), type(exc).__name__)
 
     def _persist(self, write: Callable[[], Any]):
         """Run a database write, riding out a database that went away: retry on

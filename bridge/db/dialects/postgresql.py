@@ -1,14 +1,9 @@
 from __future__ import annotations
 
-from bridge.db.dialects.base import Dialect, on_conflict_identity_upsert
+from bridge.db.dialects.base import (ON_CONFLICT_IDENTITY, Dialect, GuardedWrite, journal_end_params,
+                                     journal_end_sql, on_conflict_identity_upsert, renamed)
 
-
-class PostgreSQLDialect(Dialect):
-    name = "postgresql"
-    paramstyle = "pyformat"
-    now = "now()"
-    supports_notify = True
-    claim_sql = """
+_CANDIDATES = """
         SELECT o.id, o.state FROM mi_outbox o
          WHERE o.state IN ('pending', 'in_doubt') AND o.next_attempt_at <= now()
            AND NOT EXISTS (SELECT 1 FROM mi_outbox p
@@ -17,7 +12,54 @@ class PostgreSQLDialect(Dialect):
          ORDER BY o.next_attempt_at, o.id
          LIMIT :limit
            FOR UPDATE OF o SKIP LOCKED"""
+
+
+class PostgreSQLDialect(Dialect):
+    name = "postgresql"
+    paramstyle = "pyformat"
+    now = "now()"
+    supports_notify = True
+    autocommit = True
+    claim_sql = _CANDIDATES
+    # The whole claim is this one statement, in autocommit: the subquery locks
+    # the due rows (skipping rows another worker holds), the UPDATE leases
+    # them, RETURNING hands them back with the state they were claimed from.
+    # t.state = c.state: a row whose state changed after the subquery's
+    # snapshot (EvalPlanQual re-reads it) is left alone.
+    claim_update_sql = f"""
+        UPDATE mi_outbox t
+           SET state = 'running', lease_owner = :owner,
+               lease_expires_at = now() + make_interval(secs => :lease),
+               attempts = t.attempts + 1, updated_at = now()
+          FROM ({_CANDIDATES}) c
+         WHERE t.id = c.id AND t.state = c.state
+        RETURNING t.id, t.kind, t.business_key, t.serial_key, t.payload, c.state, t.step,
+                  t.flow_data, t.current_call, t.attempts, t.max_attempts"""
     identity_upsert_sql = on_conflict_identity_upsert("now()")
+    # The rescuer in one statement (docs/engine.md rule 5): the rows it moves
+    # and the 'held' inbox rows for those out of attempts cannot drift apart.
+    recover_sql = """
+        WITH moved AS (
+            UPDATE mi_outbox
+               SET state = CASE WHEN attempts >= max_attempts THEN 'held'
+                                WHEN current_call IS NOT NULL AND call_unsafe = 1 THEN 'in_doubt'
+                                ELSE 'pending' END,
+                   last_error_code = 'LEASE_EXPIRED',
+                   last_error_message = CASE
+                       WHEN attempts >= max_attempts
+                           THEN 'worker lost repeatedly; attempts used up'
+                       WHEN current_call IS NOT NULL AND call_unsafe = 1
+                           THEN 'worker lost during a call that is not safe to repeat; will query the platform'
+                       ELSE 'worker lost; will retry' END,
+                   lease_owner = NULL, lease_expires_at = NULL,
+                   next_attempt_at = now(), updated_at = now()
+             WHERE state = 'running' AND lease_expires_at < now()
+            RETURNING id, kind, business_key, state),
+        held AS (
+            INSERT INTO mi_inbox (outbox_id, kind, business_key, result_type, outcome, error_code, error_message)
+            SELECT id, kind, business_key, 'held', 'held', 'LEASE_EXPIRED', 'worker lost repeatedly; attempts used up'
+              FROM moved WHERE state = 'held')
+        SELECT COUNT(*) FROM moved"""
 
     def after(self, param: str) -> str:
         return f"(now() + make_interval(secs => :{param}))"
@@ -36,6 +78,50 @@ class PostgreSQLDialect(Dialect):
                       # hang the heartbeat while leases run out.
                       keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3)
         return psycopg.connect(**{k: v for k, v in kwargs.items() if v is not None})
+
+    def prepare(self, conn) -> None:
+        conn.autocommit = True
+
+    def begin(self, conn, cur, write: bool = True) -> None:
+        cur.execute("BEGIN")
+
+    def claim(self, conn, owner: str, lease, limit: int) -> list[tuple]:
+        cur = self._run(conn.cursor(), self.claim_update_sql, dict(owner=owner, lease=lease, limit=limit))
+        # RETURNING has no order; two rows of one serial key are never claimed
+        # together, so the order within a batch is free: insertion order.
+        return sorted(cur.fetchall(), key=lambda r: r[0])
+
+    def write(self, conn, w: GuardedWrite) -> bool:
+        """One statement: the journal outcomes, the guarded UPDATE and the rows
+        to insert as data-modifying CTEs.  A statement is atomic, so the
+        final state and its inbox rows commit together; the inserts read the
+        guarded UPDATE's RETURNING, so they happen only when it touched the row."""
+        guard, params = self.guard_sql(w)
+        ctes = []
+        for n, e in enumerate(w.ends):
+            sql, p = renamed(journal_end_sql(self.now), journal_end_params(e), f"e{n}")
+            ctes.append(f"e{n} AS ({sql})")
+            params.update(p)
+        if not w.inserts:
+            text = (f"WITH {', '.join(ctes)} " if ctes else "") + guard
+            return self._run(conn.cursor(), text, params).rowcount == 1
+        ctes.append(f"u AS ({guard} RETURNING id)")
+        for n, ins in enumerate(w.inserts):
+            sql, p = renamed(self._insert_from_guard(ins), ins.values, f"i{n}")
+            ctes.append(f"i{n} AS ({sql})")
+            params.update(p)
+        cur = self._run(conn.cursor(), f"WITH {', '.join(ctes)} SELECT COUNT(*) FROM u", params)
+        return cur.fetchone()[0] == 1
+
+    def _insert_from_guard(self, ins) -> str:
+        cols = list(ins.values) + list(ins.now_cols)
+        vals = [f":{c}" for c in ins.values] + [self.now] * len(ins.now_cols)
+        sql = f"INSERT INTO {ins.table} ({', '.join(cols)}) SELECT {', '.join(vals)} FROM u"
+        return sql + " " + ON_CONFLICT_IDENTITY if ins.upsert else sql
+
+    def write_ends(self, conn, ends: list) -> None:
+        for e in ends:
+            self._run(conn.cursor(), journal_end_sql(self.now), journal_end_params(e))
 
     def is_disconnect(self, exc: BaseException) -> bool:
         import psycopg
