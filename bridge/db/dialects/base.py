@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Optional
+from typing import Optional
 
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -191,6 +191,26 @@ class Dialect:
         vals = [f":{c}" for c in ins.values] + [self.now] * len(ins.now_cols)
         return f"INSERT INTO {ins.table} ({', '.join(cols)}) VALUES ({', '.join(vals)})", ins.values
 
+    def combined(self, w: GuardedWrite, compose) -> tuple[str, dict]:
+        """The text and parameters of a GuardedWrite sent as one statement or one
+        round trip: compose(w) builds the text (with renamed(): ends tagged e<n>,
+        inserts i<n>) once per shape of write; the parameters are tagged to match."""
+        key = (type(self), compose.__name__, w.sets, w.step_guard, w.step is None, w.live_lease,
+               len(w.ends), tuple((i.table, tuple(i.values), i.now_cols, i.upsert) for i in w.inserts))
+        text = _COMPOSED.get(key)
+        if text is None:
+            text = compose(w)
+            if len(_COMPOSED) < 1024:
+                _COMPOSED[key] = text
+        params = dict(w.params, id=w.row_id, owner=w.owner)
+        if w.step_guard and w.step:
+            params["expected_step"] = w.step
+        for n, e in enumerate(w.ends):
+            params.update({f"{k}_e{n}": v for k, v in journal_end_params(e).items()})
+        for n, ins in enumerate(w.inserts):
+            params.update({f"{k}_i{n}": v for k, v in ins.values.items()})
+        return text, params
+
     def write(self, conn, w: GuardedWrite) -> bool:
         """Run one GuardedWrite; False when the guard touched no row (the lease
         is lost: the journal outcomes are committed all the same, nothing else)."""
@@ -238,6 +258,9 @@ ON_CONFLICT_IDENTITY = """ON CONFLICT (his_patient_id) DO UPDATE SET
             insutype = excluded.insutype, benefit = excluded.benefit,
             psn_cert_type = excluded.psn_cert_type, source_outbox_id = excluded.source_outbox_id,
             updated_at = excluded.updated_at"""
+
+
+_COMPOSED: dict = {}
 
 
 @lru_cache(maxsize=512)

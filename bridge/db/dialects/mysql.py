@@ -99,26 +99,24 @@ class MySQLDialect(Dialect):
         commit either way."""
         if not self.multi_statements(conn):
             return super().write(conn, w)
-        guard, params = self.guard_sql(w)
-        parts = ["START TRANSACTION"]
-        for n, e in enumerate(w.ends):
-            sql, p = renamed(journal_end_sql(self.now), journal_end_params(e), f"e{n}")
-            parts.append(sql)
-            params.update(p)
-        at = len(parts)
-        parts.append(guard)
-        if w.inserts:
-            parts.append("SET @mi_ok = ROW_COUNT()")
-            for n, ins in enumerate(w.inserts):
-                sql, p = renamed(self._insert_if_ok(ins), ins.values, f"i{n}")
-                parts.append(sql)
-                params.update(p)
-        parts.append("COMMIT")
-        cur = self._run(conn.cursor(), "; ".join(parts), params)
+        text, params = self.combined(w, self._compose)
+        cur = self._run(conn.cursor(), text, params)
         counts = [cur.rowcount]
         while cur.nextset():   # reads every result: an error in any statement raises here
             counts.append(cur.rowcount)
-        return counts[at] == 1
+        return counts[1 + len(w.ends)] == 1   # START TRANSACTION, the ends, then the guard
+
+    def _compose(self, w: GuardedWrite) -> str:
+        guard, _ = self.guard_sql(w)
+        parts = ["START TRANSACTION"]
+        parts += [renamed(journal_end_sql(self.now), journal_end_params(e), f"e{n}")[0]
+                  for n, e in enumerate(w.ends)]
+        parts.append(guard)
+        if w.inserts:
+            parts.append("SET @mi_ok = ROW_COUNT()")
+            parts += [renamed(self._insert_if_ok(ins), ins.values, f"i{n}")[0] for n, ins in enumerate(w.inserts)]
+        parts.append("COMMIT")
+        return "; ".join(parts)
 
     def _insert_if_ok(self, ins) -> str:
         cols = list(ins.values) + list(ins.now_cols)

@@ -96,22 +96,20 @@ class PostgreSQLDialect(Dialect):
         to insert as data-modifying CTEs.  A statement is atomic, so the
         final state and its inbox rows commit together; the inserts read the
         guarded UPDATE's RETURNING, so they happen only when it touched the row."""
-        guard, params = self.guard_sql(w)
-        ctes = []
-        for n, e in enumerate(w.ends):
-            sql, p = renamed(journal_end_sql(self.now), journal_end_params(e), f"e{n}")
-            ctes.append(f"e{n} AS ({sql})")
-            params.update(p)
+        text, params = self.combined(w, self._compose)
+        cur = self._run(conn.cursor(), text, params)
+        return (cur.fetchone()[0] if w.inserts else cur.rowcount) == 1
+
+    def _compose(self, w: GuardedWrite) -> str:
+        guard, _ = self.guard_sql(w)
+        ctes = [f"e{n} AS ({renamed(journal_end_sql(self.now), journal_end_params(e), f'e{n}')[0]})"
+                for n, e in enumerate(w.ends)]
         if not w.inserts:
-            text = (f"WITH {', '.join(ctes)} " if ctes else "") + guard
-            return self._run(conn.cursor(), text, params).rowcount == 1
+            return (f"WITH {', '.join(ctes)} " if ctes else "") + guard
         ctes.append(f"u AS ({guard} RETURNING id)")
-        for n, ins in enumerate(w.inserts):
-            sql, p = renamed(self._insert_from_guard(ins), ins.values, f"i{n}")
-            ctes.append(f"i{n} AS ({sql})")
-            params.update(p)
-        cur = self._run(conn.cursor(), f"WITH {', '.join(ctes)} SELECT COUNT(*) FROM u", params)
-        return cur.fetchone()[0] == 1
+        ctes += [f"i{n} AS ({renamed(self._insert_from_guard(ins), ins.values, f'i{n}')[0]})"
+                 for n, ins in enumerate(w.inserts)]
+        return f"WITH {', '.join(ctes)} SELECT COUNT(*) FROM u"
 
     def _insert_from_guard(self, ins) -> str:
         cols = list(ins.values) + list(ins.now_cols)
