@@ -4,7 +4,7 @@
     pip install -e '.[bench]'                # pgqueuer + asyncpg: this script installs nothing
     python3 bench/peer.py [--jobs 5000] [--workers 1,4,16] [--rounds 3]
                           [--latency-jobs 300] [--latency-interval 0.02]
-                          [--pgq-batches 10,1] [--claim-batch 10] [--tree PATH]
+                          [--pgq-batches 10,1] [--claim-batch 10] [--tree PATH] [--stats]
 
 One fresh database holds both schemas (mi_ from sql/postgresql/install.sql,
 pgqueuer's from its Queries.install()) and is dropped at the end.  Each
@@ -196,6 +196,14 @@ class Bench:
         base, _, _ = self.admin.rpartition("/")
         self.url = f"{base}/{self.name}"
         self.conn = psycopg.connect(self.url, autocommit=True)
+        self.stats = False
+        if args.stats:
+            try:
+                self.conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                self.conn.execute("SELECT 1 FROM pg_stat_statements LIMIT 1")
+                self.stats = True
+            except Exception as exc:
+                print(f"--stats: pg_stat_statements is not available ({exc}); going on without it")
         sys.path.insert(0, args.tree)
         from bridge.db.dialects import get_dialect
         from bridge.db.scripts import run_script, script_path
@@ -265,11 +273,29 @@ class Bench:
             raise RuntimeError(f"child failed ({proc.returncode}):\n{err[-3000:]}")
         return json.loads(out.strip().splitlines()[-1])
 
+    def server_stats(self) -> dict:
+        """Statements this database ran so far: queryid -> (calls, exec ms, text)."""
+        rows = self.conn.execute(
+            "SELECT queryid, calls, total_exec_time, query FROM pg_stat_statements WHERE dbid = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())").fetchall()
+        return {r[0]: (int(r[1]), float(r[2]), r[3]) for r in rows}
+
     def throughput(self, system: str, workers: int, batch: int) -> dict:
         self.reset()
         self.bulk(system, self.args.jobs)
+        before = self.server_stats() if self.stats else {}
         r = self.collect(self.spawn(system, "throughput", workers, self.args.jobs, batch))
-        return {"jobs_s": (r["jobs"] - 1) / r["seconds"], "cpu_1k": r["cpu"] / r["jobs"] * 1000}
+        out = {"jobs_s": (r["jobs"] - 1) / r["seconds"], "cpu_1k": r["cpu"] / r["jobs"] * 1000}
+        if self.stats:
+            after = self.server_stats()
+            diff = sorted(((c - before.get(q, (0, 0.0))[0], t - before.get(q, (0, 0.0))[1], text)
+                           for q, (c, t, text) in after.items()), key=lambda d: -d[1])
+            diff = [d for d in diff if d[0] > 0 and "pg_stat_statements" not in d[2]]
+            out["stmts_job"] = sum(d[0] for d in diff) / r["jobs"]
+            out["server_ms_job"] = sum(d[1] for d in diff) / r["jobs"]
+            out["top"] = [f"{d[0] / r['jobs']:.2f}/job {d[1] / d[0] * 1000:.0f}us {' '.join(d[2].split())[:70]}"
+                          for d in diff[:4]]
+        return out
 
     def latency(self, system: str, workers: int, batch: int) -> dict:
         self.reset()
@@ -321,7 +347,11 @@ def parent(args) -> int:
                     res.setdefault((name, w), []).append(dict(t, **lat))
                     print(f"  round {rnd + 1} {name:<12} {w:>2}w  {t['jobs_s']:7.0f} jobs/s  "
                           f"cpu {t['cpu_1k']:6.3f} s/1000  enqueue->start p50 {lat['p50']:6.1f} ms  "
-                          f"p99 {lat['p99']:6.1f} ms", flush=True)
+                          f"p99 {lat['p99']:6.1f} ms"
+                          + (f"  server: {t['stmts_job']:.2f} stmts/job {t['server_ms_job']:.3f} ms/job"
+                             if "stmts_job" in t else ""), flush=True)
+                    for line in t.get("top", []):
+                        print(f"      {line}")
     finally:
         bench.drop()
 
@@ -358,6 +388,8 @@ def main() -> int:
     ap.add_argument("--claim-batch", type=int, default=10, help="mibridge's [daemon] claim_batch")
     ap.add_argument("--tree", default=str(HERE), help="the mibridge checkout to run")
     ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--stats", action="store_true",
+                    help="also print statements and server time per job (pg_stat_statements)")
     # child-process arguments
     ap.add_argument("--child", choices=["mibridge", "pgqueuer"], help=argparse.SUPPRESS)
     ap.add_argument("--mode", choices=["throughput", "latency"], help=argparse.SUPPRESS)
