@@ -1,6 +1,9 @@
 """The long-running service: worker threads, lease heartbeat, scheduled jobs,
 and (on PostgreSQL) a LISTEN connection that wakes idle workers at once.
 
+Writes are shared too: when workers write their rows at the same moment, one
+of them sends all the writes in one round trip (bridge/db/groupwrite.py).
+
 Claims are shared: a worker that needs a row takes one another worker's claim
 left for it; when there is none, one idle worker claims up to claim_batch rows
 in one statement, keeps the first and hands the rest out as workers free up.
@@ -25,6 +28,7 @@ from typing import Callable, Optional
 
 from loguru import logger
 
+from bridge.db.groupwrite import GroupWriter
 from bridge.db.store import Store
 from bridge.engine.backoff import Backoff
 from bridge.engine.flow import Registry
@@ -56,6 +60,8 @@ class Daemon:
             backoff=Backoff(base=dc.retry_base_seconds, cap=dc.retry_cap_seconds),
             persist_timeout=max(dc.lease_seconds, 5.0))
         self.heartbeat = Heartbeat(self.new_store, dc.lease_seconds)
+        # The workers' writes of their rows, sent together when they coincide.
+        self.writer: Optional[GroupWriter] = None
         self.scheduler = None
         # Rows handled by this process: a progress hint for benches and logs (the
         # unlocked += may miss a count; the database has the real numbers).
@@ -82,6 +88,7 @@ class Daemon:
         logger.info("mibridge daemon starting: {} worker(s), database {}, kinds: {}",
                     dc.workers, self.new_store().url.redacted(), ", ".join(self.registry.kinds()))
         self.heartbeat.start()
+        self.writer = GroupWriter(self.new_store())
         self.scheduler = jobs.start_scheduler(self, self.extra_jobs)
         if self.new_store().dialect.supports_notify:
             self._spawn("mibridge-listen", self._listen_loop)
@@ -122,6 +129,8 @@ class Daemon:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
         self.heartbeat.stop()
+        if self.writer is not None and not alive:
+            self.writer.close()
         logger.info("mibridge daemon stopped")
 
     def run_forever(self) -> None:
@@ -140,6 +149,7 @@ class Daemon:
     # -- workers ------------------------------------------------------------------
     def _worker_loop(self, n: int) -> None:
         store = self.new_store()
+        store.writer = self.writer
         runner = Runner(store, self.registry, self.settings, self.services)
         while not self.stopping.is_set():
             got = self._next_row(n, store)

@@ -102,6 +102,9 @@ class Store:
         self.url = url if isinstance(url, DbUrl) else parse_url(url, password_env)
         self.dialect = get_dialect(self.url.dialect)
         self._conn = None
+        # A GroupWriter (bridge/db/groupwrite.py) shared by a daemon's workers:
+        # claimed rows' writes then go through it, several in one round trip.
+        self.writer = None
 
     # -- connection ---------------------------------------------------------
     @property
@@ -280,8 +283,40 @@ class Store:
 
     # -- transitions of a claimed row -----------------------------------------
     def _write(self, w: GuardedWrite) -> None:
-        if not self._on_conn(lambda conn: self.dialect.write(conn, w)):
+        if self.writer is not None:
+            ok = self.writer.write(w)
+        else:
+            ok = self._on_conn(lambda conn: self.dialect.write(conn, w))
+        if not ok:
             raise LostLease(w.row_id)
+
+    def write_many(self, writes: list) -> list:
+        """Writes of different claimed rows together (GroupWriter).  Per write:
+        True, False (its guard touched no row), or the exception it raised.
+        Rows are written in id order, so two batches lock in the same order.
+        When the batch fails for a reason other than a lost connection, each
+        write is tried alone, so that one bad write fails only itself."""
+        d = self.dialect
+        if len(writes) > 1:
+            order = sorted(range(len(writes)), key=lambda j: writes[j].row_id)
+            try:
+                done = self._on_conn(lambda conn: d.write_many(conn, [writes[j] for j in order]))
+                out = [None] * len(writes)
+                for j, ok in zip(order, done):
+                    out[j] = ok
+                return out
+            except Exception as exc:
+                if d.is_disconnect(exc):
+                    return [exc] * len(writes)
+                logger.warning("a group of {} writes failed ({}: {}); writing each alone",
+                               len(writes), type(exc).__name__, exc)
+        out = []
+        for w in writes:
+            try:
+                out.append(self._on_conn(lambda conn: d.write(conn, w)))
+            except Exception as exc:
+                out.append(exc)
+        return out
 
     @staticmethod
     def _results(row: ClaimedRow, inbox: Iterable[InboxRow], identities: Iterable[IdentityRow]) -> list[Insert]:

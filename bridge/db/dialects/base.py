@@ -170,18 +170,20 @@ class Dialect:
     def guard_sql(self, w: GuardedWrite) -> tuple[str, dict]:
         """The guarded UPDATE of a GuardedWrite (shared by every dialect)."""
         where = "id = :id AND lease_owner = :owner AND state = 'running'"
-        params = dict(w.params, id=w.row_id, owner=w.owner)
         if w.step_guard:
             # No COALESCE(step, '') = '': Oracle stores '' as NULL, so that is never true there.
-            if w.step:
-                where += " AND step = :expected_step"
-                params["expected_step"] = w.step
-            else:
-                where += " AND step IS NULL"
+            where += " AND step = :expected_step" if w.step else " AND step IS NULL"
         if w.live_lease:
             where += f" AND lease_expires_at > {self.now}"
         sets = f"{w.sets}, updated_at = {self.now}" if w.sets else f"updated_at = {self.now}"
-        return f"UPDATE mi_outbox SET {sets} WHERE {where}", params
+        return f"UPDATE mi_outbox SET {sets} WHERE {where}", self.guard_params(w)
+
+    @staticmethod
+    def guard_params(w: GuardedWrite) -> dict:
+        params = dict(w.params, id=w.row_id, owner=w.owner)
+        if w.step_guard and w.step:
+            params["expected_step"] = w.step
+        return params
 
     def insert_sql(self, ins: Insert) -> tuple[str, dict]:
         """INSERT ... VALUES for one Insert (the identity upsert: identity_upsert_sql)."""
@@ -191,41 +193,55 @@ class Dialect:
         vals = [f":{c}" for c in ins.values] + [self.now] * len(ins.now_cols)
         return f"INSERT INTO {ins.table} ({', '.join(cols)}) VALUES ({', '.join(vals)})", ins.values
 
-    def combined(self, w: GuardedWrite, compose) -> tuple[str, dict]:
-        """The text and parameters of a GuardedWrite sent as one statement or one
-        round trip: compose(w) builds the text (with renamed(): ends tagged e<n>,
-        inserts i<n>) once per shape of write; the parameters are tagged to match."""
-        key = (type(self), compose.__name__, w.sets, w.step_guard, w.step is None, w.live_lease,
-               len(w.ends), tuple((i.table, tuple(i.values), i.now_cols, i.upsert) for i in w.inserts))
-        text = _COMPOSED.get(key)
-        if text is None:
-            text = compose(w)
-            if len(_COMPOSED) < 1024:
-                _COMPOSED[key] = text
-        params = dict(w.params, id=w.row_id, owner=w.owner)
-        if w.step_guard and w.step:
-            params["expected_step"] = w.step
-        for n, e in enumerate(w.ends):
-            params.update({f"{k}_e{n}": v for k, v in journal_end_params(e).items()})
-        for n, ins in enumerate(w.inserts):
-            params.update({f"{k}_i{n}": v for k, v in ins.values.items()})
-        return text, params
+    @staticmethod
+    def _shape(w: GuardedWrite) -> tuple:
+        return (w.sets, w.step_guard, w.step is None, w.live_lease, len(w.ends),
+                tuple((i.table, tuple(i.values), i.now_cols, i.upsert) for i in w.inserts))
 
-    def write(self, conn, w: GuardedWrite) -> bool:
-        """Run one GuardedWrite; False when the guard touched no row (the lease
-        is lost: the journal outcomes are committed all the same, nothing else)."""
-        cur = conn.cursor()
-        self.begin(conn, cur)
+    def combined(self, writes: list, compose):
+        """Several GuardedWrites sent as one statement or one round trip.
+        compose(writes) builds (text, extra) once per shape of batch, naming the
+        parameters of write j with renamed(): its guard g<j>, its journal
+        outcomes e<j>_<n>, its inserts i<j>_<n>.  Returns (text, params, extra)."""
+        key = (type(self), compose.__name__, tuple(self._shape(w) for w in writes))
+        built = _COMPOSED.get(key)
+        if built is None:
+            built = compose(writes)
+            if len(_COMPOSED) < 2048:
+                _COMPOSED[key] = built
+        params = {}
+        for j, w in enumerate(writes):
+            params.update({f"{k}_g{j}": v for k, v in self.guard_params(w).items()})
+            for n, e in enumerate(w.ends):
+                params.update({f"{k}_e{j}_{n}": v for k, v in journal_end_params(e).items()})
+            for n, ins in enumerate(w.inserts):
+                params.update({f"{k}_i{j}_{n}": v for k, v in ins.values.items()})
+        return built[0], params, built[1]
+
+    def _write_in_tx(self, cur, w: GuardedWrite) -> bool:
         for e in w.ends:
             self._run(cur, journal_end_sql(self.now), journal_end_params(e))
         self._run(cur, *self.guard_sql(w))
         if cur.rowcount != 1:
-            conn.commit()
             return False
         for ins in w.inserts:
             self._run(cur, *self.insert_sql(ins))
-        conn.commit()
         return True
+
+    def write(self, conn, w: GuardedWrite) -> bool:
+        """Run one GuardedWrite in one transaction; False when the guard touched
+        no row (the lease is lost: the journal outcomes are committed all the
+        same, nothing else)."""
+        cur = conn.cursor()
+        self.begin(conn, cur)
+        ok = self._write_in_tx(cur, w)
+        conn.commit()
+        return ok
+
+    def write_many(self, conn, writes: list) -> list[bool]:
+        """Writes of different rows, committed before this returns (each one
+        alone, here: simple and correct).  An error in any may undo them all."""
+        return [self.write(conn, w) for w in writes]
 
     def write_ends(self, conn, ends: list) -> None:
         """Journal outcomes with nothing else to carry them (the row was lost)."""

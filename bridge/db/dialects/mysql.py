@@ -13,6 +13,14 @@ _READY = """
        FOR UPDATE SKIP LOCKED"""
 
 
+# Server errors after which the session is gone or the statement may simply be
+# sent again: too many connections, shutdown in progress, server gone/killed,
+# network errors, lock wait timeout, deadlock, idle disconnect.  (Client-side
+# errors, 2000-2999, always count: lost connection, commands out of sync.)
+_RETRY_CODES = {1040, 1053, 1077, 1078, 1079, 1080, 1152, 1153, 1154, 1155, 1156, 1157, 1158, 1159,
+                1160, 1161, 1184, 1205, 1213, 1927, 4031}
+
+
 class MySQLDialect(Dialect):
     """MariaDB 10.7+ (SKIP LOCKED needs 10.6, JSON_EQUALS in the SQL needs 10.7)."""
 
@@ -93,30 +101,36 @@ class MySQLDialect(Dialect):
         return [tuple(r[:9]) + (int(r[9]) + 1, r[10]) for r in rows]
 
     def write(self, conn, w: GuardedWrite) -> bool:
-        """With CLIENT_MULTI_STATEMENTS: the whole transaction in one round trip.
-        The inserts are conditional on the guarded UPDATE's ROW_COUNT(), so
-        they happen only when it touched the row, and the journal outcomes
-        commit either way."""
+        return self.write_many(conn, [w])[0]
+
+    def write_many(self, conn, writes: list) -> list[bool]:
+        """With CLIENT_MULTI_STATEMENTS: one transaction in one round trip.  Each
+        write's inserts are conditional on its guarded UPDATE's ROW_COUNT(), so
+        they happen only when it touched the row; the journal outcomes are
+        written either way."""
         if not self.multi_statements(conn):
-            return super().write(conn, w)
-        text, params = self.combined(w, self._compose)
+            return super().write_many(conn, writes)
+        text, params, guards_at = self.combined(writes, self._compose)
         cur = self._run(conn.cursor(), text, params)
         counts = [cur.rowcount]
         while cur.nextset():   # reads every result: an error in any statement raises here
             counts.append(cur.rowcount)
-        return counts[1 + len(w.ends)] == 1   # START TRANSACTION, the ends, then the guard
+        return [counts[i] == 1 for i in guards_at]
 
-    def _compose(self, w: GuardedWrite) -> str:
-        guard, _ = self.guard_sql(w)
-        parts = ["START TRANSACTION"]
-        parts += [renamed(journal_end_sql(self.now), journal_end_params(e), f"e{n}")[0]
-                  for n, e in enumerate(w.ends)]
-        parts.append(guard)
-        if w.inserts:
-            parts.append("SET @mi_ok = ROW_COUNT()")
-            parts += [renamed(self._insert_if_ok(ins), ins.values, f"i{n}")[0] for n, ins in enumerate(w.inserts)]
+    def _compose(self, writes: list):
+        parts, guards_at = ["START TRANSACTION"], []
+        for j, w in enumerate(writes):
+            parts += [renamed(journal_end_sql(self.now), journal_end_params(e), f"e{j}_{n}")[0]
+                      for n, e in enumerate(w.ends)]
+            guard, params = self.guard_sql(w)
+            guards_at.append(len(parts))
+            parts.append(renamed(guard, params, f"g{j}")[0])
+            if w.inserts:
+                parts.append("SET @mi_ok = ROW_COUNT()")
+                parts += [renamed(self._insert_if_ok(ins), ins.values, f"i{j}_{n}")[0]
+                          for n, ins in enumerate(w.inserts)]
         parts.append("COMMIT")
-        return "; ".join(parts)
+        return "; ".join(parts), guards_at
 
     def _insert_if_ok(self, ins) -> str:
         cols = list(ins.values) + list(ins.now_cols)
@@ -159,6 +173,15 @@ class MySQLDialect(Dialect):
         return conn
 
     def is_disconnect(self, exc: BaseException) -> bool:
+        """The connection is gone, or the write is worth sending again as it is.
+        pymysql raises OperationalError for those and also for refusals (a CHECK
+        that fails, a value out of range), which sending again cannot fix: a
+        refused write is the runner's to hold, not to retry for a lease."""
         import pymysql
 
-        return isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError))
+        if isinstance(exc, pymysql.err.InterfaceError):
+            return True
+        if not isinstance(exc, pymysql.err.OperationalError):
+            return False
+        code = exc.args[0] if exc.args else 0
+        return not isinstance(code, int) or code == 0 or 2000 <= code < 3000 or code in _RETRY_CODES

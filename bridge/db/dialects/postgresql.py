@@ -92,29 +92,33 @@ class PostgreSQLDialect(Dialect):
         return sorted(cur.fetchall(), key=lambda r: r[0])
 
     def write(self, conn, w: GuardedWrite) -> bool:
-        """One statement: the journal outcomes, the guarded UPDATE and the rows
-        to insert as data-modifying CTEs.  A statement is atomic, so the
-        final state and its inbox rows commit together; the inserts read the
-        guarded UPDATE's RETURNING, so they happen only when it touched the row."""
-        text, params = self.combined(w, self._compose)
-        cur = self._run(conn.cursor(), text, params)
-        return (cur.fetchone()[0] if w.inserts else cur.rowcount) == 1
+        return self.write_many(conn, [w])[0]
 
-    def _compose(self, w: GuardedWrite) -> str:
-        guard, _ = self.guard_sql(w)
-        ctes = [f"e{n} AS ({renamed(journal_end_sql(self.now), journal_end_params(e), f'e{n}')[0]})"
-                for n, e in enumerate(w.ends)]
-        if not w.inserts:
-            return (f"WITH {', '.join(ctes)} " if ctes else "") + guard
-        ctes.append(f"u AS ({guard} RETURNING id)")
-        ctes += [f"i{n} AS ({renamed(self._insert_from_guard(ins), ins.values, f'i{n}')[0]})"
-                 for n, ins in enumerate(w.inserts)]
-        return f"WITH {', '.join(ctes)} SELECT COUNT(*) FROM u"
+    def write_many(self, conn, writes: list) -> list[bool]:
+        """One statement: each write's journal outcomes, its guarded UPDATE and
+        its rows to insert, as data-modifying CTEs.  A statement is atomic, so
+        a final state and its inbox rows commit together; the inserts read
+        their guarded UPDATE's RETURNING, so they happen only when it touched
+        the row; the outcomes are written either way."""
+        text, params, _ = self.combined(writes, self._compose)
+        return [n == 1 for n in self._run(conn.cursor(), text, params).fetchone()]
 
-    def _insert_from_guard(self, ins) -> str:
+    def _compose(self, writes: list):
+        ctes = []
+        for j, w in enumerate(writes):
+            ctes += [f"e{j}_{n} AS ({renamed(journal_end_sql(self.now), journal_end_params(e), f'e{j}_{n}')[0]})"
+                     for n, e in enumerate(w.ends)]
+            guard, params = self.guard_sql(w)
+            ctes.append(f"u{j} AS ({renamed(guard, params, f'g{j}')[0]} RETURNING id)")
+            ctes += [f"i{j}_{n} AS ({renamed(self._insert_from(ins, f'u{j}'), ins.values, f'i{j}_{n}')[0]})"
+                     for n, ins in enumerate(w.inserts)]
+        counts = ", ".join(f"(SELECT COUNT(*) FROM u{j})" for j in range(len(writes)))
+        return f"WITH {', '.join(ctes)} SELECT {counts}", None
+
+    def _insert_from(self, ins, source: str) -> str:
         cols = list(ins.values) + list(ins.now_cols)
         vals = [f":{c}" for c in ins.values] + [self.now] * len(ins.now_cols)
-        sql = f"INSERT INTO {ins.table} ({', '.join(cols)}) SELECT {', '.join(vals)} FROM u"
+        sql = f"INSERT INTO {ins.table} ({', '.join(cols)}) SELECT {', '.join(vals)} FROM {source}"
         return sql + " " + ON_CONFLICT_IDENTITY if ins.upsert else sql
 
     def write_ends(self, conn, ends: list) -> None:

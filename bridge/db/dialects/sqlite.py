@@ -68,6 +68,14 @@ class SQLiteDialect(Dialect):
         conn.commit()
         return [tuple(r[:9]) + (int(r[9]) + 1, r[10]) for r in rows]
 
+    def write_many(self, conn, writes: list) -> list[bool]:
+        """All in one BEGIN IMMEDIATE ... COMMIT: one commit for the lot."""
+        cur = conn.cursor()
+        conn.begin_immediate()
+        out = [self._write_in_tx(cur, w) for w in writes]
+        conn.commit()
+        return out
+
     def is_disconnect(self, exc: BaseException) -> bool:
         # "locked"/"busy": another process held the write lock past busy_timeout;
         # transient like a lost connection, so writes are retried the same way.
