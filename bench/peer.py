@@ -80,6 +80,8 @@ def child_mibridge(args) -> dict:
     reg = Registry()
     reg.register(PeerNoop())
     daemon = Daemon(cfg, reg)
+    if args.no_group_writes:
+        daemon.group_writes = False
     check = Store(args.url)
     daemon.start()
     try:
@@ -258,11 +260,11 @@ class Bench:
         else:
             self.loop.run_until_complete(self.pgq.enqueue(["noop"] * n, [payload.encode()] * n, [0] * n))
 
-    def spawn(self, system: str, mode: str, workers: int, jobs: int, batch: int):
+    def spawn(self, system: str, mode: str, workers: int, jobs: int, batch: int, extra=()):
         a = self.args
         cmd = [sys.executable, __file__, "--child", system, "--mode", mode, "--url", self.url,
                "--workers", str(workers), "--child-jobs", str(jobs), "--batch", str(batch),
-               "--claim-batch", str(a.claim_batch), "--tree", a.tree, "--timeout", str(a.timeout)]
+               "--claim-batch", str(a.claim_batch), "--tree", a.tree, "--timeout", str(a.timeout)] + list(extra)
         env = dict(os.environ, PYTHONPATH=a.tree)
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -280,11 +282,11 @@ class Bench:
             "(SELECT oid FROM pg_database WHERE datname = current_database())").fetchall()
         return {r[0]: (int(r[1]), float(r[2]), r[3]) for r in rows}
 
-    def throughput(self, system: str, workers: int, batch: int) -> dict:
+    def throughput(self, system: str, workers: int, batch: int, extra=()) -> dict:
         self.reset()
         self.bulk(system, self.args.jobs)
         before = self.server_stats() if self.stats else {}
-        r = self.collect(self.spawn(system, "throughput", workers, self.args.jobs, batch))
+        r = self.collect(self.spawn(system, "throughput", workers, self.args.jobs, batch, extra))
         out = {"jobs_s": (r["jobs"] - 1) / r["seconds"], "cpu_1k": r["cpu"] / r["jobs"] * 1000}
         if self.stats:
             after = self.server_stats()
@@ -297,10 +299,10 @@ class Bench:
                           for d in diff[:4]]
         return out
 
-    def latency(self, system: str, workers: int, batch: int) -> dict:
+    def latency(self, system: str, workers: int, batch: int, extra=()) -> dict:
         self.reset()
         n = self.args.latency_jobs
-        proc = self.spawn(system, "latency", workers, n, batch)
+        proc = self.spawn(system, "latency", workers, n, batch, extra)
         line = proc.stdout.readline()
         if line.strip() != "READY":
             raise RuntimeError(f"child did not get ready: {line!r} {proc.stderr.read()[-2000:]}")
@@ -330,6 +332,8 @@ def parent(args) -> int:
     workers = [int(w) for w in args.workers.split(",")]
     batches = [int(b) for b in args.pgq_batches.split(",")]
     systems = [("mibridge", args.claim_batch)] + [(f"pgqueuer/b{b}", b) for b in batches]
+    if args.compare_group_writes:
+        systems.append(("mibridge/nogw", args.claim_batch))
     print(f"peer bench: mibridge ({args.tree}, claim_batch {args.claim_batch}) vs pgqueuer "
           f"{version('pgqueuer')} (batches {args.pgq_batches}); jobs {args.jobs}, latency "
           f"{args.latency_jobs}@{args.latency_interval * 1000:.0f}ms, rounds {args.rounds}, cpus {os.cpu_count()}",
@@ -341,9 +345,10 @@ def parent(args) -> int:
             for w in workers:
                 order = systems if rnd % 2 == 0 else list(reversed(systems))
                 for name, batch in order:
-                    kind = "mibridge" if name == "mibridge" else "pgqueuer"
-                    t = bench.throughput(kind, w, batch)
-                    lat = bench.latency(kind, w, batch) if args.latency_jobs else {"p50": 0, "p99": 0}
+                    kind = "mibridge" if name.startswith("mibridge") else "pgqueuer"
+                    extra = ["--no-group-writes"] if name == "mibridge/nogw" else []
+                    t = bench.throughput(kind, w, batch, extra)
+                    lat = bench.latency(kind, w, batch, extra) if args.latency_jobs else {"p50": 0, "p99": 0}
                     res.setdefault((name, w), []).append(dict(t, **lat))
                     print(f"  round {rnd + 1} {name:<12} {w:>2}w  {t['jobs_s']:7.0f} jobs/s  "
                           f"cpu {t['cpu_1k']:6.3f} s/1000  enqueue->start p50 {lat['p50']:6.1f} ms  "
@@ -388,6 +393,9 @@ def main() -> int:
     ap.add_argument("--claim-batch", type=int, default=10, help="mibridge's [daemon] claim_batch")
     ap.add_argument("--tree", default=str(HERE), help="the mibridge checkout to run")
     ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--compare-group-writes", action="store_true",
+                    help="also run mibridge with each worker writing alone (mibridge/nogw)")
+    ap.add_argument("--no-group-writes", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--stats", action="store_true",
                     help="also print statements and server time per job (pg_stat_statements)")
     # child-process arguments

@@ -60,7 +60,9 @@ class Daemon:
             backoff=Backoff(base=dc.retry_base_seconds, cap=dc.retry_cap_seconds),
             persist_timeout=max(dc.lease_seconds, 5.0))
         self.heartbeat = Heartbeat(self.new_store, dc.lease_seconds)
-        # The workers' writes of their rows, sent together when they coincide.
+        # The workers' writes of their rows, sent together when they coincide
+        # (group_writes False: each worker writes on its own connection).
+        self.group_writes = True
         self.writer: Optional[GroupWriter] = None
         self.scheduler = None
         # Rows handled by this process: a progress hint for benches and logs (the
@@ -88,7 +90,8 @@ class Daemon:
         logger.info("mibridge daemon starting: {} worker(s), database {}, kinds: {}",
                     dc.workers, self.new_store().url.redacted(), ", ".join(self.registry.kinds()))
         self.heartbeat.start()
-        self.writer = GroupWriter(self.new_store())
+        if self.group_writes:
+            self.writer = GroupWriter()
         self.scheduler = jobs.start_scheduler(self, self.extra_jobs)
         if self.new_store().dialect.supports_notify:
             self._spawn("mibridge-listen", self._listen_loop)
@@ -129,8 +132,6 @@ class Daemon:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
         self.heartbeat.stop()
-        if self.writer is not None and not alive:
-            self.writer.close()
         logger.info("mibridge daemon stopped")
 
     def run_forever(self) -> None:

@@ -284,7 +284,7 @@ class Store:
     # -- transitions of a claimed row -----------------------------------------
     def _write(self, w: GuardedWrite) -> None:
         if self.writer is not None:
-            ok = self.writer.write(w)
+            ok = self.writer.write(w, self)
         else:
             ok = self._on_conn(lambda conn: self.dialect.write(conn, w))
         if not ok:

@@ -33,7 +33,7 @@ class _Capture:
     def __init__(self):
         self.writes = []
 
-    def write(self, w):
+    def write(self, w, store):
         self.writes.append(w)
         return True
 
@@ -107,51 +107,50 @@ def test_writes_waiting_behind_one_on_the_wire_go_out_together(store, db_url, di
     ids = [store.enqueue("test.charge", f"K{i}", PAY) for i in range(5)]
     rows = store.claim("w", 30, limit=5)
     writes = [captured(store, lambda r=r: store.finish(r, "w", "done", {}, [InboxRow("charge", "ok")])) for r in rows]
-    wstore = Store(db_url)
-    counter = counting(wstore)
-    writer = GroupWriter(wstore)
+    stores = [Store(db_url) for _ in range(5)]
+    counters = [counting(s) for s in stores]
+    writer = GroupWriter()
     release, close = _blocker(dialect, db_url, ids[0])
     results: dict = {}
 
     def submit(j):
-        results[j] = writer.write(writes[j])
+        results[j] = writer.write(writes[j], stores[j])
 
     try:
         first = threading.Thread(target=submit, args=(0,))
         first.start()
         deadline = time.monotonic() + 20
-        while not writer._busy and time.monotonic() < deadline:      # the first is on the wire, blocked
+        while not writer.busy and time.monotonic() < deadline:      # the first is on the wire, blocked
             time.sleep(0.01)
         rest = [threading.Thread(target=submit, args=(j,)) for j in range(1, 5)]
         for t in rest:
             t.start()
-        while len(writer._queue) < 4 and time.monotonic() < deadline:  # the other four wait for it
+        while writer.waiting < 4 and time.monotonic() < deadline:  # the other four wait for it
             time.sleep(0.01)
-        assert len(writer._queue) == 4
+        assert writer.waiting == 4
         release()
         for t in [first] + rest:
             t.join(30)
     finally:
         close()
-        wstore.close()
+        for s in stores:
+            s.close()
     assert results == {j: True for j in range(5)}
     assert states(store) == {i: "done" for i in ids}
-    # Two groups: the first write alone, then the four that waited, together.
-    groups = [line for line in counter.log if line.startswith(("WITH", "START", "BEGIN"))]
-    assert len(groups) == 2, counter.log
+    # Two groups: the first write alone, then the four that waited, together,
+    # sent by one of them (the one made leader) on its own connection.
+    groups = [[line for line in c.log if line.startswith(("WITH", "START", "BEGIN"))] for c in counters]
+    assert len(groups[0]) == 1 and sorted(len(g) for g in groups[1:]) == [0, 0, 0, 1], [c.log for c in counters]
 
 
 def test_a_lost_lease_in_a_group_raises_for_its_writer_only(store, db_url):
     ids, rows = three_claimed(store)
     store.execute("UPDATE mi_outbox SET lease_owner = 'rescued' WHERE id = :i", {"i": ids[2]})
-    wstore = Store(db_url)
-    writer = GroupWriter(wstore)
-    store.writer = writer
+    store.writer = GroupWriter()
     try:
         store.finish(rows[0], "w", "done", {}, [InboxRow("charge", "ok")])
         with pytest.raises(LostLease):
             store.finish(rows[2], "w", "done", {}, [InboxRow("charge", "ok")])
     finally:
         store.writer = None
-        wstore.close()
     assert states(store) == {ids[0]: "done", ids[1]: "running", ids[2]: "running"}

@@ -86,7 +86,8 @@ class Dialect:
     override them with fewer statements and round trips."""
 
     name = "base"
-    # Driver parameter style: "named" (:x, sqlite/oracle), "pyformat" (%(x)s), "qmark" (?).
+    # Driver parameter style: "named" (:x, sqlite/oracle), "pyformat" (%(x)s), "qmark" (?),
+    # "dollar" ($1, PostgreSQL's own: the driver sends the text as it is).
     paramstyle = "named"
     # The database's clock; leases and retry times never come from the daemon's clock.
     now = "CURRENT_TIMESTAMP"
@@ -256,7 +257,7 @@ class Dialect:
         return False
 
     def convert(self, sql: str, params: dict):
-        return _convert(self.paramstyle, sql, tuple(sorted(params)) if params else ())(params)
+        return _convert(self.paramstyle, sql)(params)
 
 
 def on_conflict_identity_upsert(now: str) -> str:
@@ -279,8 +280,8 @@ ON_CONFLICT_IDENTITY = """ON CONFLICT (his_patient_id) DO UPDATE SET
 _COMPOSED: dict = {}
 
 
-@lru_cache(maxsize=512)
-def _convert(style: str, sql: str, _keys: tuple):
+@lru_cache(maxsize=1024)
+def _convert(style: str, sql: str):
     if style == "named":
         return lambda p: (sql, p)
     if style == "pyformat":
@@ -289,5 +290,10 @@ def _convert(style: str, sql: str, _keys: tuple):
     if style == "qmark":
         order = _NAMED.findall(sql)
         text = _NAMED.sub("?", sql)
+        return lambda p: (text, [p[k] for k in order])
+    if style == "dollar":
+        names: dict = {}
+        text = _NAMED.sub(lambda m: f"${names.setdefault(m.group(1), len(names) + 1)}", sql)
+        order = list(names)
         return lambda p: (text, [p[k] for k in order])
     raise ValueError(style)

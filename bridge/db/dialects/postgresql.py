@@ -16,7 +16,10 @@ _CANDIDATES = """
 
 class PostgreSQLDialect(Dialect):
     name = "postgresql"
-    paramstyle = "pyformat"
+    # $1, $2 ...: with psycopg's RawCursor the text goes to the server as it
+    # is, with no parsing per call in Python (the statements of a group write
+    # are long), and every statement can be prepared.
+    paramstyle = "dollar"
     now = "now()"
     supports_notify = True
     autocommit = True
@@ -80,7 +83,10 @@ class PostgreSQLDialect(Dialect):
         return psycopg.connect(**{k: v for k, v in kwargs.items() if v is not None})
 
     def prepare(self, conn) -> None:
+        import psycopg
+
         conn.autocommit = True
+        conn.cursor_factory = psycopg.RawCursor
 
     def begin(self, conn, cur, write: bool = True) -> None:
         cur.execute("BEGIN")
