@@ -222,3 +222,21 @@ def test_rows_waiting_for_a_worker_keep_their_lease_and_go_back_at_stop(store, d
     assert states(store) == {ids[0]: "done", ids[1]: "pending", ids[2]: "pending"}
     assert [tuple(r) for r in store.query(
         "SELECT attempts, lease_owner FROM mi_outbox WHERE state = 'pending' ORDER BY id")] == [(0, None), (0, None)]
+
+
+@pytest.mark.parametrize("dialect", ["postgresql"])
+def test_the_claims_generic_plan_reads_only_the_rows_it_claims(store):
+    """psycopg prepares a statement it runs often, and PostgreSQL then may use a
+    generic plan.  With a bound LIMIT that plan joined the claimed rows by
+    scanning all of mi_outbox: a claim that slows down as history grows."""
+    with store.conn.cursor() as cur:
+        cur.execute("INSERT INTO mi_outbox (kind, business_key, serial_key, payload) "
+                    "SELECT 'test.noop', 'K' || g, 'S' || g, '{}' FROM generate_series(1, 3000) g")
+        cur.execute("ANALYZE mi_outbox")
+        text, _ = store.dialect.convert(store.dialect.claim_statement(10), {"owner": "w", "lease": 30.0})
+        cur.execute("SET plan_cache_mode = force_generic_plan")
+        cur.execute(f"PREPARE claim_probe(text, float8) AS {text}")
+        cur.execute("BEGIN")
+        plan = "\n".join(r[0] for r in cur.execute("EXPLAIN EXECUTE claim_probe('w', 30)").fetchall())
+        cur.execute("ROLLBACK")
+    assert "Seq Scan" not in plan, plan

@@ -91,8 +91,15 @@ class PostgreSQLDialect(Dialect):
     def begin(self, conn, cur, write: bool = True) -> None:
         cur.execute("BEGIN")
 
+    def claim_statement(self, limit: int) -> str:
+        # The limit is written into the text, not bound: psycopg prepares a
+        # statement it runs often, and PostgreSQL's generic plan for a bound
+        # LIMIT expects many rows and joins them by scanning all of mi_outbox
+        # (a hash join over a sequential scan: the whole table per claim).
+        return self.claim_update_sql.replace(":limit", str(int(limit)))
+
     def claim(self, conn, owner: str, lease, limit: int) -> list[tuple]:
-        cur = self._run(conn.cursor(), self.claim_update_sql, dict(owner=owner, lease=lease, limit=limit))
+        cur = self._run(conn.cursor(), self.claim_statement(limit), dict(owner=owner, lease=lease))
         # RETURNING has no order; two rows of one serial key are never claimed
         # together, so the order within a batch is free: insertion order.
         return sorted(cur.fetchall(), key=lambda r: r[0])
