@@ -1,20 +1,20 @@
 """The long-running service: worker threads, lease heartbeat, scheduled jobs,
 and (on PostgreSQL) a LISTEN connection that wakes idle workers at once.
 
-Writes are shared too: when workers write their rows at the same moment, one
-of them sends all the writes in one round trip (bridge/db/groupwrite.py).
-
 Claims are shared: a worker that needs a row takes one another worker's claim
 left for it; when there is none, one idle worker claims up to claim_batch rows
 in one statement, keeps the first and hands the rest out as workers free up.
 Every claimed row's lease is held by the heartbeat from the claim on, so a row
 waiting for a worker never runs out of lease.  One claim's rows share its
 owner (unique per claim); two rows of one serial key are never in one claim.
+Writes are shared too: when workers write their rows at the same moment, one
+of them sends all the writes in one round trip (bridge/db/groupwrite.py).
 
 Stopping (SIGTERM, Ctrl-C, the Windows service's stop): no new rows are
 claimed; rows already in progress finish their current step, up to
-stop_timeout; rows claimed but not started are given back as they were.  A row still running after that keeps its lease until it
-expires and the rescuer takes it; nothing is lost either way.
+stop_timeout; rows claimed but not started are given back as they were.  A
+row still running after that keeps its lease until it expires and the
+rescuer takes it; nothing is lost either way.
 """
 from __future__ import annotations
 

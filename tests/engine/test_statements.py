@@ -115,3 +115,22 @@ def test_pg_stat_statements_sees_what_the_counter_counts(db_url):
                                                    NOOP_JOB["postgresql"]["finish"][1:])
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("dialect", ["mysql"])
+def test_mariadb_without_multi_statements_sends_one_statement_per_round_trip(store, monkeypatch):
+    """A connection opened without CLIENT_MULTI_STATEMENTS (an older connect(),
+    a proxy that strips it) still works, one statement per round trip."""
+    from bridge.db.dialects.mysql import MySQLDialect
+
+    monkeypatch.setattr(MySQLDialect, "multi_statements", staticmethod(lambda conn: False))
+    oid = store.enqueue("test.noop", "N1", {"total_amount": "1.00"})
+    run = runner(store, "http://127.0.0.1:9")
+    counter = counting(store)
+    [row] = store.claim("w", 30, limit=5)
+    log = list(counter.log)
+    assert counter.reset() == (4, 4), log     # BEGIN; SELECT ... FOR UPDATE SKIP LOCKED; UPDATE; COMMIT
+    run.run(row, "w")
+    log = list(counter.log)
+    assert counter.reset() == (4, 4), log     # BEGIN; UPDATE; INSERT; COMMIT
+    assert states(store) == {oid: "done"}

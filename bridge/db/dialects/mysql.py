@@ -101,6 +101,8 @@ class MySQLDialect(Dialect):
         return [tuple(r[:9]) + (int(r[9]) + 1, r[10]) for r in rows]
 
     def write(self, conn, w: GuardedWrite) -> bool:
+        if not self.multi_statements(conn):
+            return Dialect.write(self, conn, w)
         return self.write_many(conn, [w])[0]
 
     def write_many(self, conn, writes: list) -> list[bool]:
@@ -109,7 +111,7 @@ class MySQLDialect(Dialect):
         they happen only when it touched the row; the journal outcomes are
         written either way."""
         if not self.multi_statements(conn):
-            return super().write_many(conn, writes)
+            return [Dialect.write(self, conn, w) for w in writes]
         text, params, guards_at = self.combined(writes, self._compose)
         cur = self._run(conn.cursor(), text, params)
         counts = [cur.rowcount]
