@@ -80,8 +80,7 @@ def child_mibridge(args) -> dict:
     reg = Registry()
     reg.register(PeerNoop())
     daemon = Daemon(cfg, reg)
-    if args.no_group_writes:
-        daemon.group_writes = False
+    daemon.group_writes = args.group_writes
     check = Store(args.url)
     daemon.start()
     try:
@@ -333,7 +332,7 @@ def parent(args) -> int:
     batches = [int(b) for b in args.pgq_batches.split(",")]
     systems = [("mibridge", args.claim_batch)] + [(f"pgqueuer/b{b}", b) for b in batches]
     if args.compare_group_writes:
-        systems.append(("mibridge/nogw", args.claim_batch))
+        systems.append(("mibridge/gw", args.claim_batch))
     print(f"peer bench: mibridge ({args.tree}, claim_batch {args.claim_batch}) vs pgqueuer "
           f"{version('pgqueuer')} (batches {args.pgq_batches}); jobs {args.jobs}, latency "
           f"{args.latency_jobs}@{args.latency_interval * 1000:.0f}ms, rounds {args.rounds}, cpus {os.cpu_count()}",
@@ -346,7 +345,7 @@ def parent(args) -> int:
                 order = systems if rnd % 2 == 0 else list(reversed(systems))
                 for name, batch in order:
                     kind = "mibridge" if name.startswith("mibridge") else "pgqueuer"
-                    extra = ["--no-group-writes"] if name == "mibridge/nogw" else []
+                    extra = ["--group-writes"] if name == "mibridge/gw" else []
                     t = bench.throughput(kind, w, batch, extra)
                     lat = bench.latency(kind, w, batch, extra) if args.latency_jobs else {"p50": 0, "p99": 0}
                     res.setdefault((name, w), []).append(dict(t, **lat))
@@ -394,8 +393,8 @@ def main() -> int:
     ap.add_argument("--tree", default=str(HERE), help="the mibridge checkout to run")
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--compare-group-writes", action="store_true",
-                    help="also run mibridge with each worker writing alone (mibridge/nogw)")
-    ap.add_argument("--no-group-writes", action="store_true", help=argparse.SUPPRESS)
+                    help="also run mibridge with [daemon] group_writes on (mibridge/gw)")
+    ap.add_argument("--group-writes", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--stats", action="store_true",
                     help="also print statements and server time per job (pg_stat_statements)")
     # child-process arguments

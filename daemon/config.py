@@ -29,6 +29,7 @@ class DatabaseConfig:
 class DaemonConfig:
     workers: int = 4
     claim_batch: int = 10               # most rows one claim takes for the idle workers (1: one at a time)
+    group_writes: bool = False          # workers' coinciding writes in one round trip (less database work, less throughput)
     poll_interval: float = 1.0          # seconds between polls when idle (NOTIFY wakes PostgreSQL sooner)
     lease_seconds: float = 30.0         # a worker's claim on a row; renewed every third of it
     retry_base_seconds: float = 2.0

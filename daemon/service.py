@@ -7,8 +7,12 @@ in one statement, keeps the first and hands the rest out as workers free up.
 Every claimed row's lease is held by the heartbeat from the claim on, so a row
 waiting for a worker never runs out of lease.  One claim's rows share its
 owner (unique per claim); two rows of one serial key are never in one claim.
-Writes are shared too: when workers write their rows at the same moment, one
-of them sends all the writes in one round trip (bridge/db/groupwrite.py).
+With [daemon] group_writes, writes are shared too: when workers write their
+rows at the same moment, one of them sends them all in one round trip
+(bridge/db/groupwrite.py).  That halves the database's time per request with
+many workers, but serialises the writes: on two cores it cost about 30% of
+the no-op throughput (bench/peer.py --compare-group-writes), so it is off by
+default.
 
 Stopping (SIGTERM, Ctrl-C, the Windows service's stop): no new rows are
 claimed; rows already in progress finish their current step, up to
@@ -60,9 +64,9 @@ class Daemon:
             backoff=Backoff(base=dc.retry_base_seconds, cap=dc.retry_cap_seconds),
             persist_timeout=max(dc.lease_seconds, 5.0))
         self.heartbeat = Heartbeat(self.new_store, dc.lease_seconds)
-        # The workers' writes of their rows, sent together when they coincide
-        # (group_writes False: each worker writes on its own connection).
-        self.group_writes = True
+        # [daemon] group_writes: the workers' writes of their rows sent together
+        # when they coincide; otherwise each worker writes on its own connection.
+        self.group_writes = dc.group_writes
         self.writer: Optional[GroupWriter] = None
         self.scheduler = None
         # Rows handled by this process: a progress hint for benches and logs (the

@@ -240,3 +240,39 @@ def test_the_claims_generic_plan_reads_only_the_rows_it_claims(store):
         plan = "\n".join(r[0] for r in cur.execute("EXPLAIN EXECUTE claim_probe('w', 30)").fetchall())
         cur.execute("ROLLBACK")
     assert "Seq Scan" not in plan, plan
+
+
+def test_a_daemon_with_group_writes_runs_calls_and_finishes_exactly_once(store, db_url):
+    """[daemon] group_writes on: four workers' journal rows and transitions go
+    through the GroupWriter; every row ends done, each charge booked once."""
+    from bridge.testflow.client import TestPlatformClient
+    from bridge.testflow.flows import TestChargeFlow
+    from bridge.testflow.platform import RunningTestPlatform
+
+    platform = RunningTestPlatform()
+    charged = [f"C{i}" for i in range(8)]
+    ids = [store.enqueue("test.charge", k, PAY) for k in charged]
+    ids += [store.enqueue("test.noop", f"N{i}", {}) for i in range(40)]
+    cfg = Config()
+    cfg.database.url = db_url
+    cfg.daemon.workers = 4
+    cfg.daemon.claim_batch = 5
+    cfg.daemon.group_writes = True
+    cfg.daemon.poll_interval = 0.05
+    reg = Registry()
+    reg.register(TestChargeFlow(settle_seconds=2.0))
+    reg.register(TestNoopFlow())
+    d = Daemon(cfg, reg, services={"testplatform": TestPlatformClient(platform.url, 2.0)})
+    d.start()
+    try:
+        deadline = time.monotonic() + 60
+        while set(states(store).values()) != {"done"} and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert d.writer is not None
+    finally:
+        d.stop()
+        platform.stop()
+    assert states(store) == {i: "done" for i in ids}
+    assert platform.platform.state()["charges"] == {k: 1 for k in charged}
+    assert store.query("SELECT COUNT(*) FROM mi_inbox")[0][0] == len(ids)
+    assert store.query("SELECT COUNT(*) FROM mi_journal WHERE outcome IS NULL")[0][0] == 0
