@@ -158,9 +158,9 @@ class fresh_db:
 def bulk_enqueue(store: Store, n: int, keys: int) -> None:
     def go(cur):
         rows = [dict(k="test.noop", b=f"R{i:07d}", s=f"P{i % keys}", p=PAYLOAD) for i in range(n)]
-        text, _ = store.dialect.convert(
-            "INSERT INTO mi_outbox (kind, business_key, serial_key, payload) VALUES (:k, :b, :s, :p)", rows[0])
-        cur.executemany(text, rows)
+        sql = "INSERT INTO mi_outbox (kind, business_key, serial_key, payload) VALUES (:k, :b, :s, :p)"
+        text, _ = store.dialect.convert(sql, rows[0])
+        cur.executemany(text, [store.dialect.convert(sql, r)[1] for r in rows])
     store._tx(go)
 
 

@@ -65,6 +65,8 @@ class DaemonConfig(BaseModel):
     model_config = STRICT
 
     workers: int = Field(4, ge=1, le=256)
+    claim_batch: int = Field(10, ge=1, le=500)  # most rows one claim takes for the idle workers (1: one at a time)
+    group_writes: bool = False                  # workers' coinciding writes in one round trip (less database work, less throughput)
     poll_interval: float = Field(1.0, gt=0)     # seconds between polls when idle (NOTIFY wakes PostgreSQL sooner)
     lease_seconds: float = Field(30.0, ge=1)    # a worker's claim on a row; renewed every third of it
     retry_base_seconds: float = Field(2.0, gt=0)

@@ -1,10 +1,24 @@
 """The long-running service: worker threads, lease heartbeat, scheduled jobs,
 and (on PostgreSQL) a LISTEN connection that wakes idle workers at once.
 
+Claims are shared: a worker that needs a row takes one another worker's claim
+left for it; when there is none, one idle worker claims up to claim_batch rows
+in one statement, keeps the first and hands the rest out as workers free up.
+Every claimed row's lease is held by the heartbeat from the claim on, so a row
+waiting for a worker never runs out of lease.  One claim's rows share its
+owner (unique per claim); two rows of one serial key are never in one claim.
+With [daemon] group_writes, writes are shared too: when workers write their
+rows at the same moment, one of them sends them all in one round trip
+(bridge/db/groupwrite.py).  That halves the database's time per request with
+many workers, but serialises the writes: on two cores it cost about 30% of
+the no-op throughput (bench/peer.py --compare-group-writes), so it is off by
+default.
+
 Stopping (SIGTERM, Ctrl-C, the Windows service's stop): no new rows are
 claimed; rows already in progress finish their current step, up to
-stop_timeout.  A row still running after that keeps its lease until it
-expires and the rescuer takes it; nothing is lost either way.
+stop_timeout; rows claimed but not started are given back as they were.  A
+row still running after that keeps its lease until it expires and the
+rescuer takes it; nothing is lost either way.
 """
 from __future__ import annotations
 
@@ -13,10 +27,12 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from typing import Callable, Optional
 
 from loguru import logger
 
+from bridge.db.groupwrite import GroupWriter
 from bridge.db.store import Store
 from bridge.engine.backoff import Backoff
 from bridge.engine.flow import Registry
@@ -48,10 +64,19 @@ class Daemon:
             backoff=Backoff(base=dc.retry_base_seconds, cap=dc.retry_cap_seconds),
             persist_timeout=max(dc.lease_seconds, 5.0))
         self.heartbeat = Heartbeat(self.new_store, dc.lease_seconds)
+        # [daemon] group_writes: the workers' writes of their rows sent together
+        # when they coincide; otherwise each worker writes on its own connection.
+        self.group_writes = dc.group_writes
+        self.writer: Optional[GroupWriter] = None
         self.scheduler = None
         # Rows handled by this process: a progress hint for benches and logs (the
         # unlocked += may miss a count; the database has the real numbers).
         self.processed = 0
+        # Rows claimed for this daemon's workers and not taken yet: (row, owner).
+        self._handout: deque = deque()
+        self._handout_cond = threading.Condition()
+        self._claiming = False          # one worker claims at a time
+        self._claim_pause = 0.5         # backoff while the database is away
 
     def new_store(self) -> Store:
         return Store(self.config.database.url, self.config.database.password_env)
@@ -69,6 +94,8 @@ class Daemon:
         logger.info("mibridge daemon starting: {} worker(s), database {}, kinds: {}",
                     dc.workers, self.new_store().url.redacted(), ", ".join(self.registry.kinds()))
         self.heartbeat.start()
+        if self.group_writes:
+            self.writer = GroupWriter()
         self.scheduler = jobs.start_scheduler(self, self.extra_jobs)
         if self.new_store().dialect.supports_notify:
             self._spawn("mibridge-listen", self._listen_loop)
@@ -92,6 +119,8 @@ class Daemon:
                     self.config.daemon.stop_timeout)
         self.stopping.set()
         self.wake.set()
+        with self._handout_cond:
+            self._handout_cond.notify_all()
         for stop in self._server_stops:
             try:
                 stop()
@@ -103,6 +132,7 @@ class Daemon:
         alive = [t.name for t in self._threads if t.is_alive()]
         if alive:
             logger.warning("still busy at stop: {}; their rows return through lease recovery", ", ".join(alive))
+        self._give_back()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
         self.heartbeat.stop()
@@ -124,38 +154,95 @@ class Daemon:
     # -- workers ------------------------------------------------------------------
     def _worker_loop(self, n: int) -> None:
         store = self.new_store()
+        store.writer = self.writer
         runner = Runner(store, self.registry, self.settings, self.services)
-        pause = 0.5
         while not self.stopping.is_set():
-            owner = self._owner(n)
+            got = self._next_row(n, store)
+            if got is None:
+                continue
+            row, owner = got
             try:
-                rows = store.claim(owner, self.config.daemon.lease_seconds, limit=1)
-                pause = 0.5
-            except Exception as exc:
-                # Database down or restarting: keep trying, with backoff, forever.
-                logger.warning("worker {}: claim failed ({}: {}); retrying in {:.1f}s",
-                               n, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "", pause)
+                runner.run(row, owner)
+            except Exception:
+                # run() handles flow errors itself; this is the last line of defence.
+                logger.exception("worker {}: unexpected error on row {}; its lease will expire "
+                                 "and the rescuer will take it", n, row.id)
                 store.close()
-                self.stopping.wait(pause)
-                pause = min(pause * 2, 10.0)
-                continue
-            if not rows:
-                self.wake.wait(self.config.daemon.poll_interval)
-                self.wake.clear()
-                continue
-            for row in rows:
-                self.heartbeat.hold(row.id, owner)
+            finally:
+                self.heartbeat.release(row.id)
+                self.processed += 1
+        store.close()
+
+    def _next_row(self, n: int, store: Store):
+        """A claimed row for worker n, as (row, owner), or None (look again)."""
+        cond = self._handout_cond
+        with cond:
+            while True:
+                if self.stopping.is_set():
+                    return None
+                if self._handout:
+                    return self._handout.popleft()
+                if not self._claiming:
+                    self._claiming = True
+                    break
+                cond.wait(0.5)
+        try:
+            return self._claim(n, store)
+        finally:
+            with cond:
+                self._claiming = False
+                cond.notify()                   # the next idle worker claims next
+
+    def _claim(self, n: int, store: Store):
+        dc = self.config.daemon
+        owner = self._owner(n)
+        # Cleared before the claim: a NOTIFY that arrives during it wakes the next one.
+        self.wake.clear()
+        try:
+            rows = store.claim(owner, dc.lease_seconds, limit=dc.claim_batch)
+            self._claim_pause = 0.5
+        except Exception as exc:
+            # Database down or restarting: keep trying, with backoff, forever.
+            logger.warning("worker {}: claim failed ({}: {}); retrying in {:.1f}s", n, type(exc).__name__,
+                           str(exc).splitlines()[0] if str(exc) else "", self._claim_pause)
+            store.close()
+            self.stopping.wait(self._claim_pause)
+            self._claim_pause = min(self._claim_pause * 2, 10.0)
+            return None
+        if not rows:
+            self.wake.wait(dc.poll_interval)
+            return None
+        for row in rows:
+            self.heartbeat.hold(row.id, owner)
+        with self._handout_cond:
+            if self.stopping.is_set():          # claimed as the stop began: all go back
+                self._handout.extend((row, owner) for row in rows)
+                return None
+            self._handout.extend((row, owner) for row in rows[1:])
+            self._handout_cond.notify(len(rows) - 1)
+        return rows[0], owner
+
+    def _give_back(self) -> None:
+        """Rows claimed but never started go back as they were (state, attempts),
+        instead of waiting for their lease to run out."""
+        with self._handout_cond:
+            left = list(self._handout)
+            self._handout.clear()
+        if not left:
+            return
+        store = self.new_store()
+        try:
+            for row, owner in left:
                 try:
-                    runner.run(row, owner)
-                except Exception:
-                    # run() handles flow errors itself; this is the last line of defence.
-                    logger.exception("worker {}: unexpected error on row {}; its lease will expire "
-                                     "and the rescuer will take it", n, row.id)
+                    store.unclaim(row, owner)
+                except Exception as exc:
+                    logger.warning("row {}: could not give it back ({}); its lease will expire", row.id, exc)
                     store.close()
                 finally:
                     self.heartbeat.release(row.id)
-                    self.processed += 1
-        store.close()
+        finally:
+            store.close()
+        logger.info("gave back {} claimed row(s) not started", len(left))
 
     def _listen_loop(self) -> None:
         """PostgreSQL: wake the workers when the HIS inserts a row (NOTIFY in

@@ -1,11 +1,15 @@
 """Every query the engine runs against the mi_ tables.
 
 One Store wraps one database connection and is used by one thread.  Each
-method is one short transaction; none is ever held open across a remote call.
-Every change to a claimed row is guarded by `state = 'running' AND
-lease_owner = :owner` (and the expected step where it matters), so a worker
-whose lease expired and whose row was rescued can never overwrite it: its
-UPDATE touches no row and the method returns False.
+method is one short transaction, or one statement in autocommit where the
+database has it (a read, a claim, a claimed row's write on PostgreSQL); none
+is ever held open across a remote call.  Every change to a claimed row is
+guarded by `state = 'running' AND lease_owner = :owner` (and the expected step
+where it matters), so a worker whose lease expired and whose row was rescued
+can never overwrite it: its UPDATE touches no row and the method raises
+LostLease.  The claim and the writes of a claimed row are built here and run
+by the dialect (bridge/db/dialects), which sends them in as few statements
+and round trips as its database allows.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from typing import Any, Iterable, Optional
 from loguru import logger
 
 from bridge.db.dialects import get_dialect
+from bridge.db.dialects.base import CallEnd, GuardedWrite, Insert
 from bridge.masking import mask_text
 from bridge.db.url import DbUrl, parse_url
 
@@ -97,12 +102,21 @@ class Store:
         self.url = url if isinstance(url, DbUrl) else parse_url(url, password_env)
         self.dialect = get_dialect(self.url.dialect)
         self._conn = None
+        # A GroupWriter (bridge/db/groupwrite.py) shared by a daemon's workers:
+        # claimed rows' writes then go through it, several in one round trip.
+        self.writer = None
 
     # -- connection ---------------------------------------------------------
     @property
     def conn(self):
         if self._conn is None:
-            self._conn = self.dialect.connect(self.url)
+            conn = self.dialect.connect(self.url)
+            try:
+                self.dialect.prepare(conn)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
         return self._conn
 
     def close(self) -> None:
@@ -118,17 +132,12 @@ class Store:
         cur.execute(text, args)
         return cur
 
-    def _tx(self, fn, *, claim: bool = False):
-        """Run fn(cursor) in one transaction; on any error roll back and, when the
-        connection is gone, drop it so the next call reconnects."""
+    def _on_conn(self, fn):
+        """Run fn(connection); on any error roll back whatever it left open and,
+        when the connection is gone, drop it so the next call reconnects."""
         conn = self.conn
         try:
-            if claim:
-                self.dialect.begin_claim(conn)
-            cur = conn.cursor()
-            result = fn(cur)
-            conn.commit()
-            return result
+            return fn(conn)
         except BaseException as exc:
             try:
                 conn.rollback()
@@ -138,8 +147,27 @@ class Store:
                 self.close()
             raise
 
+    def _tx(self, fn, *, claim: bool = False):
+        """Run fn(cursor) in one transaction."""
+        def go(conn):
+            if claim:
+                self.dialect.begin_claim(conn)
+            cur = conn.cursor()
+            self.dialect.begin(conn, cur)
+            result = fn(cur)
+            conn.commit()
+            return result
+        return self._on_conn(go)
+
+    def _single(self, fn):
+        """Run fn(cursor), which sends ONE statement: alone in autocommit where the
+        dialect has it (no BEGIN/COMMIT around it), else in a transaction."""
+        if not self.dialect.autocommit:
+            return self._tx(fn)
+        return self._on_conn(lambda conn: fn(conn.cursor()))
+
     def ping(self) -> None:
-        self._tx(lambda cur: self._exec(cur, "SELECT 1 FROM mi_outbox WHERE 1 = 0"))
+        self._single(lambda cur: self._exec(cur, "SELECT 1 FROM mi_outbox WHERE 1 = 0"))
 
     def is_disconnect(self, exc: BaseException) -> bool:
         return self.dialect.is_disconnect(exc)
@@ -163,83 +191,88 @@ class Store:
 
     # -- claim and lease -----------------------------------------------------
     def claim(self, owner: str, lease_seconds: float, limit: int = 1) -> list[ClaimedRow]:
+        """Lease up to `limit` due rows to `owner` (unique per claim: every row of
+        one claim shares it), committed before this returns.  Two rows of one
+        serial key are never claimed together: the second has an older
+        unfinished row, the first."""
         d = self.dialect
+        rows = self._on_conn(lambda conn: d.claim(conn, owner, d.seconds(lease_seconds), max(1, int(limit))))
+        return [ClaimedRow(id=int(r[0]), kind=r[1], business_key=r[2], serial_key=r[3], payload=r[4],
+                           was_state=r[5], step=r[6], flow_data=json.loads(r[7]) if r[7] else {},
+                           current_call=r[8], attempts=int(r[9]), max_attempts=int(r[10]))
+                for r in rows]
 
-        def go(cur):
-            candidates = d.claim_candidates(cur, limit)
-            claimed = []
-            for row_id, was_state in candidates:
-                self._exec(cur, f"""
-                    UPDATE mi_outbox
-                       SET state = 'running', lease_owner = :owner,
-                           lease_expires_at = {d.after('lease')},
-                           attempts = attempts + 1, updated_at = {d.now}
-                     WHERE id = :id AND state = :was""",
-                           dict(owner=owner, lease=d.seconds(lease_seconds), id=row_id, was=was_state))
-                if cur.rowcount != 1:
-                    continue
-                self._exec(cur, """
-                    SELECT id, kind, business_key, serial_key, payload, step, flow_data,
-                           current_call, attempts, max_attempts
-                      FROM mi_outbox WHERE id = :id""", {"id": row_id})
-                r = cur.fetchone()
-                claimed.append(ClaimedRow(
-                    id=int(r[0]), kind=r[1], business_key=r[2], serial_key=r[3], payload=r[4],
-                    was_state=was_state, step=r[5], flow_data=json.loads(r[6]) if r[6] else {},
-                    current_call=r[7], attempts=int(r[8]), max_attempts=int(r[9])))
-            return claimed
-        return self._tx(go, claim=True)
+    def unclaim(self, row: ClaimedRow, owner: str) -> bool:
+        """Give back a row claimed but never started (the daemon is stopping):
+        its state and attempts as before the claim."""
+        return self.execute(f"""
+            UPDATE mi_outbox SET state = :was, attempts = attempts - 1, lease_owner = NULL,
+                   lease_expires_at = NULL, updated_at = {self.dialect.now}
+             WHERE id = :id AND lease_owner = :owner AND state = 'running'""",
+                            dict(was=row.was_state, id=row.id, owner=owner)) == 1
 
     def heartbeat(self, row_id: int, owner: str, lease_seconds: float) -> bool:
-        d = self.dialect
+        return not self.heartbeat_many({row_id: owner}, lease_seconds)
 
-        def go(cur):
-            self._exec(cur, f"""
-                UPDATE mi_outbox SET lease_expires_at = {d.after('lease')}
-                 WHERE id = :id AND lease_owner = :owner AND state = 'running'""",
-                       dict(id=row_id, owner=owner, lease=d.seconds(lease_seconds)))
-            return cur.rowcount == 1
-        return self._tx(go)
+    def heartbeat_many(self, held: dict, lease_seconds: float) -> list[int]:
+        """Renew the lease of every row in `held` (row id -> owner), one
+        statement per 500 rows.  Returns the ids whose lease is no longer theirs."""
+        d = self.dialect
+        items = sorted(held.items())
+        lost = []
+        for i in range(0, len(items), 500):
+            chunk = dict(items[i:i + 500])
+            params = {f"i{n}": k for n, k in enumerate(chunk)}
+            owners = sorted(set(chunk.values()))
+            params.update({f"o{n}": o for n, o in enumerate(owners)})
+            # id IN and owner IN: a row is renewed only while one of our live
+            # claims owns it (owners are unique per claim, never reused).
+            where = (f"state = 'running' AND id IN ({', '.join(':i%d' % n for n in range(len(chunk)))}) "
+                     f"AND lease_owner IN ({', '.join(':o%d' % n for n in range(len(owners)))})")
+            renewed = self.execute(f"UPDATE mi_outbox SET lease_expires_at = {d.after('lease')} WHERE {where}",
+                                   dict(params, lease=d.seconds(lease_seconds)))
+            if renewed != len(chunk):
+                ours = {(int(r[0]), r[1]) for r in self.query(f"SELECT id, lease_owner FROM mi_outbox WHERE {where}",
+                                                             params)}
+                lost += [k for k, o in chunk.items() if (k, o) not in ours]
+        return lost
 
     # -- the call journal ----------------------------------------------------
     def begin_call(self, row_id: int, owner: str, step: str, msg_id: str, interface: str,
-                   masked_request: str, unsafe: bool, mark: bool = True) -> None:
+                   masked_request: str, unsafe: bool, mark: bool = True,
+                   ended: Iterable[CallEnd] = ()) -> None:
         """Write the journal row and mark the row as 'in a call' in one
         transaction, BEFORE anything is sent.  Raises LostLease, also when our
         lease has already run out (a rescuer may be about to take the row).
         mark=False (a resolver's query) journals the call but leaves
-        current_call naming the call that is in doubt."""
-        d = self.dialect
-        sets = "current_call = :msg, call_unsafe = :unsafe, " if mark else ""
-
-        def go(cur):
-            self._exec(cur, f"""
-                UPDATE mi_outbox SET {sets}updated_at = {d.now}
-                 WHERE id = :id AND lease_owner = :owner AND state = 'running'
-                   AND lease_expires_at > {d.now}""",
-                       dict(id=row_id, owner=owner, **(dict(msg=msg_id, unsafe=1 if unsafe else 0) if mark else {})))
-            if cur.rowcount != 1:
-                raise LostLease(row_id)
-            self._exec(cur, """
-                INSERT INTO mi_journal (msg_id, outbox_id, step, interface, request_masked)
-                VALUES (:msg, :id, :step, :iface, :req)""",
-                       dict(msg=msg_id, id=row_id, step=step, iface=interface, req=masked_request))
-        self._tx(go)
+        current_call naming the call that is in doubt.  `ended`: outcomes of
+        earlier calls not written yet; they are written whatever the guard says."""
+        if mark:
+            sets, params = "current_call = :msg, call_unsafe = :unsafe", dict(msg=msg_id, unsafe=1 if unsafe else 0)
+        else:
+            sets, params = "", {}
+        journal = Insert("mi_journal", dict(msg_id=msg_id, outbox_id=row_id, step=step, interface=interface,
+                                            request_masked=masked_request))
+        self._write(GuardedWrite(row_id=row_id, owner=owner, sets=sets, params=params, step_guard=False,
+                                 live_lease=True, ends=self._ends(ended), inserts=[journal]))
 
     def end_call(self, msg_id: str, outcome: str, http_status: Optional[int],
                  response_masked: Optional[str], error_message: Optional[str]) -> None:
-        """Record what came back.  Not guarded by the lease: the journal is a
-        record of facts, and a late answer is still a fact worth keeping."""
-        d = self.dialect
+        """Record what came back, on its own.  The runner does not call this: it
+        hands the outcome to the next write of the row (`ended=`).  Not guarded
+        by the lease: the journal is a record of facts, and a late answer is
+        still a fact worth keeping."""
+        self.end_calls([CallEnd(msg_id, outcome, http_status, response_masked, error_message)])
 
-        def go(cur):
-            self._exec(cur, f"""
-                UPDATE mi_journal SET outcome = :outcome, http_status = :status,
-                       response_masked = :resp, error_message = :err, ended_at = {d.now}
-                 WHERE msg_id = :msg AND outcome IS NULL""",
-                       dict(outcome=outcome, status=http_status, resp=response_masked,
-                            err=_masked(error_message), msg=msg_id))
-        self._tx(go)
+    def end_calls(self, ended: Iterable[CallEnd]) -> None:
+        ends = self._ends(ended)
+        if ends:
+            self._on_conn(lambda conn: self.dialect.write_ends(conn, ends))
+
+    @staticmethod
+    def _ends(ended: Iterable[CallEnd]) -> list[CallEnd]:
+        return [CallEnd(e.msg_id, e.outcome, e.http_status, e.response_masked, _masked(e.error_message))
+                for e in ended]
 
     def call_age_seconds(self, msg_id: str) -> Optional[float]:
         """Seconds since the call was journalled, by the database clock: lets a
@@ -249,48 +282,69 @@ class Store:
         return float(rows[0][0]) if rows and rows[0][0] is not None else None
 
     # -- transitions of a claimed row -----------------------------------------
-    def _guarded_update(self, cur, row_id: int, owner: str, expected_step: Optional[str],
-                        sets: str, params: dict) -> None:
-        # No COALESCE(step, '') = '': Oracle stores '' as NULL, so that is never true there.
-        if expected_step:
-            step_guard, guard = "step = :expected_step", dict(expected_step=expected_step)
+    def _write(self, w: GuardedWrite) -> None:
+        if self.writer is not None:
+            ok = self.writer.write(w, self)
         else:
-            step_guard, guard = "step IS NULL", {}
-        self._exec(cur, f"""
-            UPDATE mi_outbox SET {sets}, updated_at = {self.dialect.now}
-             WHERE id = :id AND lease_owner = :owner AND state = 'running'
-               AND {step_guard}""",
-                   dict(params, id=row_id, owner=owner, **guard))
-        if cur.rowcount != 1:
-            raise LostLease(row_id)
+            ok = self._on_conn(lambda conn: self.dialect.write(conn, w))
+        if not ok:
+            raise LostLease(w.row_id)
 
-    def _write_results(self, cur, row: ClaimedRow, inbox: Iterable[InboxRow],
-                       identities: Iterable[IdentityRow]) -> None:
-        for ib in inbox:
-            self._exec(cur, """
-                INSERT INTO mi_inbox (outbox_id, kind, business_key, result_type, outcome,
-                                      error_code, error_message, order_id, settlement_id,
-                                      total_amount, fund_amount, account_amount, cash_amount,
-                                      result_json)
-                VALUES (:oid, :kind, :bkey, :rtype, :outcome, :ecode, :emsg, :order_id, :setl_id,
-                        :total, :fund, :acct, :cash, :result)""",
-                       dict(oid=row.id, kind=row.kind, bkey=row.business_key, rtype=ib.result_type,
-                            outcome=ib.outcome, ecode=ib.error_code,
-                            emsg=_masked(ib.error_message),
-                            order_id=ib.order_id, setl_id=ib.settlement_id,
-                            total=_money(ib.total_amount), fund=_money(ib.fund_amount),
-                            acct=_money(ib.account_amount), cash=_money(ib.cash_amount),
-                            result=_json(ib.result)))
+    def write_many(self, writes: list) -> list:
+        """Writes of different claimed rows together (GroupWriter).  Per write:
+        True, False (its guard touched no row), or the exception it raised.
+        Rows are written in id order, so two batches lock in the same order.
+        When the batch fails for a reason other than a lost connection, each
+        write is tried alone, so that one bad write fails only itself."""
+        d = self.dialect
+        if len(writes) > 1:
+            order = sorted(range(len(writes)), key=lambda j: writes[j].row_id)
+            try:
+                done = self._on_conn(lambda conn: d.write_many(conn, [writes[j] for j in order]))
+                out = [None] * len(writes)
+                for j, ok in zip(order, done):
+                    out[j] = ok
+                return out
+            except Exception as exc:
+                if d.is_disconnect(exc):
+                    return [exc] * len(writes)
+                logger.warning("a group of {} writes failed ({}: {}); writing each alone",
+                               len(writes), type(exc).__name__, exc)
+        out = []
+        for w in writes:
+            try:
+                out.append(self._on_conn(lambda conn: d.write(conn, w)))
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+    @staticmethod
+    def _results(row: ClaimedRow, inbox: Iterable[InboxRow], identities: Iterable[IdentityRow]) -> list[Insert]:
+        out = [Insert("mi_inbox", dict(
+            outbox_id=row.id, kind=row.kind, business_key=row.business_key, result_type=ib.result_type,
+            outcome=ib.outcome, error_code=ib.error_code, error_message=_masked(ib.error_message),
+            order_id=ib.order_id, settlement_id=ib.settlement_id,
+            total_amount=_money(ib.total_amount), fund_amount=_money(ib.fund_amount),
+            account_amount=_money(ib.account_amount), cash_amount=_money(ib.cash_amount),
+            result_json=_json(ib.result))) for ib in inbox]
         for ident in identities:
-            self._exec(cur, self.dialect.identity_upsert_sql, dict(
+            out.append(Insert("mi_identity", dict(
                 his_patient_id=ident.his_patient_id, psn_no=ident.psn_no,
                 insuplc_admdvs=ident.insuplc_admdvs, insutype=ident.insutype,
-                benefit=ident.benefit, psn_cert_type=ident.psn_cert_type, source_outbox_id=row.id))
+                benefit=ident.benefit, psn_cert_type=ident.psn_cert_type, source_outbox_id=row.id),
+                now_cols=("updated_at",), upsert=True))
+        return out
+
+    def _transition(self, row: ClaimedRow, owner: str, sets: str, params: dict, inserts: list,
+                    ended: Iterable[CallEnd], after: Optional[list] = None) -> None:
+        self._write(GuardedWrite(row_id=row.id, owner=owner, sets=sets, params=params, step=row.step,
+                                 ends=self._ends(ended), inserts=inserts, after=after or []))
 
     def advance(self, row: ClaimedRow, owner: str, new_step: str, flow_data: dict,
                 *, inbox: Iterable[InboxRow] = (), identities: Iterable[IdentityRow] = (),
                 release_after: Optional[float] = None,
-                secrets: Optional[dict[str, Optional[str]]] = None) -> None:
+                secrets: Optional[dict[str, Optional[str]]] = None,
+                ended: Iterable[CallEnd] = ()) -> None:
         """Move to the next step (keeping the lease, or releasing the row to be
         picked up again after `release_after` seconds).  The step's inbox rows
         and secrets commit in the same transaction."""
@@ -303,12 +357,8 @@ class Store:
                     f"state = 'pending', lease_owner = NULL, lease_expires_at = NULL, "
                     f"next_attempt_at = {d.after('delay')}")
             params = dict(step=new_step, fd=_json(flow_data), delay=d.seconds(release_after))
-
-        def go(cur):
-            self._guarded_update(cur, row.id, owner, row.step, sets, params)
-            self._write_results(cur, row, inbox, identities)
-            self._write_secrets(cur, row.id, secrets)
-        self._tx(go)
+        self._transition(row, owner, sets, params, self._results(row, inbox, identities), ended,
+                         after=self._secret_statements(row.id, secrets, None))
         row.step = new_step
         row.flow_data = flow_data
         row.current_call = None
@@ -319,7 +369,8 @@ class Store:
                inbox: Iterable[InboxRow], *, identities: Iterable[IdentityRow] = (),
                error_code: Optional[str] = None, error_message: Optional[str] = None,
                secrets: Optional[dict[str, Optional[str]]] = None,
-               keep_secrets: Optional[Iterable[str]] = None) -> None:
+               keep_secrets: Optional[Iterable[str]] = None,
+               ended: Iterable[CallEnd] = ()) -> None:
         """Final state and the HIS's inbox rows, in ONE transaction.  With
         keep_secrets (a flow that holds secrets) the row's secrets are deleted in
         it too, except the names given."""
@@ -330,18 +381,13 @@ class Store:
                 f"last_error_code = :ecode, last_error_message = :emsg")
         params = dict(state=state, fd=_json(flow_data), ecode=error_code, emsg=_masked(error_message))
         keep = None if keep_secrets is None else tuple(keep_secrets)
-
-        def go(cur):
-            self._guarded_update(cur, row.id, owner, row.step, sets, params)
-            self._write_results(cur, row, inbox, identities)
-            self._write_secrets(cur, row.id, secrets)
-            if keep is not None:
-                self._drop_secrets(cur, row.id, keep)
-        self._tx(go)
+        self._transition(row, owner, sets, params, self._results(row, inbox, identities), ended,
+                         after=self._secret_statements(row.id, secrets, keep))
 
     def release(self, row: ClaimedRow, owner: str, state: str, delay: float, flow_data: dict,
                 *, error_code: Optional[str], error_message: Optional[str],
-                keep_call: bool, inbox: Iterable[InboxRow] = (), keep_attempts: bool = False) -> None:
+                keep_call: bool, inbox: Iterable[InboxRow] = (), keep_attempts: bool = False,
+                ended: Iterable[CallEnd] = ()) -> None:
         """Give the row back: 'pending' (retry the step after delay), 'in_doubt'
         (resolve by query after delay) or 'held' (wait for a human).  keep_call
         keeps current_call so the row stays marked as having an unresolved call.
@@ -356,11 +402,7 @@ class Store:
                 f"last_error_code = :ecode, last_error_message = :emsg")
         params = dict(state=state, fd=_json(flow_data), delay=d.seconds(delay), ecode=error_code,
                       emsg=_masked(error_message))
-
-        def go(cur):
-            self._guarded_update(cur, row.id, owner, row.step, sets, params)
-            self._write_results(cur, row, inbox, ())
-        self._tx(go)
+        self._transition(row, owner, sets, params, self._results(row, inbox, ()), ended)
 
     # -- recovery (the rescuer) ------------------------------------------------
     def recover_expired_leases(self) -> int:
@@ -372,6 +414,8 @@ class Store:
         - otherwise -> pending.
         Plain SQL, so a DBA can run the same statements by hand."""
         d = self.dialect
+        if d.recover_sql:
+            return self._single(lambda cur: int(self._exec(cur, d.recover_sql).fetchone()[0]))
         expired = f"state = 'running' AND lease_expires_at < {d.now}"
 
         def go(cur):
@@ -441,7 +485,8 @@ class Store:
                  WHERE id = :id AND state = 'held'""", {"id": row_id})
             if cur.rowcount != 1:  # requeued between our SELECT and UPDATE
                 raise ValueError(f"outbox row {row_id} is no longer held; nothing was changed")
-            self._drop_secrets(cur, row_id, ())   # closed by hand: no later step needs them
+            # Closed by hand: no later step needs its secrets.
+            self._exec(cur, "DELETE FROM mi_secret WHERE outbox_id = :o", {"o": row_id})
             self._exec(cur, """
                 INSERT INTO mi_inbox (outbox_id, kind, business_key, result_type, outcome,
                                       error_code, error_message, result_json)
@@ -478,19 +523,24 @@ class Store:
         return len(ids)
 
     # -- secrets (mi_secret: daemon only, never in HIS-readable rows) ------------------
-    def _write_secrets(self, cur, outbox_id: int, secrets: Optional[dict[str, Optional[str]]]) -> None:
-        """Replace the named secrets of a row; None or "" deletes one (Oracle would
-        store "" as NULL, which the NOT NULL column refuses)."""
+    @staticmethod
+    def _secret_statements(outbox_id: int, secrets: Optional[dict[str, Optional[str]]],
+                           keep: Optional[tuple[str, ...]]) -> list[tuple[str, dict]]:
+        """The mi_secret statements of a transition, run in its transaction only when
+        its guard holds: replace the named secrets (None or "" deletes one: Oracle
+        would store "" as NULL, which the NOT NULL column refuses), then, when the
+        request is final (`keep` not None), delete every other secret but `keep`."""
+        out: list[tuple[str, dict]] = []
         for name, value in (secrets or {}).items():
-            self._exec(cur, "DELETE FROM mi_secret WHERE outbox_id = :o AND name = :n", {"o": outbox_id, "n": name})
+            out.append(("DELETE FROM mi_secret WHERE outbox_id = :o AND name = :n", {"o": outbox_id, "n": name}))
             if value not in (None, ""):
-                self._exec(cur, "INSERT INTO mi_secret (outbox_id, name, value) VALUES (:o, :n, :v)",
-                           {"o": outbox_id, "n": name, "v": str(value)})
-
-    def _drop_secrets(self, cur, outbox_id: int, keep: tuple[str, ...]) -> None:
-        marks = ", ".join(f":k{n}" for n in range(len(keep)))
-        self._exec(cur, "DELETE FROM mi_secret WHERE outbox_id = :o" + (f" AND name NOT IN ({marks})" if keep else ""),
-                   dict({f"k{n}": k for n, k in enumerate(keep)}, o=outbox_id))
+                out.append(("INSERT INTO mi_secret (outbox_id, name, value) VALUES (:o, :n, :v)",
+                            {"o": outbox_id, "n": name, "v": str(value)}))
+        if keep is not None:
+            marks = ", ".join(f":k{n}" for n in range(len(keep)))
+            out.append(("DELETE FROM mi_secret WHERE outbox_id = :o" + (f" AND name NOT IN ({marks})" if keep else ""),
+                        dict({f"k{n}": k for n, k in enumerate(keep)}, o=outbox_id)))
+        return out
 
     def secrets(self, outbox_id: int) -> dict[str, str]:
         """The secrets a request holds (its own, or a related one's: a refund reads its
@@ -548,7 +598,8 @@ class Store:
         claimed = ClaimedRow(id=outbox_id, kind=kind, business_key=business_key, serial_key="", payload="",
                              was_state="", step=None, flow_data={}, current_call=None, attempts=0,
                              max_attempts=0)
-        self._tx(lambda cur: self._write_results(cur, claimed, [row], ()))
+        [ins] = self._results(claimed, [row], ())
+        self._single(lambda cur: self._exec(cur, *self.dialect.insert_sql(ins)))
 
     def inbox_sums(self, result_type: str, order_id: str) -> dict:
         """Sums of the amount columns of the successful inbox rows of one type for
@@ -616,14 +667,12 @@ class Store:
 
     # -- reading -------------------------------------------------------------------
     def query(self, sql: str, params: dict | None = None) -> list[tuple]:
-        def go(cur):
-            self._exec(cur, sql, params)
-            return cur.fetchall()
-        return self._tx(go)
+        """One SELECT, in autocommit where the database has it."""
+        return self._single(lambda cur: self._exec(cur, sql, params).fetchall())
 
     def execute(self, sql: str, params: dict | None = None) -> int:
-        """One statement in its own transaction; returns the row count."""
-        return self._tx(lambda cur: self._exec(cur, sql, params).rowcount)
+        """One statement, committed on its own; returns the row count."""
+        return self._single(lambda cur: self._exec(cur, sql, params).rowcount)
 
     def status(self) -> dict:
         """Counts by state, the age of the oldest open request, and the held rows."""

@@ -1,7 +1,9 @@
 """Lease renewal while rows are being worked on.
 
 One thread per daemon, on its own database connection, renews the lease of
-every row a worker holds, every lease/3 seconds, with the database's clock.
+every row the daemon holds (being worked on, or claimed and waiting for a
+free worker), every lease/3 seconds, with the database's clock: one
+statement for all of them.
 A row whose renewal touches nothing has been rescued by another daemon (our
 lease expired): that is logged, and the worker's next guarded write fails
 harmlessly (LostLease), so no other bookkeeping is needed.
@@ -49,9 +51,8 @@ class Heartbeat:
                 continue
             try:
                 store = store or self._store_factory()
-                for row_id, owner in held:
-                    if not store.heartbeat(row_id, owner, self.lease_seconds):
-                        logger.warning("row {}: lease could not be renewed (rescued elsewhere?)", row_id)
+                for row_id in store.heartbeat_many(dict(held), self.lease_seconds):
+                    logger.warning("row {}: lease could not be renewed (rescued elsewhere?)", row_id)
             except Exception as exc:
                 logger.warning("heartbeat failed ({}); will retry", exc)
                 if store is not None:

@@ -5,10 +5,12 @@ The order of events for a step that calls a platform is fixed:
     1. the row is ours (claimed, lease renewed by the heartbeat)
     2. journal row written + row marked "in a call"      (one transaction)
     3. the request is sent                                (no transaction open)
-    4. the answer is written to the journal
-    5. the transition the flow chose is written           (one transaction)
+    4. the transition the flow chose is written, with the
+       answer for the journal                             (one transaction)
 
-A crash between 2 and 5 leaves `current_call` set: the rescuer then puts the
+The answer (4) rides with the next write of the row: the transition, or the
+journal row of the step's next call (2 again).  A crash between 2 and 4 leaves
+`current_call` set and the journal's outcome NULL: the rescuer then puts the
 row in doubt (if the call was not safe to repeat) and the flow's resolver
 asks the platform what happened before anything is sent again.
 """
@@ -21,6 +23,7 @@ from typing import Any, Callable, Optional
 from loguru import logger
 
 from bridge.calls import CallResult, Outcome, PreparedCall
+from bridge.db.dialects.base import CallEnd
 from bridge.db.store import ClaimedRow, InboxRow, LostLease, Store
 from bridge.engine.backoff import Backoff
 from bridge.engine.crashpoints import crashpoint
@@ -117,6 +120,9 @@ class Runner:
         self.settings = settings
         # Platform clients and other shared objects the flows need, by name.
         self.services = services or {}
+        # Answers of calls not yet in the journal: the next write of the row
+        # carries them (a runner runs one row at a time).
+        self._ended: list[CallEnd] = []
 
     # -- the remote call -------------------------------------------------------
     def call(self, ctx: StepContext, send, prepared: PreparedCall) -> CallResult:
@@ -124,9 +130,9 @@ class Runner:
         # A resolver's query is journalled, but current_call keeps naming the
         # call in doubt: if the query is lost too, the doubt is still about that call.
         mark = not ctx.resolving
-        self._persist(lambda: self.store.begin_call(
+        self._write(lambda ended: self.store.begin_call(
             row.id, owner, ctx.step.name, prepared.msg_id, prepared.interface,
-            prepared.masked_request, unsafe=not ctx.step.safe_to_repeat, mark=mark))
+            prepared.masked_request, unsafe=not ctx.step.safe_to_repeat, mark=mark, ended=ended))
         if mark:
             row.current_call = prepared.msg_id
         crashpoint("after_journal", prepared.interface)
@@ -148,13 +154,20 @@ class Runner:
             # rejection (nothing happened remotely) whose message says so.
             outcome = Outcome.REJECTED.value
             message = message if (message or "").startswith("not sent") else f"not sent: {message or ''}"
-        self._persist(lambda: self.store.end_call(prepared.msg_id, outcome, result.http_status,
-                                                  result.response_text, message))
+        # The answer rides with the row's next write (the next call's journal row or
+        # the step's transition): no transaction of its own.
+        self._ended.append(CallEnd(prepared.msg_id, outcome, result.http_status, result.response_text, message))
         ctx.last_result = result
         return result
 
     # -- one row ---------------------------------------------------------------
     def run(self, row: ClaimedRow, owner: str) -> None:
+        try:
+            self._run(row, owner)
+        finally:
+            self._flush_ended(row)
+
+    def _run(self, row: ClaimedRow, owner: str) -> None:
         crashpoint("after_claim")
         flow = self.registry.get(row.kind)
         if flow is None:
@@ -233,25 +246,25 @@ class Runner:
                     # has established the first send never took effect may do it.
                     raise RuntimeError(f"flow {flow.kind}: {step_name} -> {step_name} outside its resolver")
                 data.update(t.data)
-                self._persist(lambda: s.advance(row, owner, t.step, data, inbox=t.inbox, identities=t.identities,
-                                                secrets=t.secrets))
+                self._write(lambda ended: s.advance(row, owner, t.step, data, inbox=t.inbox,
+                                                    identities=t.identities, secrets=t.secrets, ended=ended))
                 _remember(ctx, t.secrets)
                 return True
             if isinstance(t, Wait):
                 if t.step != step_name and not flow.allowed(step_name, t.step):
                     raise RuntimeError(f"flow {flow.kind}: {step_name} -> {t.step} is not in its table")
                 data.update(t.data)
-                self._persist(lambda: s.advance(row, owner, t.step, data, inbox=t.inbox,
-                                                identities=t.identities, release_after=t.delay,
-                                                secrets=t.secrets))
+                self._write(lambda ended: s.advance(row, owner, t.step, data, inbox=t.inbox,
+                                                    identities=t.identities, release_after=t.delay,
+                                                    secrets=t.secrets, ended=ended))
                 return False
             if isinstance(t, Finish):
                 data.update(t.data)
                 # Final: no secret stays in flow_data; mi_secret keeps only what a later
                 # request of the HIS needs (Flow.kept_secrets).
                 final = _without(data, flow.secret_keys)
-                self._persist(lambda: s.finish(row, owner, "done", final, t.inbox, identities=t.identities,
-                                               secrets=t.secrets, keep_secrets=keep))
+                self._write(lambda ended: s.finish(row, owner, "done", final, t.inbox, identities=t.identities,
+                                                   secrets=t.secrets, keep_secrets=keep, ended=ended))
                 crashpoint("after_inbox")
                 return False
             if isinstance(t, Fail):
@@ -261,9 +274,9 @@ class Runner:
                 final = _without(data, flow.secret_keys)
                 # A failed request keeps its kept_secrets too: a payment that placed an
                 # order may still get a late 6302 notice, which is checked with 6301.
-                self._persist(lambda: s.finish(row, owner, "failed", final, inbox,
-                                               error_code=t.code, error_message=t.message,
-                                               keep_secrets=keep))
+                self._write(lambda ended: s.finish(row, owner, "failed", final, inbox,
+                                                   error_code=t.code, error_message=t.message,
+                                                   keep_secrets=keep, ended=ended))
                 crashpoint("after_inbox")
                 return False
             if isinstance(t, (Retry, InDoubt, Hold)):
@@ -309,15 +322,15 @@ class Runner:
             held = InboxRow(result_type="held", outcome="held", error_code=code, error_message=reason)
             # A Retry that ran out clears the call (the step was safe to redo); a
             # Hold or an unresolved doubt keeps it, so a requeue queries first.
-            self._persist(lambda: s.release(row, owner, "held", 0, data, error_code=code,
-                                            error_message=reason, keep_call=not isinstance(t, Retry),
-                                            inbox=[held]))
+            self._write(lambda ended: s.release(row, owner, "held", 0, data, error_code=code,
+                                                error_message=reason, keep_call=not isinstance(t, Retry),
+                                                inbox=[held], ended=ended))
             return
         delay = t.delay if isinstance(t, InDoubt) and t.delay is not None else st.backoff.delay(row.attempts)
         state = "in_doubt" if isinstance(t, InDoubt) else "pending"
-        self._persist(lambda: s.release(row, owner, state, delay, data, error_code=t.code,
-                                        error_message=t.message, keep_call=isinstance(t, InDoubt),
-                                        keep_attempts=waiting))
+        self._write(lambda ended: s.release(row, owner, state, delay, data, error_code=t.code,
+                                            error_message=t.message, keep_call=isinstance(t, InDoubt),
+                                            keep_attempts=waiting, ended=ended))
 
     def _hold_unknown_kind(self, row: ClaimedRow, owner: str) -> None:
         reason = (f"this daemon runs no flow for request kind {row.kind!r} (is its config section missing?); "
@@ -325,9 +338,9 @@ class Runner:
         logger.error("row {} ({} {}) held: [UNKNOWN_KIND] {}", row.id, row.kind, row.business_key, reason)
         held = InboxRow(result_type="held", outcome="held", error_code="UNKNOWN_KIND", error_message=reason)
         try:
-            self._persist(lambda: self.store.release(row, owner, "held", 0, dict(row.flow_data),
-                                                     error_code="UNKNOWN_KIND", error_message=reason,
-                                                     keep_call=True, inbox=[held]))
+            self._write(lambda ended: self.store.release(row, owner, "held", 0, dict(row.flow_data),
+                                                         error_code="UNKNOWN_KIND", error_message=reason,
+                                                         keep_call=True, inbox=[held], ended=ended))
         except (LostLease, _GaveUp):
             logger.warning("row {}: could not record the hold; the rescuer will retry it", row.id)
 
@@ -335,10 +348,52 @@ class Runner:
         logger.warning("row {} ({} {}) refused: [{}] {}", row.id, row.kind, row.business_key, code, message)
         inbox = [InboxRow(result_type="error", outcome="failed", error_code=code, error_message=message)]
         try:
-            self._persist(lambda: self.store.finish(row, owner, "failed", dict(row.flow_data), inbox,
-                                                    error_code=code, error_message=message))
+            self._write(lambda ended: self.store.finish(row, owner, "failed", dict(row.flow_data), inbox,
+                                                        error_code=code, error_message=message, ended=ended))
         except (LostLease, _GaveUp):
             logger.warning("row {}: could not record the refusal; the rescuer will retry it", row.id)
+
+    def _write(self, write: Callable[[list], Any]):
+        """Persist one write of the row, carrying the call answers not yet in the
+        journal.  They are written even when the lease turns out lost (LostLease),
+        so they are dropped from the list then too."""
+        ended = list(self._ended)
+        try:
+            result = self._persist(lambda: write(ended))
+        except LostLease:
+            del self._ended[:len(ended)]
+            raise
+        except _GaveUp:
+            raise
+        except Exception as exc:
+            if not ended:
+                raise
+            # The database refused the write.  If it was a journal answer, the
+            # row's own write must not depend on it: record the answers alone
+            # (or log them), then write the row without them.
+            del self._ended[:len(ended)]
+            try:
+                self._persist(lambda: self.store.end_calls(ended))
+            except LostLease:
+                raise
+            except Exception as jexc:
+                logger.error("journal refused the answer(s) of {}: {}: {}; first error: {}",
+                             ", ".join(e.msg_id for e in ended), type(jexc).__name__, jexc, exc)
+            return self._persist(lambda: write([]))
+        del self._ended[:len(ended)]
+        return result
+
+    def _flush_ended(self, row: ClaimedRow) -> None:
+        """Answers no write carried (the row was given up, or the database was
+        away): the journal keeps them all the same, when it can."""
+        if not self._ended:
+            return
+        ended, self._ended = self._ended, []
+        try:
+            self._persist(lambda: self.store.end_calls(ended))
+        except Exception as exc:
+            logger.warning("row {}: could not record {} call answer(s) in the journal: {}",
+                           row.id, len(ended), type(exc).__name__)
 
     def _persist(self, write: Callable[[], Any]):
         """Run a database write, riding out a database that went away: retry on

@@ -20,10 +20,7 @@ def bulk_enqueue(store: Store, n: int) -> None:
         rows = [dict(k="test.noop", b=f"R{i:05d}", s=f"S{i % 97}", p=payload) for i in range(n)]
         sql = "INSERT INTO mi_outbox (kind, business_key, serial_key, payload) VALUES (:k, :b, :s, :p)"
         text, _ = store.dialect.convert(sql, rows[0])
-        if store.dialect.paramstyle == "qmark":
-            cur.executemany(text, [[r["k"], r["b"], r["s"], r["p"]] for r in rows])
-        else:
-            cur.executemany(text, rows)
+        cur.executemany(text, [store.dialect.convert(sql, r)[1] for r in rows])
     store._tx(go)
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from bridge.db.dialects.base import Dialect, on_conflict_identity_upsert
+from bridge.db.dialects.base import CLAIM_COLUMNS, Dialect, on_conflict_identity_upsert
 
 SQLITE_NOW = "strftime('%Y-%m-%d %H:%M:%f','now')"
 
@@ -11,6 +11,7 @@ class SQLiteDialect(Dialect):
     name = "sqlite"
     paramstyle = "named"
     now = SQLITE_NOW
+    autocommit = True
     # SQLite has no row locks: BEGIN IMMEDIATE takes the write lock for the
     # whole (short) claim transaction, which serialises claimers across processes.
     claim_sql = f"""
@@ -21,6 +22,12 @@ class SQLiteDialect(Dialect):
                               AND p.state NOT IN ('done', 'failed', 'resolved'))
          ORDER BY o.next_attempt_at, o.id
          LIMIT :limit"""
+    # The claim reads the whole rows (with the state they are claimed from),
+    # then leases them by id.  UPDATE ... RETURNING (SQLite 3.35+) would save
+    # nothing: RETURNING sees only the new row, and the claim needs the old state.
+    claim_rows_sql = claim_sql.replace(
+        "SELECT o.id, o.state", "SELECT " + ", ".join("o.state" if c == "was_state" else f"o.{c}"
+                                                     for c in CLAIM_COLUMNS))
     identity_upsert_sql = on_conflict_identity_upsert(SQLITE_NOW)
 
     def after(self, param: str) -> str:
@@ -40,6 +47,35 @@ class SQLiteDialect(Dialect):
     def begin_claim(self, conn) -> None:
         conn.begin_immediate()
 
+    def begin(self, conn, cur, write: bool = True) -> None:
+        # IMMEDIATE: take the write lock first, so a transaction that reads then
+        # writes never fails to upgrade its lock (SQLITE_BUSY) half-way.
+        conn.begin_immediate()
+
+    def claim(self, conn, owner: str, lease, limit: int) -> list[tuple]:
+        """One BEGIN IMMEDIATE (the write lock serialises claimers across
+        processes), the rows, one UPDATE for all of them, COMMIT."""
+        conn.begin_immediate()
+        cur = self._run(conn.cursor(), self.claim_rows_sql, {"limit": limit})
+        rows = cur.fetchall()
+        if rows:
+            ids = {f"i{n}": r[0] for n, r in enumerate(rows)}
+            self._run(cur, f"""
+                UPDATE mi_outbox
+                   SET state = 'running', lease_owner = :owner, lease_expires_at = {self.after('lease')},
+                       attempts = attempts + 1, updated_at = {SQLITE_NOW}
+                 WHERE id IN ({', '.join(':' + k for k in ids)})""", dict(ids, owner=owner, lease=lease))
+        conn.commit()
+        return [tuple(r[:9]) + (int(r[9]) + 1, r[10]) for r in rows]
+
+    def write_many(self, conn, writes: list) -> list[bool]:
+        """All in one BEGIN IMMEDIATE ... COMMIT: one commit for the lot."""
+        cur = conn.cursor()
+        conn.begin_immediate()
+        out = [self._write_in_tx(cur, w) for w in writes]
+        conn.commit()
+        return out
+
     def is_disconnect(self, exc: BaseException) -> bool:
         # "locked"/"busy": another process held the write lock past busy_timeout;
         # transient like a lost connection, so writes are retried the same way.
@@ -48,9 +84,9 @@ class SQLiteDialect(Dialect):
 
 
 class _SQLiteConnection:
-    """sqlite3 in autocommit mode with explicit BEGIN, so that transactions
-    behave like the other drivers' (commit/rollback end one; the next statement
-    after commit starts a new one)."""
+    """sqlite3 in autocommit mode: a statement alone runs in its own implicit
+    transaction; begin_immediate() opens one for several, ended by commit or
+    rollback."""
 
     def __init__(self, raw: sqlite3.Connection):
         self.raw = raw
@@ -62,9 +98,6 @@ class _SQLiteConnection:
             self._in_tx = True
 
     def cursor(self):
-        if not self._in_tx:
-            self.raw.execute("BEGIN")
-            self._in_tx = True
         return self.raw.cursor()
 
     def commit(self):
