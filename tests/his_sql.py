@@ -15,7 +15,8 @@ def his_enqueue(store: Store, kind: Optional[str], key: Optional[str], serial: O
 
     def go(cur):
         if name == "postgresql":
-            cur.execute("SELECT mi_enqueue(%s, %s, %s, %s)", (kind, key, serial, payload))
+            # The Store's PostgreSQL cursors send the text as it is ($n parameters).
+            cur.execute("SELECT mi_enqueue($1, $2, $3, $4)", (kind, key, serial, payload))
             return cur.fetchone()[0]
         if name == "mysql":
             cur.execute("CALL mi_enqueue(%s, %s, %s, %s, @mi_id)", (kind, key, serial, payload))
@@ -49,7 +50,7 @@ def his_consume(store: Store, inbox_id, ack) -> None:
 
     def go(cur):
         if name == "postgresql":
-            cur.execute("SELECT mi_inbox_consume(%s, %s)", (inbox_id, ack))
+            cur.execute("SELECT mi_inbox_consume($1, $2)", (inbox_id, ack))
         elif name == "mysql":
             cur.execute("CALL mi_inbox_consume(%s, %s)", (inbox_id, ack))
         elif name == "oracle":

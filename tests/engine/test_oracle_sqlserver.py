@@ -221,6 +221,10 @@ class RecordingCursor:
             return [(1, "test.charge", "pending", None, None, "{}")]
         if "mi_journal WHERE msg_id" in sql:
             return [(0.5,)]
+        if "RETURNING" in sql and "lease_owner" in sql:      # PostgreSQL's one-statement claim
+            return [(1, "test.charge", "K", "S", "{}", "pending", None, None, None, 1, 10)]
+        if "recover" in sql.lower() or ("RETURNING" in sql and "LEASE_EXPIRED" in sql):
+            return [(0,)]
         return [(1, 1)] if "o.id, o.state" in sql or "SELECT o.id FROM" in sql else []
 
     def fetchmany(self, n):
@@ -242,6 +246,12 @@ class RecordingConnection:
         pass
 
     def close(self):
+        pass
+
+    def begin(self):                  # MariaDB's explicit transactions (autocommit connection)
+        pass
+
+    def autocommit(self, on):
         pass
 
 
