@@ -13,6 +13,7 @@ import threading
 from loguru import logger
 
 from bridge.db.store import Store
+from bridge.engine import events
 
 
 class Heartbeat:
@@ -50,7 +51,9 @@ class Heartbeat:
             try:
                 store = store or self._store_factory()
                 for row_id, owner in held:
-                    if not store.heartbeat(row_id, owner, self.lease_seconds):
+                    renewed = store.heartbeat(row_id, owner, self.lease_seconds)
+                    events.emit("heartbeat", renewed=renewed)
+                    if not renewed:
                         logger.warning("row {}: lease could not be renewed (rescued elsewhere?)", row_id)
             except Exception as exc:
                 logger.warning("heartbeat failed ({}); will retry", exc)

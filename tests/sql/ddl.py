@@ -246,6 +246,8 @@ def apply(schema: Schema, dialect: str, statement: str) -> None:
                 col.type = action.args["dtype"].sql(dialect=SQLGLOT[dialect]).upper()
                 col.collation = action.args["collate"].sql() if action.args.get("collate") else ""
                 col.nullable = "NOT NULL" not in statement.upper().split(action.name.upper(), 1)[1].split(";")[0]
+            elif isinstance(action, exp.ColumnDef):          # ADD COLUMN
+                schema.tables[table][action.name.lower()] = _column(action, dialect, statement)
             elif isinstance(action, exp.AddConstraint):
                 for c in action.expressions:
                     schema.constraints[(table, c.name.lower())] = _constraint_kind(c)
