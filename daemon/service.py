@@ -85,14 +85,25 @@ class Daemon:
         if self.metrics is not None:
             self.metrics.subscribe()
         self.started_at = time.monotonic()
+        # The listeners first: a port that is taken (a second daemon) stops the start
+        # before any row is claimed.
+        try:
+            for start in self.servers:
+                self._server_stops.append(start(self))
+        except Exception:
+            for stop in self._server_stops:
+                try:
+                    stop()
+                except Exception as exc:
+                    logger.warning("server stop failed: {}", exc)
+            self._server_stops = []
+            raise
         self.heartbeat.start()
         self.scheduler = jobs.start_scheduler(self, self.extra_jobs)
         if self.new_store().dialect.supports_notify:
             self._spawn("mibridge-listen", self._listen_loop)
         for n in range(dc.workers):
             self._spawn(f"mibridge-worker-{n}", self._worker_loop, n)
-        for start in self.servers:
-            self._server_stops.append(start(self))
         sdnotify.notify("READY=1", f"STATUS=running {dc.workers} worker(s)")
 
     def _spawn(self, name: str, target, *args) -> None:

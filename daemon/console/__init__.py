@@ -108,7 +108,7 @@ def create_app(cfg: ConsoleConfig, users: dict[str, User], secret_key: str, new_
             if session.get("sid"):
                 session.clear()
                 flash(words.plain("session_ended"))
-            return redirect(url_for("login", next=request.full_path if request.method == "GET" else None))
+            return redirect(url_for("login", next=request.full_path.rstrip("?") if request.method == "GET" else None))
         return None
 
     @app.after_request
