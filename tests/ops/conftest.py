@@ -61,3 +61,12 @@ def console(tmp_path, monkeypatch):
     stop = server.start()
     yield Console(f"http://127.0.0.1:{server.port}", db_url, ids, app)
     stop()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    """A fresh SQLite database, for the tests whose subject is not the database."""
+    from tests.conftest import make_database
+
+    url, _ = make_database("sqlite", tmp_path)
+    return url
