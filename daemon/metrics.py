@@ -125,10 +125,11 @@ class Metrics:
         self.claim_seconds = Histogram("mibridge_claim_duration_seconds", "Time of one claim transaction",
                                        buckets=CLAIM_BUCKETS, registry=r)
         self.claimed = Counter("mibridge_claimed_rows", "Rows claimed by the workers", registry=r)
-        self.jobs = Counter("mibridge_job_runs", "Scheduled job runs by job and result", ["job", "result"],
+        # "task", not "job": Prometheus gives every scraped series a job label of its own.
+        self.jobs = Counter("mibridge_job_runs", "Scheduled job runs by task and result", ["task", "result"],
                             registry=r)
-        self.job_last = Gauge("mibridge_job_last_run_timestamp_seconds", "When each job last ran (Unix time)",
-                              ["job"], registry=r)
+        self.job_last = Gauge("mibridge_job_last_run_timestamp_seconds", "When each scheduled task last ran "
+                              "(Unix time)", ["task"], registry=r)
         self.ready = Gauge("mibridge_ready", "1 when /readyz would answer 200", registry=r)
         self.db = DbCollector(new_store, cache_seconds)
         r.register(self.db)

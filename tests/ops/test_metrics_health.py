@@ -84,7 +84,7 @@ def test_metrics_are_scraped_from_a_real_daemon_and_pass_promtool(daemon_with_me
     held = store.enqueue("test.noop", "NOOP-H", {})
     store.execute("UPDATE mi_outbox SET state = 'held', last_error_code = 'UNKNOWN_KIND' WHERE id = :i",
                   {"i": held})
-    job = ("mibridge_job_runs_total", frozenset({("job", "lease-recovery"), ("result", "ok")}))
+    job = ("mibridge_job_runs_total", frozenset({("task", "lease-recovery"), ("result", "ok")}))
     deadline = time.monotonic() + 20
     while True:         # the lease-recovery job runs every [daemon] recovery_interval
         r = wait_http(base + "/metrics")
@@ -102,7 +102,7 @@ def test_metrics_are_scraped_from_a_real_daemon_and_pass_promtool(daemon_with_me
     assert got[("mibridge_platform_call_duration_seconds_count", frozenset({("interface", "charge")}))] >= 3
     assert got[("mibridge_claim_duration_seconds_count", frozenset())] >= 3
     assert got[("mibridge_claimed_rows_total", frozenset())] >= 3
-    assert got[("mibridge_job_runs_total", frozenset({("job", "lease-recovery"), ("result", "ok")}))] >= 1
+    assert got[("mibridge_job_runs_total", frozenset({("task", "lease-recovery"), ("result", "ok")}))] >= 1
     assert got[("mibridge_ready", frozenset())] == 1
     (tmp_path / "metrics.txt").write_text(r.text)
     promtool = shutil.which("promtool")
@@ -188,7 +188,7 @@ def test_engine_events_fill_the_counters(tmp_path):
     assert got[("mibridge_notices_total", frozenset({("interface", "6302"), ("verdict", "refused")}))] == 1
     assert got[("mibridge_lease_renewals_total", frozenset({("result", "lost")}))] == 1
     assert got[("mibridge_lease_rescues_total", frozenset())] == 2
-    assert got[("mibridge_job_runs_total", frozenset({("job", "purge"), ("result", "failed")}))] == 1
+    assert got[("mibridge_job_runs_total", frozenset({("task", "purge"), ("result", "failed")}))] == 1
     # Unsubscribed: nothing more is counted.
     events.emit("rescue", rows=5)
     assert samples(m.exposition().decode())[("mibridge_lease_rescues_total", frozenset())] == 2
