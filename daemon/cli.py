@@ -90,7 +90,11 @@ def cmd_run(args) -> int:
     if args.workers:
         cfg.daemon.workers = args.workers
     _check_schema(cfg)
-    build_daemon(cfg).run_forever()
+    from daemon.http_server import ListenError
+    try:
+        build_daemon(cfg).run_forever()
+    except ListenError as exc:          # a port taken (a second daemon): nothing was claimed
+        raise CliError(str(exc)) from None
     return 0
 
 

@@ -137,7 +137,7 @@ def test_a_second_daemon_on_a_port_that_is_taken_says_so(daemon_with_metrics, tm
                            extra=f'\n[metrics]\nenabled = true\nlisten = "127.0.0.1:{port}"\n')
     rc = second.wait_exit(60)
     out = (tmp_path / "second.stderr").read_text()
-    assert rc != 0
+    assert rc == 1
     assert f"cannot listen on 127.0.0.1:{port}" in out and "Traceback" not in out, out
     assert len([l for l in out.splitlines() if l.strip()]) == 1, out
     # The first daemon is unharmed.
