@@ -252,3 +252,27 @@ def test_sd_notify_sends_ready_and_watchdog_to_the_notify_socket(tmp_path, monke
         assert sdnotify.watchdog_interval() is None
     finally:
         s.close()
+
+
+def test_a_listener_that_cannot_start_stops_the_start_before_any_worker_or_job(tmp_path, sqlite_url):
+    """The listeners are bound first: a port that is taken claims no row and runs no job."""
+    from bridge.engine.flow import Registry
+    from daemon.config import Config
+    from daemon.http_server import ListenError
+    from daemon.service import Daemon
+
+    cfg = Config()
+    cfg.database.url = sqlite_url
+    started = []
+
+    def ok_server(daemon):
+        started.append("ok")
+        return lambda: started.append("stopped")
+
+    def taken(daemon):
+        raise ListenError("cannot listen on 127.0.0.1:1: Address already in use")
+    d = Daemon(cfg, Registry(), servers=[ok_server, taken])
+    with pytest.raises(ListenError):
+        d.start()
+    assert d._threads == [] and d.scheduler is None and not d.heartbeat._thread.is_alive()
+    assert started == ["ok", "stopped"]          # the one that did start is closed again
