@@ -276,3 +276,47 @@ def test_a_listener_that_cannot_start_stops_the_start_before_any_worker_or_job(t
         d.start()
     assert d._threads == [] and d.scheduler is None and not d.heartbeat._thread.is_alive()
     assert started == ["ok", "stopped"]          # the one that did start is closed again
+
+
+def test_the_daemon_serves_the_console_and_metrics_on_one_listener(tmp_path, sqlite_url, monkeypatch):
+    """[console] and [metrics] on the same address: one listener serves both; the
+    console inside the daemon shows its scheduled tasks with their last runs."""
+    import re as _re
+
+    from tests.ops.helpers import _HASHES, PASSWORDS
+
+    port = free_port()
+    env = {"MI_CONSOLE_SECRET": "s" * 40, "MI_HASH_OLGA": _HASHES["olga"]}
+    extra = (f'\n[metrics]\nenabled = true\nlisten = "127.0.0.1:{port}"\n'
+             f'\n[console]\nenabled = true\nlisten = "127.0.0.1:{port}"\nsecret_key_env = "MI_CONSOLE_SECRET"\n'
+             f'[[console.users]]\nname = "olga"\nrole = "operator"\npassword_hash_env = "MI_HASH_OLGA"\n')
+    proc = DaemonProcess(tmp_path, sqlite_url, None, extra=extra, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_http(base + "/healthz").status_code == 200
+        with httpx.Client(base_url=base, timeout=10) as c:
+            login = c.get("/login")
+            token = _re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)
+            r = c.post("/login", data={"name": "olga", "password": PASSWORDS["olga"], "csrf_token": token})
+            assert r.status_code == 302, r.text
+            deadline = time.monotonic() + 20
+            while True:
+                page = c.get("/").text
+                if "lease recovery" in page and "not run yet" not in page.split("lease recovery")[1][:200] \
+                        or time.monotonic() > deadline:
+                    break
+                time.sleep(0.3)
+            assert "lease recovery" in page and "purge" in page and ">ok<" in page, page[-2000:]
+        assert "mibridge_requests" in httpx.get(base + "/metrics", timeout=5).text or \
+            "mibridge_database_up" in httpx.get(base + "/metrics", timeout=5).text
+    finally:
+        proc.terminate()
+
+
+def test_the_console_refuses_to_start_without_its_secret(tmp_path, sqlite_url):
+    extra = ('\n[console]\nenabled = true\nsecret_key_env = "MI_NOT_SET_ANYWHERE"\n'
+             '[[console.users]]\nname = "olga"\nrole = "operator"\npassword_hash_env = "MI_NOT_SET_EITHER"\n')
+    proc = DaemonProcess(tmp_path, sqlite_url, None, name="nosecret", extra=extra)
+    rc = proc.wait_exit(60)
+    out = (tmp_path / "nosecret.stderr").read_text()
+    assert rc == 2 and "MI_NOT_SET_EITHER is not set" in out and "Traceback" not in out, out
