@@ -20,7 +20,9 @@ def sign_in(page, console, name: str, password: str | None = None):
     page.goto(console.url + "/login")
     page.fill("#name", name)
     page.fill("#password", PASSWORDS[name] if password is None else password)
-    page.click("#login-submit")
+    with page.expect_navigation():
+        page.click("#login-submit")
+    page.wait_for_load_state("load")
 
 
 def cookie(context) -> str | None:
@@ -36,14 +38,17 @@ def test_sign_in_find_by_business_key_requeue_with_a_note_and_see_the_audit_row(
     # Find a request by its business key (the search box in the header).
     page.fill("#find-key", "INV-DONE-4")
     page.press("#find-key", "Enter")
-    assert page.url.endswith(f"/rows/{console.ids['done']}")
+    page.wait_for_url(f"**/rows/{console.ids['done']}")
     assert "INV-DONE-4" in page.inner_text("h1")
     # Open a held row from the held page and requeue it with a note.
     page.click("#nav-held")
+    page.wait_for_url("**/held")
     page.click(f"a.row-link[href='/rows/{console.ids['held_doubt']}']")
+    page.wait_for_url(f"**/rows/{console.ids['held_doubt']}")
     assert "CHARGE_IN_DOUBT" in page.inner_text("#facts")
     page.fill("#form-requeue textarea[name=note]", "checked the centre: no booking seen yet; query it")
-    page.click("#do-requeue")
+    with page.expect_navigation():
+        page.click("#do-requeue")
     # The row was stopped inside a call that may have moved money: back to in_doubt
     # (query first), never to a resend.
     assert "in_doubt" in page.inner_text(".flash.ok")
@@ -106,7 +111,7 @@ def test_a_wrong_password_is_refused_and_the_session_id_changes_at_sign_in(brows
     assert "/login" in p2.url
     # Sign-out ends the session on the server: the signed-in cookie is worth nothing either.
     page.click("#logout")
-    assert "/login" in page.url
+    page.wait_for_url("**/login**")
     other.clear_cookies()
     other.add_cookies([{"name": COOKIE, "value": after, "url": console.url}])
     p2.goto(console.url + "/held")
@@ -173,6 +178,7 @@ def test_every_page_fits_and_is_screenshotted(browser, console, tmp_path, viewpo
     page.goto(console.url + "/")
     assert page.locator("#nav-orders").is_visible() and page.locator("#nav-reconciliation").is_visible()
     page.click("#nav-orders")
+    page.wait_for_url("**/orders")
     assert "mi_v_orders" in page.inner_text("#placeholder")
     ctx.close()
 
