@@ -80,6 +80,28 @@ def build(cfg: Config) -> Wiring:
     if cfg.platforms.get("mobilepay"):
         from daemon.wiring_mobilepay import wiring as mobilepay_wiring
         w.merge(mobilepay_wiring(cfg, w.services))
+    w.merge(operations_wiring(cfg))
+    return w
+
+
+def operations_wiring(cfg: Config) -> Wiring:
+    """[metrics] (/metrics, /healthz, /readyz) and [console]: each on its own
+    listener, or on one when both name the same address."""
+    w = Wiring()
+    if cfg.metrics.enabled:
+        def make_health(daemon):
+            from daemon.metrics import HealthApp
+            return HealthApp(daemon.metrics, daemon.readiness), None
+        for path in ("/metrics", "/healthz", "/readyz"):
+            w.mounts.append(HttpMount(cfg.metrics.listen, path, make_health))
+    if cfg.console.enabled:
+        from daemon.console import check
+        check(cfg)          # a missing secret or password hash stops the start, with its name
+
+        def make_console(daemon):
+            from daemon.console import make_app
+            return make_app(cfg, daemon), None
+        w.mounts.append(HttpMount(cfg.console.listen, "/", make_console))
     return w
 
 

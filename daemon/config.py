@@ -22,7 +22,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -83,6 +83,10 @@ class LoggingConfig(BaseModel):
 
     level: str = "INFO"
     file: str = ""                      # empty: stderr only (journald / the Windows event log collect it)
+    # "json": one JSON object per line (loguru's serialize), for log shippers.
+    format: Literal["text", "json"] = "text"
+    # A platform that cannot be reached: one WARNING per interface per this many seconds, with a count.
+    outage_log_seconds: float = Field(60.0, gt=0)
     rotation: str = "50 MB"
     retention: str = "90 days"
 
@@ -93,6 +97,48 @@ class LoggingConfig(BaseModel):
         if v.upper() not in levels:
             raise ValueError(f"must be one of {', '.join(levels)}")
         return v.upper()
+
+
+class ConsoleUser(BaseModel):
+    """One console login.  The password is given only as a hash (werkzeug's
+    generate_password_hash: scrypt or pbkdf2), and only through the environment or a
+    file readable by the service account: `mibridge console-hash` makes one."""
+    model_config = STRICT
+
+    name: str = Field(..., min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.@-]+$")
+    role: Literal["viewer", "operator"]
+    password_hash_env: Optional[str] = None
+    password_hash_file: Optional[str] = None
+
+
+class ConsoleConfig(BaseModel):
+    """[console]: the web console (daemon/console/), off by default, on loopback."""
+    model_config = STRICT
+
+    enabled: bool = False
+    listen: str = "127.0.0.1:8780"
+    # The session-signing secret: from the environment or a file, never here.
+    secret_key_env: Optional[str] = None
+    secret_key_file: Optional[str] = None
+    users: list[ConsoleUser] = Field(default_factory=list)
+    language: Literal["zh+en", "zh", "en"] = "zh+en"
+    # Behind an HTTPS front (docs/operations.md): cookies are sent over TLS only.
+    secure_cookies: bool = False
+    session_minutes: int = Field(60, ge=1, le=24 * 60)   # idle time before a new login is needed
+    login_attempts: int = Field(5, ge=1)                  # failed logins per name and address ...
+    login_window_seconds: int = Field(900, ge=1)          # ... within this window, then refused
+
+
+class MetricsConfig(BaseModel):
+    """[metrics]: /metrics (Prometheus), /healthz and /readyz.  Off by default; on
+    loopback; the same listen address as [console] puts them on its listener."""
+    model_config = STRICT
+
+    enabled: bool = False
+    listen: str = "127.0.0.1:8781"
+    cache_seconds: float = Field(5.0, ge=0)       # the database figures are read at most this often
+    # /readyz: a worker that has not come back to its loop for this long is stuck.
+    worker_stall_seconds: float = Field(300.0, gt=0)
 
 
 class TestPlatformConfig(BaseModel):
@@ -108,7 +154,8 @@ class TestPlatformConfig(BaseModel):
 # daemon opens for the platforms' callbacks (daemon/http_server.py).
 SECTIONS: dict[str, type[BaseModel]] = {
     "database": DatabaseConfig, "daemon": DaemonConfig, "logging": LoggingConfig,
-    "testplatform": TestPlatformConfig, "http": HttpLimits,
+    "testplatform": TestPlatformConfig, "http": HttpLimits, "console": ConsoleConfig,
+    "metrics": MetricsConfig,
 }
 # Modules that register more sections when imported (kept out of this module's
 # imports: they build on it).
@@ -134,6 +181,8 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     testplatform: TestPlatformConfig = field(default_factory=TestPlatformConfig)
     http: HttpLimits = field(default_factory=HttpLimits)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     # Platform sections ([mobilepay], [offline], [facepay]), as written: validated
     # by load(), turned into clients and settings by the code that builds them
     # (daemon/platforms.py), which validates them again.
@@ -141,7 +190,7 @@ class Config:
     source: Optional[Path] = None
 
 
-_CORE = ("database", "daemon", "logging", "testplatform", "http")
+_CORE = ("database", "daemon", "logging", "testplatform", "http", "console", "metrics")
 
 
 def validate_section(name: str, raw: Any) -> BaseModel:

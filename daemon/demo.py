@@ -32,17 +32,9 @@ from bridge.simulator import SimulatorConfig, start_simulator
 from daemon import dbadmin, logs
 from daemon.app import build_daemon
 from daemon.config import Config
+from daemon.tables import table
 
 NOTICE_PATH = "/mibridge/mobilepay/notify"
-
-
-def _table(rows, headers) -> str:
-    rows = [["" if v is None else str(v) for v in r] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
-    out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
-    return "\n".join(out)
 
 
 def _free_port() -> int:
@@ -105,7 +97,11 @@ def _payment(sim_http: httpx.Client, person: dict, amounts: list[str], **extra) 
 
 
 def run_demo(db_path: str = "mibridge-demo.db", verbose: bool = False) -> int:
-    logs.setup("INFO" if verbose else "WARNING")
+    # The daemon's log goes to a file beside the database, so that its warnings (the
+    # lost 6202 answer is one, on purpose) stay out of the tables; -v shows it here.
+    log_path = str(Path(db_path).with_suffix(".log"))
+    Path(log_path).unlink(missing_ok=True)
+    logs.setup("INFO", "" if verbose else log_path)
     for suffix in ("", "-wal", "-shm"):
         Path(db_path + suffix).unlink(missing_ok=True)
     url = f"sqlite:///{db_path}"
@@ -134,11 +130,13 @@ def run_demo(db_path: str = "mibridge-demo.db", verbose: bool = False) -> int:
                                                   "reason": "退一项检查"}),
         ]
         print("\nMobile pay: the HIS enqueues")
+        enqueued = []
         for kind, key, serial, payload in requests:
             oid = store.enqueue(kind, key, payload, serial_key=serial)
             shown = {k: payload[k] for k in ("total_amount", "payment_key", "amount") if k in payload}
-            print(f"  outbox {oid}: {kind:<24} {key:<9} {json.dumps(shown, ensure_ascii=False)}")
-        print("  (the first 6202 answer will be lost after the centre booked it; INV-1004's lines do not "
+            enqueued.append((oid, kind, key, json.dumps(shown, ensure_ascii=False)))
+        print(table(enqueued, ["outbox id", "kind", "business key", "payload (amounts)"], align="r"))
+        print("(the first 6202 answer will be lost after the centre booked it; INV-1004's lines do not "
               "add up; the HIS will reject INV-1005's settlement)")
 
         # The patients pay in the mini-program as their orders appear; the HIS takes
@@ -162,32 +160,47 @@ def run_demo(db_path: str = "mibridge-demo.db", verbose: bool = False) -> int:
             time.sleep(0.1)
 
         from bridge.facepay.demo import run_facepay_demo_part
-        face_rc = run_facepay_demo_part(store, sim.url)
+        print("\nFace-pay: the patient scans their face on the terminal; the HIS enqueues identify, "
+              "pre-settle and settle")
+        face_rc = run_facepay_demo_part(store, sim.url, out=lambda _line: None)
+        rows = store.query("""SELECT i.id, i.outbox_id, o.kind, i.business_key, i.result_type, i.outcome,
+                                     i.settlement_id, i.total_amount, i.fund_amount, i.account_amount,
+                                     i.cash_amount, i.error_code
+                                FROM mi_inbox i JOIN mi_outbox o ON o.id = i.outbox_id
+                               WHERE o.kind LIKE 'facepay.%' ORDER BY i.id""")
+        print(table(rows, ["inbox id", "outbox id", "kind", "business key", "type", "outcome", "settlement id",
+                           "total", "fund", "account", "cash", "error"], align="rr" + "l" * 5 + "rrrr"))
 
         print("\nInbox (what the HIS reads back):")
-        rows = store.query("""SELECT i.outbox_id, i.business_key, i.result_type, i.outcome, i.total_amount,
+        rows = store.query("""SELECT i.id, i.outbox_id, i.business_key, i.result_type, i.outcome, i.total_amount,
                                      i.fund_amount, i.account_amount, i.cash_amount, i.error_code,
-                                     substr(COALESCE(i.error_message, ''), 1, 70)
+                                     COALESCE(i.error_message, '')
                                 FROM mi_inbox i ORDER BY i.id""")
-        print(_table(rows, ["outbox", "business_key", "type", "outcome", "total", "fund", "account", "cash",
-                            "error", "message"]))
+        print(table(rows, ["inbox id", "outbox id", "business key", "type", "outcome", "total", "fund", "account",
+                           "cash", "error", "message"], align="rrlllrrrr", wrap={10: 48}))
         print("\nCall journal (calls per request):")
-        rows = store.query("""SELECT o.business_key, group_concat(j.interface || ':' || COALESCE(j.outcome, '?'), ' ')
+        rows = store.query("""SELECT o.id, o.business_key, group_concat(j.interface || ':' || COALESCE(j.outcome, '?'), ' ')
                                 FROM mi_journal j JOIN mi_outbox o ON o.id = j.outbox_id
                                GROUP BY o.id ORDER BY o.id""")
-        print(_table(rows, ["business_key", "calls (interface:outcome)"]))
+        print(table(rows, ["outbox id", "business key", "calls (interface:outcome)"], align="r", wrap={2: 70}))
         st = store.status()
-        print("\nStates:", json.dumps(st["counts"]))
+        print("\nStates:")
+        print(table([(k, st["counts"].get(k, 0)) for k in ("pending", "running", "in_doubt", "held", "done",
+                                                            "failed", "resolved")], ["state", "requests"], align="lr"))
         state = http.get("/__sim__/state").json()
-        print("Simulator ledger:", json.dumps({k: v for k, v in state["counts"].items() if v}, sort_keys=True))
+        print("\nSimulator ledger:")
+        print(table(sorted((k, v) for k, v in state["counts"].items() if v), ["event", "count"], align="lr"))
         charges: dict[str, int] = {}
         for order in state["orders"].values():
             n = sum(1 for e in state["events"] if e["kind"] == "mobilepay.charge" and e["ref"] == order["payOrdId"])
             if n:
                 charges[order["medOrgOrd"]] = charges.get(order["medOrgOrd"], 0) + n
         doubles = {k: v for k, v in charges.items() if v != 1}
-        print("Mobile-pay charges per bill:", json.dumps(charges, sort_keys=True))
-        print("Double charges:", doubles or "none")
+        print("\nMobile-pay charges per bill:")
+        print(table(sorted(charges.items()), ["business key", "charges"], align="lr"))
+        print("\nDouble charges:", doubles or "none")
+        if not verbose:
+            print(f"(the daemon's log: {log_path})")
         unfinished = st["counts"].get("pending") or st["counts"].get("running") or st["counts"].get("in_doubt")
         return 1 if doubles or unfinished or face_rc else 0
     finally:

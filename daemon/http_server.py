@@ -51,6 +51,11 @@ class HttpLimits(BaseModel):
     max_json_depth: int = Field(32, ge=2)             # nesting of a JSON body (apps check it)
 
 
+class ListenError(ValueError):
+    """An address that cannot be listened on (taken by another process, not on this
+    machine): the daemon does not start."""
+
+
 def parse_listen(text: str) -> tuple[str, int]:
     """"host:port" (IPv6 in brackets: "[::1]:8766")."""
     host, _, port = text.rpartition(":")
@@ -213,7 +218,7 @@ class HttpServer:
                 max_request_header_size=lim.max_header_bytes, expose_tracebacks=False,
                 ident="mibridge", clear_untrusted_proxy_headers=True)
         except OSError as exc:      # port taken, address not on this machine: a config problem
-            raise ValueError(f"cannot listen on {self.host}:{self.port} for {', '.join(self.app.paths())}: "
+            raise ListenError(f"cannot listen on {self.host}:{self.port} for {', '.join(self.app.paths())}: "
                              f"{exc.strerror or exc}") from None
         if not hasattr(server, "channel_class"):       # several sockets: not what we asked for
             server.close()

@@ -13,8 +13,21 @@ Each job opens its own short-lived connection and never overlaps itself
 """
 from __future__ import annotations
 
+import time
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
 from apscheduler.schedulers.background import BackgroundScheduler
 from loguru import logger
+
+from bridge.engine import events
+
+
+class Failed(int):
+    """What a job round that failed returns (0, so callers counting rows are
+    unaffected): the scheduler's listener records the run as failed."""
+
+
+FAILED = Failed(0)
 
 
 def _run(daemon, what: str, work) -> int:
@@ -25,7 +38,7 @@ def _run(daemon, what: str, work) -> int:
         return work(store)
     except Exception as exc:
         logger.warning("{} failed this round ({}: {})", what, type(exc).__name__, exc)
-        return 0
+        return FAILED
     finally:
         store.close()
 
@@ -33,6 +46,7 @@ def _run(daemon, what: str, work) -> int:
 def recover_leases(daemon) -> int:
     def work(store):
         n = store.recover_expired_leases()
+        events.emit("rescue", rows=n)
         if n:
             logger.warning("lease recovery: {} row(s) whose worker vanished were returned to work", n)
             daemon.wake.set()
@@ -59,7 +73,22 @@ def start_scheduler(daemon, extra_jobs) -> BackgroundScheduler:
     sched.add_job(purge, "cron", hour=dc.purge_hour, minute=17, args=[daemon], id="purge", name="purge")
     for add in extra_jobs:
         add(sched, daemon)
+    sched.add_listener(lambda ev: _record(daemon, sched, ev), EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)
     sched.start()
     # Recover at once: rows left running by a crashed predecessor need not wait.
     recover_leases(daemon)
     return sched
+
+
+def _record(daemon, sched, ev) -> None:
+    """Every job's last run, for the console and the metrics."""
+    job = sched.get_job(ev.job_id)
+    if ev.code == EVENT_JOB_MISSED:
+        result = "missed"
+    elif ev.exception is not None or isinstance(getattr(ev, "retval", None), Failed):
+        result = "failed"
+    else:
+        result = "ok"
+    daemon.job_runs[ev.job_id] = {"name": job.name if job else ev.job_id, "at": time.time(), "result": result,
+                                  "scheduled": ev.scheduled_run_time.timestamp() if ev.scheduled_run_time else None}
+    events.emit("job", job=ev.job_id, result=result, seconds=None)

@@ -37,6 +37,7 @@ from typing import Callable, Optional
 from loguru import logger
 
 from bridge.db.store import Store
+from bridge.engine.events import emit
 from bridge.mobilepay.callback import (ForgedNotification, NotificationRefused, SettlementCallback,
                                        SettlementNotice)
 from bridge.mobilepay.flows import NOTICE, PAYMENT_KINDS
@@ -114,21 +115,27 @@ class NoticeEndpoint:
 
     # -- the notice ------------------------------------------------------------------
     def handle(self, body: bytes, peer: Optional[str] = None) -> tuple[int, bytes, dict]:
+        emit("notice", interface=NOTICE, verdict="received", reason=None)
         try:
             n = self.parser.parse(body)
         except ForgedNotification as exc:
+            emit("notice", interface=NOTICE, verdict="refused", reason="signature")
             logger.warning("6302 notice from {} refused as forged: {}", peer, exc)
             return self._ack(None, False, "signature check failed", status=400)
         except NotificationRefused as exc:
+            emit("notice", interface=NOTICE, verdict="refused", reason="unusable")
             logger.warning("6302 notice from {} refused: {}", peer, exc)
             return self._ack(None, False, "not a usable settlement notice", status=400)
         except Exception as exc:        # a parser bug or a pathological body: still an answer
+            emit("notice", interface=NOTICE, verdict="refused", reason="unparsable")
             logger.opt(exception=True).error("6302 notice from {}: could not be parsed ({}: {})", peer,
                                              type(exc).__name__, exc)
             return self._ack(None, False, "unusable notice", status=400)
         if not n.amounts_consistent():
+            emit("notice", interface=NOTICE, verdict="refused", reason="amounts")
             logger.warning("6302 notice for {}: amounts do not add up; refused", n.payOrdId)
             return self._ack(n.payOrdId, False, "amounts do not add up", status=400)
+        emit("notice", interface=NOTICE, verdict="verified", reason="stale" if n.stale else None)
         if n.stale:
             logger.warning("6302 notice for {} ({}) is stale: {}; recorded for a person, not acted on",
                            n.payOrdId, n.medOrgOrd, n.stale)

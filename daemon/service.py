@@ -34,12 +34,14 @@ from loguru import logger
 
 from bridge.db.groupwrite import GroupWriter
 from bridge.db.store import Store
+from bridge.engine import events
 from bridge.engine.backoff import Backoff
 from bridge.engine.flow import Registry
 from bridge.engine.heartbeat import Heartbeat
 from bridge.engine.runner import Runner, RunnerSettings
-from daemon import jobs
+from daemon import jobs, sdnotify
 from daemon.config import Config
+from daemon.logs import OutageLog
 
 
 class Daemon:
@@ -77,6 +79,17 @@ class Daemon:
         self._handout_cond = threading.Condition()
         self._claiming = False          # one worker claims at a time
         self._claim_pause = 0.5         # backoff while the database is away
+        # Each worker's last pass through its loop (monotonic), for /readyz.
+        self.worker_beats: dict[int, float] = {}
+        # The scheduled jobs' last runs: job id -> {name, at, result, seconds} (jobs.py).
+        self.job_runs: dict[str, dict] = {}
+        self.started_at: Optional[float] = None
+        self.outage_log = OutageLog(config.logging.outage_log_seconds)
+        self._unsubscribe: list[Callable] = []
+        self.metrics = None
+        if config.metrics.enabled:
+            from daemon.metrics import Metrics
+            self.metrics = Metrics(self.new_store, config.metrics.cache_seconds)
 
     def new_store(self) -> Store:
         return Store(self.config.database.url, self.config.database.password_env)
@@ -93,6 +106,23 @@ class Daemon:
         dc = self.config.daemon
         logger.info("mibridge daemon starting: {} worker(s), database {}, kinds: {}",
                     dc.workers, self.new_store().url.redacted(), ", ".join(self.registry.kinds()))
+        self._unsubscribe.append(events.subscribe("call", self.outage_log.on_call))
+        if self.metrics is not None:
+            self.metrics.subscribe()
+        self.started_at = time.monotonic()
+        # The listeners first: a port that is taken (a second daemon) stops the start
+        # before any row is claimed.
+        try:
+            for start in self.servers:
+                self._server_stops.append(start(self))
+        except Exception:
+            for stop in self._server_stops:
+                try:
+                    stop()
+                except Exception as exc:
+                    logger.warning("server stop failed: {}", exc)
+            self._server_stops = []
+            raise
         self.heartbeat.start()
         if self.group_writes:
             self.writer = GroupWriter()
@@ -101,8 +131,7 @@ class Daemon:
             self._spawn("mibridge-listen", self._listen_loop)
         for n in range(dc.workers):
             self._spawn(f"mibridge-worker-{n}", self._worker_loop, n)
-        for start in self.servers:
-            self._server_stops.append(start(self))
+        sdnotify.notify("READY=1", f"STATUS=running {dc.workers} worker(s)")
 
     def _spawn(self, name: str, target, *args) -> None:
         t = threading.Thread(target=target, args=args, name=name, daemon=True)
@@ -115,6 +144,7 @@ class Daemon:
         if self._stopped:
             return
         self._stopped = True
+        sdnotify.notify("STOPPING=1", "STATUS=stopping: finishing rows in progress")
         logger.info("mibridge daemon stopping: finishing rows in progress (up to {:.0f}s)",
                     self.config.daemon.stop_timeout)
         self.stopping.set()
@@ -136,6 +166,10 @@ class Daemon:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
         self.heartbeat.stop()
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        if self.metrics is not None:
+            self.metrics.close()
         logger.info("mibridge daemon stopped")
 
     def run_forever(self) -> None:
@@ -147,9 +181,56 @@ class Daemon:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         self.start()
-        while not self.stopping.wait(1.0):
-            pass
+        # systemd's watchdog (WatchdogSec=): pinged while the workers are alive, so a
+        # process whose workers all died or hang is restarted (docs/operations.md).
+        every = sdnotify.watchdog_interval()
+        last = 0.0
+        while not self.stopping.wait(min(1.0, every or 1.0)):
+            if every is not None and time.monotonic() - last >= every and self.workers_alive():
+                sdnotify.notify("WATCHDOG=1")
+                last = time.monotonic()
         self.stop()
+
+    # -- health ---------------------------------------------------------------------
+    def workers_alive(self) -> bool:
+        workers = [t for t in self._threads if t.name.startswith("mibridge-worker-")]
+        if not workers or not all(t.is_alive() for t in workers):
+            return False
+        stall = self.config.metrics.worker_stall_seconds
+        now = time.monotonic()
+        return all(now - self.worker_beats.get(n, self.started_at or now) < stall for n in range(len(workers)))
+
+    def readiness(self) -> tuple[bool, dict]:
+        """/readyz: the database answers, every worker comes back to its loop, and
+        every platform that needs a sign-in (offline 9001) holds a valid one."""
+        checks: dict[str, str] = {}
+        ok = True
+        store = self.new_store()
+        try:
+            store.ping()
+            checks["database"] = "ok"
+        except Exception as exc:
+            ok = False
+            checks["database"] = f"unreachable ({type(exc).__name__})"
+        finally:
+            store.close()
+        if self.stopping.is_set():
+            ok = False
+            checks["workers"] = "stopping"
+        elif self.workers_alive():
+            checks["workers"] = f"ok ({self.config.daemon.workers})"
+        else:
+            ok = False
+            checks["workers"] = "a worker died or has not come back to its loop"
+        offline = self.services.get("offline")
+        if offline is not None and getattr(offline.config, "require_sign_no", False):
+            op = offline.config.default_operator
+            if op is not None and offline.signin.current(op.opter) is None:
+                ok = False
+                checks["sign_in_9001"] = f"operator {op.opter} is not signed in"
+            else:
+                checks["sign_in_9001"] = "ok"
+        return ok, checks
 
     # -- workers ------------------------------------------------------------------
     def _worker_loop(self, n: int) -> None:
@@ -157,6 +238,7 @@ class Daemon:
         store.writer = self.writer
         runner = Runner(store, self.registry, self.settings, self.services)
         while not self.stopping.is_set():
+            self.worker_beats[n] = time.monotonic()
             got = self._next_row(n, store)
             if got is None:
                 continue
@@ -199,7 +281,9 @@ class Daemon:
         # Cleared before the claim: a NOTIFY that arrives during it wakes the next one.
         self.wake.clear()
         try:
+            started = time.monotonic()
             rows = store.claim(owner, dc.lease_seconds, limit=dc.claim_batch)
+            events.emit("claim", rows=len(rows), seconds=time.monotonic() - started)
             self._claim_pause = 0.5
         except Exception as exc:
             # Database down or restarting: keep trying, with backoff, forever.

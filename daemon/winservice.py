@@ -1,9 +1,21 @@
-"""The daemon as a Windows service (needs pywin32: pip install pywin32).
+"""The daemon as a Windows service.  pywin32 is an optional extra:
 
-    python -m daemon.winservice --startup auto install
-    setx /M MIBRIDGE_CONFIG C:\\ProgramData\\mibridge\\mibridge.toml
-    (and MIBRIDGE_DB_PASSWORD and the platform secrets, machine-wide, readable by the service account)
+    pip install "mibridge[windows]"
+    python -m daemon.winservice --startup auto install      (starts with Windows)
     python -m daemon.winservice start | stop | remove
+
+The service reads C:\\ProgramData\\mibridge\\mibridge.toml (or the file named by
+MIBRIDGE_CONFIG in the service's own environment).  Secrets stay out of the
+machine-wide environment (no `setx /M`: every process and user could read it):
+give each secret as <name>_file, a file whose ACL lets only the service account
+read it, or put the variables in the service's own environment, which only
+administrators can read:
+
+    reg add HKLM\\SYSTEM\\CurrentControlSet\\Services\\mibridge /v Environment /t REG_MULTI_SZ
+        /d "MIBRIDGE_DB_PASSWORD=...\\0MIBRIDGE_MP_APP_SECRET=..."
+
+Set [logging] file (e.g. C:\\ProgramData\\mibridge\\logs\\mibridge.log): a service
+has no console for stderr.
 
 Stopping the service does what SIGTERM does on Linux: no new rows are
 claimed, rows in progress finish their step (stop_timeout), anything left is
@@ -23,6 +35,8 @@ try:
 except ImportError:  # not Windows, or pywin32 missing
     win32serviceutil = None
 
+
+DEFAULT_CONFIG = r"C:\ProgramData\mibridge\mibridge.toml"
 
 if win32serviceutil is not None:
     class MibridgeService(win32serviceutil.ServiceFramework):
@@ -47,8 +61,8 @@ if win32serviceutil is not None:
             from daemon.app import build_daemon
             from daemon.config import load
 
-            cfg = load(os.environ.get("MIBRIDGE_CONFIG"))
-            logs.setup(cfg.logging.level, cfg.logging.file, cfg.logging.rotation, cfg.logging.retention)
+            cfg = load(os.environ.get("MIBRIDGE_CONFIG") or DEFAULT_CONFIG)
+            logs.setup_from(cfg)
             servicemanager.LogInfoMsg("mibridge starting")
             self._daemon = build_daemon(cfg)
             self._daemon.start()
@@ -59,7 +73,7 @@ if win32serviceutil is not None:
 
 def main() -> int:
     if win32serviceutil is None:
-        print("the Windows service needs Windows and pywin32 (pip install pywin32)", file=sys.stderr)
+        print('the Windows service needs Windows and pywin32: pip install "mibridge[windows]"', file=sys.stderr)
         return 1
     win32serviceutil.HandleCommandLine(MibridgeService)
     return 0

@@ -14,6 +14,7 @@ and round trips as its database allows.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -28,6 +29,46 @@ from bridge.db.url import DbUrl, parse_url
 
 FINAL_STATES = ("done", "failed", "resolved")
 OPEN_STATES = ("pending", "running", "in_doubt", "held")
+
+
+class AdminRefused(ValueError):
+    """The database refused an admin action (requeue, resolve, cancel): the text
+    says why, in words (the mibridge: message of its function)."""
+
+
+# How each database runs mi_requeue / mi_resolve / mi_cancel.  MariaDB procedures
+# have no default arguments: who asked travels in @mibridge_actor (the procedure
+# reads and clears it).  SQLite has no procedures: an INSERT into a view whose
+# INSTEAD OF trigger does the work.
+_ADMIN_CALLS = {
+    "postgresql": ["SELECT mi_{a}(:id, :note, :actor)"],
+    "mysql": ["SET @mibridge_actor = :actor", "CALL mi_{a}(:id, :note)"],
+    "sqlite": ["INSERT INTO mi_{a} (id, note, actor) VALUES (:id, :note, :actor)"],
+    "oracle": ["BEGIN mi_{a}(:id, :note, :actor); END;"],
+    "sqlserver": ["EXEC mi_{a} :id, :note, :actor"],
+}
+_ADMIN_PARAMS = {sql: [p for p in ("id", "note", "actor") if f":{p}" in sql]
+                 for calls in _ADMIN_CALLS.values() for sql in calls}
+
+
+def admin_refusal(exc: BaseException, action: str) -> Optional[str]:
+    """The words of a database's refusal of an admin action, or None when the
+    error is something else (a lost connection, no rights ...)."""
+    text = str(exc)
+    i = text.find("mibridge: ")
+    if i >= 0:
+        msg = text[i + len("mibridge: "):].splitlines()[0]
+        # MariaDB: (1644, 'mibridge: ...'); SQL Server: ... (50000) (SQLExecDirectW)
+        msg = re.sub(r"\s*\(\d+\)\s*\(SQL\w+\)\s*$", "", msg)
+        msg = re.sub(r"['\"]\)$", "", msg).strip()
+        return msg
+    low = text.lower()
+    if f"mi_{action}" in low and any(w in low for w in ("does not exist", "doesn't exist", "no such table",
+                                                         "not found", "could not find", "must be declared",
+                                                         "identifier")):
+        return (f"this database has no mi_{action} (its mibridge schema is older than version 5); "
+                f"run 'mibridge db upgrade'")
+    return None
 
 
 class LostLease(Exception):
@@ -252,7 +293,9 @@ class Store:
         else:
             sets, params = "", {}
         journal = Insert("mi_journal", dict(msg_id=msg_id, outbox_id=row_id, step=step, interface=interface,
-                                            request_masked=masked_request))
+                                            request_masked=masked_request,
+                                            # 005: what mi_cancel checks (a call that may have moved money)
+                                            unsafe=1 if unsafe else 0))
         self._write(GuardedWrite(row_id=row_id, owner=owner, sets=sets, params=params, step_guard=False,
                                  live_lease=True, ends=self._ends(ended), inserts=[journal]))
 
@@ -443,58 +486,44 @@ class Store:
         return self._tx(go)
 
     # -- administration ----------------------------------------------------------
-    def _audit(self, cur, row_id: int, action: str, actor: str, note: Optional[str]) -> None:
-        self._exec(cur, "INSERT INTO mi_audit (outbox_id, action, actor, note) VALUES (:id, :a, :actor, :note)",
-                   dict(id=row_id, a=action, actor=actor, note=note and note[:1000]))
+    # requeue, resolve and cancel are the database's own functions (migration 005:
+    # mi_requeue, mi_resolve, mi_cancel), the same a DBA runs in SQL: one place for
+    # the rules (a held row with a call in doubt requeues to in_doubt, never to a
+    # resend; resolve and cancel need a note; cancel refuses a row that journalled an
+    # unsafe call or is running), one audit row each.
+    def _admin(self, action: str, row_id: int, actor: str, note: Optional[str]) -> str:
+        name = self.dialect.name
+        calls = _ADMIN_CALLS[name]
+        params = dict(id=row_id, note=note, actor=(actor or "")[:64] or None)
+
+        def go(cur):
+            for sql in calls:
+                self._exec(cur, sql.format(a=action), {k: params[k] for k in _ADMIN_PARAMS[sql]})
+            self._exec(cur, "SELECT state FROM mi_outbox WHERE id = :id", {"id": row_id})
+            r = cur.fetchone()
+            return r[0] if r else None
+        try:
+            return self._tx(go)
+        except Exception as exc:
+            refusal = admin_refusal(exc, action)
+            if refusal is None:
+                raise
+            raise AdminRefused(refusal) from None
 
     def requeue(self, row_id: int, actor: str, note: Optional[str]) -> str:
         """A held row goes back to work.  If it was stopped inside a call whose
         effect is unknown it goes to in_doubt (query first), never straight to a resend."""
-        d = self.dialect
+        return self._admin("requeue", row_id, actor, note)
 
-        def go(cur):
-            self._exec(cur, f"""
-                UPDATE mi_outbox
-                   SET state = CASE WHEN current_call IS NOT NULL AND call_unsafe = 1
-                                    THEN 'in_doubt' ELSE 'pending' END,
-                       attempts = 0, next_attempt_at = {d.now}, updated_at = {d.now}
-                 WHERE id = :id AND state = 'held'""", {"id": row_id})
-            if cur.rowcount != 1:
-                raise ValueError(f"outbox row {row_id} is not held; only held rows can be requeued")
-            self._audit(cur, row_id, "requeue", actor, note)
-            self._exec(cur, "SELECT state FROM mi_outbox WHERE id = :id", {"id": row_id})
-            return cur.fetchone()[0]
-        return self._tx(go)
-
-    def resolve(self, row_id: int, actor: str, note: str) -> None:
+    def resolve(self, row_id: int, actor: str, note: str) -> str:
         """A human settled a held row by hand (e.g. after checking the platform):
         close it, tell the HIS, and keep who and why in mi_audit."""
-        if not note or not note.strip():
-            raise ValueError("resolve needs a note saying what was checked and decided")
-        d = self.dialect
+        return self._admin("resolve", row_id, actor, note)
 
-        def go(cur):
-            self._exec(cur, "SELECT kind, business_key FROM mi_outbox WHERE id = :id AND state = 'held'",
-                       {"id": row_id})
-            r = cur.fetchone()
-            if r is None:
-                raise ValueError(f"outbox row {row_id} is not held; only held rows can be resolved")
-            self._exec(cur, f"""
-                UPDATE mi_outbox SET state = 'resolved', finished_at = {d.now}, updated_at = {d.now},
-                       current_call = NULL, call_unsafe = 0
-                 WHERE id = :id AND state = 'held'""", {"id": row_id})
-            if cur.rowcount != 1:  # requeued between our SELECT and UPDATE
-                raise ValueError(f"outbox row {row_id} is no longer held; nothing was changed")
-            # Closed by hand: no later step needs its secrets.
-            self._exec(cur, "DELETE FROM mi_secret WHERE outbox_id = :o", {"o": row_id})
-            self._exec(cur, """
-                INSERT INTO mi_inbox (outbox_id, kind, business_key, result_type, outcome,
-                                      error_code, error_message, result_json)
-                VALUES (:id, :kind, :bkey, 'manual', 'resolved', 'RESOLVED_BY_HAND', :note, :result)""",
-                       dict(id=row_id, kind=r[0], bkey=r[1], note=note[:1000],
-                            result=_json({"resolved_by": actor, "note": note})))
-            self._audit(cur, row_id, "resolve", actor, note)
-        self._tx(go)
+    def cancel(self, row_id: int, actor: str, note: str) -> str:
+        """A pending or held row that made no call that may have moved money ends
+        'failed'; the HIS gets a 'cancelled' inbox row (CANCELLED_BY_HAND)."""
+        return self._admin("cancel", row_id, actor, note)
 
     def purge(self, keep_days: int) -> int:
         """Delete finished requests older than keep_days, with their inbox and

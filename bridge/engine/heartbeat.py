@@ -15,6 +15,7 @@ import threading
 from loguru import logger
 
 from bridge.db.store import Store
+from bridge.engine import events
 
 
 class Heartbeat:
@@ -51,7 +52,10 @@ class Heartbeat:
                 continue
             try:
                 store = store or self._store_factory()
-                for row_id in store.heartbeat_many(dict(held), self.lease_seconds):
+                lost = set(store.heartbeat_many(dict(held), self.lease_seconds))
+                for row_id, _owner in held:
+                    events.emit("heartbeat", renewed=row_id not in lost)
+                for row_id in lost:
                     logger.warning("row {}: lease could not be renewed (rescued elsewhere?)", row_id)
             except Exception as exc:
                 logger.warning("heartbeat failed ({}); will retry", exc)

@@ -26,6 +26,7 @@ from bridge.calls import CallResult, Outcome, PreparedCall
 from bridge.db.dialects.base import CallEnd
 from bridge.db.store import ClaimedRow, InboxRow, LostLease, Store
 from bridge.engine.backoff import Backoff
+from bridge.engine import events
 from bridge.engine.crashpoints import crashpoint
 from bridge.engine.flow import (BadInput, Fail, Finish, Flow, Goto, Hold, InDoubt, Registry,
                                 Retry, Step, Transition, Wait, parse_json_object)
@@ -144,6 +145,7 @@ class Runner:
             result = CallResult(outcome=Outcome.UNKNOWN, interface=prepared.interface,
                                 msg_id=prepared.msg_id, message=f"client error: {type(exc).__name__}: {exc}")
         crashpoint("after_call", prepared.interface)
+        events.emit("call", interface=prepared.interface, outcome=result.outcome.value, seconds=time.monotonic() - started, transient=bool(result.transient), message=result.message)
         # The one line per call: what was sent (msg id) and what came back (code, message).
         logger.info("row {} {} {} {} -> {} ({} ms) code={} {}", row.id, ctx.step.name, prepared.interface,
                     prepared.msg_id, result.outcome.value + (" (transient)" if result.transient else ""),

@@ -20,6 +20,9 @@
 --   their definer's rights (SQL SECURITY DEFINER), so EXECUTE is all it needs.
 -- The hosts default to '%' (any host: the daemon and the HIS reach the server
 -- over TCP, where 'localhost' does not match); narrow them to your network.
+-- mibridge_operator: a role for people who run mi_requeue / mi_resolve / mi_cancel
+--   (migration 005) and read the views; created here, given to a person's account
+--   by hand.
 -- Running this file again is harmless.
 DELIMITER //
 BEGIN NOT ATOMIC
@@ -69,6 +72,30 @@ BEGIN NOT ATOMIC
     EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_v_held TO ', @mi_daemon);
     EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_v_failed TO ', @mi_daemon);
     EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_v_today TO ', @mi_daemon);
+    -- The admin procedures (migration 005): the CLI and the console run them as the daemon.
+    EXECUTE IMMEDIATE CONCAT('GRANT EXECUTE ON PROCEDURE mi_requeue TO ', @mi_daemon);
+    EXECUTE IMMEDIATE CONCAT('GRANT EXECUTE ON PROCEDURE mi_resolve TO ', @mi_daemon);
+    EXECUTE IMMEDIATE CONCAT('GRANT EXECUTE ON PROCEDURE mi_cancel TO ', @mi_daemon);
+
+    -- mibridge_operator: a role for the DBAs and operators who run the admin procedures
+    -- and read the views, journal and audit; it may not change a table directly.
+    -- Give it to a person's own account: GRANT mibridge_operator TO 'alice'@'%';
+    -- SET DEFAULT ROLE mibridge_operator FOR 'alice'@'%'; never to the HIS's account.
+    CREATE ROLE IF NOT EXISTS mibridge_operator;
+    GRANT EXECUTE ON PROCEDURE mi_requeue TO mibridge_operator;
+    GRANT EXECUTE ON PROCEDURE mi_resolve TO mibridge_operator;
+    GRANT EXECUTE ON PROCEDURE mi_cancel TO mibridge_operator;
+    GRANT SELECT ON mi_outbox TO mibridge_operator;
+    GRANT SELECT ON mi_inbox TO mibridge_operator;
+    GRANT SELECT ON mi_journal TO mibridge_operator;
+    GRANT SELECT ON mi_audit TO mibridge_operator;
+    GRANT SELECT ON mi_notice TO mibridge_operator;
+    GRANT SELECT ON mi_schema_version TO mibridge_operator;
+    GRANT SELECT ON mi_v_pending TO mibridge_operator;
+    GRANT SELECT ON mi_v_in_flight TO mibridge_operator;
+    GRANT SELECT ON mi_v_held TO mibridge_operator;
+    GRANT SELECT ON mi_v_failed TO mibridge_operator;
+    GRANT SELECT ON mi_v_today TO mibridge_operator;
 
     -- The HIS: enqueue, consume, read its results.
     SET @mi_his = CONCAT(QUOTE(@his_user), '@', QUOTE(@his_host));

@@ -107,10 +107,13 @@ CREATE TABLE mi_journal (
     ended_at         DATETIME(6),
     outcome          VARCHAR(16),
     error_message    VARCHAR(1000),
+    -- 1: not safe to repeat (may have moved money); NULL: journalled before migration 005
+    unsafe           SMALLINT,
     CONSTRAINT mi_journal_msg_uq UNIQUE (msg_id),
     CONSTRAINT mi_journal_outbox_fk FOREIGN KEY (outbox_id) REFERENCES mi_outbox (id),
     CONSTRAINT mi_journal_outcome_ck CHECK (outcome IS NULL OR outcome IN ('ok','rejected','unknown'))
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopad_bin;
+CREATE INDEX mi_journal_started_ix ON mi_journal (started_at);
 
 CREATE TABLE mi_identity (
     his_patient_id   VARCHAR(64)   NOT NULL PRIMARY KEY,
@@ -130,6 +133,8 @@ CREATE TABLE mi_audit (
     actor            VARCHAR(64)   NOT NULL,
     note             VARCHAR(1000),
     at               DATETIME(6)   NOT NULL DEFAULT (UTC_TIMESTAMP(6)),
+    -- the database login that ran the action (actor: who asked, e.g. alice@console)
+    db_login         VARCHAR(64),
     CONSTRAINT mi_audit_outbox_fk FOREIGN KEY (outbox_id) REFERENCES mi_outbox (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopad_bin;
 
@@ -290,24 +295,169 @@ BEGIN
 END //
 DELIMITER ;
 
+-- Admin procedures (migration 005): who asked may be put in @mibridge_actor first
+-- (read and cleared by the procedure; default: the login).
+DELIMITER //
+-- A held row goes back to work: to in_doubt when it stopped inside a call that
+-- was not safe to repeat (query first, never a blind resend), else to pending.
+CREATE OR REPLACE PROCEDURE mi_requeue(
+    IN p_id   BIGINT,
+    IN p_note TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin)
+BEGIN
+    DECLARE v_state VARCHAR(16) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin DEFAULT NULL;
+    DECLARE v_msg   TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin;
+    DECLARE v_actor VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin
+        DEFAULT LEFT(COALESCE(NULLIF(TRIM(@mibridge_actor), ''), SESSION_USER()), 64);
+    DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_state = NULL;
+    SET @mibridge_actor = NULL;
+    IF p_note IS NULL OR TRIM(p_note) = '' THEN
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mibridge: a note is required: what was checked and decided';
+    END IF;
+    SELECT state INTO v_state FROM mi_outbox WHERE id = p_id FOR UPDATE;
+    IF v_state IS NULL THEN
+        SET v_msg = CONCAT('mibridge: outbox row ', COALESCE(p_id, 'NULL'), ' does not exist');
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
+    END IF;
+    IF v_state <> 'held' THEN
+        SET v_msg = CONCAT('mibridge: outbox row ', p_id, ' is ', v_state, '; only a held row can be requeued');
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
+    END IF;
+    UPDATE mi_outbox
+       SET state = CASE WHEN current_call IS NOT NULL AND call_unsafe = 1 THEN 'in_doubt' ELSE 'pending' END,
+           attempts = 0, next_attempt_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6)
+     WHERE id = p_id AND state = 'held';
+    INSERT INTO mi_audit (outbox_id, action, actor, note, db_login)
+    VALUES (p_id, 'requeue', v_actor, LEFT(p_note, 1000), LEFT(SESSION_USER(), 64));
+END //
+
+-- A person settled a held row by hand: it ends 'resolved', the HIS gets a
+-- 'manual' inbox row with the note, its secrets go.
+CREATE OR REPLACE PROCEDURE mi_resolve(
+    IN p_id   BIGINT,
+    IN p_note TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin)
+BEGIN
+    DECLARE v_state VARCHAR(16) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin DEFAULT NULL;
+    DECLARE v_msg   TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin;
+    DECLARE v_actor VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin
+        DEFAULT LEFT(COALESCE(NULLIF(TRIM(@mibridge_actor), ''), SESSION_USER()), 64);
+    DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_state = NULL;
+    SET @mibridge_actor = NULL;
+    IF p_note IS NULL OR TRIM(p_note) = '' THEN
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mibridge: a note is required: what was checked and decided';
+    END IF;
+    SELECT state INTO v_state FROM mi_outbox WHERE id = p_id FOR UPDATE;
+    IF v_state IS NULL THEN
+        SET v_msg = CONCAT('mibridge: outbox row ', COALESCE(p_id, 'NULL'), ' does not exist');
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
+    END IF;
+    IF v_state <> 'held' THEN
+        SET v_msg = CONCAT('mibridge: outbox row ', p_id, ' is ', v_state, '; only a held row can be resolved');
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
+    END IF;
+    INSERT INTO mi_inbox (outbox_id, kind, business_key, result_type, outcome, error_code, error_message, result_json)
+    SELECT id, kind, business_key, 'manual', 'resolved', 'RESOLVED_BY_HAND', LEFT(p_note, 1000),
+           JSON_OBJECT('note', p_note, 'resolved_by', v_actor)
+      FROM mi_outbox WHERE id = p_id;
+    UPDATE mi_outbox SET state = 'resolved', finished_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6),
+           current_call = NULL, call_unsafe = 0
+     WHERE id = p_id AND state = 'held';
+    DELETE FROM mi_secret WHERE outbox_id = p_id;
+    INSERT INTO mi_audit (outbox_id, action, actor, note, db_login)
+    VALUES (p_id, 'resolve', v_actor, LEFT(p_note, 1000), LEFT(SESSION_USER(), 64));
+END //
+
+-- A request nobody wants any more, before it made any call that may have moved
+-- money: a pending or held row with no journalled unsafe call ends 'failed', and
+-- the HIS gets a 'cancelled' inbox row (CANCELLED_BY_HAND) with the note.
+CREATE OR REPLACE PROCEDURE mi_cancel(
+    IN p_id   BIGINT,
+    IN p_note TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin)
+BEGIN
+    DECLARE v_state VARCHAR(16) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin DEFAULT NULL;
+    DECLARE v_msg   TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin;
+    DECLARE v_calls TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin DEFAULT NULL;
+    DECLARE v_actor VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin
+        DEFAULT LEFT(COALESCE(NULLIF(TRIM(@mibridge_actor), ''), SESSION_USER()), 64);
+    DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_state = NULL;
+    SET @mibridge_actor = NULL;
+    IF p_note IS NULL OR TRIM(p_note) = '' THEN
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'mibridge: a note is required: what was checked and decided';
+    END IF;
+    SELECT state INTO v_state FROM mi_outbox WHERE id = p_id FOR UPDATE;
+    IF v_state IS NULL THEN
+        SET v_msg = CONCAT('mibridge: outbox row ', COALESCE(p_id, 'NULL'), ' does not exist');
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
+    END IF;
+    IF v_state = 'running' THEN
+        SET v_msg = CONCAT('mibridge: outbox row ', p_id, ' is running (a worker has it); try again when it waits');
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
+    END IF;
+    IF v_state NOT IN ('pending', 'held') THEN
+        SET v_msg = CONCAT('mibridge: outbox row ', p_id, ' is ', v_state,
+                           '; only a pending or held row can be cancelled');
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
+    END IF;
+    SELECT GROUP_CONCAT(DISTINCT interface ORDER BY interface SEPARATOR ', ') INTO v_calls
+      FROM mi_journal WHERE outbox_id = p_id AND COALESCE(unsafe, 1) = 1;
+    IF v_calls IS NOT NULL THEN
+        SET v_msg = CONCAT('mibridge: outbox row ', p_id, ' made a call that may have moved money (', v_calls,
+                           '); it cannot be cancelled: let its flow finish or reverse it, or resolve it by hand once it is held');
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_msg;
+    END IF;
+    INSERT INTO mi_inbox (outbox_id, kind, business_key, result_type, outcome, error_code, error_message, result_json)
+    SELECT id, kind, business_key, 'cancelled', 'failed', 'CANCELLED_BY_HAND', LEFT(p_note, 1000),
+           JSON_OBJECT('cancelled_by', v_actor, 'note', p_note)
+      FROM mi_outbox WHERE id = p_id;
+    UPDATE mi_outbox SET state = 'failed', finished_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6),
+           current_call = NULL, call_unsafe = 0, lease_owner = NULL, lease_expires_at = NULL,
+           last_error_code = 'CANCELLED_BY_HAND', last_error_message = LEFT(p_note, 1000)
+     WHERE id = p_id AND state IN ('pending', 'held');
+    DELETE FROM mi_secret WHERE outbox_id = p_id;
+    INSERT INTO mi_audit (outbox_id, action, actor, note, db_login)
+    VALUES (p_id, 'cancel', v_actor, LEFT(p_note, 1000), LEFT(SESSION_USER(), 64));
+END //
+DELIMITER ;
+
+
 -- Views for DBAs --------------------------------------------------------
+-- Why a pending row waits (waits_for): serial_key (behind waits_behind_id, the
+-- oldest unfinished request with the same serial key), query (a call in doubt),
+-- his, patient, backoff, scheduled, worker; see sql/postgresql/install.sql.
+-- last_error_* only while they belong to the current step's tries.
 CREATE VIEW mi_v_pending AS
-SELECT id, kind, business_key, serial_key, state, step, attempts, next_attempt_at, created_at,
-       TIMESTAMPDIFF(SECOND, created_at, UTC_TIMESTAMP(6)) AS age_seconds,
-       last_error_code, last_error_message
-  FROM mi_outbox WHERE state IN ('pending', 'in_doubt');
+SELECT p.id, p.kind, p.business_key, p.serial_key, p.state, p.step, p.attempts, p.next_attempt_at, p.created_at,
+       TIMESTAMPDIFF(SECOND, p.created_at, UTC_TIMESTAMP(6)) AS age_seconds,
+       CASE WHEN p.attempts > 0 THEN p.last_error_code END AS last_error_code,
+       CASE WHEN p.attempts > 0 THEN p.last_error_message END AS last_error_message,
+       CASE WHEN p.waits_behind_id IS NOT NULL THEN 'serial_key'
+            WHEN p.state = 'in_doubt' THEN 'query'
+            WHEN LEFT(p.step, 9) = 'await_his' THEN 'his'
+            WHEN p.step = 'await_payment' OR LEFT(p.step, 13) = 'await_patient' THEN 'patient'
+            WHEN p.next_attempt_at > UTC_TIMESTAMP(6) AND p.attempts > 0 THEN 'backoff'
+            WHEN p.next_attempt_at > UTC_TIMESTAMP(6) THEN 'scheduled'
+            ELSE 'worker' END AS waits_for,
+       p.waits_behind_id
+  FROM (SELECT o.id, o.kind, o.business_key, o.serial_key, o.state, o.step, o.attempts, o.next_attempt_at,
+               o.created_at, o.last_error_code, o.last_error_message,
+               (SELECT MIN(x.id) FROM mi_outbox x
+                 WHERE x.serial_key = o.serial_key AND x.id < o.id
+                   AND x.state NOT IN ('done', 'failed', 'resolved')) AS waits_behind_id
+          FROM mi_outbox o WHERE o.state IN ('pending', 'in_doubt')) p;
 
 CREATE VIEW mi_v_in_flight AS
-SELECT id, kind, business_key, step, lease_owner, lease_expires_at, current_call, attempts, updated_at
+SELECT id, kind, business_key, step, lease_owner, lease_expires_at, current_call, attempts, updated_at,
+       TIMESTAMPDIFF(SECOND, created_at, UTC_TIMESTAMP(6)) AS age_seconds
   FROM mi_outbox WHERE state = 'running';
 
 CREATE VIEW mi_v_held AS
 SELECT id, kind, business_key, serial_key, step, attempts, last_error_code AS reason_code,
-       last_error_message AS reason, updated_at
+       last_error_message AS reason, updated_at,
+       TIMESTAMPDIFF(SECOND, created_at, UTC_TIMESTAMP(6)) AS age_seconds, current_call
   FROM mi_outbox WHERE state = 'held';
 
 CREATE VIEW mi_v_failed AS
-SELECT id, kind, business_key, step, finished_at, last_error_code, last_error_message
+SELECT id, kind, business_key, step, finished_at, last_error_code, last_error_message,
+       TIMESTAMPDIFF(SECOND, created_at, UTC_TIMESTAMP(6)) AS age_seconds
   FROM mi_outbox WHERE state = 'failed';
 
 CREATE VIEW mi_v_today AS
@@ -315,7 +465,8 @@ SELECT o.kind, o.state, COUNT(*) AS requests, SUM(i.total_amount) AS total_amoun
   FROM mi_outbox o
   LEFT JOIN mi_inbox i ON i.outbox_id = o.id AND i.id = (SELECT MAX(x.id) FROM mi_inbox x WHERE x.outbox_id = o.id)
  WHERE o.created_at >= CURRENT_DATE - INTERVAL TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), NOW()) SECOND
- GROUP BY o.kind, o.state;
+ GROUP BY o.kind, o.state
+ ORDER BY o.kind, o.state;
 
 -- Migration 003: mi_secret, the daemon's own store of tokens and ID numbers.
 -- A flow's secrets (the mobile-pay payToken, a face-identified patient's ID number,
@@ -333,4 +484,5 @@ CREATE TABLE mi_secret (
     CONSTRAINT mi_secret_outbox_fk FOREIGN KEY (outbox_id) REFERENCES mi_outbox (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopad_bin;
 
-INSERT INTO mi_schema_version (version, name) VALUES (1, '001_baseline'), (2, '002_hardening'), (3, '003_secrets');
+INSERT INTO mi_schema_version (version, name) VALUES (1, '001_baseline'), (2, '002_hardening'), (3, '003_secrets'),
+       (4, '004_reserved'), (5, '005_admin');

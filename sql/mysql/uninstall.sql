@@ -14,11 +14,11 @@ BEGIN NOT ATOMIC
     SELECT GROUP_CONCAT(what ORDER BY what SEPARATOR ', ') INTO users FROM (
         SELECT CONCAT('trigger ', TRIGGER_NAME) AS what FROM information_schema.TRIGGERS
          WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME NOT LIKE 'mi\_%'
-           AND ACTION_STATEMENT REGEXP '\\bmi_(enqueue|inbox_consume|outbox|inbox|journal|identity|audit|notice|schema_version|v_[a-z_]+)\\b'
+           AND ACTION_STATEMENT REGEXP '\\bmi_(enqueue|inbox_consume|requeue|resolve|cancel|outbox|inbox|journal|identity|audit|notice|schema_version|v_[a-z_]+)\\b'
         UNION ALL
         SELECT CONCAT(LOWER(ROUTINE_TYPE), ' ', ROUTINE_NAME) FROM information_schema.ROUTINES
          WHERE ROUTINE_SCHEMA = DATABASE() AND ROUTINE_NAME NOT LIKE 'mi\_%'
-           AND ROUTINE_DEFINITION REGEXP '\\bmi_(enqueue|inbox_consume|outbox|inbox|journal|identity|audit|notice|schema_version|v_[a-z_]+)\\b'
+           AND ROUTINE_DEFINITION REGEXP '\\bmi_(enqueue|inbox_consume|requeue|resolve|cancel|outbox|inbox|journal|identity|audit|notice|schema_version|v_[a-z_]+)\\b'
         UNION ALL
         SELECT CONCAT('view ', TABLE_NAME) FROM information_schema.VIEWS
          WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME NOT LIKE 'mi\_%'
@@ -40,6 +40,9 @@ DROP VIEW IF EXISTS mi_v_failed;
 DROP VIEW IF EXISTS mi_v_held;
 DROP VIEW IF EXISTS mi_v_in_flight;
 DROP VIEW IF EXISTS mi_v_pending;
+DROP PROCEDURE IF EXISTS mi_cancel;
+DROP PROCEDURE IF EXISTS mi_resolve;
+DROP PROCEDURE IF EXISTS mi_requeue;
 DROP PROCEDURE IF EXISTS mi_inbox_consume;
 DROP PROCEDURE IF EXISTS mi_enqueue;
 DROP TRIGGER IF EXISTS mi_outbox_validate_tg;

@@ -102,6 +102,56 @@ CREATE OR REPLACE SYNONYM &&daemon_user..mi_v_failed FOR &&his_schema..mi_v_fail
 /
 CREATE OR REPLACE SYNONYM &&daemon_user..mi_v_today FOR &&his_schema..mi_v_today
 /
+-- The admin procedures (migration 005): the CLI and the console run them as the daemon.
+GRANT EXECUTE ON &&his_schema..mi_requeue TO &&daemon_user
+/
+GRANT EXECUTE ON &&his_schema..mi_resolve TO &&daemon_user
+/
+GRANT EXECUTE ON &&his_schema..mi_cancel TO &&daemon_user
+/
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_requeue FOR &&his_schema..mi_requeue
+/
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_resolve FOR &&his_schema..mi_resolve
+/
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_cancel FOR &&his_schema..mi_cancel
+/
+-- mibridge_operator: a role for the DBAs and operators who run the admin procedures
+-- and read the views, journal and audit; it may not change a table directly. Give it
+-- to a person's own login: GRANT mibridge_operator TO alice; never to the HIS's login.
+BEGIN
+    EXECUTE IMMEDIATE 'CREATE ROLE mibridge_operator';
+EXCEPTION
+    WHEN OTHERS THEN
+        -- ORA-01921: the role exists (an earlier run).
+        IF SQLCODE <> -1921 THEN
+            RAISE;
+        END IF;
+END;
+/
+GRANT EXECUTE ON &&his_schema..mi_requeue TO mibridge_operator
+/
+GRANT EXECUTE ON &&his_schema..mi_resolve TO mibridge_operator
+/
+GRANT EXECUTE ON &&his_schema..mi_cancel TO mibridge_operator
+/
+GRANT SELECT ON &&his_schema..mi_outbox TO mibridge_operator
+/
+GRANT SELECT ON &&his_schema..mi_inbox TO mibridge_operator
+/
+GRANT SELECT ON &&his_schema..mi_journal TO mibridge_operator
+/
+GRANT SELECT ON &&his_schema..mi_audit TO mibridge_operator
+/
+GRANT SELECT ON &&his_schema..mi_v_pending TO mibridge_operator
+/
+GRANT SELECT ON &&his_schema..mi_v_held TO mibridge_operator
+/
+GRANT SELECT ON &&his_schema..mi_v_in_flight TO mibridge_operator
+/
+GRANT SELECT ON &&his_schema..mi_v_failed TO mibridge_operator
+/
+GRANT SELECT ON &&his_schema..mi_v_today TO mibridge_operator
+/
 -- The HIS's login: enqueue, consume, read its results, and nothing else. The
 -- procedures run with their owner's rights (definer's rights, Oracle's
 -- default), so EXECUTE is all it needs; its synonyms let its SQL say

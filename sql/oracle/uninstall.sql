@@ -47,6 +47,9 @@ BEGIN
     drop_if_exists('DROP VIEW mi_v_held');
     drop_if_exists('DROP VIEW mi_v_in_flight');
     drop_if_exists('DROP VIEW mi_v_pending');
+    drop_if_exists('DROP PROCEDURE mi_cancel');
+    drop_if_exists('DROP PROCEDURE mi_resolve');
+    drop_if_exists('DROP PROCEDURE mi_requeue');
     drop_if_exists('DROP PROCEDURE mi_inbox_consume');
     drop_if_exists('DROP PROCEDURE mi_enqueue');
     drop_if_exists('DROP TRIGGER mi_outbox_validate_tg');

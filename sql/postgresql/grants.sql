@@ -18,6 +18,9 @@
 --   (mi_inbox_consume) and read its results (mi_inbox, mi_identity), and
 --   nothing else of mibridge's: both functions run with their owner's rights
 --   (SECURITY DEFINER), so EXECUTE is all it needs.
+-- mibridge_operator: a group role for people who run mi_requeue / mi_resolve /
+--   mi_cancel (migration 005) and read the views; created here, given to a
+--   person's login by hand (GRANT mibridge_operator TO alice).
 -- Running this file again is harmless.
 SELECT pg_catalog.set_config('mibridge.daemon_role', :'daemon_role', false),
        pg_catalog.set_config('mibridge.his_role', :'his_role', false);
@@ -48,6 +51,22 @@ BEGIN
     -- The daemon records and counts notices but never removes one.
     EXECUTE format('GRANT SELECT, INSERT, UPDATE ON mi_notice TO %I', daemon);
     EXECUTE format('GRANT SELECT ON mi_schema_version, mi_v_pending, mi_v_in_flight, mi_v_held, mi_v_failed, mi_v_today TO %I', daemon);
+    -- The admin functions (migration 005): the CLI and the console run them as the daemon.
+    EXECUTE format('GRANT EXECUTE ON FUNCTION mi_requeue(BIGINT, VARCHAR, VARCHAR), mi_resolve(BIGINT, VARCHAR, VARCHAR), mi_cancel(BIGINT, VARCHAR, VARCHAR) TO %I', daemon);
+
+    -- mibridge_operator: a group role (no login) for the DBAs and operators who run
+    -- the admin functions in SQL and read the views, journal and audit; it may not
+    -- change a table directly. Give it to a person's own login:
+    --   GRANT mibridge_operator TO alice;
+    -- (the audit then names alice: mi_audit.db_login). Never to the HIS's login.
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mibridge_operator') THEN
+        CREATE ROLE mibridge_operator NOLOGIN;
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA %I TO mibridge_operator', schema);
+    GRANT EXECUTE ON FUNCTION mi_requeue(BIGINT, VARCHAR, VARCHAR), mi_resolve(BIGINT, VARCHAR, VARCHAR),
+        mi_cancel(BIGINT, VARCHAR, VARCHAR) TO mibridge_operator;
+    GRANT SELECT ON mi_outbox, mi_inbox, mi_journal, mi_audit, mi_notice, mi_schema_version, mi_v_pending,
+        mi_v_in_flight, mi_v_held, mi_v_failed, mi_v_today TO mibridge_operator;
 
     -- The HIS: enqueue, consume, read its results.
     EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema, his);

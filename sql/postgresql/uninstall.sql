@@ -17,7 +17,7 @@ BEGIN
           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
            AND p.proname NOT LIKE 'mi\_%'
-           AND p.prosrc ~ '\mmi_(enqueue|inbox_consume|outbox|inbox|journal|identity|audit|notice|schema_version|v_[a-z_]+)\M'
+           AND p.prosrc ~ '\mmi_(enqueue|inbox_consume|requeue|resolve|cancel|outbox|inbox|journal|identity|audit|notice|schema_version|v_[a-z_]+)\M'
         UNION
         SELECT DISTINCT 'view ' || v.oid::regclass::text
           FROM pg_depend d
@@ -40,6 +40,9 @@ DROP VIEW IF EXISTS mi_v_failed;
 DROP VIEW IF EXISTS mi_v_held;
 DROP VIEW IF EXISTS mi_v_in_flight;
 DROP VIEW IF EXISTS mi_v_pending;
+DROP FUNCTION IF EXISTS mi_cancel(BIGINT, VARCHAR, VARCHAR);
+DROP FUNCTION IF EXISTS mi_resolve(BIGINT, VARCHAR, VARCHAR);
+DROP FUNCTION IF EXISTS mi_requeue(BIGINT, VARCHAR, VARCHAR);
 DROP FUNCTION IF EXISTS mi_inbox_consume(BIGINT, VARCHAR);
 DROP FUNCTION IF EXISTS mi_enqueue(VARCHAR, VARCHAR, VARCHAR, TEXT);
 DROP TABLE IF EXISTS mi_secret;

@@ -27,6 +27,9 @@ INSERT INTO mi_uninstall_guard (users) SELECT group_concat(type || ' ' || name, 
 DROP VIEW temp.mi_uninstall_users;
 DROP TABLE temp.mi_uninstall_guard;
 
+DROP VIEW IF EXISTS mi_cancel;
+DROP VIEW IF EXISTS mi_resolve;
+DROP VIEW IF EXISTS mi_requeue;
 DROP VIEW IF EXISTS mi_v_today;
 DROP VIEW IF EXISTS mi_v_failed;
 DROP VIEW IF EXISTS mi_v_held;

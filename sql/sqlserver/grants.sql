@@ -47,6 +47,28 @@ GRANT SELECT ON mi_v_in_flight TO [$(daemon_login)];
 GRANT SELECT ON mi_v_held      TO [$(daemon_login)];
 GRANT SELECT ON mi_v_failed    TO [$(daemon_login)];
 GRANT SELECT ON mi_v_today     TO [$(daemon_login)];
+-- The admin procedures (migration 005): the CLI and the console run them as the daemon.
+GRANT EXECUTE ON mi_requeue TO [$(daemon_login)];
+GRANT EXECUTE ON mi_resolve TO [$(daemon_login)];
+GRANT EXECUTE ON mi_cancel  TO [$(daemon_login)];
+-- mibridge_operator: a database role for the DBAs and operators who run the admin
+-- procedures and read the views, journal and audit; it may not change a table
+-- directly. Give it to a person's own user: ALTER ROLE mibridge_operator ADD MEMBER [alice];
+-- never to the HIS's user.
+IF NOT EXISTS (SELECT 1 FROM sys.database_principals WHERE name = N'mibridge_operator' AND type = 'R')
+    CREATE ROLE mibridge_operator;
+GRANT EXECUTE ON mi_requeue TO mibridge_operator;
+GRANT EXECUTE ON mi_resolve TO mibridge_operator;
+GRANT EXECUTE ON mi_cancel  TO mibridge_operator;
+GRANT SELECT ON mi_outbox      TO mibridge_operator;
+GRANT SELECT ON mi_inbox       TO mibridge_operator;
+GRANT SELECT ON mi_journal     TO mibridge_operator;
+GRANT SELECT ON mi_audit       TO mibridge_operator;
+GRANT SELECT ON mi_v_pending   TO mibridge_operator;
+GRANT SELECT ON mi_v_in_flight TO mibridge_operator;
+GRANT SELECT ON mi_v_held      TO mibridge_operator;
+GRANT SELECT ON mi_v_failed    TO mibridge_operator;
+GRANT SELECT ON mi_v_today     TO mibridge_operator;
 -- The HIS: enqueue, consume, read its results.
 GRANT EXECUTE ON mi_enqueue       TO [$(his_user)];
 GRANT EXECUTE ON mi_inbox_consume TO [$(his_user)];

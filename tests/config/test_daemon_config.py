@@ -101,12 +101,12 @@ def test_a_secret_file_others_can_read_is_refused(tmp_path, monkeypatch):
 
 
 def test_later_sections_register_a_model(tmp_path, monkeypatch):
-    class Console(BaseModel):
+    class Example(BaseModel):
         model_config = ConfigDict(extra="forbid", strict=True)
         listen: str = "127.0.0.1:8780"
 
-    monkeypatch.setitem(daemon_config.SECTIONS, "console", Console)
-    cfg = _load(tmp_path, '[console]\nlisten = "127.0.0.1:9000"\n')
-    assert cfg.platforms["console"] == {"listen": "127.0.0.1:9000"}
-    with pytest.raises(ConfigError, match=r"\[console\] lisen"):
-        _load(tmp_path, '[console]\nlisen = "x"\n')
+    monkeypatch.setitem(daemon_config.SECTIONS, "example", Example)
+    cfg = _load(tmp_path, '[example]\nlisten = "127.0.0.1:9000"\n')
+    assert cfg.platforms["example"] == {"listen": "127.0.0.1:9000"}
+    with pytest.raises(ConfigError, match=r"\[example\] lisen"):
+        _load(tmp_path, '[example]\nlisen = "x"\n')

@@ -20,8 +20,9 @@ from bridge.db.url import parse_url
 DIALECTS = ["oracle", "sqlserver"]
 TABLES = ["mi_outbox", "mi_inbox", "mi_journal", "mi_identity", "mi_audit", "mi_notice", "mi_schema_version",
           "mi_secret"]
-PROCEDURES = {"oracle": {"mi_enqueue", "mi_inbox_consume"},
-              "sqlserver": {"mi_enqueue", "mi_inbox_consume", "mi_json_check", "mi_json_same"}}
+ADMIN_PROCEDURES = {"mi_requeue", "mi_resolve", "mi_cancel"}      # migration 005
+PROCEDURES = {"oracle": {"mi_enqueue", "mi_inbox_consume"} | ADMIN_PROCEDURES,
+              "sqlserver": {"mi_enqueue", "mi_inbox_consume", "mi_json_check", "mi_json_same"} | ADMIN_PROCEDURES}
 VIEWS = ["mi_v_pending", "mi_v_in_flight", "mi_v_held", "mi_v_failed", "mi_v_today"]
 PLSQL_HEAD = re.compile(r"^(CREATE\s+OR\s+REPLACE\s+(TRIGGER|PROCEDURE|FUNCTION)|DECLARE|BEGIN)\b", re.I)
 CREATED = re.compile(r"\bCREATE\s+(?:OR\s+REPLACE\s+)?(TABLE|VIEW|PROCEDURE|FUNCTION|TRIGGER|INDEX)\s+(\w+)", re.I)
@@ -52,17 +53,17 @@ def test_oracle_install_splits_into_its_statements():
     stmts = statements("oracle", "install.sql")
     kinds = [CREATED.match(s).group(1).upper() if CREATED.match(s) else s.split()[0] for s in stmts]
     assert kinds.count("TABLE") == 8 and kinds.count("VIEW") == 5
-    assert kinds.count("PROCEDURE") == 2 and kinds.count("TRIGGER") == 1
-    assert kinds.count("INDEX") == 12
-    # + the rights check, the "already installed" check, 3 version rows and COMMIT
-    assert len(stmts) == 34
+    assert kinds.count("PROCEDURE") == 5 and kinds.count("TRIGGER") == 1
+    assert kinds.count("INDEX") == 13
+    # + the rights check, the "already installed" check, 5 version rows and COMMIT
+    assert len(stmts) == 40
 
 
 def test_sqlserver_install_splits_into_its_batches():
     batches = statements("sqlserver", "install.sql")
     # SET options; "already installed"; all tables and indexes; 2 JSON procedures;
-    # trigger; 2 procedures; 5 views; mi_secret (003) and the version rows.
-    assert len(batches) == 1 + 1 + 1 + 2 + 1 + 2 + 5 + 1
+    # trigger; 2 procedures; 3 admin procedures (005); 5 views; mi_secret (003) and the version rows.
+    assert len(batches) == 1 + 1 + 1 + 2 + 1 + 2 + 3 + 5 + 1
     for b in batches:
         head = CREATED.search(b)
         # CREATE TRIGGER/PROCEDURE/VIEW must be the only statement of its batch.
@@ -161,8 +162,10 @@ def test_grants_cover_every_table_view_and_procedure(dialect):
     assert re.search(r"GRANT\s+SELECT,\s*INSERT,\s*UPDATE\s+ON\s+(?:\S+\.)?mi_notice\b", code, re.I)
     assert not re.search(r"DELETE[^\n]*mi_notice", code, re.I)
     assert not re.search(r"\b(DBA|RESOURCE|db_owner|db_datawriter|ALTER ANY|CONTROL)\b", code)
-    # The daemon does not call the HIS's procedures; the HIS gets exactly these.
-    assert not re.search(rf"EXECUTE\s+ON\s+\S+{to_daemon}", code, re.I)
+    # The daemon calls the admin procedures (the CLI and the console), never the
+    # HIS's; the HIS gets exactly these.
+    daemon_exec = {m.split(".")[-1].lower() for m in re.findall(rf"EXECUTE\s+ON\s+(\S+){to_daemon}", code, re.I)}
+    assert daemon_exec == ADMIN_PROCEDURES, daemon_exec
     his_grants = sorted(" ".join(m.split()).lower()
                         for m in re.findall(rf"GRANT\s+(\w+\s+ON\s+(?:\S+\.)?\w+){to_his}", code, re.I))
     prefix = "his." if dialect == "oracle" else ""
@@ -308,7 +311,8 @@ def test_every_store_query_binds_exactly_its_names_on_oracle():
         assert "''" not in sql, sql
         assert not re.search(r"\bLIMIT\b|\bFETCH\s+FIRST\b|COALESCE\(step", sql, re.I), sql
         assert not re.search(r"\bFROM\s+\w+\s+AS\s+\w+", sql, re.I), sql  # no AS for table aliases
-        assert not sql.rstrip().endswith(";"), sql
+        # A plain statement has no ';' (the driver refuses it); a PL/SQL block ends with END;
+        assert not sql.rstrip().endswith(";") or re.fullmatch(r"BEGIN \w+\([^;]*\); END;", sql), sql
 
 
 def test_oracle_claim_fetches_only_limit_rows_of_the_locking_cursor():

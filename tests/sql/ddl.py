@@ -246,6 +246,13 @@ def apply(schema: Schema, dialect: str, statement: str) -> None:
                 col.type = action.args["dtype"].sql(dialect=SQLGLOT[dialect]).upper()
                 col.collation = action.args["collate"].sql() if action.args.get("collate") else ""
                 col.nullable = "NOT NULL" not in statement.upper().split(action.name.upper(), 1)[1].split(";")[0]
+            elif isinstance(action, (exp.ColumnDef, exp.Schema)):     # ADD COLUMN; Oracle: ADD (c type, ...)
+                for cd in ([action] if isinstance(action, exp.ColumnDef) else action.expressions):
+                    col = _column(cd, dialect, statement)
+                    if dialect == "mysql" and not col.collation and re.match(r"(VARCHAR|TEXT|LONGTEXT|CHAR)", col.type):
+                        # MariaDB gives an added text column the table's default collation.
+                        col.collation = next((c.collation for c in schema.tables[table].values() if c.collation), "")
+                    schema.tables[table][cd.name.lower()] = col
             elif isinstance(action, exp.AddConstraint):
                 for c in action.expressions:
                     schema.constraints[(table, c.name.lower())] = _constraint_kind(c)
