@@ -66,8 +66,18 @@ _TABLE_EXISTS = {
 }
 
 
+def _cursor(conn, dialect: str):
+    """A cursor that binds %(name)s / :name parameters, also on a Store's PostgreSQL
+    connection (whose default cursors send the text as it is, with $n parameters)."""
+    if dialect == "postgresql":
+        import psycopg
+
+        return psycopg.Cursor(conn)
+    return conn.cursor()
+
+
 def _table_exists(conn, dialect: str, table: str) -> bool:
-    cur = conn.cursor()
+    cur = _cursor(conn, dialect)
     sql = _TABLE_EXISTS[dialect]
     cur.execute(sql, (table,) if dialect == "sqlserver" else {"t": table})
     found = cur.fetchone() is not None
@@ -89,7 +99,7 @@ def installed_version(conn, dialect: str) -> Optional[int]:
         return None
     if not _table_exists(conn, dialect, "mi_schema_version"):
         return 1
-    cur = conn.cursor()
+    cur = _cursor(conn, dialect)
     cur.execute("SELECT MAX(version) FROM mi_schema_version")
     row = cur.fetchone()
     _end_read(conn)

@@ -41,9 +41,10 @@ def dba_call(store: Store, action: str, row_id, note, actor=None) -> None:
     def go(cur):
         if name == "postgresql":
             if actor is None:
-                cur.execute(f"SELECT mi_{action}(%s, %s)", (row_id, note))
+                # The Store's PostgreSQL cursors send the text as it is: $n parameters.
+                cur.execute(f"SELECT mi_{action}($1, $2)", (row_id, note))
             else:
-                cur.execute(f"SELECT mi_{action}(%s, %s, %s)", (row_id, note, actor))
+                cur.execute(f"SELECT mi_{action}($1, $2, $3)", (row_id, note, actor))
         elif name == "mysql":
             if actor is not None:
                 cur.execute("SET @mibridge_actor = %s", (actor,))
