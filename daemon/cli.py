@@ -11,6 +11,7 @@
     mibridge simulator [--port N]         the platform simulator (centre, gateway, face terminal,
                                           WeChat Pay, Alipay), on loopback; --help for its options
     mibridge doctor -c mibridge.toml      crypto backend, database reachability
+    mibridge regions list|load FILE|refresh|config|enable|disable   the insured regions (docs/identity.md)
 """
 from __future__ import annotations
 
@@ -225,6 +226,9 @@ def main(argv=None) -> int:
                    help="a grants.sql variable (e.g. daemon_role=mibridge_daemon), as the "
                         "dialect's own client would pass it")
     p.set_defaults(fn=cmd_db)
+
+    from daemon.regions_cmd import add_parser as add_regions_parser
+    add_regions_parser(sub)
 
     p = sub.add_parser("flows", help="print the flows' state tables")
     p.set_defaults(fn=cmd_flows)
