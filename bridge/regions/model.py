@@ -122,6 +122,14 @@ class Region:
         return cls(check_admdvs(admdvs), check_name(name), bool(enabled), check_channels(channels),
                    check_insutypes(insutypes), check_sort_order(sort_order), source)
 
+    def offers(self, channel: Optional[str] = None, insutype: Optional[str] = None) -> bool:
+        """Whether a patient may choose this region on `channel` for `insutype` (None: any)."""
+        if not self.enabled:
+            return False
+        if channel is not None and channel not in self.channels:
+            return False
+        return insutype is None or self.insutypes is None or str(insutype) in self.insutypes
+
     # -- the columns ----------------------------------------------------------------
     def flags(self) -> dict[str, int]:
         return {f"on_{c}": int(c in self.channels) for c in CHANNELS}

@@ -51,6 +51,14 @@ def read_all(store: Store) -> dict[str, Region]:
     return {r.admdvs: r for r in (region_of(row) for row in store.query(_SELECT))}
 
 
+def find(store: Store, admdvs: str) -> Optional[Region]:
+    """One region by its code, enabled or not (a lookup checks the patient's choice with
+    Region.offers)."""
+    rows = store.query(f"SELECT {', '.join(TABLE_COLUMNS)} FROM mi_insured_region WHERE admdvs = :admdvs",
+                       {"admdvs": admdvs})
+    return region_of(rows[0]) if rows else None
+
+
 def read_view(store: Store) -> list[dict]:
     """mi_v_insured_regions as the HIS and the mini-program backend read it."""
     return [dict(zip(VIEW_COLUMNS, row))

@@ -29,6 +29,7 @@ def recorded(dialect: str) -> list:
         Change("update", Region("440100", "广州", source="manual"), old, None)]))
     storage.read_all(s)
     storage.read_view(s)
+    storage.find(s, "440100")
     return [(sql, p) for sql, p in conn.log if sql != "fetchmany"]
 
 

@@ -104,3 +104,12 @@ def test_channels_round_trip_through_the_flags(store):
     assert storage.read_all(store) == {r.admdvs: r for r in regions}
 
 
+
+
+def test_find_and_offers(store):
+    storage.run(store, lambda cur: plan_load(cur, FILE))
+    gz = storage.find(store, "440100")
+    assert gz == FILE[0] and storage.find(store, "445200") is None
+    assert gz.offers() and gz.offers("wechat", "390") and not gz.offers("kiosk") and not gz.offers("alipay", "510")
+    assert not storage.find(store, "442000").offers()                   # disabled
+    assert storage.find(store, "445100").offers("counter", "510")        # every channel and type
