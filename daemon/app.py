@@ -80,6 +80,10 @@ def build(cfg: Config) -> Wiring:
     if cfg.platforms.get("mobilepay"):
         from daemon.wiring_mobilepay import wiring as mobilepay_wiring
         w.merge(mobilepay_wiring(cfg, w.services))
+    if cfg.platforms.get("regions") is not None:
+        # After [offline]: the 1901 refresh uses its client.
+        from daemon.regions import wiring as regions_wiring
+        w.merge(regions_wiring(cfg, w.services))
     w.merge(operations_wiring(cfg))
     return w
 

@@ -14,6 +14,7 @@
     mibridge doctor -c mibridge.toml      everything `run` needs: secrets, keys, URLs, sign-in,
                                           database, schema, clock, grants
     mibridge console-hash                 a password hash for a [console] user
+    mibridge regions list|load FILE|refresh|config|enable|disable   the insured regions (docs/identity.md)
 
 -c/--config works before or after the command.  Every failure is one line on
 stderr and a non-zero exit status (1: it failed, 2: it was refused as asked);
@@ -344,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a grants.sql variable (e.g. daemon_role=mibridge_daemon), as the "
                         "dialect's own client would pass it")
     p.set_defaults(fn=cmd_db)
+
+    from daemon.regions_cmd import add_parser as add_regions_parser
+    add_regions_parser(sub)
 
     p = sub.add_parser("flows", help="print the flows' state tables")
     p.set_defaults(fn=cmd_flows, needs_config=False)

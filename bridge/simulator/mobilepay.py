@@ -22,6 +22,13 @@ returns it (channels.md §2.7, §10.4).
 
 Non-zero `code` values are not public (§6.3 [U]); this simulator answers every rejection
 with code -1 and a message.
+
+The insurance paid under is the one 6201 names (§5.1 `insutype`, with the region in
+`insuCode` and, where sent, `insuplcAdmdvs`), not the person's first: a person insured twice
+(persons.py) pays under either.  6201 is refused when the person does not hold that
+insutype, holds it in another region than the one named, or holds it suspended.  The
+personal account belongs to the person's first insurance: only an order under that one may
+use it.
 """
 from __future__ import annotations
 
@@ -36,7 +43,7 @@ from .callbacks import CallbackSender
 from .channel_ledger import Legs
 from .config import SimulatorConfig
 from .ledger import Ledger
-from .persons import Person, PersonError, Persons
+from .persons import Coverage, Person, PersonError, Persons
 from .split import ZERO, split_bill
 from .tokens import TokenError, Tokens
 from .wire import MoneyError, yuan
@@ -75,6 +82,8 @@ class Order:
     insutype: str
     med_type: str
     fee_sumamt: Decimal
+    insuplc_admdvs: str = ""          # the region of the insurance paid under (6201 insuCode)
+    psn_type: str = ""                # that insurance's person type
     ord_stas: str = "0"
     fund: Decimal = ZERO
     acct: Decimal = ZERO
@@ -154,6 +163,25 @@ class MobilePay:
             raise MpcError("姓名与人员信息不符")
         return person
 
+    @staticmethod
+    def _chosen_insurance(person: Person, data: dict) -> Coverage:
+        """The insurance 6201 names: `insutype` in the region `insuCode` (and `insuplcAdmdvs`
+        where sent) names, held and in force (§5.1; 1101 insuinfo gives the pairs)."""
+        insutype = str(data["insutype"])
+        held = [c for c in person.coverages() if c.insutype == insutype]
+        if not held:
+            raise MpcError("人员无参保信息,不能享受待遇" if not person.coverages() else "险种类型与参保信息不符")
+        for name in ("insuCode", "insuplcAdmdvs"):
+            region = data.get(name)
+            if region not in (None, ""):
+                held = [c for c in held if c.insuplc_admdvs == str(region)]
+                if not held:
+                    raise MpcError(f"参保地{region}与该险种参保信息不符")
+        active = [c for c in held if c.active]
+        if not active:
+            raise MpcError("人员参保状态异常,不能享受待遇")
+        return active[0]
+
     def _order(self, data: dict) -> Order:
         order = self.orders.get(str(data.get("payOrdId")))
         if order is None:
@@ -177,10 +205,7 @@ class MobilePay:
         if data["orgCodg"] not in self.cfg.institutions:
             raise MpcError("定点机构不存在")
         person = self._person_for(data)
-        if not person.insured:
-            raise MpcError("人员参保状态异常,不能享受待遇")
-        if data["insutype"] != person.insutype:
-            raise MpcError("险种类型与参保信息不符")
+        insurance = self._chosen_insurance(person, data)
         if data.get("payAuthNo"):
             tok = self.tokens.peek("payAuthNo", data["payAuthNo"])
             if tok is None or tok.psn_no != person.psn_no:
@@ -201,10 +226,11 @@ class MobilePay:
                     return {"payOrdId": o.pay_ord_id, "payToken": o.pay_token, "mdtrtId": o.mdtrt_id}
                 raise MpcError("医药机构订单号重复")
         order = Order(
-            pay_ord_id=self._new_id("ORD", person.insuplc_admdvs), pay_token=secrets.token_hex(16),
+            pay_ord_id=self._new_id("ORD", insurance.insuplc_admdvs), pay_token=secrets.token_hex(16),
             org_codg=data["orgCodg"], med_org_ord=data["medOrgOrd"], chrg_bchno=data["chrgBchno"],
             mdtrt_id=str(data.get("mdtrtId") or self._new_id("", "")[-12:]), psn_no=person.psn_no,
-            insutype=person.insutype, med_type=str(data["medType"]), fee_sumamt=total)
+            insutype=insurance.insutype, med_type=str(data["medType"]), fee_sumamt=total,
+            insuplc_admdvs=insurance.insuplc_admdvs, psn_type=insurance.psn_type)
         self.orders[order.pay_ord_id] = order
         # mdtrtId is echoed because some clients read it from 6201 (§5.1 [U]).
         return {"payOrdId": order.pay_ord_id, "payToken": order.pay_token, "mdtrtId": order.mdtrt_id}
@@ -223,7 +249,9 @@ class MobilePay:
         except TokenError as exc:
             raise MpcError(str(exc)) from None
         person = self.persons.get(order.psn_no)
-        use_acct = str(data.get("acctUsedFlag", "")) == "1" and person.has_account
+        # The account belongs to the first insurance: an order under another one cannot use it.
+        use_acct = (str(data.get("acctUsedFlag", "")) == "1" and person.has_account
+                    and (order.insutype, order.insuplc_admdvs) == (person.account_insutype(), person.insuplc_admdvs))
         s = split_bill(order.fee_sumamt, self.cfg.fund_ratio(order.insutype),
                        person.balc if use_acct else ZERO)
         order.fund, order.acct, order.cash, order.fund_ratio = s.fund, s.acct, s.cash, s.fund_ratio
@@ -243,7 +271,7 @@ class MobilePay:
     def _pre_setl(self, o: Order, p: Person) -> dict:
         return {"mdtrt_id": o.mdtrt_id, "psn_no": p.psn_no, "psn_name": p.psn_name, "certno": p.certno,
                 "gend": p.gend, "brdy": p.brdy, "age": Decimal(p.age(time.localtime().tm_year)),
-                "naty": p.naty, "insutype": p.insutype, "psn_type": p.psn_type,
+                "naty": p.naty, "insutype": o.insutype, "psn_type": o.psn_type,
                 "cvlserv_flag": p.cvlserv_flag, "med_type": o.med_type, "psn_cert_type": p.psn_cert_type,
                 "medfee_sumamt": o.fee_sumamt, "fulamt_ownpay_amt": ZERO, "overlmt_selfpay": ZERO,
                 "preselfpay_amt": ZERO, "inscp_scp_amt": o.fee_sumamt, "hifp_pay": o.fund,
@@ -304,7 +332,6 @@ class MobilePay:
 
     def _notice(self, o: Order) -> dict:
         """6302 fields (mobilepay.md §5.6); extData.setlinfo in FSI-2207 camelCase."""
-        p = self.persons.get(o.psn_no)
         return {"callType": "02", "payOrdId": o.pay_ord_id, "medOrgOrd": o.med_org_ord,
                 "traceTime": o.trace_time, "feeSumamt": o.fee_sumamt, "ownPayAmt": o.cash,
                 "psnAcctPay": o.acct, "fundPay": o.fund, "setlType": o.setl_type,
@@ -314,7 +341,7 @@ class MobilePay:
                     "setlId": o.setl_id, "mdtrtId": o.mdtrt_id, "psnNo": o.psn_no,
                     "medfeeSumamt": o.fee_sumamt, "fundPaySumamt": o.fund, "acctPay": o.acct,
                     "psnCashPay": o.cash, "hifpPay": o.fund, "hospPartAmt": ZERO,
-                    "insutype": o.insutype, "psnType": p.psn_type if p else "", "medType": o.med_type,
+                    "insutype": o.insutype, "psnType": o.psn_type, "medType": o.med_type,
                     "setlTime": time.strftime("%Y-%m-%d %H:%M:%S")}]}}
 
     # --- 6301 ----------------------------------------------------------------------

@@ -38,6 +38,12 @@ ENVELOPE_REQUIRED = ("infno", "msgid", "mdtrtarea_admvs", "recer_sys_code", "inf
                      "opter", "opter_name", "inf_time", "fixmedins_code", "input")
 
 
+def holds_account(p: Person, insutype: str, insuplc_admdvs: str) -> bool:
+    """The personal account belongs to the person's first insurance (persons.py): only a
+    visit under that insutype, in that region, may use it."""
+    return (insutype, insuplc_admdvs or p.insuplc_admdvs) == (p.account_insutype(), p.insuplc_admdvs)
+
+
 class OfflineError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -267,7 +273,7 @@ class Offline:
     @staticmethod
     def _insuinfo(p: Person, c: Coverage) -> dict:
         # The personal account belongs to the person's first insurance (persons.py).
-        balc = p.balc if c.insutype == p.account_insutype() else ZERO
+        balc = p.balc if holds_account(p, c.insutype, c.insuplc_admdvs) else ZERO
         return {"balc": balc, "insutype": c.insutype, "psn_type": c.psn_type,
                 "psn_insu_stas": c.psn_insu_stas, "psn_insu_date": c.psn_insu_date,
                 "paus_insu_date": c.paus_insu_date, "cvlserv_flag": c.cvlserv_flag,
@@ -280,11 +286,14 @@ class Offline:
         if str(node["fixmedins_code"]) != env["fixmedins_code"]:
             raise OfflineError("定点医药机构编号与报文头不符")
         p = self._person(env, node["psn_no"])
-        cov = p.coverage(node["insutype"])
-        if cov is None:
+        held = [c for c in p.coverages() if c.insutype == str(node["insutype"])]
+        if not held:
             raise OfflineError(f"该人员未参加险种{node['insutype']}")
-        if env.get("insuplc_admdvs") != cov.insuplc_admdvs:
+        held = [c for c in held if c.insuplc_admdvs == env.get("insuplc_admdvs")]
+        if not held:
             raise OfflineError("参保地医保区划与该险种参保地不符")
+        # The one in force answers; a suspended one answers "not enjoyed" below.
+        cov = next((c for c in held if c.active), held[0])
         med_type = str(node["med_type"])
         # [U] codes: trt_chk_type "01" and fund_pay_type <insutype>100 for the pooled fund are
         # this simulator's placeholders; the dictionaries are not public.
@@ -321,7 +330,7 @@ class Offline:
         _req(node, "psn_no", "insutype", "begntime", "mdtrt_cert_type", "mdtrt_cert_no", "ipt_otp_no",
              "atddr_no", "dr_name", "dept_code", "dept_name", "caty")
         p = self._person(env, node["psn_no"])
-        cov = self._check_insured(p, node["insutype"])
+        cov = self._check_insured(p, node["insutype"], env)
         v = Visit(self._id12(), p.psn_no, cov.insutype, "outpatient", str(node["ipt_otp_no"]),
                   insuplc_admdvs=cov.insuplc_admdvs, psn_type=cov.psn_type,
                   opter_type=str(env.get("opter_type") or ""))
@@ -330,13 +339,21 @@ class Offline:
                          "exp_content": None}}
 
     @staticmethod
-    def _check_insured(p: Person, insutype: Any) -> Coverage:
-        cov = p.coverage(insutype)
-        if cov is None:
+    def _check_insured(p: Person, insutype: Any, env: dict) -> Coverage:
+        """The insurance a visit runs under: `insutype` held in the region the envelope names
+        (insuplc_admdvs, §2 #4: the region of the insurance, from 1101 insuinfo), in force.
+        A person insured twice (persons.py) registers and settles under either."""
+        held = [c for c in p.coverages() if c.insutype == str(insutype)]
+        if not held:
             if not p.coverages():
                 raise OfflineError("人员无参保信息,不能享受待遇")
             raise OfflineError("险种类型与参保信息不符")
-        if not cov.active:
+        region = str(env.get("insuplc_admdvs") or "")
+        held = [c for c in held if c.insuplc_admdvs == region]
+        if not held:
+            raise OfflineError(f"参保地医保区划{region}与该险种参保地不符")
+        cov = next((c for c in held if c.active), None)
+        if cov is None:
             raise OfflineError("人员参保状态异常(暂停参保),不能享受待遇")
         return cov
 
@@ -414,9 +431,9 @@ class Offline:
     def _compute(self, env: dict, node: dict, v: Visit, batch: Optional[str],
                  total_given: Optional[Decimal]) -> tuple[Split, Person, Optional[dict], list]:
         p = self._person(env, v.psn_no)
-        cov = self._check_insured(p, node.get("insutype") or v.insutype)
-        if cov.insutype != v.insutype:
-            raise OfflineError("险种类型与就诊信息不符")
+        cov = self._check_insured(p, node.get("insutype") or v.insutype, env)
+        if (cov.insutype, cov.insuplc_admdvs) != (v.insutype, v.insuplc_admdvs):
+            raise OfflineError("险种类型或参保地与就诊信息不符")
         rows = self._billable(v, batch)
         if not rows:
             raise OfflineError("没有可结算的费用明细(请先上传费用明细)")
@@ -425,7 +442,7 @@ class Offline:
             raise OfflineError(f"医疗费总额{total_given}与明细合计{total}不符")
         try:
             ext = facepay.facepay_requested(node)
-            if ext is not None and v.insutype != p.account_insutype():
+            if ext is not None and not holds_account(p, v.insutype, v.insuplc_admdvs):
                 raise OfflineError("该险种无个人账户(实账),不能刷脸实账支付")
             if ext is not None:
                 # Settlement re-checks enablement and the real account, and needs the current
@@ -434,7 +451,7 @@ class Offline:
             else:
                 # Outside face-pay mode any account (real or notional) pays acct_pay the usual way.
                 use = (str(node.get("acct_used_flag", "0")) == "1" and p.has_account
-                       and v.insutype == p.account_insutype())
+                       and holds_account(p, v.insutype, v.insuplc_admdvs))
                 available = p.balc if use else ZERO
         except FacePayError as exc:
             raise OfflineError(str(exc)) from None
@@ -572,7 +589,7 @@ class Offline:
         _req(node, "psn_no", "mdtrt_cert_type", "mdtrt_cert_no", "setl_flag", "insutype", "med_type",
              "begntime", "ipt_op_no")
         p = self._person(env, node["psn_no"])
-        cov = self._check_insured(p, node["insutype"])
+        cov = self._check_insured(p, node["insutype"], env)
         rows = _rows(inp, "feedetail")
         v = Visit(self._id12(), p.psn_no, cov.insutype, "outpatient", str(node["ipt_op_no"]), str(node["med_type"]),
                   insuplc_admdvs=cov.insuplc_admdvs, psn_type=cov.psn_type,
@@ -613,7 +630,7 @@ class Offline:
              "adm_diag_dscr", "adm_dept_codg", "adm_dept_name", "adm_bed", "dscg_maindiag_code",
              "dscg_maindiag_name")
         p = self._person(env, node["psn_no"])
-        cov = self._check_insured(p, node["insutype"])
+        cov = self._check_insured(p, node["insutype"], env)
         v = Visit(self._id12(), p.psn_no, cov.insutype, "inpatient", str(node["ipt_no"]), str(node["med_type"]),
                   insuplc_admdvs=cov.insuplc_admdvs, psn_type=cov.psn_type,
                   opter_type=str(env.get("opter_type") or ""))

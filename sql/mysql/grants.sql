@@ -16,7 +16,7 @@
 --   writes the mi_ tables and nothing else; it cannot create, alter or drop anything.
 -- @his_user / @his_host: the HIS's existing account. It may enqueue
 --   (mi_enqueue), consume (mi_inbox_consume) and read its results (mi_inbox,
---   mi_identity), and nothing else of mibridge's: the procedures run with
+--   mi_identity) and the insured regions (mi_v_insured_regions), and nothing else of mibridge's: the procedures run with
 --   their definer's rights (SQL SECURITY DEFINER), so EXECUTE is all it needs.
 -- The hosts default to '%' (any host: the daemon and the HIS reach the server
 -- over TCP, where 'localhost' does not match); narrow them to your network.
@@ -97,11 +97,17 @@ BEGIN NOT ATOMIC
     GRANT SELECT ON mi_v_failed TO mibridge_operator;
     GRANT SELECT ON mi_v_today TO mibridge_operator;
 
+    -- The insured regions (migration 006): the daemon fills and refreshes them, never deletes one.
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT, INSERT, UPDATE ON mi_insured_region TO ', @mi_daemon);
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_v_insured_regions TO ', @mi_daemon);
+
     -- The HIS: enqueue, consume, read its results.
     SET @mi_his = CONCAT(QUOTE(@his_user), '@', QUOTE(@his_host));
     EXECUTE IMMEDIATE CONCAT('GRANT EXECUTE ON PROCEDURE mi_enqueue TO ', @mi_his);
     EXECUTE IMMEDIATE CONCAT('GRANT EXECUTE ON PROCEDURE mi_inbox_consume TO ', @mi_his);
     EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_inbox TO ', @mi_his);
     EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_identity TO ', @mi_his);
+    -- The insured regions the hospital supports, enabled ones only (docs/identity.md).
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_v_insured_regions TO ', @mi_his);
 END //
 DELIMITER ;

@@ -76,6 +76,11 @@ GRANT SELECT ON &&his_schema..mi_v_failed TO &&daemon_user
 /
 GRANT SELECT ON &&his_schema..mi_v_today TO &&daemon_user
 /
+-- The insured regions (migration 006): the daemon fills and refreshes them, never deletes one.
+GRANT SELECT, INSERT, UPDATE ON &&his_schema..mi_insured_region TO &&daemon_user
+/
+GRANT SELECT ON &&his_schema..mi_v_insured_regions TO &&daemon_user
+/
 CREATE OR REPLACE SYNONYM &&daemon_user..mi_outbox FOR &&his_schema..mi_outbox
 /
 CREATE OR REPLACE SYNONYM &&daemon_user..mi_inbox FOR &&his_schema..mi_inbox
@@ -152,7 +157,11 @@ GRANT SELECT ON &&his_schema..mi_v_failed TO mibridge_operator
 /
 GRANT SELECT ON &&his_schema..mi_v_today TO mibridge_operator
 /
--- The HIS's login: enqueue, consume, read its results, and nothing else. The
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_insured_region FOR &&his_schema..mi_insured_region
+/
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_v_insured_regions FOR &&his_schema..mi_v_insured_regions
+/
+-- The HIS's login: enqueue, consume, read its results and the insured regions, and nothing else. The
 -- procedures run with their owner's rights (definer's rights, Oracle's
 -- default), so EXECUTE is all it needs; its synonyms let its SQL say
 -- mi_enqueue instead of HIS.mi_enqueue. Skipped when the HIS logs in as the owner.
@@ -167,10 +176,13 @@ BEGIN
         run('GRANT EXECUTE ON &&his_schema..mi_inbox_consume TO &&his_user');
         run('GRANT SELECT ON &&his_schema..mi_inbox TO &&his_user');
         run('GRANT SELECT ON &&his_schema..mi_identity TO &&his_user');
+        -- The insured regions the hospital supports, enabled ones only (docs/identity.md).
+        run('GRANT SELECT ON &&his_schema..mi_v_insured_regions TO &&his_user');
         run('CREATE OR REPLACE SYNONYM &&his_user..mi_enqueue FOR &&his_schema..mi_enqueue');
         run('CREATE OR REPLACE SYNONYM &&his_user..mi_inbox_consume FOR &&his_schema..mi_inbox_consume');
         run('CREATE OR REPLACE SYNONYM &&his_user..mi_inbox FOR &&his_schema..mi_inbox');
         run('CREATE OR REPLACE SYNONYM &&his_user..mi_identity FOR &&his_schema..mi_identity');
+        run('CREATE OR REPLACE SYNONYM &&his_user..mi_v_insured_regions FOR &&his_schema..mi_v_insured_regions');
     END IF;
 END;
 /

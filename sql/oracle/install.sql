@@ -659,6 +659,37 @@ CREATE TABLE mi_secret (
     CONSTRAINT mi_secret_outbox_fk FOREIGN KEY (outbox_id) REFERENCES mi_outbox (id)
 )
 /
+-- Migration 006: mi_insured_region, the insured regions (参保地) the hospital supports, and
+-- the view the HIS and the mini-program backend read (enabled regions only). Filled by the
+-- daemon from the config, from a CSV the DBA loads (mibridge regions load) and, where the site
+-- turns it on, from the platform's 1901 dictionary; `source` names who set the row last, and a
+-- refresh from the platform never changes a row a person set (docs/identity.md). on_* say on
+-- which channel the region is offered; insutypes lists the insurance types accepted there,
+-- comma-separated (NULL = every type).
+-- The digit check uses TRANSLATE, which no NLS setting changes.
+CREATE TABLE mi_insured_region (
+    admdvs           VARCHAR2(6 CHAR)     NOT NULL,
+    name             VARCHAR2(100 CHAR)   NOT NULL,
+    enabled          NUMBER(1)            DEFAULT 1 NOT NULL,
+    on_wechat        NUMBER(1)            DEFAULT 1 NOT NULL,
+    on_alipay        NUMBER(1)            DEFAULT 1 NOT NULL,
+    on_counter       NUMBER(1)            DEFAULT 1 NOT NULL,
+    on_kiosk         NUMBER(1)            DEFAULT 1 NOT NULL,
+    insutypes        VARCHAR2(200 CHAR),
+    sort_order       NUMBER(10),
+    source           VARCHAR2(16 CHAR)    NOT NULL,
+    updated_at       TIMESTAMP WITH TIME ZONE DEFAULT SYSTIMESTAMP NOT NULL,
+    CONSTRAINT mi_insured_region_pk PRIMARY KEY (admdvs),
+    CONSTRAINT mi_insured_region_admdvs_ck CHECK (LENGTH(admdvs) = 6 AND TRANSLATE(admdvs, '0123456789', '0000000000') = '000000'),
+    CONSTRAINT mi_insured_region_name_ck CHECK (TRIM(name) IS NOT NULL),
+    CONSTRAINT mi_insured_region_flags_ck CHECK (enabled IN (0, 1) AND on_wechat IN (0, 1) AND on_alipay IN (0, 1) AND on_counter IN (0, 1) AND on_kiosk IN (0, 1)),
+    CONSTRAINT mi_insured_region_source_ck CHECK (source IN ('config', 'csv', '1901', 'manual'))
+)
+/
+CREATE VIEW mi_v_insured_regions AS
+SELECT admdvs, name, on_wechat, on_alipay, on_counter, on_kiosk, insutypes, sort_order, source, updated_at
+  FROM mi_insured_region WHERE enabled = 1
+/
 INSERT INTO mi_schema_version (version, name) VALUES (1, '001_baseline')
 /
 INSERT INTO mi_schema_version (version, name) VALUES (2, '002_hardening')
@@ -668,6 +699,8 @@ INSERT INTO mi_schema_version (version, name) VALUES (3, '003_secrets')
 INSERT INTO mi_schema_version (version, name) VALUES (4, '004_reserved')
 /
 INSERT INTO mi_schema_version (version, name) VALUES (5, '005_admin')
+/
+INSERT INTO mi_schema_version (version, name) VALUES (6, '006_insured_region')
 /
 COMMIT
 /

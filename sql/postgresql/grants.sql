@@ -15,8 +15,8 @@
 --   It reads and writes the mi_ tables and nothing else in the HIS database;
 --   it cannot create, alter or drop anything.
 -- his_role: the HIS's existing login. It may enqueue (mi_enqueue), consume
---   (mi_inbox_consume) and read its results (mi_inbox, mi_identity), and
---   nothing else of mibridge's: both functions run with their owner's rights
+--   (mi_inbox_consume) and read its results (mi_inbox, mi_identity) and the
+--   insured regions (mi_v_insured_regions), and nothing else of mibridge's: both functions run with their owner's rights
 --   (SECURITY DEFINER), so EXECUTE is all it needs.
 -- mibridge_operator: a group role for people who run mi_requeue / mi_resolve /
 --   mi_cancel (migration 005) and read the views; created here, given to a
@@ -68,10 +68,16 @@ BEGIN
     GRANT SELECT ON mi_outbox, mi_inbox, mi_journal, mi_audit, mi_notice, mi_schema_version, mi_v_pending,
         mi_v_in_flight, mi_v_held, mi_v_failed, mi_v_today TO mibridge_operator;
 
+    -- The insured regions (migration 006): the daemon fills and refreshes them, never deletes one.
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE ON mi_insured_region TO %I', daemon);
+    EXECUTE format('GRANT SELECT ON mi_v_insured_regions TO %I', daemon);
+
     -- The HIS: enqueue, consume, read its results.
     EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema, his);
     EXECUTE format('GRANT EXECUTE ON FUNCTION mi_enqueue(VARCHAR, VARCHAR, VARCHAR, TEXT), mi_inbox_consume(BIGINT, VARCHAR) TO %I', his);
     EXECUTE format('GRANT SELECT ON mi_inbox, mi_identity TO %I', his);
+    -- The insured regions the hospital supports, enabled ones only (docs/identity.md).
+    EXECUTE format('GRANT SELECT ON mi_v_insured_regions TO %I', his);
 
     -- PostgreSQL before 15 lets every role (PUBLIC) create objects in the
     -- public schema: the daemon's login could then plant a table or function

@@ -1,5 +1,5 @@
 -- mibridge: remove everything install.sql created. THIS DELETES the outbox,
--- inbox, journal, audit and notice rows: export them first if you need the history.
+-- inbox, journal, audit and notice rows and the insured regions: export them first if you need the history.
 -- psql -1 -v ON_ERROR_STOP=1 -d hisdb -f sql/postgresql/uninstall.sql
 -- `mibridge db uninstall` runs this file too, and first refuses while requests
 -- are still open (unless --force).
@@ -17,7 +17,7 @@ BEGIN
           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
            AND p.proname NOT LIKE 'mi\_%'
-           AND p.prosrc ~ '\mmi_(enqueue|inbox_consume|requeue|resolve|cancel|outbox|inbox|journal|identity|audit|notice|schema_version|v_[a-z_]+)\M'
+           AND p.prosrc ~ '\mmi_(enqueue|inbox_consume|requeue|resolve|cancel|outbox|inbox|journal|identity|audit|notice|schema_version|insured_region|v_[a-z_]+)\M'
         UNION
         SELECT DISTINCT 'view ' || v.oid::regclass::text
           FROM pg_depend d
@@ -35,6 +35,7 @@ BEGIN
     END IF;
 END $$;
 
+DROP VIEW IF EXISTS mi_v_insured_regions;
 DROP VIEW IF EXISTS mi_v_today;
 DROP VIEW IF EXISTS mi_v_failed;
 DROP VIEW IF EXISTS mi_v_held;
@@ -45,6 +46,7 @@ DROP FUNCTION IF EXISTS mi_resolve(BIGINT, VARCHAR, VARCHAR);
 DROP FUNCTION IF EXISTS mi_requeue(BIGINT, VARCHAR, VARCHAR);
 DROP FUNCTION IF EXISTS mi_inbox_consume(BIGINT, VARCHAR);
 DROP FUNCTION IF EXISTS mi_enqueue(VARCHAR, VARCHAR, VARCHAR, TEXT);
+DROP TABLE IF EXISTS mi_insured_region;
 DROP TABLE IF EXISTS mi_secret;
 DROP TABLE IF EXISTS mi_notice;
 DROP TABLE IF EXISTS mi_audit;

@@ -5,4 +5,6 @@
 --   chown mibridge:his /var/lib/his/his.db && chmod 660 /var/lib/his/his.db
 -- The HIS account can then read mi_secret (tokens, ID numbers) too: where that is not
 -- acceptable, use a server database, whose grants keep mi_secret to the daemon.
+-- The same holds for mi_insured_region (the insured regions): the HIS and the mini-program
+-- backend are meant to read mi_v_insured_regions only, which SQLite cannot enforce.
 -- This file is intentionally empty of statements.

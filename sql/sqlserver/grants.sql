@@ -16,8 +16,8 @@
 --   It reads and writes the mi_ tables and nothing else in the HIS database;
 --   it cannot create, alter or drop anything.
 -- his_user: the HIS's existing database user. It may enqueue (mi_enqueue),
---   consume (mi_inbox_consume) and read its results (mi_inbox, mi_identity),
---   and nothing else of mibridge's: the procedures reach the tables through
+--   consume (mi_inbox_consume) and read its results (mi_inbox, mi_identity)
+--   and the insured regions (mi_v_insured_regions), and nothing else of mibridge's: the procedures reach the tables through
 --   ownership chaining, so EXECUTE is all it needs.
 -- DEFAULT_SCHEMA must be the schema install.sql created the mi_ objects in
 -- (dbo unless your login's default schema is another one).
@@ -69,9 +69,15 @@ GRANT SELECT ON mi_v_in_flight TO mibridge_operator;
 GRANT SELECT ON mi_v_held      TO mibridge_operator;
 GRANT SELECT ON mi_v_failed    TO mibridge_operator;
 GRANT SELECT ON mi_v_today     TO mibridge_operator;
+
+-- The insured regions (migration 006): the daemon fills and refreshes them, never deletes one.
+GRANT SELECT, INSERT, UPDATE ON mi_insured_region TO [$(daemon_login)];
+GRANT SELECT ON mi_v_insured_regions TO [$(daemon_login)];
 -- The HIS: enqueue, consume, read its results.
 GRANT EXECUTE ON mi_enqueue       TO [$(his_user)];
 GRANT EXECUTE ON mi_inbox_consume TO [$(his_user)];
 GRANT SELECT ON mi_inbox    TO [$(his_user)];
 GRANT SELECT ON mi_identity TO [$(his_user)];
+-- The insured regions the hospital supports, enabled ones only (docs/identity.md).
+GRANT SELECT ON mi_v_insured_regions TO [$(his_user)];
 GO

@@ -1,5 +1,5 @@
 -- mibridge: remove everything install.sql created. THIS DELETES the outbox,
--- inbox, journal, audit and notice rows: export them first if you need the history.
+-- inbox, journal, audit and notice rows and the insured regions: export them first if you need the history.
 -- sqlcmd -S dbhost -d hisdb -b -I -i sql/sqlserver/uninstall.sql
 -- `mibridge db uninstall` runs this file too, and first refuses while requests
 -- are still open (unless --force).
@@ -27,6 +27,7 @@ BEGIN
 END;
 GO
 
+DROP VIEW IF EXISTS mi_v_insured_regions;
 DROP VIEW IF EXISTS mi_v_today;
 DROP VIEW IF EXISTS mi_v_failed;
 DROP VIEW IF EXISTS mi_v_held;
@@ -41,6 +42,7 @@ DROP TRIGGER IF EXISTS mi_outbox_validate_tg;
 DROP PROCEDURE IF EXISTS mi_json_same;
 DROP PROCEDURE IF EXISTS mi_json_check;
 -- Dropping a table drops its indexes and constraints too.
+DROP TABLE IF EXISTS mi_insured_region;
 DROP TABLE IF EXISTS mi_secret;
 DROP TABLE IF EXISTS mi_notice;
 DROP TABLE IF EXISTS mi_audit;

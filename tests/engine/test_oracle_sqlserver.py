@@ -19,11 +19,13 @@ from bridge.db.url import parse_url
 
 DIALECTS = ["oracle", "sqlserver"]
 TABLES = ["mi_outbox", "mi_inbox", "mi_journal", "mi_identity", "mi_audit", "mi_notice", "mi_schema_version",
-          "mi_secret"]
+          "mi_secret", "mi_insured_region"]
 ADMIN_PROCEDURES = {"mi_requeue", "mi_resolve", "mi_cancel"}      # migration 005
 PROCEDURES = {"oracle": {"mi_enqueue", "mi_inbox_consume"} | ADMIN_PROCEDURES,
               "sqlserver": {"mi_enqueue", "mi_inbox_consume", "mi_json_check", "mi_json_same"} | ADMIN_PROCEDURES}
 VIEWS = ["mi_v_pending", "mi_v_in_flight", "mi_v_held", "mi_v_failed", "mi_v_today"]
+# The insured regions (migration 006): the HIS reads this view too.
+HIS_VIEWS = ["mi_v_insured_regions"]
 PLSQL_HEAD = re.compile(r"^(CREATE\s+OR\s+REPLACE\s+(TRIGGER|PROCEDURE|FUNCTION)|DECLARE|BEGIN)\b", re.I)
 CREATED = re.compile(r"\bCREATE\s+(?:OR\s+REPLACE\s+)?(TABLE|VIEW|PROCEDURE|FUNCTION|TRIGGER|INDEX)\s+(\w+)", re.I)
 # Oracle's reserved words (V$RESERVED_WORDS, RESERVED = 'Y'), as identifiers or bind names.
@@ -52,18 +54,20 @@ def created_objects(text: str) -> dict[str, str]:
 def test_oracle_install_splits_into_its_statements():
     stmts = statements("oracle", "install.sql")
     kinds = [CREATED.match(s).group(1).upper() if CREATED.match(s) else s.split()[0] for s in stmts]
-    assert kinds.count("TABLE") == 8 and kinds.count("VIEW") == 5
+    # 006 adds mi_insured_region and its view.
+    assert kinds.count("TABLE") == 9 and kinds.count("VIEW") == 6
     assert kinds.count("PROCEDURE") == 5 and kinds.count("TRIGGER") == 1
     assert kinds.count("INDEX") == 13
-    # + the rights check, the "already installed" check, 5 version rows and COMMIT
-    assert len(stmts) == 40
+    # + the rights check, the "already installed" check, 6 version rows and COMMIT
+    assert len(stmts) == 43
 
 
 def test_sqlserver_install_splits_into_its_batches():
     batches = statements("sqlserver", "install.sql")
     # SET options; "already installed"; all tables and indexes; 2 JSON procedures;
-    # trigger; 2 procedures; 3 admin procedures (005); 5 views; mi_secret (003) and the version rows.
-    assert len(batches) == 1 + 1 + 1 + 2 + 1 + 2 + 3 + 5 + 1
+    # trigger; 2 procedures; 3 admin procedures (005); 5 views; mi_secret (003);
+    # mi_insured_region and its view (006); the version rows.
+    assert len(batches) == 1 + 1 + 1 + 2 + 1 + 2 + 3 + 5 + 1 + 2 + 1
     for b in batches:
         head = CREATED.search(b)
         # CREATE TRIGGER/PROCEDURE/VIEW must be the only statement of its batch.
@@ -114,7 +118,7 @@ def test_install_creates_every_object_and_only_mi_objects(dialect):
     objs = created_objects(script_path(dialect, "install.sql").read_text(encoding="utf-8"))
     assert all(o.startswith("mi_") for o in objs), objs
     assert {o for o, k in objs.items() if k == "TABLE"} == set(TABLES)
-    assert {o for o, k in objs.items() if k == "VIEW"} == set(VIEWS)
+    assert {o for o, k in objs.items() if k == "VIEW"} == set(VIEWS + HIS_VIEWS)
     assert {o for o, k in objs.items() if k == "PROCEDURE"} == PROCEDURES[dialect]
 
 
@@ -153,8 +157,10 @@ def test_grants_cover_every_table_view_and_procedure(dialect):
     code = "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("--"))
     to_daemon = r"\s+TO\s+\[?MIBRIDGE_DAEMON\]?"
     to_his = r"\s+TO\s+\[?HIS_APP\]?"
-    for obj in TABLES + VIEWS:
+    for obj in TABLES + VIEWS + HIS_VIEWS:
         assert re.search(rf"\bON\s+(?:\S+\.)?{obj}{to_daemon}", code, re.I), obj
+    # The insured regions are filled and refreshed by the daemon, never deleted.
+    assert not re.search(r"DELETE[^\n]*\bmi_insured_region\b", code, re.I)
     # Least privilege: audit rows are never changed or removed by the daemon.
     assert re.search(r"GRANT\s+SELECT,\s*INSERT\s+ON\s+(?:\S+\.)?mi_audit\b", code, re.I)
     assert not re.search(r"(UPDATE|DELETE)[^\n]*mi_audit", code, re.I)
@@ -169,8 +175,9 @@ def test_grants_cover_every_table_view_and_procedure(dialect):
     his_grants = sorted(" ".join(m.split()).lower()
                         for m in re.findall(rf"GRANT\s+(\w+\s+ON\s+(?:\S+\.)?\w+){to_his}", code, re.I))
     prefix = "his." if dialect == "oracle" else ""
-    assert his_grants == [f"execute on {prefix}mi_enqueue", f"execute on {prefix}mi_inbox_consume",
-                          f"select on {prefix}mi_identity", f"select on {prefix}mi_inbox"], his_grants
+    assert his_grants == sorted([f"execute on {prefix}mi_enqueue", f"execute on {prefix}mi_inbox_consume",
+                                 f"select on {prefix}mi_identity", f"select on {prefix}mi_inbox"]
+                                + [f"select on {prefix}{v}" for v in HIS_VIEWS]), his_grants
 
 
 def test_oracle_install_avoids_reserved_words_and_empty_strings():
