@@ -22,7 +22,7 @@ class Wiring:
     # Callables (daemon) -> stop() that start a server beside the workers;
     # started after the workers, stopped before.
     servers: list[Callable] = field(default_factory=list)
-    # WSGI apps to serve (the 6302 notice endpoint; later the WeChat/Alipay
+    # WSGI apps to serve (the 6302 notice endpoint, the WeChat Pay and Alipay
     # callbacks): one HTTP listener per listen address, apps mounted by path.
     mounts: list["HttpMount"] = field(default_factory=list)
 
@@ -80,6 +80,9 @@ def build(cfg: Config) -> Wiring:
     if cfg.platforms.get("mobilepay"):
         from daemon.wiring_mobilepay import wiring as mobilepay_wiring
         w.merge(mobilepay_wiring(cfg, w.services))
+    if cfg.platforms.get("wechatpay") or cfg.platforms.get("alipay"):
+        from daemon.wiring_channels import wiring as channels_wiring
+        w.merge(channels_wiring(cfg, w.services))
     return w
 
 

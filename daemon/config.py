@@ -112,7 +112,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
 }
 # Modules that register more sections when imported (kept out of this module's
 # imports: they build on it).
-_SECTION_MODULES = ("daemon.platforms", "daemon.platforms_facepay")
+_SECTION_MODULES = ("daemon.platforms", "daemon.platforms_facepay", "daemon.platforms_channels")
 
 
 def register_section(name: str, model: type[BaseModel]) -> None:
