@@ -161,3 +161,23 @@ def test_the_daemon_stops_at_start_with_the_key_named_not_a_traceback(good, tmp_
     assert r.returncode == 2, r.stderr
     assert "[wechatpay] tmestamp_window_seconds: unknown setting (did you mean timestamp_window_seconds?)" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_the_channel_callbacks_share_the_6302_listener_when_the_address_is_the_same(csim, tmp_path):
+    from tests.channel_callbacks.conftest import write_secret
+
+    port = free_port()
+    mp = csim.client_credentials()["mobilepay"]
+    mobilepay = "\n".join([
+        "", "[mobilepay]", f'base_url = "{mp["base_url"]}"', f'app_id = "{mp["app_id"]}"',
+        f'app_secret_file = "{write_secret(tmp_path / "mp_secret", mp["app_secret"])}"',
+        f'org_private_key_file = "{write_secret(tmp_path / "mp_key", mp["institution_private_key"])}"',
+        f'platform_public_key = "{mp["platform_public_key"]}"', f'org_codg = "{mp["org_codes"][0]}"',
+        f'callback_listen = "127.0.0.1:{port}"', ""])
+    cfg = _cfg(tmp_path, channel_toml(csim, port, tmp_path) + mobilepay)
+    w = build(cfg)
+    assert sorted(m.path for m in w.mounts) == ["/mibridge/alipay", "/mibridge/mobilepay/notify", "/mibridge/wechatpay"]
+    assert {m.listen for m in w.mounts} == {f"127.0.0.1:{port}"}
+    assert len(http_servers(cfg, w.mounts)) == 1
+    for name in ("mobilepay", "wechatpay", "wechatpay.messenger", "alipay"):
+        w.services[name].close()
