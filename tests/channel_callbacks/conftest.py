@@ -214,9 +214,13 @@ def settled(sim, key: str, count: int = 1) -> list[dict]:
     """The simulator's deliveries for `key`, once `count` of them are finished (delivered or
     out of attempts)."""
     def done():
+        # Idle first, then the log: a log read after an idle answer has every delivery finished
+        # (the other order can read a delivery just before its duplicate is sent).
+        if not ctl(sim, "GET", "/__sim__/channels/callbacks")["idle"]:
+            return None
         ds = deliveries(sim, key)
         finished = [d for d in ds if d["delivered"] or d["attempts"] >= sim.config.channel_callback_attempts]
-        return ds if len(finished) >= count and ctl(sim, "GET", "/__sim__/channels/callbacks")["idle"] else None
+        return ds if len(finished) >= count else None
     return wait_for(done, 20, f"callbacks for {key}")
 
 
