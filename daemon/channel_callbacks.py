@@ -149,8 +149,10 @@ class _CallbackApp:
         try:
             result = notices.record_and_wake(self.stores.get(), notice, self.on_unmatched)
         except Exception as exc:
-            logger.error("{} callback {} could not be recorded ({}: {}); asking the channel to send it again",
-                         self.channel, notice.natural, type(exc).__name__, exc)
+            # The database, or the notice check the flows hooked in (on_unmatched): either way
+            # the channel sends the callback again, and a repeat only counts.
+            logger.error("{} callback {} could not be recorded or checked ({}: {}); asking the channel to send "
+                         "it again", self.channel, notice.natural, type(exc).__name__, exc)
             self.stores.drop()
             return self.fail(start_response, 500, "temporarily unable to record")
         line = notices.describe(notice, result)
