@@ -52,10 +52,16 @@ class PreparedCall:
     body: bytes
     headers: dict[str, str]
     masked_request: str            # JSON text with ID numbers, names, phones masked; no secrets
-    # Turns the raw HTTP answer into a typed CallResult; set by the client.
-    decode: Callable[[int, bytes], "CallResult[Any]"] = field(repr=False, compare=False)
+    # Turns the raw HTTP answer into a typed CallResult; set by the client and called by
+    # the client's own send(): decode(status, body), or decode(status, body, headers) for
+    # a client that must see the response headers (WeChat Pay verifies its
+    # Wechatpay-Signature headers; the others take two arguments).
+    decode: Callable[..., "CallResult[Any]"] = field(repr=False, compare=False)
     # Correlation keys worth keeping in the journal (medOrgOrd, payOrdId, setl_id ...).
     keys: dict[str, str] = field(default_factory=dict)
+    # The HTTP method send() uses (the signed string of a REST API includes it; WeChat
+    # Pay queries are GETs).  The gateway clients post everything.
+    method: str = "POST"
 
 
 @dataclass(frozen=True)

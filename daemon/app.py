@@ -22,7 +22,7 @@ class Wiring:
     # Callables (daemon) -> stop() that start a server beside the workers;
     # started after the workers, stopped before.
     servers: list[Callable] = field(default_factory=list)
-    # WSGI apps to serve (the 6302 notice endpoint; later the WeChat/Alipay
+    # WSGI apps to serve (the 6302 notice endpoint, the WeChat Pay and Alipay
     # callbacks): one HTTP listener per listen address, apps mounted by path.
     mounts: list["HttpMount"] = field(default_factory=list)
 
@@ -84,6 +84,9 @@ def build(cfg: Config) -> Wiring:
         # After [offline]: the 1901 refresh uses its client.
         from daemon.regions import wiring as regions_wiring
         w.merge(regions_wiring(cfg, w.services))
+    if cfg.platforms.get("wechatpay") or cfg.platforms.get("alipay"):
+        from daemon.wiring_channels import wiring as channels_wiring
+        w.merge(channels_wiring(cfg, w.services))
     w.merge(operations_wiring(cfg))
     return w
 

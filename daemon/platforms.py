@@ -46,10 +46,12 @@ _SECRETS = {
 
 
 def section_model(section: str, parts: list[tuple[type, tuple[str, ...]]],
-                  extra: Optional[dict[str, tuple[Any, Any]]] = None) -> type[BaseModel]:
+                  extra: Optional[dict[str, tuple[Any, Any]]] = None,
+                  secrets: Optional[tuple[str, ...]] = None, validators: Optional[dict] = None) -> type[BaseModel]:
     """A strict model of one section: the fields of each dataclass in `parts`
     (minus the names excluded), with their types and defaults, plus `extra`
-    fields and the <secret>_env / <secret>_file pair of each secret."""
+    fields and the <secret>_env / <secret>_file pair of each secret (`secrets`,
+    default: this module's list for the section), plus pydantic `validators`."""
     fields: dict[str, tuple[Any, Any]] = {}
     for cls, exclude in parts:
         hints = typing.get_type_hints(cls)
@@ -63,7 +65,7 @@ def section_model(section: str, parts: list[tuple[type, tuple[str, ...]]],
             else:
                 default = ...
             fields[f.name] = (hints[f.name], default)
-    secrets = _SECRETS.get(section, ())
+    secrets = _SECRETS.get(section, ()) if secrets is None else secrets
     for name in secrets:
         fields[name] = (Any, None)          # only to refuse it with a useful message
         fields[f"{name}_env"] = (Optional[str], None)
@@ -76,7 +78,9 @@ def section_model(section: str, parts: list[tuple[type, tuple[str, ...]]],
                              f"\"VARIABLE\" or {info.field_name}_file = \"/path\"")
         return value
 
-    validators = {"no_inline_secret": field_validator(*secrets)(classmethod(no_inline_secret))} if secrets else {}
+    validators = dict(validators or {})
+    if secrets:
+        validators["no_inline_secret"] = field_validator(*secrets)(classmethod(no_inline_secret))
     return create_model(f"{section.capitalize()}Section", __config__=STRICT, __validators__=validators, **fields)
 
 

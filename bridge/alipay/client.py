@@ -275,25 +275,21 @@ class AlipayClient:
         try:
             with self._http.stream("GET", url.bill_download_url) as response:
                 if response.status_code != 200:
-                    rule = oc.classify(oc.HTTP_ERROR if response.status_code >= 500 else None,
-                                       response.status_code)
-                    return _log_raw(oc.BILL_DOWNLOAD, msg_id, CallResult(
-                        rule.outcome, oc.BILL_DOWNLOAD, msg_id, code=f"HTTP_{response.status_code}",
-                        message=f"bill download answered HTTP {response.status_code} (expired link?)",
+                    return _log_raw(oc.BILL_DOWNLOAD, msg_id, oc.result(
+                        oc.BILL_DOWNLOAD, msg_id, f"HTTP_{response.status_code}",
+                        f"bill download answered HTTP {response.status_code} (expired link?)",
                         http_status=response.status_code))
                 with open(tmp, "wb") as out:
                     for chunk in response.iter_raw():
                         out.write(chunk)
                         size += len(chunk)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            return _log_raw(oc.BILL_DOWNLOAD, msg_id, CallResult(oc.NOT_SENT_OUTCOME, oc.BILL_DOWNLOAD, msg_id,
-                                                                 code=oc.NOT_SENT,
-                                                                 message=f"not sent: {type(exc).__name__}"))
+            return _log_raw(oc.BILL_DOWNLOAD, msg_id, oc.result(oc.BILL_DOWNLOAD, msg_id, oc.NOT_SENT,
+                                                                f"not sent: {type(exc).__name__}"))
         except httpx.TransportError as exc:
             _unlink(tmp)
-            return _log_raw(oc.BILL_DOWNLOAD, msg_id, CallResult(Outcome.UNKNOWN, oc.BILL_DOWNLOAD, msg_id,
-                                                                 code=oc.TRANSPORT_ERROR,
-                                                                 message=f"download broke: {type(exc).__name__}"))
+            return _log_raw(oc.BILL_DOWNLOAD, msg_id, oc.result(oc.BILL_DOWNLOAD, msg_id, oc.TRANSPORT_ERROR,
+                                                                f"download broke: {type(exc).__name__}"))
         os.replace(tmp, dest_path)
         return _log_raw(oc.BILL_DOWNLOAD, msg_id, CallResult(Outcome.OK, oc.BILL_DOWNLOAD, msg_id,
                                                              data=DownloadedBill(dest_path, size), http_status=200))
@@ -305,9 +301,8 @@ class AlipayClient:
 
         def result(code: str, message: str, *, text: Optional[str] = excerpt, data: Any = None,
                    raw: Optional[dict] = None) -> CallResult:
-            rule = oc.classify(code, status)
-            return CallResult(rule.outcome, a.interface, a.msg_id, data=data, code=code, message=message,
-                              http_status=status, response_text=text, raw=raw)
+            return oc.result(a.interface, a.msg_id, code, message, http_status=status, data=data,
+                             response_text=text, raw=raw)
 
         if status != 200:
             return result(oc.HTTP_ERROR, f"HTTP {status} from the Alipay gateway")
@@ -396,8 +391,7 @@ def _s(value: Any) -> Optional[str]:
 
 
 def _local(prepared: PreparedCall, code: str, reason: str) -> CallResult:
-    rule = oc.classify(code)
-    return CallResult(rule.outcome, prepared.interface, prepared.msg_id, code=code, message=reason)
+    return oc.result(prepared.interface, prepared.msg_id, code, reason)
 
 
 def _unlink(path: str) -> None:

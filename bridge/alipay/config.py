@@ -44,6 +44,9 @@ class AlipayConfig:
     app_id: str
     app_private_key: str = field(repr=False)     # PEM or bare Base64 (PKCS#8 / PKCS#1)
     alipay_public_key: str = field(repr=False)   # PEM or bare Base64
+    # The merchant's PID (2088 + 12 digits): a notify naming another seller_id is refused
+    # even when its signature verifies (one Alipay key may serve several merchants' apps).
+    seller_id: str = ""
     gateway_url: str = GATEWAY
     notify_url: str = ""                         # async notifies of trades and refunds (§6.4)
     call_url: str = ""                           # medical order callback (§7.2 call_url) [format unknown]
@@ -68,6 +71,9 @@ class AlipayConfig:
     def __post_init__(self) -> None:
         if not (self.app_id or "").isdigit() or not 10 <= len(self.app_id) <= 32:
             raise ValueError(f"app_id must be the numeric Alipay app id, not {self.app_id!r}")
+        if self.seller_id and not (self.seller_id.isdigit() and len(self.seller_id) == 16
+                                   and self.seller_id.startswith("2088")):
+            raise ValueError(f"seller_id must be the merchant's PID (2088 and 12 digits), not {self.seller_id!r}")
         try:
             self.private_key  # noqa: B018 - parse both keys now, with a clear message
             self.public_key  # noqa: B018

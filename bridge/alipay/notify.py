@@ -5,7 +5,8 @@ parses the form, verifies the RSA2 signature over the sorted parameters without
 ``sign`` / ``sign_type`` (rsaCheckV1) with the Alipay public key, checks that the
 notify is for our app id, and returns a TradeNotice, or raises:
 
-* ForgedNotify  - no or bad signature, or another app's notify: answer 4xx, write nothing;
+* ForgedNotify  - no or bad signature, or another app's or seller's notify (``seller_id``
+  checked when configured): answer 4xx, write nothing;
 * InvalidNotify - authentic (or unparseable) but unusable.
 
 Answer ``ACK_OK`` (the plain text ``success``) once recorded; anything else makes Alipay
@@ -88,6 +89,8 @@ def parse_notify(config: AlipayConfig, body: Union[bytes, str, Mapping[str, str]
         raise ForgedNotify(f"notify refused: {exc}") from None
     if params.get("app_id") != config.app_id:
         raise ForgedNotify(f"notify for app_id {params.get('app_id')!r}, not ours")
+    if config.seller_id and params.get("seller_id") not in (None, "", config.seller_id):
+        raise ForgedNotify(f"notify for seller_id {params.get('seller_id')!r}, not ours")
     if not params.get("notify_id"):
         raise InvalidNotify("the notify has no notify_id")
     try:

@@ -10,9 +10,6 @@ from typing import NamedTuple, Optional
 
 from bridge.calls import CallResult, Outcome
 
-# See bridge/wechatpay/outcomes.py: the fourth outcome once bridge/calls.py has it.
-NOT_SENT_OUTCOME = getattr(Outcome, "NOT_SENT", Outcome.REJECTED)
-
 NOT_SENT = "NOT_SENT"
 TIMEOUT = "TIMEOUT"
 TRANSPORT_ERROR = "TRANSPORT_ERROR"
@@ -46,7 +43,7 @@ class Rule(NamedTuple):
 _REJ, _UNK = Outcome.REJECTED, Outcome.UNKNOWN
 
 RULES: dict[str, Rule] = {
-    NOT_SENT: Rule(NOT_SENT_OUTCOME, True, "connection never opened"),
+    NOT_SENT: Rule(Outcome.NOT_SENT, True, "connection never opened"),
     TIMEOUT: Rule(_UNK, True, "no answer in time"),
     TRANSPORT_ERROR: Rule(_UNK, True, "connection broke after sending"),
     HTTP_ERROR: Rule(_UNK, True, "gateway answered with an HTTP error"),
@@ -63,6 +60,11 @@ RULES: dict[str, Rule] = {
     "40002": Rule(_REJ, False, "invalid parameter"),
     "40004": Rule(_REJ, False, "business failure"),
     "40006": Rule(_REJ, False, "insufficient permission"),
+    # The gateway refused our signature (40002 isv.invalid-signature) or timestamp before
+    # the business system saw the request: nothing done, and nothing said about the
+    # request (bridge/refusals.py): transient, held for a person when attempts run out.
+    "isv.invalid-signature": Rule(_REJ, True, "our request signature was refused"),
+    "isv.invalid-timestamp": Rule(_REJ, True, "our request timestamp was refused"),
     # Trade / refund sub_codes (Alipay refund error table, copied in several SDKs, e.g. index
     # ids 30809127321, 24714636196): ACQ.SYSTEM_ERROR = "系统错误, 请使用相同的参数再次调用".
     "ACQ.SYSTEM_ERROR": Rule(_UNK, True, "Alipay system error: same request again after a query"),
@@ -88,10 +90,13 @@ def classify(code: Optional[str], http_status: Optional[int] = None) -> Rule:
     return Rule(_REJ, False, "business error")
 
 
-def is_transient(result: CallResult) -> bool:
-    if result.ok:
-        return False
-    return classify(result.code, result.http_status).transient
+def result(interface: str, msg_id: str, code: str, message: str, *, http_status: Optional[int] = None,
+           **fields) -> CallResult:
+    """The CallResult of an answer that is not a plain success, classified by the table:
+    its outcome, and ``transient`` for a REJECTED whose rule says so (bridge/calls.py)."""
+    rule = classify(code, http_status)
+    return CallResult(rule.outcome, interface, msg_id, code=code, message=message, http_status=http_status,
+                      transient=rule.outcome is Outcome.REJECTED and rule.transient, **fields)
 
 
 def is_not_found(result: CallResult) -> bool:

@@ -90,7 +90,8 @@ class RefundChanged:
 
 @dataclass(frozen=True)
 class OtherEvent:
-    """A verified event of a type we do not act on: acknowledge it, record nothing."""
+    """A verified event of a type we do not act on: acknowledge it (the endpoint keeps a
+    record of it, bridge/channels/notices.py)."""
 
     envelope: Envelope
     resource: dict

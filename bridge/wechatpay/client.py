@@ -12,7 +12,10 @@ Every answer is classified by the table in outcomes.py:
 * UNKNOWN  - timeout or reset after sending, 5xx, 202, an unsigned or badly signed 2xx,
              a body we cannot use, and the few 4xx codes that mean "it may already exist"
              (outcomes.INTERFACE_RULES);
-* NOT_SENT - the connection never opened (outcomes.NOT_SENT_OUTCOME).
+* NOT_SENT - the connection never opened.
+
+A REJECTED answer that says nothing about the request (rate limit, quota) has
+``transient`` set (outcomes.result); the flow asks again later.
 
 For /v3/med-ins/* the fine-grained reason is the number after the last "-" of
 Request-ID (§1.6, §2.9); when present it is the result's ``code`` and the string code
@@ -77,15 +80,14 @@ def reason_number(request_id: Optional[str]) -> Optional[str]:
 
 
 class _Answer:
-    """PreparedCall.decode for WeChat: needs the response headers to verify the signature.
+    """PreparedCall.decode for WeChat: needs the response headers to verify the signature
+    (bridge/calls.py: decode(status, body, headers)).  Called with (status, body) only,
+    an answer that needed verifying is UNKNOWN."""
 
-    ``send`` passes them; called with (status, body) only, as the contract allows, an
-    answer that needed verifying is UNKNOWN."""
-
-    def __init__(self, client: "WechatPayClient", interface: str, msg_id: str, method: str,
+    def __init__(self, client: "WechatPayClient", interface: str, msg_id: str,
                  parse: Optional[Callable[[dict], Any]], check: Optional[Callable[[Any], Optional[str]]],
                  medins: bool):
-        self.client, self.interface, self.msg_id, self.method = client, interface, msg_id, method
+        self.client, self.interface, self.msg_id = client, interface, msg_id
         self.parse, self.check, self.medins = parse, check, medins
 
     def __call__(self, status: int, content: bytes, headers: Optional[Mapping[str, str]] = None) -> CallResult:
@@ -282,18 +284,16 @@ class WechatPayClient:
         masked_request = json.dumps({"method": method, "path": full_path.split("?", 1)[0],
                                      "body": mask_value(shown) if shown is not None else None},
                                     ensure_ascii=False, separators=(",", ":"))
-        answer = _Answer(self, interface, msg_id, method, parse, check, medins=path_and_query.startswith("/v3/med-ins/"))
+        answer = _Answer(self, interface, msg_id, parse, check, medins=path_and_query.startswith("/v3/med-ins/"))
         return PreparedCall(interface=interface, msg_id=msg_id, url=url, body=body, headers=headers,
-                            masked_request=masked_request, decode=answer, keys=keys)
+                            masked_request=masked_request, decode=answer, keys=keys, method=method)
 
     # ------------------------------------------------------------ send
 
     def send(self, prepared: PreparedCall) -> CallResult:
         """Send the prepared call; never raises for remote trouble."""
-        answer = prepared.decode
-        method = getattr(answer, "method", "POST")
         try:
-            response = self._http.request(method, prepared.url, content=prepared.body or None,
+            response = self._http.request(prepared.method, prepared.url, content=prepared.body or None,
                                           headers=prepared.headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             result = self._local(prepared, oc.NOT_SENT, f"not sent, connection failed: {type(exc).__name__}")
@@ -304,7 +304,7 @@ class WechatPayClient:
             result = self._local(prepared, oc.TRANSPORT_ERROR, f"transport error after the request may have "
                                                                f"been sent: {type(exc).__name__}")
         else:
-            result = answer(response.status_code, response.content, response.headers)
+            result = prepared.decode(response.status_code, response.content, response.headers)
         _log(prepared, result)
         return result
 
@@ -353,8 +353,7 @@ class WechatPayClient:
 
     @staticmethod
     def _local(prepared: PreparedCall, code: str, reason: str) -> CallResult:
-        rule = oc.classify(prepared.interface, code)
-        return CallResult(rule.outcome, prepared.interface, prepared.msg_id, code=code, message=reason)
+        return oc.result(prepared.interface, prepared.msg_id, code, reason)
 
     # ------------------------------------------------------------ decode
 
@@ -363,9 +362,8 @@ class WechatPayClient:
 
         def result(code: str, message: str, *, text: Optional[str] = excerpt, data: Any = None,
                    raw: Optional[dict] = None) -> CallResult:
-            rule = oc.classify(a.interface, code, status)
-            return CallResult(rule.outcome, a.interface, a.msg_id, data=data, code=code, message=message,
-                              http_status=status, response_text=text, raw=raw)
+            return oc.result(a.interface, a.msg_id, code, message, http_status=status, data=data,
+                             response_text=text, raw=raw)
 
         if status >= 500:
             code, message = _error_code(content)

@@ -211,11 +211,8 @@ class _MessageAnswer:
         return self._result(errcode, mask_text(str(body.get("errmsg") or "")), status, excerpt)
 
     def _result(self, code: str, message: str, status: int, text: str) -> CallResult:
-        rule = oc.classify(self.interface, code, status)
-        return CallResult(rule.outcome, self.interface, self.msg_id, code=code, message=message,
-                          http_status=status, response_text=text)
+        return oc.result(self.interface, self.msg_id, code, message, http_status=status, response_text=text)
 
 
 def _local(prepared: PreparedCall, code: str, reason: str) -> CallResult:
-    rule = oc.classify(prepared.interface, code)
-    return CallResult(rule.outcome, prepared.interface, prepared.msg_id, code=code, message=reason)
+    return oc.result(prepared.interface, prepared.msg_id, code, reason)

@@ -1,9 +1,12 @@
 """How every WeChat answer is classified: one table for the whole channel.
 
-The contract is bridge/calls.py: OK, REJECTED (nothing happened), UNKNOWN (it may have
-happened: query before anything else).  On top of it, ``transient`` says that the
-same request may succeed later unchanged (rate limits, system busy, nothing sent):
-the flow may try again after a pause instead of failing the row.
+The contract is bridge/calls.py: OK, REJECTED (nothing happened), NOT_SENT (the
+request never left), UNKNOWN (it may have happened: query before anything else).  A
+REJECTED answer whose rule is transient (rate limits, quotas) says nothing about the
+request: ``result()`` sets ``CallResult.transient`` from the rule, so the flow tries
+again after a pause instead of failing the row.  (The rules of UNKNOWN answers say
+whether WeChat's own advice is to ask again; the flow's answer to UNKNOWN is always a
+query first.)
 
 Codes are WeChat's own (``PARAM_ERROR``, the 2685xxxxx number at the end of a med-ins
 ``Request-ID``, a message ``errcode``), or one of ours for what the client itself saw
@@ -14,10 +17,6 @@ from __future__ import annotations
 from typing import NamedTuple, Optional
 
 from bridge.calls import CallResult, Outcome
-
-# Connection never opened: nothing left this machine.  bridge/calls.py is gaining a
-# fourth outcome for this; until it exists such calls are REJECTED with code NOT_SENT.
-NOT_SENT_OUTCOME = getattr(Outcome, "NOT_SENT", Outcome.REJECTED)
 
 # Our own codes.
 NOT_SENT = "NOT_SENT"
@@ -54,7 +53,7 @@ TEMPLATE_MESSAGE = "wechat.message.template"
 
 # By code, for every interface (channels.md §1.6, §2.9, §4).
 RULES: dict[str, Rule] = {
-    NOT_SENT: Rule(NOT_SENT_OUTCOME, True, "connection never opened"),
+    NOT_SENT: Rule(Outcome.NOT_SENT, True, "connection never opened"),
     TIMEOUT: Rule(_UNK, True, "no answer in time"),
     TRANSPORT_ERROR: Rule(_UNK, True, "connection broke after sending"),
     HTTP_ERROR: Rule(_UNK, True, "WeChat server error"),
@@ -65,6 +64,11 @@ RULES: dict[str, Rule] = {
     # §1.6: 5xx SYSTEM_ERROR, retry with the same request.
     "SYSTEM_ERROR": Rule(_UNK, True, "WeChat system error"),
     "SYSTEMERROR": Rule(_UNK, True, "WeChat system error"),
+    # 401 SIGN_ERROR: WeChat refused our signature before looking at the request (a clock
+    # off, a merchant certificate being rotated): nothing was done, and the refusal says
+    # nothing about the request (bridge/refusals.py): transient; a lasting key mistake
+    # runs out of attempts and is held for a person.
+    "SIGN_ERROR": Rule(_REJ, True, "our request signature was refused"),
     # W1 QueryByOutRefundNo: "如返回FREQUENCY_LIMITED频率限制报错可间隔1分钟再重试".
     "FREQUENCY_LIMITED": Rule(_REJ, True, "rate limited"),
     # Insufficient merchant balance for a refund: a person must top up first, so not transient.
@@ -114,11 +118,13 @@ def classify(interface: str, code: Optional[str], http_status: Optional[int] = N
     return Rule(_REJ, False, "business error")
 
 
-def is_transient(result: CallResult) -> bool:
-    """May the same request be tried again later, unchanged, with a chance of success?"""
-    if result.ok:
-        return False
-    return classify(result.interface, result.code, result.http_status).transient
+def result(interface: str, msg_id: str, code: str, message: str, *, http_status: Optional[int] = None,
+           **fields) -> CallResult:
+    """The CallResult of an answer that is not a plain success, classified by the table:
+    its outcome, and ``transient`` for a REJECTED whose rule says so (bridge/calls.py)."""
+    rule = classify(interface, code, http_status)
+    return CallResult(rule.outcome, interface, msg_id, code=code, message=message, http_status=http_status,
+                      transient=rule.outcome is Outcome.REJECTED and rule.transient, **fields)
 
 
 def is_not_found(result: CallResult) -> bool:

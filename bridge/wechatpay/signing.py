@@ -6,7 +6,7 @@ The arithmetic is the same as in wechatpayv3's ``utils.build_authorization`` /
 ``build_authorization`` reads the clock and serialises the body itself, while our
 prepare/send split must sign, journal and then send exactly the same bytes, and its
 verifier has no timestamp window.  The test suite checks interoperability with
-wechatpayv3 both ways (tests/wechatpay/test_interop_wechatpayv3.py).
+wechatpayv3 both ways (tests/channel_wechatpay/test_interop_wechatpayv3.py).
 """
 from __future__ import annotations
 

@@ -40,11 +40,24 @@ def keys():
     return {"merchant": merchant, "platform": platform, "other": other}
 
 
+@pytest.fixture(scope="session")
+def _configs():
+    return {}
+
+
 @pytest.fixture
-def make_config(keys):
+def make_config(keys, _configs):
+    """A WechatPayConfig; the same settings give the same (frozen) object for the whole
+    session, because checking the RSA keys at construction costs tens of milliseconds."""
     from bridge.wechatpay.config import WechatPayConfig
 
     def make(base_url: str = "https://api.mch.weixin.qq.com", **kw):
+        memo = (base_url, repr(sorted(kw.items())))
+        if memo not in _configs:
+            _configs[memo] = build(base_url, **kw)
+        return _configs[memo]
+
+    def build(base_url: str, **kw):
         fields = dict(mchid=MCHID, appid=APPID, merchant_serial=MERCHANT_SERIAL,
                       merchant_private_key=pem_private(keys["merchant"]), apiv3_key=APIV3_KEY,
                       platform_public_key=pem_public(keys["platform"]), platform_serial=PLATFORM_SERIAL,
@@ -87,11 +100,19 @@ def wx(keys):
     return Wx()
 
 
-@pytest.fixture
-def server():
+@pytest.fixture(scope="session")
+def _loopback():
     s = Loopback()
     yield s
     s.close()
+
+
+@pytest.fixture
+def server(_loopback):
+    """One loopback server for the session (starting and stopping one per test costs),
+    reset for each test."""
+    _loopback.reset()
+    return _loopback
 
 
 def verify_request(keys, seen) -> dict:

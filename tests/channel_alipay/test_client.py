@@ -13,7 +13,7 @@ from bridge.alipay.config import AlipayTemplate
 from bridge.alipay.messages import (AuthQueryRequest, MedicalOrderRequest, MedicalQueryRequest, RefundRequest,
                                     TemplateMessageRequest, TradeStatus)
 from bridge.calls import Outcome
-from tests.wechatpay.loopback import Canned, closed_port
+from tests.channel_wechatpay.loopback import Canned, closed_port
 
 from .conftest import APP_ID, verify_request
 
@@ -161,6 +161,8 @@ CASES = {
     "medical_echo_mismatch": (oc.MEDICAL_CREATE, _node("10000", "Success", data={"pay_url": "https://x",
                                                                                    "med_org_ord": "MO2"}),
                               "medical", Outcome.UNKNOWN, oc.BAD_RESPONSE, False, {}),
+    "signature_refused": (None, _node("40002", "Invalid Arguments", sub_code="isv.invalid-signature"),
+                          "refund", Outcome.REJECTED, "isv.invalid-signature", True, {"node_name": "error_response"}),
     "unsigned_error_response": (None, _node("40002", "Invalid Arguments", sub_code="isv.invalid-app-id"),
                                 "trade_query", Outcome.REJECTED, "isv.invalid-app-id", False,
                                 {"signed": False, "node_name": "error_response"}),
@@ -197,7 +199,8 @@ def test_classification(server, client, ali, akeys, case):
     server.answer = ali.answer(method or prepared.interface, node, **kw)
     result = client.send(prepared)
     assert (result.outcome, result.code) == (outcome, code), result.message
-    assert oc.is_transient(result) is transient
+    assert result.transient is (outcome is Outcome.REJECTED and transient)
+    assert oc.classify(result.code, result.http_status).transient is transient
 
 
 def test_not_found_helper(server, client, ali):
@@ -225,7 +228,7 @@ def test_garbage_timeout_and_refused(server, make_config):
         assert (result.outcome, result.code) == (Outcome.UNKNOWN, oc.TIMEOUT)
     with AlipayClient(make_config(f"http://127.0.0.1:{closed_port()}/gateway.do")) as c:
         result = c.send(_prepare(c, "refund"))
-        assert result.outcome is oc.NOT_SENT_OUTCOME and result.code == oc.NOT_SENT and oc.is_transient(result)
+        assert result.outcome is Outcome.NOT_SENT and result.code == oc.NOT_SENT and result.try_again
 
 
 def test_bill_url_then_download(server, client, ali, tmp_path):

@@ -3,6 +3,7 @@ platform stand-in): it records each request and answers with what the test scrip
 a delay, or a connection reset after reading the request."""
 from __future__ import annotations
 
+import io
 import socket
 import struct
 import threading
@@ -42,6 +43,11 @@ class Loopback:
                                         daemon=True)
         self._thread.start()
 
+    def reset(self) -> None:
+        """Forget what was seen and answer 204 again (one server serves a whole session)."""
+        self.seen.clear()
+        self.answer = Canned(204)
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -69,7 +75,12 @@ class Loopback:
                     time.sleep(canned.delay)
                 if canned.reset:
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    # The socket's file objects hold it open: close them too, so the RST goes now.
+                    self.rfile.close()
+                    self.wfile.close()
+                    self.wfile = io.BytesIO()          # what http.server flushes afterwards
                     self.connection.close()
+                    self.close_connection = True
                     return
                 self.send_response(canned.status)
                 for k, v in canned.headers.items():

@@ -177,7 +177,7 @@ CASES = {
     "param_error_signed": (lambda wx: wx.answer(400, _err("PARAM_ERROR")), "prepay", Outcome.REJECTED,
                            "PARAM_ERROR", False),
     "sign_error_401": (lambda wx: wx.answer(401, _err("SIGN_ERROR")), "prepay", Outcome.REJECTED, "SIGN_ERROR",
-                       False),
+                       True),
     "unsigned_4xx_accepted": (lambda wx: wx.answer(400, _err("PARAM_ERROR"), signed=False), "prepay",
                               Outcome.REJECTED, "PARAM_ERROR", False),
     "4xx_bad_signature": (lambda wx: wx.answer(400, _err("PARAM_ERROR"), signature="AAAA"), "prepay",
@@ -241,7 +241,8 @@ def test_classification(server, client, wx, case):
     server.answer = build(wx)
     result = client.send(_prepare(client, which))
     assert (result.outcome, result.code) == (outcome, code), result.message
-    assert oc.is_transient(result) is transient
+    assert result.transient is (outcome is Outcome.REJECTED and transient)
+    assert oc.classify(result.interface, result.code, result.http_status).transient is transient
     if outcome is Outcome.REJECTED and result.http_status and result.http_status < 500:
         assert result.data.http_status == result.http_status
 
@@ -264,7 +265,7 @@ def test_timeout_after_sending_is_unknown(server, make_config, wx):
     with WechatPayClient(make_config(server.url, timeout_seconds=0.2)) as c:
         server.answer = Canned(200, delay=0.6)
         result = c.send(_prepare(c, "refund"))
-        assert result.outcome is Outcome.UNKNOWN and result.code == oc.TIMEOUT and oc.is_transient(result)
+        assert result.outcome is Outcome.UNKNOWN and result.code == oc.TIMEOUT and not result.try_again
         assert len(server.seen) == 1
 
 
@@ -277,7 +278,7 @@ def test_reset_after_sending_is_unknown(server, client):
 def test_connection_refused_is_not_sent(make_config):
     with WechatPayClient(make_config(f"http://127.0.0.1:{closed_port()}")) as c:
         result = c.send(_prepare(c, "refund"))
-    assert result.outcome is oc.NOT_SENT_OUTCOME and result.code == oc.NOT_SENT and oc.is_transient(result)
+    assert result.outcome is Outcome.NOT_SENT and result.code == oc.NOT_SENT and result.try_again
 
 
 def test_decode_without_headers_never_trusts_a_2xx(client, wx):

@@ -43,12 +43,23 @@ def test_a_refund_notify_and_a_gbk_one(akeys, make_config):
     assert gbk.params["subject"] == "门诊缴费"
 
 
-@pytest.mark.parametrize("fault", ["amount", "other_key", "no_sign", "other_app"])
+SELLER = "2088000000000001"
+
+
+@pytest.mark.parametrize("fault", ["amount", "other_key", "no_sign", "other_app", "other_seller"])
 def test_forged_notifies(akeys, make_config, fault):
     kw = {"amount": {"tamper": {"total_amount": "0.01"}}, "other_key": {"key": akeys["other"]},
-          "no_sign": {"tamper": {"sign": ""}}, "other_app": {"app_id": "2021009999999999"}}[fault]
+          "no_sign": {"tamper": {"sign": ""}}, "other_app": {"app_id": "2021009999999999"},
+          "other_seller": {"seller_id": "2088000000000002"}}[fault]
     with pytest.raises(ForgedNotify):
-        parse_notify(make_config(), notify_body(akeys, **kw))
+        parse_notify(make_config(seller_id=SELLER), notify_body(akeys, **kw))
+
+
+def test_the_seller_is_checked_only_when_configured(akeys, make_config):
+    assert parse_notify(make_config(seller_id=SELLER), notify_body(akeys, seller_id=SELLER)).out_trade_no == "OT1"
+    assert parse_notify(make_config(), notify_body(akeys, seller_id="2088000000000002")).out_trade_no == "OT1"
+    with pytest.raises(ValueError, match="seller_id"):
+        make_config(seller_id="12345")
 
 
 def test_unparseable_notify(make_config):

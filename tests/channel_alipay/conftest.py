@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from tests.wechatpay.loopback import Canned, Loopback
+from tests.channel_wechatpay.loopback import Canned, Loopback
 
 APP_ID = "2021004100000001"
 
@@ -35,11 +35,24 @@ def akeys():
             "other": rsa.generate_private_key(public_exponent=65537, key_size=2048)}
 
 
+@pytest.fixture(scope="session")
+def _configs():
+    return {}
+
+
 @pytest.fixture
-def make_config(akeys):
+def make_config(akeys, _configs):
+    """An AlipayConfig; the same settings give the same (frozen) object for the whole
+    session (checking the RSA keys at construction costs tens of milliseconds)."""
     from bridge.alipay.config import AlipayConfig
 
     def make(gateway_url: str = "https://openapi.alipay.com/gateway.do", **kw):
+        memo = (gateway_url, repr(sorted(kw.items())))
+        if memo not in _configs:
+            _configs[memo] = build(gateway_url, **kw)
+        return _configs[memo]
+
+    def build(gateway_url: str, **kw):
         fields = dict(app_id=APP_ID, app_private_key=pem_private(akeys["app"]),
                       alipay_public_key=b64_der_public(akeys["alipay"]), gateway_url=gateway_url,
                       notify_url="https://hospital.example/alipay/notify", call_url="https://hospital.example/alipay/medical",
@@ -51,11 +64,17 @@ def make_config(akeys):
     return make
 
 
-@pytest.fixture
-def server():
+@pytest.fixture(scope="session")
+def _loopback():
     s = Loopback()
     yield s
     s.close()
+
+
+@pytest.fixture
+def server(_loopback):
+    _loopback.reset()
+    return _loopback
 
 
 @pytest.fixture
