@@ -76,6 +76,28 @@ GRANT SELECT ON &&his_schema..mi_v_failed TO &&daemon_user
 /
 GRANT SELECT ON &&his_schema..mi_v_today TO &&daemon_user
 /
+-- The order book (migration 004): booked and updated, never deleted (purge keeps it).
+GRANT SELECT, INSERT, UPDATE ON &&his_schema..mi_order TO &&daemon_user
+/
+GRANT SELECT, INSERT, UPDATE ON &&his_schema..mi_order_refund TO &&daemon_user
+/
+GRANT SELECT, INSERT, UPDATE ON &&his_schema..mi_recon_run TO &&daemon_user
+/
+-- A run's results and bill rows are replaced by the next run of the same day.
+GRANT SELECT, INSERT, DELETE ON &&his_schema..mi_recon_item TO &&daemon_user
+/
+GRANT SELECT, INSERT, DELETE ON &&his_schema..mi_channel_bill TO &&daemon_user
+/
+GRANT SELECT ON &&his_schema..mi_v_orders TO &&daemon_user
+/
+GRANT SELECT ON &&his_schema..mi_v_order_refunds TO &&daemon_user
+/
+GRANT SELECT ON &&his_schema..mi_v_reconciliation TO &&daemon_user
+/
+GRANT SELECT ON &&his_schema..mi_v_recon_review TO &&daemon_user
+/
+GRANT SELECT ON &&his_schema..mi_v_recon_days TO &&daemon_user
+/
 CREATE OR REPLACE SYNONYM &&daemon_user..mi_outbox FOR &&his_schema..mi_outbox
 /
 CREATE OR REPLACE SYNONYM &&daemon_user..mi_inbox FOR &&his_schema..mi_inbox
@@ -102,6 +124,26 @@ CREATE OR REPLACE SYNONYM &&daemon_user..mi_v_failed FOR &&his_schema..mi_v_fail
 /
 CREATE OR REPLACE SYNONYM &&daemon_user..mi_v_today FOR &&his_schema..mi_v_today
 /
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_order FOR &&his_schema..mi_order
+/
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_order_refund FOR &&his_schema..mi_order_refund
+/
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_recon_run FOR &&his_schema..mi_recon_run
+/
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_recon_item FOR &&his_schema..mi_recon_item
+/
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_channel_bill FOR &&his_schema..mi_channel_bill
+/
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_v_orders FOR &&his_schema..mi_v_orders
+/
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_v_order_refunds FOR &&his_schema..mi_v_order_refunds
+/
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_v_reconciliation FOR &&his_schema..mi_v_reconciliation
+/
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_v_recon_review FOR &&his_schema..mi_v_recon_review
+/
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_v_recon_days FOR &&his_schema..mi_v_recon_days
+/
 -- The HIS's login: enqueue, consume, read its results, and nothing else. The
 -- procedures run with their owner's rights (definer's rights, Oracle's
 -- default), so EXECUTE is all it needs; its synonyms let its SQL say
@@ -121,6 +163,17 @@ BEGIN
         run('CREATE OR REPLACE SYNONYM &&his_user..mi_inbox_consume FOR &&his_schema..mi_inbox_consume');
         run('CREATE OR REPLACE SYNONYM &&his_user..mi_inbox FOR &&his_schema..mi_inbox');
         run('CREATE OR REPLACE SYNONYM &&his_user..mi_identity FOR &&his_schema..mi_identity');
+        -- The order book and the reconciliation's results, read-only, through their views.
+        run('GRANT SELECT ON &&his_schema..mi_v_orders TO &&his_user');
+        run('CREATE OR REPLACE SYNONYM &&his_user..mi_v_orders FOR &&his_schema..mi_v_orders');
+        run('GRANT SELECT ON &&his_schema..mi_v_order_refunds TO &&his_user');
+        run('CREATE OR REPLACE SYNONYM &&his_user..mi_v_order_refunds FOR &&his_schema..mi_v_order_refunds');
+        run('GRANT SELECT ON &&his_schema..mi_v_reconciliation TO &&his_user');
+        run('CREATE OR REPLACE SYNONYM &&his_user..mi_v_reconciliation FOR &&his_schema..mi_v_reconciliation');
+        run('GRANT SELECT ON &&his_schema..mi_v_recon_review TO &&his_user');
+        run('CREATE OR REPLACE SYNONYM &&his_user..mi_v_recon_review FOR &&his_schema..mi_v_recon_review');
+        run('GRANT SELECT ON &&his_schema..mi_v_recon_days TO &&his_user');
+        run('CREATE OR REPLACE SYNONYM &&his_user..mi_v_recon_days FOR &&his_schema..mi_v_recon_days');
     END IF;
 END;
 /

@@ -29,11 +29,18 @@ from tests.sql.ddl import DIALECTS, installed, migrated, parse, pieces, sql_file
 URLS = {"postgresql": "postgresql://u@db/hisdb", "mysql": "mysql://u@db/hisdb", "sqlite": "sqlite:///x.db",
         "oracle": "oracle://u:p@db:1521/HISPDB", "sqlserver": "mssql://u:p@db:1433/hisdb"}
 TABLES = {"mi_outbox", "mi_inbox", "mi_journal", "mi_identity", "mi_audit", "mi_notice", "mi_schema_version",
-          "mi_secret"}
+          "mi_secret", "mi_order", "mi_order_refund", "mi_recon_run", "mi_recon_item", "mi_channel_bill"}
 # Columns holding keys that must compare byte for byte.
 KEY_COLUMNS = {"mi_outbox": {"kind", "business_key", "serial_key"}, "mi_inbox": {"kind", "business_key", "order_id"},
                "mi_journal": {"msg_id"}, "mi_identity": {"his_patient_id", "psn_no"},
-               "mi_notice": {"interface", "notice_key", "business_key"}}
+               "mi_notice": {"interface", "notice_key", "business_key"},
+               # The order book and reconciliation (migration 004): order and channel ids, keys.
+               "mi_order": {"kind", "business_key", "platform_order_id", "settlement_id", "mix_trade_no",
+                            "out_trade_no", "trade_no", "psn_no"},
+               "mi_order_refund": {"kind", "business_key", "platform_order_id", "refund_ref", "out_refund_no"},
+               "mi_recon_run": {"active_key"},
+               "mi_recon_item": {"order_key", "business_key", "channel_ref"},
+               "mi_channel_bill": {"out_trade_no", "trade_no", "out_refund_no", "refund_id"}}
 
 
 # -- every statement parses ---------------------------------------------------------------
