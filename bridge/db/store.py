@@ -17,6 +17,7 @@ from typing import Any, Iterable, Optional
 
 from loguru import logger
 
+from bridge.db import orderbook
 from bridge.db.dialects import get_dialect
 from bridge.masking import mask_text
 from bridge.db.url import DbUrl, parse_url
@@ -281,6 +282,8 @@ class Store:
                             total=_money(ib.total_amount), fund=_money(ib.fund_amount),
                             acct=_money(ib.account_amount), cash=_money(ib.cash_amount),
                             result=_json(ib.result)))
+            # The order book follows the inbox in the same transaction (bridge/db/orderbook.py).
+            orderbook.book(self, cur, row, ib)
         for ident in identities:
             self._exec(cur, self.dialect.identity_upsert_sql, dict(
                 his_patient_id=ident.his_patient_id, psn_no=ident.psn_no,
@@ -454,7 +457,8 @@ class Store:
     def purge(self, keep_days: int) -> int:
         """Delete finished requests older than keep_days, with their inbox and
         journal rows, once the HIS consumed every inbox row.  Rows with audit
-        records are kept for good."""
+        records are kept for good.  The order book (mi_order, mi_order_refund)
+        is never purged: a later refund still finds its payment's totals."""
         d = self.dialect
         old = f"""SELECT o.id FROM mi_outbox o
                    WHERE o.state IN ('done', 'failed') AND o.finished_at < {d.after('age')}
@@ -563,6 +567,35 @@ class Store:
                 if v is not None:
                     out[name] += Decimal(str(v))
         return out
+
+    # -- the order book (mi_order, mi_order_refund; bridge/db/orderbook.py) ----------------
+    _ORDER_COLUMNS = ("id", "platform", "channel", "kind", "business_key", "outbox_id", "platform_order_id",
+                      "settlement_id", "mix_trade_no", "out_trade_no", "trade_no", "status", "total_amount",
+                      "fund_amount", "account_amount", "cash_amount", "refunded_total", "refunded_fund",
+                      "refunded_account", "refunded_cash", "refund_count", "settle_day")
+    _MONEY_COLUMNS = frozenset(c for c in _ORDER_COLUMNS if c.endswith(("_amount", "_total", "_fund",
+                                                                        "_account", "_cash")))
+
+    def _order_rows(self, where: str, params: dict) -> list[dict]:
+        rows = self.query(f"SELECT {', '.join(self._ORDER_COLUMNS)} FROM mi_order WHERE {where} ORDER BY id", params)
+        out = []
+        for r in rows:
+            d = dict(zip(self._ORDER_COLUMNS, r))
+            for c in self._MONEY_COLUMNS:
+                d[c] = Decimal(str(d[c])).quantize(Decimal("0.01"))
+            d["id"], d["outbox_id"], d["refund_count"] = int(d["id"]), int(d["outbox_id"]), int(d["refund_count"])
+            out.append(d)
+        return out
+
+    def order(self, platform_order_id: str) -> Optional[dict]:
+        """A payment in the order book by its platform order id (payOrdId / setl_id), with
+        its refunded totals per leg; kept after the payment's requests were purged."""
+        rows = self._order_rows("platform_order_id = :k", {"k": platform_order_id})
+        return rows[0] if rows else None
+
+    def orders_of(self, business_key: str) -> list[dict]:
+        """The payments an HIS business key booked (normally one)."""
+        return self._order_rows("business_key = :b", {"b": business_key})
 
     def poke(self, kinds: Iterable[str], business_key: str) -> int:
         """Make a waiting request due now (a notice arrived for it)."""

@@ -19,10 +19,12 @@ from bridge.db.url import parse_url
 
 DIALECTS = ["oracle", "sqlserver"]
 TABLES = ["mi_outbox", "mi_inbox", "mi_journal", "mi_identity", "mi_audit", "mi_notice", "mi_schema_version",
-          "mi_secret"]
+          "mi_secret", "mi_order", "mi_order_refund", "mi_recon_run", "mi_recon_item", "mi_channel_bill"]
 PROCEDURES = {"oracle": {"mi_enqueue", "mi_inbox_consume"},
               "sqlserver": {"mi_enqueue", "mi_inbox_consume", "mi_json_check", "mi_json_same"}}
 VIEWS = ["mi_v_pending", "mi_v_in_flight", "mi_v_held", "mi_v_failed", "mi_v_today"]
+# The order book and the reconciliation (migration 004): the HIS reads these views too.
+HIS_VIEWS = ["mi_v_orders", "mi_v_order_refunds", "mi_v_reconciliation", "mi_v_recon_review", "mi_v_recon_days"]
 PLSQL_HEAD = re.compile(r"^(CREATE\s+OR\s+REPLACE\s+(TRIGGER|PROCEDURE|FUNCTION)|DECLARE|BEGIN)\b", re.I)
 CREATED = re.compile(r"\bCREATE\s+(?:OR\s+REPLACE\s+)?(TABLE|VIEW|PROCEDURE|FUNCTION|TRIGGER|INDEX)\s+(\w+)", re.I)
 # Oracle's reserved words (V$RESERVED_WORDS, RESERVED = 'Y'), as identifiers or bind names.
@@ -51,18 +53,20 @@ def created_objects(text: str) -> dict[str, str]:
 def test_oracle_install_splits_into_its_statements():
     stmts = statements("oracle", "install.sql")
     kinds = [CREATED.match(s).group(1).upper() if CREATED.match(s) else s.split()[0] for s in stmts]
-    assert kinds.count("TABLE") == 8 and kinds.count("VIEW") == 5
+    # 004 adds 5 tables (the order book, reconciliation), 9 indexes and 5 views.
+    assert kinds.count("TABLE") == 13 and kinds.count("VIEW") == 10
     assert kinds.count("PROCEDURE") == 2 and kinds.count("TRIGGER") == 1
-    assert kinds.count("INDEX") == 12
-    # + the rights check, the "already installed" check, 3 version rows and COMMIT
-    assert len(stmts) == 34
+    assert kinds.count("INDEX") == 21
+    # + the rights check, the "already installed" check, 4 version rows and COMMIT
+    assert len(stmts) == 54
 
 
 def test_sqlserver_install_splits_into_its_batches():
     batches = statements("sqlserver", "install.sql")
     # SET options; "already installed"; all tables and indexes; 2 JSON procedures;
-    # trigger; 2 procedures; 5 views; mi_secret (003) and the version rows.
-    assert len(batches) == 1 + 1 + 1 + 2 + 1 + 2 + 5 + 1
+    # trigger; 2 procedures; 5 views; mi_secret (003) and the tables of 004; the 5 views
+    # of 004; the version rows.
+    assert len(batches) == 1 + 1 + 1 + 2 + 1 + 2 + 5 + 1 + 5 + 1
     for b in batches:
         head = CREATED.search(b)
         # CREATE TRIGGER/PROCEDURE/VIEW must be the only statement of its batch.
@@ -113,7 +117,7 @@ def test_install_creates_every_object_and_only_mi_objects(dialect):
     objs = created_objects(script_path(dialect, "install.sql").read_text(encoding="utf-8"))
     assert all(o.startswith("mi_") for o in objs), objs
     assert {o for o, k in objs.items() if k == "TABLE"} == set(TABLES)
-    assert {o for o, k in objs.items() if k == "VIEW"} == set(VIEWS)
+    assert {o for o, k in objs.items() if k == "VIEW"} == set(VIEWS + HIS_VIEWS)
     assert {o for o, k in objs.items() if k == "PROCEDURE"} == PROCEDURES[dialect]
 
 
@@ -152,8 +156,10 @@ def test_grants_cover_every_table_view_and_procedure(dialect):
     code = "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("--"))
     to_daemon = r"\s+TO\s+\[?MIBRIDGE_DAEMON\]?"
     to_his = r"\s+TO\s+\[?HIS_APP\]?"
-    for obj in TABLES + VIEWS:
+    for obj in TABLES + VIEWS + HIS_VIEWS:
         assert re.search(rf"\bON\s+(?:\S+\.)?{obj}{to_daemon}", code, re.I), obj
+    # The order book is never deleted by the daemon (purge keeps it).
+    assert not re.search(r"DELETE[^\n]*\bmi_order(_refund)?\b", code, re.I)
     # Least privilege: audit rows are never changed or removed by the daemon.
     assert re.search(r"GRANT\s+SELECT,\s*INSERT\s+ON\s+(?:\S+\.)?mi_audit\b", code, re.I)
     assert not re.search(r"(UPDATE|DELETE)[^\n]*mi_audit", code, re.I)
@@ -166,8 +172,9 @@ def test_grants_cover_every_table_view_and_procedure(dialect):
     his_grants = sorted(" ".join(m.split()).lower()
                         for m in re.findall(rf"GRANT\s+(\w+\s+ON\s+(?:\S+\.)?\w+){to_his}", code, re.I))
     prefix = "his." if dialect == "oracle" else ""
-    assert his_grants == [f"execute on {prefix}mi_enqueue", f"execute on {prefix}mi_inbox_consume",
-                          f"select on {prefix}mi_identity", f"select on {prefix}mi_inbox"], his_grants
+    assert his_grants == sorted([f"execute on {prefix}mi_enqueue", f"execute on {prefix}mi_inbox_consume",
+                                 f"select on {prefix}mi_identity", f"select on {prefix}mi_inbox"]
+                                + [f"select on {prefix}{v}" for v in HIS_VIEWS]), his_grants
 
 
 def test_oracle_install_avoids_reserved_words_and_empty_strings():
@@ -221,6 +228,8 @@ class RecordingCursor:
             return [(1, "test.charge", "pending", None, None, "{}")]
         if "mi_journal WHERE msg_id" in sql:
             return [(0.5,)]
+        if "SELECT id, platform FROM mi_order WHERE" in sql:     # the order book: the payment is booked
+            return [(1, "mobilepay")]
         return [(1, 1)] if "o.id, o.state" in sql or "SELECT o.id FROM" in sql else []
 
     def fetchmany(self, n):
@@ -263,6 +272,21 @@ def run_every_store_query(url: str) -> list:
     s.advance(row, "w", "notify", {}, release_after=1.5)
     s.release(row, "w", "in_doubt", 5, {}, error_code="E", error_message="m", keep_call=True)
     s.finish(row, "w", "done", {}, [InboxRow("charge", "ok", total_amount=Decimal("12.50"))])
+    # The order book's writes (bridge/db/orderbook.py): a payment, then its refund.
+    pay = ClaimedRow(id=2, kind="mobilepay.outpatient", business_key="K2", serial_key="K2", payload="{}",
+                     was_state="pending", step="x", flow_data={}, current_call=None, attempts=1, max_attempts=10)
+    s.advance(pay, "w", "await_his", {}, inbox=[InboxRow(
+        "settlement", "ok", order_id="PO1", settlement_id="S1", total_amount=Decimal("10.00"),
+        fund_amount=Decimal("7.00"), account_amount=Decimal("3.00"), cash_amount=Decimal("0.00"),
+        result={"channel": "wechat", "out_trade_no": "OTN1", "traceTime": "20240301093000"})])
+    s.add_inbox_row(3, "mobilepay.refund", "R1", InboxRow(
+        "refund", "ok", order_id="PO1", settlement_id="RF1", total_amount=Decimal("3.00"),
+        fund_amount=Decimal("0.00"), account_amount=Decimal("3.00"), cash_amount=Decimal("0.00")))
+    s.add_inbox_row(4, "facepay.outpatient.settle", "S4", InboxRow(
+        "settlement", "ok", settlement_id="SETL4", total_amount=Decimal("1.00"), fund_amount=Decimal("1.00"),
+        account_amount=Decimal("0.00"), cash_amount=Decimal("0.00"), result={"setl_id": "SETL4"}))
+    s.order("PO1")
+    s.orders_of("K2")
     s.recover_expired_leases()
     s.requeue(1, "dba", "checked")
     s.resolve(1, "dba", "checked by phone")
