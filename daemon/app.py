@@ -80,6 +80,10 @@ def build(cfg: Config) -> Wiring:
     if cfg.platforms.get("mobilepay"):
         from daemon.wiring_mobilepay import wiring as mobilepay_wiring
         w.merge(mobilepay_wiring(cfg, w.services))
+    if cfg.platforms.get("reconciliation") is not None:
+        # Last: the daily job uses the clients the platforms above wired.
+        from daemon.reconcile_job import wiring as reconcile_wiring
+        w.merge(reconcile_wiring(cfg, w.services))
     return w
 
 

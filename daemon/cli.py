@@ -11,6 +11,8 @@
     mibridge simulator [--port N]         the platform simulator (centre, gateway, face terminal,
                                           WeChat Pay, Alipay), on loopback; --help for its options
     mibridge doctor -c mibridge.toml      crypto backend, database reachability
+    mibridge reconcile --date D [--platform offline|mobilepay|all]   daily reconciliation by hand
+    mibridge orders [--date D] [--key K] [--status S] [--channel C] [--json]   the order book
 """
 from __future__ import annotations
 
@@ -175,6 +177,26 @@ def cmd_doctor(args) -> int:
     return 0 if ok else 1
 
 
+def cmd_reconcile(args) -> int:
+    from daemon.reconcile_cmd import cmd_reconcile as run
+    from bridge.db.store import Store
+
+    from daemon import logs
+
+    cfg = _config(args)
+    # Masked logs; on the terminal only warnings (the progress line and the tables say the rest).
+    lc = cfg.logging
+    logs.setup(lc.level if lc.file else "WARNING", lc.file, lc.rotation, lc.retention)
+    url = args.url or cfg.database.url
+    return run(args, cfg, lambda: Store(url, cfg.database.password_env))
+
+
+def cmd_orders(args) -> int:
+    from daemon.reconcile_cmd import cmd_orders as run
+
+    return run(args, _store(args))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="mibridge", description="Medical-insurance payment bridge for HIS databases")
     ap.add_argument("-c", "--config", help="TOML config file (default: $MIBRIDGE_CONFIG)")
@@ -225,6 +247,28 @@ def main(argv=None) -> int:
                    help="a grants.sql variable (e.g. daemon_role=mibridge_daemon), as the "
                         "dialect's own client would pass it")
     p.set_defaults(fn=cmd_db)
+
+    p = sub.add_parser("reconcile", help="reconcile a day with the platforms and channels (docs/reconciliation.md)")
+    p.add_argument("--date", help="the day, yyyy-MM-dd (default: [reconciliation] days_back before today)")
+    p.add_argument("--platform", choices=["offline", "mobilepay", "all"], default="all",
+                   help="offline: face-pay and kiosk settlements (3201/3202); mobilepay: the centre and the "
+                        "channels' bills; all: those [reconciliation] platforms names")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.add_argument("--url", help="database URL (default: from the config)")
+    p.set_defaults(fn=cmd_reconcile)
+
+    p = sub.add_parser("orders", help="the order book: payments with their insurance, account and cash parts "
+                                      "and refunds")
+    p.add_argument("--date", help="settled on this day, yyyy-MM-dd")
+    p.add_argument("--key", help="the HIS's business key of the payment")
+    p.add_argument("--status", choices=["paid", "partly_refunded", "refunded", "reversed", "cancelled"],
+                   help="the payment's status")
+    p.add_argument("--channel", choices=["wechat", "alipay", "none", "unknown"], help="the cash channel")
+    p.add_argument("--platform", choices=["mobilepay", "facepay", "kiosk"], help="the platform")
+    p.add_argument("--limit", type=int, default=100, help="at most this many, newest first (default 100)")
+    p.add_argument("--json", action="store_true", help="JSON instead of a table")
+    p.add_argument("--url", help="database URL (default: from the config)")
+    p.set_defaults(fn=cmd_orders)
 
     p = sub.add_parser("flows", help="print the flows' state tables")
     p.set_defaults(fn=cmd_flows)

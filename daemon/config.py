@@ -11,7 +11,8 @@ The models are strict, as a TOML file has real types: `workers = "two"` or
     SECTIONS        the registry: section name -> model.  The core sections are
                     below; the platform modules (daemon/platforms.py,
                     daemon/platforms_facepay.py) register theirs, and so will the
-                    later ones ([wechatpay], [alipay], [console], [metrics]).
+                    later ones ([wechatpay], [alipay], [console], [metrics]);
+                    daemon/reconcile_job.py registers [reconciliation].
 """
 from __future__ import annotations
 
@@ -110,7 +111,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
 }
 # Modules that register more sections when imported (kept out of this module's
 # imports: they build on it).
-_SECTION_MODULES = ("daemon.platforms", "daemon.platforms_facepay")
+_SECTION_MODULES = ("daemon.platforms", "daemon.platforms_facepay", "daemon.reconcile_job")
 
 
 def register_section(name: str, model: type[BaseModel]) -> None:

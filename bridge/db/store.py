@@ -502,6 +502,17 @@ class Store:
         return {r[0]: r[1] for r in self.query("SELECT name, value FROM mi_secret WHERE outbox_id = :o",
                                                {"o": outbox_id})}
 
+    def secret_values(self, outbox_ids: Iterable[int], name: str) -> dict[int, str]:
+        """One named secret of several requests (the reconciliation's 6301 reads each
+        payment's payToken)."""
+        ids = list(outbox_ids)
+        if not ids:
+            return {}
+        marks = ", ".join(f":o{n}" for n in range(len(ids)))
+        rows = self.query(f"SELECT outbox_id, value FROM mi_secret WHERE outbox_id IN ({marks}) AND name = :n",
+                          dict({f"o{n}": v for n, v in enumerate(ids)}, n=name))
+        return {int(r[0]): r[1] for r in rows}
+
     # -- what flows read besides their own row -------------------------------------
     def inbox_state(self, outbox_id: int, result_type: str) -> Optional[dict]:
         """The HIS's handling of a flow's inbox row: consumed or not, its ack, and
