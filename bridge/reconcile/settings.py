@@ -65,5 +65,5 @@ class ReconcileSettings:
         unknown = set(self.channels) - {"wechat", "alipay"}
         if unknown:
             raise ValueError(f"channels: unknown {sorted(unknown)}; use wechat, alipay")
-        if self.centre_workers < 1 or self.call_attempts < 1 or self.download_attempts < 1 or self.page_size < 10:
-            raise ValueError("centre_workers, call_attempts and download_attempts must be >= 1, page_size >= 10")
+        if self.centre_workers < 1 or self.call_attempts < 1 or self.download_attempts < 1 or self.page_size < 2:
+            raise ValueError("centre_workers, call_attempts and download_attempts must be >= 1, page_size >= 2")

@@ -70,6 +70,35 @@ def test_a_clean_day_balances_on_both_platforms(day):
         assert [(x["code"], x["result"]["balanced"]) for x in reports] == [(None, True)]
 
 
+def test_the_order_book_for_a_finance_clerk(day):
+    import json
+    import subprocess
+    import sys
+
+    from .daytraffic import ROOT
+
+    def orders(*args):
+        env = dict(__import__("os").environ, PYTHONPATH=str(ROOT), **day.env)
+        return subprocess.run([sys.executable, "-m", "daemon.cli", "-c", str(day.config()), "orders", *args],
+                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    tag = day.dialect[:2].upper()
+    r = orders("--key", f"S{tag}F3", "--json")
+    _ok(r, 0)
+    [cancelled] = json.loads(r.stdout)
+    assert (cancelled["status"], cancelled["total_amount"], cancelled["refunded_total"], cancelled["refund_count"],
+            cancelled["last_refund_key"], cancelled["platform"], cancelled["channel"]) == \
+        ("cancelled", "30.00", "30.00", 1, f"C{tag}F3", "facepay", "none")
+    paid_key = list(day.mobilepay)[0]
+    [paid] = json.loads(orders("--key", paid_key, "--json").stdout)
+    assert (paid["status"], paid["fund_amount"], paid["cash_amount"], paid["refunded_cash"]) == \
+        ("partly_refunded", "66.00", "54.00", "10.00")
+    r = orders("--date", day.day, "--platform", "mobilepay", "--status", "reversed")
+    _ok(r, 0)
+    assert list(day.mobilepay)[1] in r.stdout and paid_key not in r.stdout
+    r = orders("--status", "lost")
+    assert r.returncode == 2 and "invalid choice" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_re_running_a_day_changes_nothing_and_sends_no_second_report(day):
     before = {k: {c: v[c] for c in v if c != "run_id"} for k, v in day.view(OFFLINE).items()}
     r = day.reconcile(OFFLINE)
