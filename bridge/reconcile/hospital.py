@@ -13,7 +13,7 @@ from typing import Iterator, Optional
 
 from bridge.db.orderbook import num
 from bridge.db.store import Store
-from bridge.reconcile.model import CENTRE_LEGS, ZERO, BookOrder, q
+from bridge.reconcile.model import CENT, CENTRE_LEGS, ZERO, BookOrder
 from bridge.reconcile.runs import page
 
 ORDER_COLUMNS = ("id", "platform_order_id", "business_key", "platform", "channel", "out_trade_no", "status",
@@ -26,9 +26,11 @@ def dec(v) -> Decimal:
     """An amount or a SUM as the driver gives it (SQLite: text, or a float sum) -> Decimal."""
     if v is None:
         return ZERO
+    if type(v) is Decimal:
+        return v.quantize(CENT)
     if isinstance(v, float):
         v = round(v, 2)
-    return q(Decimal(str(v)))
+    return Decimal(str(v)).quantize(CENT)
 
 
 @dataclass
@@ -175,10 +177,12 @@ class Book:
         return orders
 
     def orders_of_day(self, day: str, platforms: tuple[str, ...], *, filters: Optional[dict] = None,
-                      not_in_run: Optional[int] = None) -> Iterator[list[BookOrder]]:
+                      ungrouped: bool = False, not_in_run: Optional[int] = None) -> Iterator[list[BookOrder]]:
         """Pages of the orders that moved on the day: paid that day, or refunded that day.
-        `filters`: column = value (setl_optins, insutype, clr_type); `not_in_run`: skip the
-        orders that run already has items for."""
+        `filters`: column = value (setl_optins, insutype, clr_type); `ungrouped`: only those
+        the book cannot put in a 3201 group; `not_in_run`: skip the orders that run already
+        has items for (checked a page at a time through the items' unique key: an anti-join
+        would be planned on the items table's statistics from before the run)."""
         s = self.store
         marks, params = self._in(platforms, "p")
         params["d"] = day
@@ -186,10 +190,8 @@ class Book:
         for n, (col, value) in enumerate((filters or {}).items()):
             extra += f" AND o.{col} = :f{n}"
             params[f"f{n}"] = value
-        if not_in_run is not None:
-            extra += (" AND NOT EXISTS (SELECT 1 FROM mi_recon_item i"
-                      " WHERE i.run_id = :run AND i.order_key = o.platform_order_id)")
-            params["run"] = not_in_run
+        if ungrouped:
+            extra += " AND (o.setl_optins IS NULL OR o.insutype IS NULL OR o.clr_type IS NULL)"
         cols = ", ".join("o." + c for c in ORDER_COLUMNS)
         for where in (f"o.settle_day = :d AND o.platform IN ({marks})",
                       f"""o.id IN (SELECT r.order_ref FROM mi_order_refund r
@@ -199,11 +201,25 @@ class Book:
             while True:
                 rows = s.query(page(s, f"SELECT {cols} FROM mi_order o WHERE {where}{extra} AND o.id > :last "
                                        f"ORDER BY o.id", self.page_size), dict(params, last=last))
-                if rows:
-                    yield self._with_refunds_of_day([self._order(r, day) for r in rows], day)
+                orders = [self._order(r, day) for r in rows]
+                if orders and not_in_run is not None:
+                    done = self.itemized(not_in_run, [o.key for o in orders])
+                    orders = [o for o in orders if o.key not in done]
+                if orders:
+                    yield self._with_refunds_of_day(orders, day)
                 if len(rows) < self.page_size:
                     break
                 last = int(rows[-1][0])
+
+    def itemized(self, run_id: int, keys: list[str], column: str = "order_key") -> set[str]:
+        """Which of `keys` the run already has items for (by order key, or by channel_ref)."""
+        if not keys:
+            return set()
+        assert column in ("order_key", "channel_ref")
+        marks, params = self._in(keys, "k")
+        rows = self.store.query(f"SELECT DISTINCT {column} FROM mi_recon_item WHERE run_id = :r AND {column} IN ({marks})",
+                                dict(params, r=run_id))
+        return {r[0] for r in rows}
 
     def unmatched_refunds(self, day: str, platforms: tuple[str, ...]) -> Iterator[dict]:
         """Refunds of the day whose payment the book does not hold (booked 'unmatched')."""

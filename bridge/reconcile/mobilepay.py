@@ -152,14 +152,14 @@ class MobilePayReconciler:
             rows = ctx.store.query(page(ctx.store, f"""
                 SELECT b.out_trade_no, MIN(b.channel), SUM({_num(ctx, 'b.amount')}) FROM mi_channel_bill b
                  WHERE b.run_id = :r AND b.out_trade_no > :last
-                   AND NOT EXISTS (SELECT 1 FROM mi_recon_item i WHERE i.run_id = :r2 AND i.channel_ref = b.out_trade_no)
-                 GROUP BY b.out_trade_no ORDER BY b.out_trade_no""", size), {"r": ctx.run_id, "r2": ctx.run_id,
-                                                                             "last": last})
+                 GROUP BY b.out_trade_no ORDER BY b.out_trade_no""", size), {"r": ctx.run_id, "last": last})
             if not rows:
                 return
-            orders = ctx.book.orders_by("out_trade_no", [r[0] for r in rows], ctx.day)
+            done = ctx.book.itemized(ctx.run_id, [r[0] for r in rows], column="channel_ref")
+            todo = [r for r in rows if r[0] not in done]
+            orders = ctx.book.orders_by("out_trade_no", [r[0] for r in todo], ctx.day)
             items = []
-            for otn, channel, amount in rows:
+            for otn, channel, amount in todo:
                 o = orders.get(otn)
                 if o is not None:
                     items.append(channel_leg(o.key, o.day_net["cash"] if o.present else None, dec(amount),

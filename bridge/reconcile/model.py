@@ -46,7 +46,11 @@ CENT = Decimal("0.01")
 
 
 def q(v) -> Optional[Decimal]:
-    return None if v is None else Decimal(str(v)).quantize(CENT)
+    if v is None:
+        return None
+    if type(v) is Decimal:          # the common case, a hundred thousand times a run
+        return v.quantize(CENT)
+    return Decimal(str(v)).quantize(CENT)
 
 
 @dataclass

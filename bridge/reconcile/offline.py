@@ -22,13 +22,14 @@ from typing import Iterator, Optional
 from loguru import logger
 
 from bridge.calls import CallResult
+from bridge.db.orderbook import intp, money_sql, num
 from bridge.engine.crashpoints import crashpoint
 from bridge.offline import messages as m
 from bridge.offline.client import OfflineClient
 from bridge.offline.reconfile import DetailRow, ReconFileError, read_result_file, write_detail_file
 from bridge.reconcile.context import ReconcileError, RunContext
 from bridge.reconcile.hospital import Group
-from bridge.reconcile.model import (BALANCED, BOOK_PLATFORMS, OFFLINE, OFFLINE_LEGS, UNCHECKED, ZERO, Item,
+from bridge.reconcile.model import (BOOK_PLATFORMS, OFFLINE, OFFLINE_LEGS, UNCHECKED, ZERO, Item,
                                     offline_legs, q)
 
 PLATFORMS = BOOK_PLATFORMS[OFFLINE]
@@ -248,25 +249,36 @@ class OfflineReconciler:
 
     # -- balanced groups, and what no group covers ----------------------------------------------------
     def _balanced_group(self, ctx: RunContext, g: Group) -> None:
+        """3201 balanced the group: every order of it gets a balanced item per leg, both sides
+        holding the book's net of the day.  Written by the database itself (INSERT ... SELECT):
+        no row travels through the reconciliation; the groups are disjoint and this one's pair
+        had no 3202, so none of its orders has an item yet."""
         ctx.step(f"3201 balanced {g.key}")
-        done = 0
-        for orders in ctx.book.orders_of_day(ctx.day, PLATFORMS, filters={"setl_optins": g.setl_optins,
-                                                                          "insutype": g.insutype,
-                                                                          "clr_type": g.clr_type},
-                                             not_in_run=ctx.run_id):
-            items = []
-            for o in orders:
-                for leg in OFFLINE_LEGS:
-                    items.append(Item(o.key, leg, BALANCED, "3201", hospital_amount=q(o.day_net[leg]),
-                                      platform_amount=q(o.day_net[leg]), order_ref=o.order_ref,
-                                      business_key=o.business_key, platform_state="3201 balanced"))
-            ctx.write(items)
-            done += len(orders)
-            ctx.tick(f"3201 balanced {g.key}", done)
+        s = ctx.store
+        marks = ", ".join(f":p{n}" for n in range(len(PLATFORMS)))
+        params = dict({f"p{n}": p for n, p in enumerate(PLATFORMS)}, run=ctx.run_id, d=ctx.day, d2=ctx.day,
+                      optins=g.setl_optins, insutype=g.insutype, clr=g.clr_type)
+        group = "o.platform IN ({m}) AND o.setl_optins = :optins AND o.insutype = :insutype AND o.clr_type = :clr"
+        for leg, column in (("total", "total_amount"), ("fund", "fund_amount"), ("account", "account_amount")):
+            refunds = (f"COALESCE((SELECT SUM({num(s, 'r.' + column)}) FROM mi_order_refund r "
+                       f"WHERE r.order_ref = o.id AND r.refund_day = :d2), 0)")
+            for where, amount in (
+                    (f"o.settle_day = :d AND {group}", f"{num(s, 'o.' + column)} - {refunds}"),
+                    (f"""o.id IN (SELECT x.order_ref FROM mi_order_refund x WHERE x.refund_day = :d
+                                   AND x.platform IN ({{m}}))
+                         AND o.settle_day <> :d AND {group}""", f"0 - {refunds}")):
+                net = money_sql(s, amount)
+                s.execute(f"""
+                    INSERT INTO mi_recon_item (run_id, order_key, leg, diff_class, order_ref, business_key,
+                                               hospital_amount, platform_amount, source, platform_state)
+                    SELECT {intp(s, 'run')}, o.platform_order_id, '{leg}', 'balanced', o.id, o.business_key,
+                           {net}, {net}, '3201', '3201 balanced'
+                      FROM mi_order o WHERE {where.format(m=marks)}""", params)
+            ctx.tick(f"3201 balanced {g.key}", 0)
 
     def _unchecked_rest(self, ctx: RunContext) -> None:
         ctx.step("unchecked")
-        for orders in ctx.book.orders_of_day(ctx.day, PLATFORMS, not_in_run=ctx.run_id):
+        for orders in ctx.book.orders_of_day(ctx.day, PLATFORMS, ungrouped=True):
             items = []
             for o in orders:
                 for leg in OFFLINE_LEGS:
@@ -277,8 +289,7 @@ class OfflineReconciler:
             ctx.write(items)
         seen: set = set()
         for r in ctx.book.unmatched_refunds(ctx.day, PLATFORMS):
-            if r["key"] in seen or ctx.store.query("SELECT 1 FROM mi_recon_item WHERE run_id = :r AND order_key = :k",
-                                                   {"r": ctx.run_id, "k": r["key"]}):
+            if r["key"] in seen or ctx.book.itemized(ctx.run_id, [r["key"]]):
                 continue
             seen.add(r["key"])
             ctx.write([Item(r["key"], leg, UNCHECKED, "book", hospital_amount=q(r[leg]), business_key=r["business_key"],

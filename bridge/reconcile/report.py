@@ -47,11 +47,12 @@ def build(day: str, platform: str, run_id: int, counts: dict[str, int], balanced
         rows.append(InboxRow(
             RESULT_TYPE, "ok", error_code=f"RECON_{d['diff_class'].upper()}", error_message=_text(d),
             order_id=d["order_key"][:64],
-            result={"day": day, "platform": platform, "run_id": run_id, "order_key": d["order_key"], "leg": d["leg"],
+            result={"day": day, "platform": platform, "run_id": run_id, "order_key": d["order_key"],
+                    "leg": d["leg"],
                     "class": d["diff_class"], "payment_key": d["business_key"], "channel": d["channel"],
                     "channel_ref": d["channel_ref"],
-                    "hospital": None if d["hospital_amount"] is None else str(d["hospital_amount"]),
-                    "platform": None if d["platform_amount"] is None else str(d["platform_amount"]),
+                    "hospital_amount": None if d["hospital_amount"] is None else str(d["hospital_amount"]),
+                    "platform_amount": None if d["platform_amount"] is None else str(d["platform_amount"]),
                     "channel_amount": None if d["channel_amount"] is None else str(d["channel_amount"]),
                     "hospital_state": d["hospital_state"], "platform_state": d["platform_state"],
                     "source": d["source"], "note": d["note"]}))

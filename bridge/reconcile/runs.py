@@ -51,14 +51,27 @@ def page(store: Store, sql: str, n: int) -> str:
     return f"{sql} LIMIT {int(n)}"
 
 
-def many(store: Store, sql: str, rows: list[dict]) -> None:
-    """One statement for many rows, in one short transaction."""
+def insert_many(store: Store, table: str, columns: tuple[str, ...], rows: list[dict]) -> None:
+    """Many rows in one short transaction, the fast way each driver has: COPY on PostgreSQL,
+    PyMySQL's multi-row INSERT on MariaDB, array binding (executemany) elsewhere."""
     if not rows:
         return
+    dialect = store.dialect.name
+    cols = ", ".join(columns)
 
     def go(cur):
-        text, _ = store.dialect.convert(sql, rows[0])
-        cur.executemany(text, [store.dialect.convert(sql, r)[1] for r in rows])
+        if dialect == "postgresql":
+            with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                for r in rows:
+                    copy.write_row(tuple(r[c] for c in columns))
+        elif dialect == "mysql":
+            # PyMySQL turns this executemany into INSERT ... VALUES (...), (...), ...
+            cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({', '.join(['%s'] * len(columns))})",
+                            [tuple(r[c] for c in columns) for r in rows])
+        else:
+            sql = f"INSERT INTO {table} ({cols}) VALUES ({', '.join(':' + c for c in columns)})"
+            text, _ = store.dialect.convert(sql, rows[0])
+            cur.executemany(text, [store.dialect.convert(sql, r)[1] for r in rows])
     store._tx(go)
 
 
@@ -160,17 +173,16 @@ class Runs:
                 "channel_amount": self._money(it.channel_amount), "hospital_state": _text(it.hospital_state, 40),
                 "platform_state": _text(it.platform_state, 40), "source": _text(it.source, 16) or "?",
                 "note": _text(it.note, 1000)})
-        many(self.store, f"INSERT INTO mi_recon_item ({', '.join(ITEM_COLUMNS)}) VALUES "
-                         f"({', '.join(':' + c for c in ITEM_COLUMNS)})", rows)
+        insert_many(self.store, "mi_recon_item", ITEM_COLUMNS, rows)
         return len(rows)
 
     def add_bill_rows(self, run_id: int, rows: list[dict]) -> None:
-        many(self.store, f"INSERT INTO mi_channel_bill ({', '.join(BILL_COLUMNS)}) VALUES "
-                         f"({', '.join(':' + c for c in BILL_COLUMNS)})",
-             [dict(r, run_id=run_id, amount=self._money(r["amount"]),
-                   **{k: _text(r.get(k), 64) for k in ("out_trade_no", "trade_no", "out_refund_no", "refund_id")},
-                   trade_state=_text(r.get("trade_state"), 32), trade_time=_text(r.get("trade_time"), 19))
-              for r in rows])
+        insert_many(self.store, "mi_channel_bill", BILL_COLUMNS,
+                    [dict(r, run_id=run_id, amount=self._money(r["amount"]),
+                          **{k: _text(r.get(k), 64) for k in ("out_trade_no", "trade_no", "out_refund_no",
+                                                                "refund_id")},
+                          trade_state=_text(r.get("trade_state"), 32), trade_time=_text(r.get("trade_time"), 19))
+                     for r in rows])
 
     def _money(self, v: Optional[Decimal]):
         return None if v is None else money_param(self.store, q(v))

@@ -109,7 +109,7 @@ def test_the_report_for_the_his():
     assert key == "RECON-2024-03-01-offline-7" and payload == {"day": "2024-03-01", "platform": "offline", "run_id": 7}
     assert [r.error_code for r in rows] == ["RECON_DIFFERENCES"] + ["RECON_AMOUNT_DIFFERS"] * 3
     assert rows[0].result["differences"] == 2 and rows[0].result["differences_sent"] == 2
-    assert rows[1].order_id == "S0" and rows[1].result["payment_key"] == "K0" and rows[1].result["platform"] == "1.01"
+    assert rows[1].order_id == "S0" and rows[1].result["payment_key"] == "K0" and rows[1].result["platform_amount"] == "1.01"
     assert "hospital 1.00, platform 1.01" in rows[1].error_message
     _, _, balanced = report.build("2024-03-01", "offline", 8, {"balanced": 3}, True, iter(()), max_rows=3)
     assert [(r.error_code, r.result["balanced"]) for r in balanced] == [(None, True)]
