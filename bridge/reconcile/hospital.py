@@ -18,7 +18,7 @@ from bridge.reconcile.runs import page
 
 ORDER_COLUMNS = ("id", "platform_order_id", "business_key", "platform", "channel", "out_trade_no", "status",
                  "settle_day", "total_amount", "fund_amount", "account_amount", "cash_amount", "refunded_total",
-                 "refunded_fund", "refunded_account", "refunded_cash", "outbox_id")
+                 "refunded_fund", "refunded_account", "refunded_cash", "outbox_id", "setl_optins", "clr_type")
 LEG_COLUMNS = {"total": "total_amount", "fund": "fund_amount", "account": "account_amount", "cash": "cash_amount"}
 
 
@@ -76,6 +76,16 @@ class Book:
     def __init__(self, store: Store, page_size: int = 1000):
         self.store = store
         self.page_size = page_size
+
+    def any_of(self, column: str, values, prefix: str) -> tuple[str, dict]:
+        """`column` is one of `values` (a page of keys): one array parameter on PostgreSQL
+        (a thousand separate ones cost more to send and to plan than the query itself),
+        an IN list elsewhere."""
+        values = list(values)
+        if self.store.dialect.name == "postgresql":
+            return f"{column} = ANY(:{prefix})", {prefix: values}
+        marks, params = self._in(values, prefix)
+        return f"{column} IN ({marks})", params
 
     def _in(self, values, prefix: str) -> tuple[str, dict]:
         values = list(values)
@@ -158,18 +168,19 @@ class Book:
                          platform=d["platform"], channel=d["channel"], out_trade_no=d["out_trade_no"],
                          status=d["status"], settle_day=d["settle_day"], settled=settled, refunded=refunded,
                          day_net={leg: settled[leg] if paid_today else ZERO for leg in CENTRE_LEGS},
-                         present=paid_today, outbox_id=None if d["outbox_id"] is None else int(d["outbox_id"]))
+                         present=paid_today, outbox_id=None if d["outbox_id"] is None else int(d["outbox_id"]),
+                         group=(d["setl_optins"], d["clr_type"]))
 
     def _with_refunds_of_day(self, orders: list[BookOrder], day: str) -> list[BookOrder]:
         if not orders:
             return orders
         s = self.store
-        marks, params = self._in([o.order_ref for o in orders], "o")
+        cond, params = self.any_of("order_ref", [o.order_ref for o in orders], "o")
         rsums = ", ".join(f"SUM({num(s, c)})" for c in LEG_COLUMNS.values())
         by_ref = {o.order_ref: o for o in orders}
         for ref, total, fund, acct, cash in s.query(f"""
                 SELECT order_ref, {rsums} FROM mi_order_refund
-                 WHERE order_ref IN ({marks}) AND refund_day = :d GROUP BY order_ref""", dict(params, d=day)):
+                 WHERE {cond} AND refund_day = :d GROUP BY order_ref""", dict(params, d=day)):
             o = by_ref[int(ref)]
             for leg, v in zip(CENTRE_LEGS, (total, fund, acct, cash)):
                 o.day_net[leg] -= dec(v)
@@ -211,13 +222,30 @@ class Book:
                     break
                 last = int(rows[-1][0])
 
+    def moved_count(self, day: str, platforms: tuple[str, ...], filters: dict) -> int:
+        """How many orders moved on the day (paid, or refunded having been paid another day)."""
+        s = self.store
+        marks, params = self._in(platforms, "p")
+        params["d"] = day
+        extra = ""
+        for n, (col, value) in enumerate(filters.items()):
+            extra += f" AND o.{col} = :f{n}"
+            params[f"f{n}"] = value
+        paid = s.query(f"SELECT COUNT(*) FROM mi_order o WHERE o.settle_day = :d AND o.platform IN ({marks}){extra}",
+                       params)[0][0]
+        refunded = s.query(f"""SELECT COUNT(*) FROM mi_order o
+                                WHERE o.id IN (SELECT r.order_ref FROM mi_order_refund r
+                                                WHERE r.refund_day = :d AND r.platform IN ({marks}))
+                                  AND o.settle_day <> :d AND o.platform IN ({marks}){extra}""", params)[0][0]
+        return int(paid) + int(refunded)
+
     def itemized(self, run_id: int, keys: list[str], column: str = "order_key") -> set[str]:
         """Which of `keys` the run already has items for (by order key, or by channel_ref)."""
         if not keys:
             return set()
         assert column in ("order_key", "channel_ref")
-        marks, params = self._in(keys, "k")
-        rows = self.store.query(f"SELECT DISTINCT {column} FROM mi_recon_item WHERE run_id = :r AND {column} IN ({marks})",
+        cond, params = self.any_of(column, keys, "k")
+        rows = self.store.query(f"SELECT DISTINCT {column} FROM mi_recon_item WHERE run_id = :r AND {cond}",
                                 dict(params, r=run_id))
         return {r[0] for r in rows}
 
@@ -245,9 +273,9 @@ class Book:
         if not values:
             return {}
         assert column in ("platform_order_id", "out_trade_no")
-        marks, params = self._in(values, "k")
+        cond, params = self.any_of(f"o.{column}", values, "k")
         cols = ", ".join("o." + c for c in ORDER_COLUMNS)
-        rows = self.store.query(f"SELECT {cols} FROM mi_order o WHERE o.{column} IN ({marks}) ORDER BY o.id", params)
+        rows = self.store.query(f"SELECT {cols} FROM mi_order o WHERE {cond} ORDER BY o.id", params)
         orders = self._with_refunds_of_day([self._order(r, day) for r in rows], day)
         out: dict[str, BookOrder] = {}
         for o in orders:

@@ -122,10 +122,9 @@ class MobilePayReconciler:
     def _bill_sums(self, ctx: RunContext, out_trade_nos: list[str]) -> dict[str, tuple[str, object]]:
         if not out_trade_nos:
             return {}
-        marks = ", ".join(f":t{n}" for n in range(len(out_trade_nos)))
-        params = {f"t{n}": v for n, v in enumerate(out_trade_nos)}
+        cond, params = ctx.book.any_of("out_trade_no", out_trade_nos, "t")
         rows = ctx.store.query(f"""SELECT out_trade_no, channel, SUM({_num(ctx, 'amount')}) FROM mi_channel_bill
-                                    WHERE run_id = :r AND out_trade_no IN ({marks})
+                                    WHERE run_id = :r AND {cond}
                                     GROUP BY out_trade_no, channel""", dict(params, r=ctx.run_id))
         return {r[0]: (r[1], dec(r[2])) for r in rows}
 
@@ -144,35 +143,37 @@ class MobilePayReconciler:
                             channel_ref=o.out_trade_no, order_ref=o.order_ref, business_key=o.business_key)]
 
     def _bill_only(self, ctx: RunContext) -> None:
-        """Bill rows whose out_trade_no no item of this run covers."""
+        """Bill rows whose out_trade_no no item of this run covers: read a page of bill rows at
+        a time (by id), each new out_trade_no summed over all its rows."""
         ctx.step("bill only")
-        last = ""
-        size = ctx.settings.page_size
+        last, size = 0, ctx.settings.page_size
         while True:
-            rows = ctx.store.query(page(ctx.store, f"""
-                SELECT b.out_trade_no, MIN(b.channel), SUM({_num(ctx, 'b.amount')}) FROM mi_channel_bill b
-                 WHERE b.run_id = :r AND b.out_trade_no > :last
-                 GROUP BY b.out_trade_no ORDER BY b.out_trade_no""", size), {"r": ctx.run_id, "last": last})
+            rows = ctx.store.query(page(ctx.store, """SELECT id, out_trade_no FROM mi_channel_bill
+                                                       WHERE run_id = :r AND id > :last ORDER BY id""", size),
+                                   {"r": ctx.run_id, "last": last})
             if not rows:
                 return
-            done = ctx.book.itemized(ctx.run_id, [r[0] for r in rows], column="channel_ref")
-            todo = [r for r in rows if r[0] not in done]
-            orders = ctx.book.orders_by("out_trade_no", [r[0] for r in todo], ctx.day)
+            last = int(rows[-1][0])
+            keys = list(dict.fromkeys(r[1] for r in rows))
+            done = ctx.book.itemized(ctx.run_id, keys, column="channel_ref")
+            todo = [k for k in keys if k not in done]
+            sums = self._bill_sums(ctx, todo)
+            orders = ctx.book.orders_by("out_trade_no", todo, ctx.day)
             items = []
-            for otn, channel, amount in todo:
+            for otn in todo:
+                channel, amount = sums[otn]
                 o = orders.get(otn)
                 if o is not None:
-                    items.append(channel_leg(o.key, o.day_net["cash"] if o.present else None, dec(amount),
+                    items.append(channel_leg(o.key, o.day_net["cash"] if o.present else None, amount,
                                              channel=channel, channel_ref=otn, order_ref=o.order_ref,
                                              business_key=o.business_key,
                                              note=f"the order moved in the book on {o.settle_day}, not this day"))
                 else:
-                    items.append(channel_leg(otn, None, dec(amount), channel=channel, channel_ref=otn,
+                    items.append(channel_leg(otn, None, amount, channel=channel, channel_ref=otn,
                                              note="no order of the book has this out_trade_no"))
             ctx.write(items)
             if len(rows) < size:
                 return
-            last = rows[-1][0]
 
     # -- the centre (6301) ------------------------------------------------------------------------
     def _ask(self, ctx: RunContext, orders: list[BookOrder]) -> dict[int, CentreView]:

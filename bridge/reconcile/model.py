@@ -160,6 +160,7 @@ class BookOrder:
     day_net: dict = field(default_factory=dict)   # the day's movement per leg (+ paid, - refunded)
     present: bool = True                      # it moved on the day
     outbox_id: Optional[int] = None
+    group: tuple = (None, None)               # offline: (setl_optins, clr_type), the 3202 pair
 
     def net(self) -> dict:
         return {leg: self.settled[leg] - self.refunded[leg] for leg in CENTRE_LEGS}

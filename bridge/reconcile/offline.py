@@ -196,9 +196,10 @@ class OfflineReconciler:
         codes = ctx.settings.result_codes
         batch: list = []
         done = 0
+        matched = 0         # result rows of orders the book moved that day
 
         def flush():
-            nonlocal batch, done
+            nonlocal batch, done, matched
             merged: dict[str, dict] = {}
             for row in batch:          # rows of one setl_id are summed (a + and a - row)
                 c = merged.setdefault(row.setl_id, {"row": row, "total": ZERO, "fund": ZERO, "account": ZERO})
@@ -210,6 +211,8 @@ class OfflineReconciler:
             for key, c in merged.items():
                 row, o = c["row"], orders.get(key)
                 hospital = o.day_net if o is not None and o.present else None
+                if hospital is not None and o.group == (optins, clr) and o.platform in PLATFORMS:
+                    matched += 1
                 verdict = codes.get(row.stmt_rslt or "")
                 note = None if verdict is not None else f"unknown stmt_rslt {row.stmt_rslt!r}: the amounts decide"
                 items += offline_legs(key, hospital, {"total": c["total"], "fund": c["fund"], "account": c["account"]},
@@ -238,7 +241,10 @@ class OfflineReconciler:
         except ReconFileError as exc:
             raise ReconcileError(f"the 3202 result file for {optins}:{clr} is unreadable: {exc}") from exc
         crashpoint("recon_after_items")
-        # What the book moved in that pair and the centre did not list.
+        # What the book moved in that pair and the centre did not list.  When every order the
+        # book moved in the pair was in the file, there is nothing to look for.
+        if matched == ctx.book.moved_count(ctx.day, PLATFORMS, {"setl_optins": optins, "clr_type": clr}):
+            return
         for orders in ctx.book.orders_of_day(ctx.day, PLATFORMS, filters={"setl_optins": optins, "clr_type": clr},
                                              not_in_run=ctx.run_id):
             items = []
