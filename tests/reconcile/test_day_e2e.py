@@ -194,10 +194,12 @@ def test_a_refused_9102_asks_3202_again(day):
 def test_a_killed_run_never_shows_and_the_next_one_takes_over(day):
     before = {k: v["diff_class"] for k, v in day.view(OFFLINE).items()}
     shown_run = next(iter(day.view(OFFLINE).values()))["run_id"]
-    r = day.reconcile(OFFLINE, env={"MIBRIDGE_CRASH_AT": "recon_after_9101"})
+    # Killed after it wrote the 3202 result's items: they must never show, and must go.
+    r = day.reconcile(OFFLINE, env={"MIBRIDGE_CRASH_AT": "recon_after_items"})
     assert r.returncode in (-9, 137), (r.returncode, r.stderr)
     killed = day.runs(OFFLINE)[-1]
     assert killed[1] == "running"
+    assert int(day.store.query("SELECT COUNT(*) FROM mi_recon_item WHERE run_id = :r", {"r": killed[0]})[0][0]) > 0
     assert {v["run_id"] for v in day.view(OFFLINE).values()} == {shown_run}      # the killed run never shows
     # While its heartbeat is fresh, another run is refused: one run per day at a time.
     r = day.reconcile(OFFLINE)
