@@ -178,7 +178,7 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_reconcile(args) -> int:
-    from daemon.reconcile_cmd import cmd_reconcile as run
+    from daemon.reconcile_cmd import cmd_reconcile as run, one_line
     from bridge.db.store import Store
 
     from daemon import logs
@@ -188,13 +188,16 @@ def cmd_reconcile(args) -> int:
     lc = cfg.logging
     logs.setup(lc.level if lc.file else "WARNING", lc.file, lc.rotation, lc.retention)
     url = args.url or cfg.database.url
-    return run(args, cfg, lambda: Store(url, cfg.database.password_env))
+    return one_line("reconcile", lambda: run(args, cfg, lambda: Store(url, cfg.database.password_env)))
 
 
 def cmd_orders(args) -> int:
-    from daemon.reconcile_cmd import cmd_orders as run
+    from daemon.reconcile_cmd import cmd_orders as run, one_line
+    from daemon import logs
 
-    return run(args, _store(args))
+    lc = _config(args).logging
+    logs.setup(lc.level if lc.file else "WARNING", lc.file, lc.rotation, lc.retention)
+    return one_line("orders", lambda: run(args, _store(args)))
 
 
 def main(argv=None) -> int:

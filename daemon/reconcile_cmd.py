@@ -20,6 +20,23 @@ from rich.table import Table
 EXIT_BALANCED, EXIT_DIFFERENCES, EXIT_FAILED = 0, 1, 3
 
 
+def one_line(what: str, work) -> int:
+    """No traceback for the user: a database or platform error is one line (the details go to
+    the log) and exit status 1; bad input stays the CLI's own exit status 2."""
+    from loguru import logger
+
+    from daemon.config import ConfigError
+    try:
+        return work()
+    except (ValueError, ConfigError, FileNotFoundError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        logger.opt(exception=exc).debug("{} failed", what)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"mibridge: {what} failed: {type(exc).__name__}: {first}", file=sys.stderr)
+        return 1
+
+
 def _services(cfg):
     from daemon.app import build
     return build(cfg).services

@@ -73,16 +73,20 @@ class DayEnv:
         path.write_text(self.proc.config_path.read_text() + RECON + extra)
         return path
 
-    def reconcile(self, platform: str, *, extra: str = "", env: Optional[dict] = None,
-                  day: Optional[str] = None) -> subprocess.CompletedProcess:
+    def cli(self, *args: str, extra: str = "", env: Optional[dict] = None) -> subprocess.CompletedProcess:
+        """`mibridge -c <the daemon's config + [reconciliation]> ARGS`, as the administrator runs it."""
         e = {k: v for k, v in os.environ.items() if k != "MIBRIDGE_CRASH_AT"}
         e.update(PYTHONPATH=str(ROOT), **self.env, **(env or {}))
         _, password = without_password(self.url)
         if password:
             e["MIBRIDGE_DB_PASSWORD"] = password
-        return subprocess.run([sys.executable, "-m", "daemon.cli", "-c", str(self.config(extra)), "reconcile",
-                               "--date", day or self.day, "--platform", platform, "--quiet"],
+        return subprocess.run([sys.executable, "-m", "daemon.cli", "-c", str(self.config(extra)), *args],
                               capture_output=True, text=True, env=e, cwd=ROOT, timeout=300)
+
+    def reconcile(self, platform: str, *, extra: str = "", env: Optional[dict] = None,
+                  day: Optional[str] = None) -> subprocess.CompletedProcess:
+        return self.cli("reconcile", "--date", day or self.day, "--platform", platform, "--quiet",
+                        extra=extra, env=env)
 
     # -- what the HIS and the DBA see -------------------------------------------------------------
     def view(self, platform: str, day: Optional[str] = None) -> dict[tuple[str, str], dict]:

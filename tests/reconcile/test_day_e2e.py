@@ -72,15 +72,9 @@ def test_a_clean_day_balances_on_both_platforms(day):
 
 def test_the_order_book_for_a_finance_clerk(day):
     import json
-    import subprocess
-    import sys
-
-    from .daytraffic import ROOT
 
     def orders(*args):
-        env = dict(__import__("os").environ, PYTHONPATH=str(ROOT), **day.env)
-        return subprocess.run([sys.executable, "-m", "daemon.cli", "-c", str(day.config()), "orders", *args],
-                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+        return day.cli("orders", *args)
     tag = day.dialect[:2].upper()
     r = orders("--key", f"S{tag}F3", "--json")
     _ok(r, 0)
@@ -97,6 +91,11 @@ def test_the_order_book_for_a_finance_clerk(day):
     assert list(day.mobilepay)[1] in r.stdout and paid_key not in r.stdout
     r = orders("--status", "lost")
     assert r.returncode == 2 and "invalid choice" in r.stderr and "Traceback" not in r.stderr
+    # A database that cannot be reached: one line, no traceback.
+    r = day.cli("orders", "--url", "postgresql://nobody@127.0.0.1:9/none")
+    assert r.returncode == 1 and "mibridge: orders failed:" in r.stderr and "Traceback" not in r.stderr
+    r = day.cli("reconcile", "--date", day.day, "--url", "postgresql://nobody@127.0.0.1:9/none")
+    assert r.returncode == 1 and "mibridge: reconcile failed:" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_re_running_a_day_changes_nothing_and_sends_no_second_report(day):
