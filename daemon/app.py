@@ -87,6 +87,10 @@ def build(cfg: Config) -> Wiring:
     if cfg.platforms.get("wechatpay") or cfg.platforms.get("alipay"):
         from daemon.wiring_channels import wiring as channels_wiring
         w.merge(channels_wiring(cfg, w.services))
+    if cfg.platforms.get("reconciliation") is not None:
+        # Last: the daily job uses the clients the platforms above wired.
+        from daemon.reconcile_job import wiring as reconcile_wiring
+        w.merge(reconcile_wiring(cfg, w.services))
     w.merge(operations_wiring(cfg))
     return w
 

@@ -15,6 +15,8 @@
                                           database, schema, clock, grants
     mibridge console-hash                 a password hash for a [console] user
     mibridge regions list|load FILE|refresh|config|enable|disable   the insured regions (docs/identity.md)
+    mibridge reconcile --date D [--platform offline|mobilepay|all]   daily reconciliation by hand
+    mibridge orders [--date D] [--key K] [--status S] [--channel C] [--json]   the order book
 
 -c/--config works before or after the command.  Every failure is one line on
 stderr and a non-zero exit status (1: it failed, 2: it was refused as asked);
@@ -254,6 +256,29 @@ def cmd_doctor(args) -> int:
     return 1 if bad else 0
 
 
+def cmd_reconcile(args) -> int:
+    from daemon.reconcile_cmd import cmd_reconcile as run, one_line
+    from bridge.db.store import Store
+
+    from daemon import logs
+
+    cfg = _config(args)
+    # Masked logs; on the terminal only warnings (the progress line and the tables say the rest).
+    lc = cfg.logging
+    logs.setup(lc.level if lc.file else "WARNING", lc.file, lc.rotation, lc.retention)
+    url = _store(args).url      # refuses a SQLite file that does not exist
+    return one_line("reconcile", lambda: run(args, cfg, lambda: Store(url, cfg.database.password_env)))
+
+
+def cmd_orders(args) -> int:
+    from daemon.reconcile_cmd import cmd_orders as run, one_line
+    from daemon import logs
+
+    lc = _config(args).logging
+    logs.setup(lc.level if lc.file else "WARNING", lc.file, lc.rotation, lc.retention)
+    return one_line("orders", lambda: run(args, _store(args)))
+
+
 def cmd_console_hash(args) -> int:
     from werkzeug.security import generate_password_hash
 
@@ -348,6 +373,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     from daemon.regions_cmd import add_parser as add_regions_parser
     add_regions_parser(sub)
+
+    p = sub.add_parser("reconcile", help="reconcile a day with the platforms and channels (docs/reconciliation.md)")
+    p.add_argument("--date", help="the day, yyyy-MM-dd (default: [reconciliation] days_back before today)")
+    p.add_argument("--platform", choices=["offline", "mobilepay", "all"], default="all",
+                   help="offline: face-pay and kiosk settlements (3201/3202); mobilepay: the centre and the "
+                        "channels' bills; all: those [reconciliation] platforms names")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    _common(p)
+    p.set_defaults(fn=cmd_reconcile)
+
+    p = sub.add_parser("orders", help="the order book: payments with their insurance, account and cash parts "
+                                      "and refunds")
+    p.add_argument("--date", help="settled on this day, yyyy-MM-dd")
+    p.add_argument("--key", help="the HIS's business key of the payment")
+    p.add_argument("--status", choices=["paid", "partly_refunded", "refunded", "reversed", "cancelled"],
+                   help="the payment's status")
+    p.add_argument("--channel", choices=["wechat", "alipay", "none", "unknown"], help="the cash channel")
+    p.add_argument("--platform", choices=["mobilepay", "facepay", "kiosk"], help="the platform")
+    p.add_argument("--limit", type=int, default=100, help="at most this many, newest first (default 100)")
+    p.add_argument("--json", action="store_true", help="JSON instead of a table")
+    _common(p)
+    p.set_defaults(fn=cmd_orders)
 
     p = sub.add_parser("flows", help="print the flows' state tables")
     p.set_defaults(fn=cmd_flows, needs_config=False)

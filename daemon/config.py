@@ -13,6 +13,7 @@ The models are strict, as a TOML file has real types: `workers = "two"` or
                     daemon/platforms_facepay.py) register theirs, and so will the
                     later ones ([wechatpay], [alipay], [console], [metrics]);
                     daemon/regions.py registers [regions].
+                    daemon/reconcile_job.py registers [reconciliation].
 """
 from __future__ import annotations
 
@@ -160,7 +161,8 @@ SECTIONS: dict[str, type[BaseModel]] = {
 }
 # Modules that register more sections when imported (kept out of this module's
 # imports: they build on it).
-_SECTION_MODULES = ("daemon.platforms", "daemon.platforms_facepay", "daemon.regions", "daemon.platforms_channels")
+_SECTION_MODULES = ("daemon.platforms", "daemon.platforms_facepay", "daemon.regions", "daemon.platforms_channels",
+                    "daemon.reconcile_job")
 
 
 def register_section(name: str, model: type[BaseModel]) -> None:

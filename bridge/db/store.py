@@ -22,6 +22,7 @@ from typing import Any, Iterable, Optional
 
 from loguru import logger
 
+from bridge.db import orderbook
 from bridge.db.dialects import get_dialect
 from bridge.db.dialects.base import CallEnd, GuardedWrite, Insert
 from bridge.masking import mask_text
@@ -378,10 +379,27 @@ class Store:
                 now_cols=("updated_at",), upsert=True))
         return out
 
+    def _write_results(self, cur, row: ClaimedRow, inbox: Iterable[InboxRow],
+                       identities: Iterable[IdentityRow]) -> None:
+        """Inbox and identity rows in a transaction the caller holds (the reconciliation's
+        report), booked into the order book like a transition's."""
+        inbox = list(inbox)
+        for ins in self._results(row, inbox, identities):
+            self._exec(cur, *self.dialect.insert_sql(ins))
+        for ib in inbox:
+            orderbook.book(self, cur, row, ib)
+
     def _transition(self, row: ClaimedRow, owner: str, sets: str, params: dict, inserts: list,
-                    ended: Iterable[CallEnd], after: Optional[list] = None) -> None:
+                    ended: Iterable[CallEnd], after: Optional[list] = None,
+                    inbox: Iterable[InboxRow] = ()) -> None:
+        after = list(after or [])
+        # The order book follows the inbox in the same transaction (bridge/db/orderbook.py).
+        # Rare (a settlement, a refund): such a write takes the plain transaction path.
+        for ib in inbox:
+            if orderbook.books(row, ib):
+                after.append(lambda cur, ib=ib: orderbook.book(self, cur, row, ib))
         self._write(GuardedWrite(row_id=row.id, owner=owner, sets=sets, params=params, step=row.step,
-                                 ends=self._ends(ended), inserts=inserts, after=after or []))
+                                 ends=self._ends(ended), inserts=inserts, after=after))
 
     def advance(self, row: ClaimedRow, owner: str, new_step: str, flow_data: dict,
                 *, inbox: Iterable[InboxRow] = (), identities: Iterable[IdentityRow] = (),
@@ -400,8 +418,9 @@ class Store:
                     f"state = 'pending', lease_owner = NULL, lease_expires_at = NULL, "
                     f"next_attempt_at = {d.after('delay')}")
             params = dict(step=new_step, fd=_json(flow_data), delay=d.seconds(release_after))
+        inbox = list(inbox)
         self._transition(row, owner, sets, params, self._results(row, inbox, identities), ended,
-                         after=self._secret_statements(row.id, secrets, None))
+                         after=self._secret_statements(row.id, secrets, None), inbox=inbox)
         row.step = new_step
         row.flow_data = flow_data
         row.current_call = None
@@ -424,8 +443,9 @@ class Store:
                 f"last_error_code = :ecode, last_error_message = :emsg")
         params = dict(state=state, fd=_json(flow_data), ecode=error_code, emsg=_masked(error_message))
         keep = None if keep_secrets is None else tuple(keep_secrets)
+        inbox = list(inbox)
         self._transition(row, owner, sets, params, self._results(row, inbox, identities), ended,
-                         after=self._secret_statements(row.id, secrets, keep))
+                         after=self._secret_statements(row.id, secrets, keep), inbox=inbox)
 
     def release(self, row: ClaimedRow, owner: str, state: str, delay: float, flow_data: dict,
                 *, error_code: Optional[str], error_message: Optional[str],
@@ -528,7 +548,8 @@ class Store:
     def purge(self, keep_days: int) -> int:
         """Delete finished requests older than keep_days, with their inbox and
         journal rows, once the HIS consumed every inbox row.  Rows with audit
-        records are kept for good."""
+        records are kept for good.  The order book (mi_order, mi_order_refund)
+        is never purged: a later refund still finds its payment's totals."""
         d = self.dialect
         old = f"""SELECT o.id FROM mi_outbox o
                    WHERE o.state IN ('done', 'failed') AND o.finished_at < {d.after('age')}
@@ -576,6 +597,17 @@ class Store:
         payment's payToken)."""
         return {r[0]: r[1] for r in self.query("SELECT name, value FROM mi_secret WHERE outbox_id = :o",
                                                {"o": outbox_id})}
+
+    def secret_values(self, outbox_ids: Iterable[int], name: str) -> dict[int, str]:
+        """One named secret of several requests (the reconciliation's 6301 reads each
+        payment's payToken)."""
+        ids = list(outbox_ids)
+        if not ids:
+            return {}
+        marks = ", ".join(f":o{n}" for n in range(len(ids)))
+        rows = self.query(f"SELECT outbox_id, value FROM mi_secret WHERE outbox_id IN ({marks}) AND name = :n",
+                          dict({f"o{n}": v for n, v in enumerate(ids)}, n=name))
+        return {int(r[0]): r[1] for r in rows}
 
     # -- what flows read besides their own row -------------------------------------
     def inbox_state(self, outbox_id: int, result_type: str) -> Optional[dict]:
@@ -643,6 +675,35 @@ class Store:
                 if v is not None:
                     out[name] += Decimal(str(v))
         return out
+
+    # -- the order book (mi_order, mi_order_refund; bridge/db/orderbook.py) ----------------
+    _ORDER_COLUMNS = ("id", "platform", "channel", "kind", "business_key", "outbox_id", "platform_order_id",
+                      "settlement_id", "mix_trade_no", "out_trade_no", "trade_no", "status", "total_amount",
+                      "fund_amount", "account_amount", "cash_amount", "refunded_total", "refunded_fund",
+                      "refunded_account", "refunded_cash", "refund_count", "settle_day")
+    _MONEY_COLUMNS = frozenset(c for c in _ORDER_COLUMNS if c.endswith(("_amount", "_total", "_fund",
+                                                                        "_account", "_cash")))
+
+    def _order_rows(self, where: str, params: dict) -> list[dict]:
+        rows = self.query(f"SELECT {', '.join(self._ORDER_COLUMNS)} FROM mi_order WHERE {where} ORDER BY id", params)
+        out = []
+        for r in rows:
+            d = dict(zip(self._ORDER_COLUMNS, r))
+            for c in self._MONEY_COLUMNS:
+                d[c] = Decimal(str(d[c])).quantize(Decimal("0.01"))
+            d["id"], d["outbox_id"], d["refund_count"] = int(d["id"]), int(d["outbox_id"]), int(d["refund_count"])
+            out.append(d)
+        return out
+
+    def order(self, platform_order_id: str) -> Optional[dict]:
+        """A payment in the order book by its platform order id (payOrdId / setl_id), with
+        its refunded totals per leg; kept after the payment's requests were purged."""
+        rows = self._order_rows("platform_order_id = :k", {"k": platform_order_id})
+        return rows[0] if rows else None
+
+    def orders_of(self, business_key: str) -> list[dict]:
+        """The payments an HIS business key booked (normally one)."""
+        return self._order_rows("business_key = :b", {"b": business_key})
 
     def poke(self, kinds: Iterable[str], business_key: str) -> int:
         """Make a waiting request due now (a notice arrived for it)."""

@@ -16,7 +16,8 @@
 --   writes the mi_ tables and nothing else; it cannot create, alter or drop anything.
 -- @his_user / @his_host: the HIS's existing account. It may enqueue
 --   (mi_enqueue), consume (mi_inbox_consume) and read its results (mi_inbox,
---   mi_identity) and the insured regions (mi_v_insured_regions), and nothing else of mibridge's: the procedures run with
+--   mi_identity, the insured regions (mi_v_insured_regions) and the order book and
+--   reconciliation views of migration 004), and nothing else of mibridge's: the procedures run with
 --   their definer's rights (SQL SECURITY DEFINER), so EXECUTE is all it needs.
 -- The hosts default to '%' (any host: the daemon and the HIS reach the server
 -- over TCP, where 'localhost' does not match); narrow them to your network.
@@ -100,6 +101,18 @@ BEGIN NOT ATOMIC
     -- The insured regions (migration 006): the daemon fills and refreshes them, never deletes one.
     EXECUTE IMMEDIATE CONCAT('GRANT SELECT, INSERT, UPDATE ON mi_insured_region TO ', @mi_daemon);
     EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_v_insured_regions TO ', @mi_daemon);
+    -- The order book (migration 004): booked and updated, never deleted (purge keeps it).
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT, INSERT, UPDATE ON mi_order TO ', @mi_daemon);
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT, INSERT, UPDATE ON mi_order_refund TO ', @mi_daemon);
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT, INSERT, UPDATE ON mi_recon_run TO ', @mi_daemon);
+    -- A run's results and bill rows are replaced by the next run of the same day.
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT, INSERT, DELETE ON mi_recon_item TO ', @mi_daemon);
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT, INSERT, DELETE ON mi_channel_bill TO ', @mi_daemon);
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_v_orders TO ', @mi_daemon);
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_v_order_refunds TO ', @mi_daemon);
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_v_reconciliation TO ', @mi_daemon);
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_v_recon_review TO ', @mi_daemon);
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_v_recon_days TO ', @mi_daemon);
 
     -- The HIS: enqueue, consume, read its results.
     SET @mi_his = CONCAT(QUOTE(@his_user), '@', QUOTE(@his_host));
@@ -109,5 +122,11 @@ BEGIN NOT ATOMIC
     EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_identity TO ', @mi_his);
     -- The insured regions the hospital supports, enabled ones only (docs/identity.md).
     EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_v_insured_regions TO ', @mi_his);
+    -- The order book and the reconciliation's results, read-only, through their views.
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_v_orders TO ', @mi_his);
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_v_order_refunds TO ', @mi_his);
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_v_reconciliation TO ', @mi_his);
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_v_recon_review TO ', @mi_his);
+    EXECUTE IMMEDIATE CONCAT('GRANT SELECT ON mi_v_recon_days TO ', @mi_his);
 END //
 DELIMITER ;

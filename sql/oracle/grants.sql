@@ -80,6 +80,27 @@ GRANT SELECT ON &&his_schema..mi_v_today TO &&daemon_user
 GRANT SELECT, INSERT, UPDATE ON &&his_schema..mi_insured_region TO &&daemon_user
 /
 GRANT SELECT ON &&his_schema..mi_v_insured_regions TO &&daemon_user
+-- The order book (migration 004): booked and updated, never deleted (purge keeps it).
+GRANT SELECT, INSERT, UPDATE ON &&his_schema..mi_order TO &&daemon_user
+/
+GRANT SELECT, INSERT, UPDATE ON &&his_schema..mi_order_refund TO &&daemon_user
+/
+GRANT SELECT, INSERT, UPDATE ON &&his_schema..mi_recon_run TO &&daemon_user
+/
+-- A run's results and bill rows are replaced by the next run of the same day.
+GRANT SELECT, INSERT, DELETE ON &&his_schema..mi_recon_item TO &&daemon_user
+/
+GRANT SELECT, INSERT, DELETE ON &&his_schema..mi_channel_bill TO &&daemon_user
+/
+GRANT SELECT ON &&his_schema..mi_v_orders TO &&daemon_user
+/
+GRANT SELECT ON &&his_schema..mi_v_order_refunds TO &&daemon_user
+/
+GRANT SELECT ON &&his_schema..mi_v_reconciliation TO &&daemon_user
+/
+GRANT SELECT ON &&his_schema..mi_v_recon_review TO &&daemon_user
+/
+GRANT SELECT ON &&his_schema..mi_v_recon_days TO &&daemon_user
 /
 CREATE OR REPLACE SYNONYM &&daemon_user..mi_outbox FOR &&his_schema..mi_outbox
 /
@@ -162,6 +183,27 @@ CREATE OR REPLACE SYNONYM &&daemon_user..mi_insured_region FOR &&his_schema..mi_
 CREATE OR REPLACE SYNONYM &&daemon_user..mi_v_insured_regions FOR &&his_schema..mi_v_insured_regions
 /
 -- The HIS's login: enqueue, consume, read its results and the insured regions, and nothing else. The
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_order FOR &&his_schema..mi_order
+/
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_order_refund FOR &&his_schema..mi_order_refund
+/
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_recon_run FOR &&his_schema..mi_recon_run
+/
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_recon_item FOR &&his_schema..mi_recon_item
+/
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_channel_bill FOR &&his_schema..mi_channel_bill
+/
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_v_orders FOR &&his_schema..mi_v_orders
+/
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_v_order_refunds FOR &&his_schema..mi_v_order_refunds
+/
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_v_reconciliation FOR &&his_schema..mi_v_reconciliation
+/
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_v_recon_review FOR &&his_schema..mi_v_recon_review
+/
+CREATE OR REPLACE SYNONYM &&daemon_user..mi_v_recon_days FOR &&his_schema..mi_v_recon_days
+/
+-- The HIS's login: enqueue, consume, read its results, and nothing else. The
 -- procedures run with their owner's rights (definer's rights, Oracle's
 -- default), so EXECUTE is all it needs; its synonyms let its SQL say
 -- mi_enqueue instead of HIS.mi_enqueue. Skipped when the HIS logs in as the owner.
@@ -183,6 +225,17 @@ BEGIN
         run('CREATE OR REPLACE SYNONYM &&his_user..mi_inbox FOR &&his_schema..mi_inbox');
         run('CREATE OR REPLACE SYNONYM &&his_user..mi_identity FOR &&his_schema..mi_identity');
         run('CREATE OR REPLACE SYNONYM &&his_user..mi_v_insured_regions FOR &&his_schema..mi_v_insured_regions');
+        -- The order book and the reconciliation's results, read-only, through their views.
+        run('GRANT SELECT ON &&his_schema..mi_v_orders TO &&his_user');
+        run('CREATE OR REPLACE SYNONYM &&his_user..mi_v_orders FOR &&his_schema..mi_v_orders');
+        run('GRANT SELECT ON &&his_schema..mi_v_order_refunds TO &&his_user');
+        run('CREATE OR REPLACE SYNONYM &&his_user..mi_v_order_refunds FOR &&his_schema..mi_v_order_refunds');
+        run('GRANT SELECT ON &&his_schema..mi_v_reconciliation TO &&his_user');
+        run('CREATE OR REPLACE SYNONYM &&his_user..mi_v_reconciliation FOR &&his_schema..mi_v_reconciliation');
+        run('GRANT SELECT ON &&his_schema..mi_v_recon_review TO &&his_user');
+        run('CREATE OR REPLACE SYNONYM &&his_user..mi_v_recon_review FOR &&his_schema..mi_v_recon_review');
+        run('GRANT SELECT ON &&his_schema..mi_v_recon_days TO &&his_user');
+        run('CREATE OR REPLACE SYNONYM &&his_user..mi_v_recon_days FOR &&his_schema..mi_v_recon_days');
     END IF;
 END;
 /

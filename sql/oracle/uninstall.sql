@@ -1,5 +1,6 @@
 -- mibridge: remove everything install.sql created. THIS DELETES the outbox,
--- inbox, journal, audit and notice rows and the insured regions: export them first if you need the history.
+-- inbox, journal, audit and notice rows, the insured regions, the order book and the
+-- reconciliation results: export them first if you need the history.
 -- Run connected as the schema that owns the mi_ objects:
 --   sqlplus his@//dbhost:1521/HISPDB @sql/oracle/uninstall.sql
 -- `mibridge db uninstall` runs this file too, and first refuses while requests
@@ -43,6 +44,11 @@ BEGIN
             || v_users || '. Drop them first (the example: DROP TRIGGER his_charge_mi_tg)');
     END IF;
     drop_if_exists('DROP VIEW mi_v_insured_regions');
+    drop_if_exists('DROP VIEW mi_v_recon_days');
+    drop_if_exists('DROP VIEW mi_v_recon_review');
+    drop_if_exists('DROP VIEW mi_v_reconciliation');
+    drop_if_exists('DROP VIEW mi_v_order_refunds');
+    drop_if_exists('DROP VIEW mi_v_orders');
     drop_if_exists('DROP VIEW mi_v_today');
     drop_if_exists('DROP VIEW mi_v_failed');
     drop_if_exists('DROP VIEW mi_v_held');
@@ -56,6 +62,11 @@ BEGIN
     drop_if_exists('DROP TRIGGER mi_outbox_validate_tg');
     -- Dropping a table drops its indexes and constraints too.
     drop_if_exists('DROP TABLE mi_insured_region');
+    drop_if_exists('DROP TABLE mi_channel_bill');
+    drop_if_exists('DROP TABLE mi_recon_item');
+    drop_if_exists('DROP TABLE mi_recon_run');
+    drop_if_exists('DROP TABLE mi_order_refund');
+    drop_if_exists('DROP TABLE mi_order');
     drop_if_exists('DROP TABLE mi_secret');
     drop_if_exists('DROP TABLE mi_notice');
     drop_if_exists('DROP TABLE mi_audit');

@@ -15,8 +15,9 @@
 --   It reads and writes the mi_ tables and nothing else in the HIS database;
 --   it cannot create, alter or drop anything.
 -- his_role: the HIS's existing login. It may enqueue (mi_enqueue), consume
---   (mi_inbox_consume) and read its results (mi_inbox, mi_identity) and the
---   insured regions (mi_v_insured_regions), and nothing else of mibridge's: both functions run with their owner's rights
+--   (mi_inbox_consume) and read its results (mi_inbox, mi_identity), the insured
+--   regions (mi_v_insured_regions) and the order book and reconciliation views of
+--   migration 004, and nothing else of mibridge's: both functions run with their owner's rights
 --   (SECURITY DEFINER), so EXECUTE is all it needs.
 -- mibridge_operator: a group role for people who run mi_requeue / mi_resolve /
 --   mi_cancel (migration 005) and read the views; created here, given to a
@@ -71,6 +72,11 @@ BEGIN
     -- The insured regions (migration 006): the daemon fills and refreshes them, never deletes one.
     EXECUTE format('GRANT SELECT, INSERT, UPDATE ON mi_insured_region TO %I', daemon);
     EXECUTE format('GRANT SELECT ON mi_v_insured_regions TO %I', daemon);
+    -- The order book (migration 004): booked and updated, never deleted (purge keeps it).
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE ON mi_order, mi_order_refund, mi_recon_run TO %I', daemon);
+    -- A run's results and bill rows are replaced by the next run of the same day.
+    EXECUTE format('GRANT SELECT, INSERT, DELETE ON mi_recon_item, mi_channel_bill TO %I', daemon);
+    EXECUTE format('GRANT SELECT ON mi_v_orders, mi_v_order_refunds, mi_v_reconciliation, mi_v_recon_review, mi_v_recon_days TO %I', daemon);
 
     -- The HIS: enqueue, consume, read its results.
     EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema, his);
@@ -78,6 +84,8 @@ BEGIN
     EXECUTE format('GRANT SELECT ON mi_inbox, mi_identity TO %I', his);
     -- The insured regions the hospital supports, enabled ones only (docs/identity.md).
     EXECUTE format('GRANT SELECT ON mi_v_insured_regions TO %I', his);
+    -- The order book and the reconciliation's results, read-only, through their views.
+    EXECUTE format('GRANT SELECT ON mi_v_orders, mi_v_order_refunds, mi_v_reconciliation, mi_v_recon_review, mi_v_recon_days TO %I', his);
 
     -- PostgreSQL before 15 lets every role (PUBLIC) create objects in the
     -- public schema: the daemon's login could then plant a table or function

@@ -1,5 +1,6 @@
 -- mibridge: remove everything install.sql created. THIS DELETES the outbox,
--- inbox, journal, audit and notice rows and the insured regions: export them first if you need the history.
+-- inbox, journal, audit and notice rows, the insured regions, the order book and the
+-- reconciliation results: export them first if you need the history.
 -- psql -1 -v ON_ERROR_STOP=1 -d hisdb -f sql/postgresql/uninstall.sql
 -- `mibridge db uninstall` runs this file too, and first refuses while requests
 -- are still open (unless --force).
@@ -17,7 +18,7 @@ BEGIN
           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
            AND p.proname NOT LIKE 'mi\_%'
-           AND p.prosrc ~ '\mmi_(enqueue|inbox_consume|requeue|resolve|cancel|outbox|inbox|journal|identity|audit|notice|schema_version|insured_region|v_[a-z_]+)\M'
+           AND p.prosrc ~ '\mmi_(enqueue|inbox_consume|requeue|resolve|cancel|outbox|inbox|journal|identity|audit|notice|schema_version|insured_region|order|order_refund|recon_[a-z_]+|channel_bill|v_[a-z_]+)\M'
         UNION
         SELECT DISTINCT 'view ' || v.oid::regclass::text
           FROM pg_depend d
@@ -36,6 +37,11 @@ BEGIN
 END $$;
 
 DROP VIEW IF EXISTS mi_v_insured_regions;
+DROP VIEW IF EXISTS mi_v_recon_days;
+DROP VIEW IF EXISTS mi_v_recon_review;
+DROP VIEW IF EXISTS mi_v_reconciliation;
+DROP VIEW IF EXISTS mi_v_order_refunds;
+DROP VIEW IF EXISTS mi_v_orders;
 DROP VIEW IF EXISTS mi_v_today;
 DROP VIEW IF EXISTS mi_v_failed;
 DROP VIEW IF EXISTS mi_v_held;
@@ -47,6 +53,11 @@ DROP FUNCTION IF EXISTS mi_requeue(BIGINT, VARCHAR, VARCHAR);
 DROP FUNCTION IF EXISTS mi_inbox_consume(BIGINT, VARCHAR);
 DROP FUNCTION IF EXISTS mi_enqueue(VARCHAR, VARCHAR, VARCHAR, TEXT);
 DROP TABLE IF EXISTS mi_insured_region;
+DROP TABLE IF EXISTS mi_channel_bill;
+DROP TABLE IF EXISTS mi_recon_item;
+DROP TABLE IF EXISTS mi_recon_run;
+DROP TABLE IF EXISTS mi_order_refund;
+DROP TABLE IF EXISTS mi_order;
 DROP TABLE IF EXISTS mi_secret;
 DROP TABLE IF EXISTS mi_notice;
 DROP TABLE IF EXISTS mi_audit;

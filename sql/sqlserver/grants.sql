@@ -16,9 +16,10 @@
 --   It reads and writes the mi_ tables and nothing else in the HIS database;
 --   it cannot create, alter or drop anything.
 -- his_user: the HIS's existing database user. It may enqueue (mi_enqueue),
---   consume (mi_inbox_consume) and read its results (mi_inbox, mi_identity)
---   and the insured regions (mi_v_insured_regions), and nothing else of mibridge's: the procedures reach the tables through
---   ownership chaining, so EXECUTE is all it needs.
+--   consume (mi_inbox_consume) and read its results (mi_inbox, mi_identity, the
+--   insured regions (mi_v_insured_regions), the order book and reconciliation views of
+--   migration 004), and nothing else of mibridge's: the procedures and views reach the
+--   tables through ownership chaining, so EXECUTE and SELECT on a view are all it needs.
 -- DEFAULT_SCHEMA must be the schema install.sql created the mi_ objects in
 -- (dbo unless your login's default schema is another one).
 -- Running this file again is harmless.
@@ -73,6 +74,18 @@ GRANT SELECT ON mi_v_today     TO mibridge_operator;
 -- The insured regions (migration 006): the daemon fills and refreshes them, never deletes one.
 GRANT SELECT, INSERT, UPDATE ON mi_insured_region TO [$(daemon_login)];
 GRANT SELECT ON mi_v_insured_regions TO [$(daemon_login)];
+-- The order book (migration 004): booked and updated, never deleted (purge keeps it).
+GRANT SELECT, INSERT, UPDATE ON mi_order        TO [$(daemon_login)];
+GRANT SELECT, INSERT, UPDATE ON mi_order_refund TO [$(daemon_login)];
+GRANT SELECT, INSERT, UPDATE ON mi_recon_run    TO [$(daemon_login)];
+-- A run's results and bill rows are replaced by the next run of the same day.
+GRANT SELECT, INSERT, DELETE ON mi_recon_item   TO [$(daemon_login)];
+GRANT SELECT, INSERT, DELETE ON mi_channel_bill TO [$(daemon_login)];
+GRANT SELECT ON mi_v_orders         TO [$(daemon_login)];
+GRANT SELECT ON mi_v_order_refunds  TO [$(daemon_login)];
+GRANT SELECT ON mi_v_reconciliation TO [$(daemon_login)];
+GRANT SELECT ON mi_v_recon_review   TO [$(daemon_login)];
+GRANT SELECT ON mi_v_recon_days     TO [$(daemon_login)];
 -- The HIS: enqueue, consume, read its results.
 GRANT EXECUTE ON mi_enqueue       TO [$(his_user)];
 GRANT EXECUTE ON mi_inbox_consume TO [$(his_user)];
@@ -80,4 +93,10 @@ GRANT SELECT ON mi_inbox    TO [$(his_user)];
 GRANT SELECT ON mi_identity TO [$(his_user)];
 -- The insured regions the hospital supports, enabled ones only (docs/identity.md).
 GRANT SELECT ON mi_v_insured_regions TO [$(his_user)];
+-- The order book and the reconciliation's results, read-only, through their views.
+GRANT SELECT ON mi_v_orders         TO [$(his_user)];
+GRANT SELECT ON mi_v_order_refunds  TO [$(his_user)];
+GRANT SELECT ON mi_v_reconciliation TO [$(his_user)];
+GRANT SELECT ON mi_v_recon_review   TO [$(his_user)];
+GRANT SELECT ON mi_v_recon_days     TO [$(his_user)];
 GO

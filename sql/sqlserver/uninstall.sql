@@ -1,5 +1,6 @@
 -- mibridge: remove everything install.sql created. THIS DELETES the outbox,
--- inbox, journal, audit and notice rows and the insured regions: export them first if you need the history.
+-- inbox, journal, audit and notice rows, the insured regions, the order book and the
+-- reconciliation results: export them first if you need the history.
 -- sqlcmd -S dbhost -d hisdb -b -I -i sql/sqlserver/uninstall.sql
 -- `mibridge db uninstall` runs this file too, and first refuses while requests
 -- are still open (unless --force).
@@ -28,6 +29,11 @@ END;
 GO
 
 DROP VIEW IF EXISTS mi_v_insured_regions;
+DROP VIEW IF EXISTS mi_v_recon_days;
+DROP VIEW IF EXISTS mi_v_recon_review;
+DROP VIEW IF EXISTS mi_v_reconciliation;
+DROP VIEW IF EXISTS mi_v_order_refunds;
+DROP VIEW IF EXISTS mi_v_orders;
 DROP VIEW IF EXISTS mi_v_today;
 DROP VIEW IF EXISTS mi_v_failed;
 DROP VIEW IF EXISTS mi_v_held;
@@ -43,6 +49,11 @@ DROP PROCEDURE IF EXISTS mi_json_same;
 DROP PROCEDURE IF EXISTS mi_json_check;
 -- Dropping a table drops its indexes and constraints too.
 DROP TABLE IF EXISTS mi_insured_region;
+DROP TABLE IF EXISTS mi_channel_bill;
+DROP TABLE IF EXISTS mi_recon_item;
+DROP TABLE IF EXISTS mi_recon_run;
+DROP TABLE IF EXISTS mi_order_refund;
+DROP TABLE IF EXISTS mi_order;
 DROP TABLE IF EXISTS mi_secret;
 DROP TABLE IF EXISTS mi_notice;
 DROP TABLE IF EXISTS mi_audit;

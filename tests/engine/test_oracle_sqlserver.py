@@ -19,13 +19,16 @@ from bridge.db.url import parse_url
 
 DIALECTS = ["oracle", "sqlserver"]
 TABLES = ["mi_outbox", "mi_inbox", "mi_journal", "mi_identity", "mi_audit", "mi_notice", "mi_schema_version",
-          "mi_secret", "mi_insured_region"]
+          "mi_secret", "mi_order", "mi_order_refund", "mi_recon_run", "mi_recon_item", "mi_channel_bill",
+          "mi_insured_region"]
 ADMIN_PROCEDURES = {"mi_requeue", "mi_resolve", "mi_cancel"}      # migration 005
 PROCEDURES = {"oracle": {"mi_enqueue", "mi_inbox_consume"} | ADMIN_PROCEDURES,
               "sqlserver": {"mi_enqueue", "mi_inbox_consume", "mi_json_check", "mi_json_same"} | ADMIN_PROCEDURES}
 VIEWS = ["mi_v_pending", "mi_v_in_flight", "mi_v_held", "mi_v_failed", "mi_v_today"]
-# The insured regions (migration 006): the HIS reads this view too.
-HIS_VIEWS = ["mi_v_insured_regions"]
+# The views the HIS reads too: the order book and the reconciliation (migration 004),
+# the insured regions (migration 006).
+HIS_VIEWS = ["mi_v_orders", "mi_v_order_refunds", "mi_v_reconciliation", "mi_v_recon_review", "mi_v_recon_days",
+             "mi_v_insured_regions"]
 PLSQL_HEAD = re.compile(r"^(CREATE\s+OR\s+REPLACE\s+(TRIGGER|PROCEDURE|FUNCTION)|DECLARE|BEGIN)\b", re.I)
 CREATED = re.compile(r"\bCREATE\s+(?:OR\s+REPLACE\s+)?(TABLE|VIEW|PROCEDURE|FUNCTION|TRIGGER|INDEX)\s+(\w+)", re.I)
 # Oracle's reserved words (V$RESERVED_WORDS, RESERVED = 'Y'), as identifiers or bind names.
@@ -54,20 +57,21 @@ def created_objects(text: str) -> dict[str, str]:
 def test_oracle_install_splits_into_its_statements():
     stmts = statements("oracle", "install.sql")
     kinds = [CREATED.match(s).group(1).upper() if CREATED.match(s) else s.split()[0] for s in stmts]
-    # 006 adds mi_insured_region and its view.
-    assert kinds.count("TABLE") == 9 and kinds.count("VIEW") == 6
+    # 004 adds 5 tables (the order book, reconciliation), 9 indexes and 5 views; 005 three
+    # procedures and an index; 006 mi_insured_region and its view.
+    assert kinds.count("TABLE") == 14 and kinds.count("VIEW") == 11
     assert kinds.count("PROCEDURE") == 5 and kinds.count("TRIGGER") == 1
-    assert kinds.count("INDEX") == 13
+    assert kinds.count("INDEX") == 22
     # + the rights check, the "already installed" check, 6 version rows and COMMIT
-    assert len(stmts) == 43
+    assert len(stmts) == 62
 
 
 def test_sqlserver_install_splits_into_its_batches():
     batches = statements("sqlserver", "install.sql")
     # SET options; "already installed"; all tables and indexes; 2 JSON procedures;
-    # trigger; 2 procedures; 3 admin procedures (005); 5 views; mi_secret (003);
-    # mi_insured_region and its view (006); the version rows.
-    assert len(batches) == 1 + 1 + 1 + 2 + 1 + 2 + 3 + 5 + 1 + 2 + 1
+    # trigger; 2 procedures; 3 admin procedures (005); 5 views; mi_secret (003) and the tables
+    # of 004; the 5 views of 004; mi_insured_region and its view (006); the version rows.
+    assert len(batches) == 1 + 1 + 1 + 2 + 1 + 2 + 3 + 5 + 1 + 5 + 2 + 1
     for b in batches:
         head = CREATED.search(b)
         # CREATE TRIGGER/PROCEDURE/VIEW must be the only statement of its batch.
@@ -159,8 +163,10 @@ def test_grants_cover_every_table_view_and_procedure(dialect):
     to_his = r"\s+TO\s+\[?HIS_APP\]?"
     for obj in TABLES + VIEWS + HIS_VIEWS:
         assert re.search(rf"\bON\s+(?:\S+\.)?{obj}{to_daemon}", code, re.I), obj
-    # The insured regions are filled and refreshed by the daemon, never deleted.
+    # The insured regions are filled and refreshed by the daemon, never deleted; the order
+    # book is never deleted by the daemon (purge keeps it).
     assert not re.search(r"DELETE[^\n]*\bmi_insured_region\b", code, re.I)
+    assert not re.search(r"DELETE[^\n]*\bmi_order(_refund)?\b", code, re.I)
     # Least privilege: audit rows are never changed or removed by the daemon.
     assert re.search(r"GRANT\s+SELECT,\s*INSERT\s+ON\s+(?:\S+\.)?mi_audit\b", code, re.I)
     assert not re.search(r"(UPDATE|DELETE)[^\n]*mi_audit", code, re.I)
@@ -235,6 +241,8 @@ class RecordingCursor:
             return [(1, "test.charge", "K", "S", "{}", "pending", None, None, None, 1, 10)]
         if "recover" in sql.lower() or ("RETURNING" in sql and "LEASE_EXPIRED" in sql):
             return [(0,)]
+        if "SELECT id, platform FROM mi_order WHERE" in sql:     # the order book: the payment is booked
+            return [(1, "mobilepay")]
         return [(1, 1)] if "o.id, o.state" in sql or "SELECT o.id FROM" in sql else []
 
     def fetchmany(self, n):
@@ -283,6 +291,21 @@ def run_every_store_query(url: str) -> list:
     s.advance(row, "w", "notify", {}, release_after=1.5)
     s.release(row, "w", "in_doubt", 5, {}, error_code="E", error_message="m", keep_call=True)
     s.finish(row, "w", "done", {}, [InboxRow("charge", "ok", total_amount=Decimal("12.50"))])
+    # The order book's writes (bridge/db/orderbook.py): a payment, then its refund.
+    pay = ClaimedRow(id=2, kind="mobilepay.outpatient", business_key="K2", serial_key="K2", payload="{}",
+                     was_state="pending", step="x", flow_data={}, current_call=None, attempts=1, max_attempts=10)
+    s.advance(pay, "w", "await_his", {}, inbox=[InboxRow(
+        "settlement", "ok", order_id="PO1", settlement_id="S1", total_amount=Decimal("10.00"),
+        fund_amount=Decimal("7.00"), account_amount=Decimal("3.00"), cash_amount=Decimal("0.00"),
+        result={"channel": "wechat", "out_trade_no": "OTN1", "traceTime": "20240301093000"})])
+    s.add_inbox_row(3, "mobilepay.refund", "R1", InboxRow(
+        "refund", "ok", order_id="PO1", settlement_id="RF1", total_amount=Decimal("3.00"),
+        fund_amount=Decimal("0.00"), account_amount=Decimal("3.00"), cash_amount=Decimal("0.00")))
+    s.add_inbox_row(4, "facepay.outpatient.settle", "S4", InboxRow(
+        "settlement", "ok", settlement_id="SETL4", total_amount=Decimal("1.00"), fund_amount=Decimal("1.00"),
+        account_amount=Decimal("0.00"), cash_amount=Decimal("0.00"), result={"setl_id": "SETL4"}))
+    s.order("PO1")
+    s.orders_of("K2")
     s.recover_expired_leases()
     s.requeue(1, "dba", "checked")
     s.resolve(1, "dba", "checked by phone")

@@ -57,8 +57,8 @@ class GuardedWrite:
     live_lease: bool = False         # also require lease_expires_at > now (begin_call)
     ends: list = field(default_factory=list)
     inserts: list = field(default_factory=list)
-    # (sql, params) statements also run only when the guard holds, after the
-    # inserts (the mi_secret writes).  Rare: a write that has them takes the
+    # (sql, params) statements, or callables given the cursor, also run only when
+    # the guard holds, after the inserts (the mi_secret writes, the order book).  Rare: a write that has them takes the
     # plain transaction path (write() of this base class) on every dialect.
     after: list = field(default_factory=list)
 
@@ -231,8 +231,11 @@ class Dialect:
             return False
         for ins in w.inserts:
             self._run(cur, *self.insert_sql(ins))
-        for sql, params in w.after:
-            self._run(cur, sql, params)
+        for step in w.after:
+            if callable(step):          # a Store callback in this transaction (the order book)
+                step(cur)
+            else:
+                self._run(cur, *step)
         return True
 
     def write(self, conn, w: GuardedWrite) -> bool:

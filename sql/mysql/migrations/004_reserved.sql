@@ -1,4 +1,0 @@
--- PLACEHOLDER on the ops branch only: number 004 belongs to another change being
--- written in parallel. The lead drops this file (and the (4, '004_reserved') row in
--- install.sql) when merging that change. It changes nothing but the version.
-INSERT IGNORE INTO mi_schema_version (version, name) VALUES (4, '004_reserved');
