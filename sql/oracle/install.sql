@@ -866,6 +866,7 @@ SELECT r.recon_day, r.platform, r.id AS run_id, r.state, r.balanced, r.items_tot
   FROM mi_recon_run r
  WHERE r.id = (SELECT MAX(x.id) FROM mi_recon_run x
                 WHERE x.recon_day = r.recon_day AND x.platform = r.platform AND x.state IN ('done', 'failed'))
+/
 -- Migration 006: mi_insured_region, the insured regions (参保地) the hospital supports, and
 -- the view the HIS and the mini-program backend read (enabled regions only). Filled by the
 -- daemon from the config, from a CSV the DBA loads (mibridge regions load) and, where the site

@@ -23,7 +23,7 @@ SELECT type, name FROM main.sqlite_master
    AND (sql LIKE '%mi\_outbox%' ESCAPE '\' OR sql LIKE '%mi\_inbox%' ESCAPE '\'
         OR sql LIKE '%mi\_journal%' ESCAPE '\' OR sql LIKE '%mi\_identity%' ESCAPE '\'
         OR sql LIKE '%mi\_audit%' ESCAPE '\' OR sql LIKE '%mi\_notice%' ESCAPE '\'
-        OR sql LIKE '%mi\_insured\_region%' ESCAPE '\' OR sql LIKE '%mi\_v\_%' ESCAPE '\');
+        OR sql LIKE '%mi\_insured\_region%' ESCAPE '\'
         OR sql LIKE '%mi\_order%' ESCAPE '\' OR sql LIKE '%mi\_recon\_%' ESCAPE '\'
         OR sql LIKE '%mi\_channel\_bill%' ESCAPE '\' OR sql LIKE '%mi\_v\_%' ESCAPE '\');
 INSERT INTO mi_uninstall_guard (users) SELECT group_concat(type || ' ' || name, ', ') FROM mi_uninstall_users;

@@ -19,6 +19,10 @@ from .daytraffic import D
 OFFLINE, MOBILEPAY = "offline", "mobilepay"
 LEGS = ("total", "fund", "account")
 
+# One day of traffic, then its reconciliations in order: the module's tests share the
+# module fixture's day, so they run on one xdist worker (--dist loadgroup).
+pytestmark = pytest.mark.xdist_group("reconcile_day")
+
 
 @pytest.fixture(scope="module", params=DIALECTS)
 def day(request, tmp_path_factory):
