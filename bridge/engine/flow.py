@@ -39,12 +39,10 @@ import json
 import re
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, ClassVar, Optional
+from typing import ClassVar, Optional
 
-from bridge.db.store import IdentityRow, InboxRow
-
-if TYPE_CHECKING:  # pragma: no cover
-    from bridge.engine.runner import StepContext
+# The rows a transition carries; flows import them from here with the transitions.
+from bridge.db.rows import IdentityRow, InboxRow  # noqa: F401
 
 
 class BadInput(Exception):
@@ -108,6 +106,8 @@ class Fail:
 class Retry:
     code: str
     message: str
+    # Kept with the row for the next try (e.g. "an earlier send may have gone through").
+    data: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any, Optional
 
 from bridge.calls import CallResult
-from bridge.db.store import InboxRow
+from bridge.engine.flow import InboxRow
 from bridge.engine.flow import BadInput, Fail, Finish, Flow, Goto, Hold, InDoubt, Retry, Step, require_text
 from bridge.facepay.flows import (INP, NEVER_BOOKED, PERSON_KEYS, PERSON_SECRETS, REVERSED, SECRET_KEYS,
                                   FacePaySettings, _object, _opt_text, _PresettleBase, fsi_call, kind,
@@ -168,7 +168,7 @@ def admitted_stay(ctx, admit_key: str) -> dict | Fail:
     if row["state"] != "done" or not stay or not stay.get("mdtrt_id"):
         return Fail("ADMISSION_NOT_DONE", f"admission {admit_key!r} is {row['state']}, not done with a stay; "
                                           "enqueue after it with the same serial_key")
-    return dict(with_secrets(stay, ctx.store.secrets(row["id"])), admit_key=admit_key)
+    return dict(with_secrets(stay, ctx.port.secrets(row["id"])), admit_key=admit_key)
 
 
 # ============================================================== 2401
@@ -300,40 +300,49 @@ class AdmitCancelFlow(Flow):
         return Goto("cancel", data={"stay": split_person(stay)[0], "operator": ctx.payload.operator})
 
     def step_cancel(self, ctx):
-        if ctx.row.current_call:        # a 2404 of ours went out and its answer was never written
-            ctx.data["maybe_cancelled"] = True
+        # A 2404 of ours went out and its answer was never written (current_call), or an
+        # earlier try's answer was unknown: the stay may be cancelled already.
+        maybe = bool(ctx.data.get("maybe_cancelled") or ctx.row.current_call)
+        mark = {"maybe_cancelled": True} if maybe else {}
         client: OfflineClient = ctx.service("facepay").offline
         st = ctx.data["stay"]
         # A refused sign-in fails the request, unless an earlier 2404 of it may have worked: held.
         r = fsi_call(ctx, client.prepare_cancel_admission, m.CancelAdmissionRequest(
             mdtrt_id=st["mdtrt_id"], psn_no=st["psn_no"], insuplc_admdvs=st["insuplc_admdvs"]),
-            nothing_stands=not ctx.data.get("maybe_cancelled"))
+            nothing_stands=not maybe)
         if not isinstance(r, CallResult):
-            return r
+            return _keeping(r, mark)
         if r.ok:
-            return self._cancelled(ctx)
+            return self._cancelled(ctx, data=mark)
         if r.try_again:
-            return retry_later(r)
+            return _keeping(retry_later(r), mark)
         if r.refused:
             msg = r.message or r.code or "refused"
             if any(w in msg for w in STAY_SETTLED_MARKERS):
                 return Fail("STAY_SETTLED", f"2404 refused: the stay has a valid settlement; cancel it first "
-                                            f"(facepay.inpatient.cancel): {msg}")
+                                            f"(facepay.inpatient.cancel): {msg}", data=mark)
             if any(w in msg for w in STAY_GONE_MARKERS):
-                if ctx.data.get("maybe_cancelled"):
-                    return self._cancelled(ctx, confirmed_by=f"repeat refused: {msg}")
+                if maybe:
+                    return self._cancelled(ctx, confirmed_by=f"repeat refused: {msg}", data=mark)
                 return Fail("STAY_NOT_ACTIVE", f"2404 refused: the stay is unknown or already cancelled: {msg}")
-            return Fail(platform_code(r), f"2404 admission cancel refused: {msg}")
+            return Fail(platform_code(r), f"2404 admission cancel refused: {msg}", data=mark)
         # Unknown: safe to ask again (see the class comment); remember that it may have worked.
-        ctx.data["maybe_cancelled"] = True
-        return Retry("CANCEL_UNKNOWN", f"2404: {r.message or r.outcome.value}")
+        return Retry("CANCEL_UNKNOWN", f"2404: {r.message or r.outcome.value}", data={"maybe_cancelled": True})
 
-    def _cancelled(self, ctx, confirmed_by: Optional[str] = None):
+    def _cancelled(self, ctx, confirmed_by: Optional[str] = None, data: Optional[dict] = None):
         st = ctx.data["stay"]
         result: dict[str, Any] = {"mdtrt_id": st["mdtrt_id"], "admit_key": st["admit_key"]}
         if confirmed_by:
             result["confirmed_by"] = confirmed_by
-        return Finish([InboxRow(result_type="admission_cancellation", outcome="ok", result=result)])
+        return Finish([InboxRow(result_type="admission_cancellation", outcome="ok", result=result)],
+                      data=dict(data or {}))
+
+
+def _keeping(t, data: dict):
+    """`t` (Retry, Fail ...) with `data` kept in flow_data too."""
+    if data and hasattr(t, "data"):
+        t.data = {**data, **t.data}
+    return t
 
 
 def admission_flows(settings: FacePaySettings) -> list[Flow]:

@@ -43,7 +43,7 @@ from typing import Any, Callable, Optional
 from loguru import logger
 
 from bridge.calls import CallResult, Outcome, PreparedCall
-from bridge.db.store import IdentityRow, InboxRow
+from bridge.engine.flow import IdentityRow, InboxRow
 from bridge.engine import handover
 from bridge.engine.flow import (BadInput, Fail, Finish, Flow, Goto, Hold, InDoubt, Retry, Step,
                                 Wait, check_line_amount, require_amount, require_text)
@@ -398,7 +398,7 @@ class CancelRequest:
 
 def lookup(ctx, kinds: tuple[str, ...], business_key: str) -> Optional[dict]:
     """Another request of this visit, by its business key (Store.find_request)."""
-    return ctx.store.find_request(kinds, business_key)
+    return ctx.port.find_request(kinds, business_key)
 
 
 OPERATOR_TYPES = ("1", "2", "3")   # envelope opter_type: staff, self-service kiosk, mobile (offline.md §2)
@@ -771,7 +771,7 @@ class _PresettleBase(Flow):
         if row is None:
             return Fail("IDENTIFY_NOT_FOUND", f"no facepay.identify request {p.identify_key!r}")
         d = dict(row["flow_data"])
-        for k, v in ctx.store.secrets(row["id"]).items():   # its ID number, name, tokens
+        for k, v in ctx.port.secrets(row["id"]).items():   # its ID number, name, tokens
             d[k] = v
         if row["state"] != "done" or not d.get("psn_no"):
             return Fail("IDENTIFY_NOT_DONE", f"facepay.identify {p.identify_key!r} is {row['state']}, "
@@ -1055,14 +1055,17 @@ class _CancelSteps:
             setl_id=tg["setl_id"], mdtrt_id=tg["mdtrt_id"], psn_no=tg["psn_no"],
             insuplc_admdvs=tg["insuplc_admdvs"]))
 
-    def _cancelled(self, ctx, how: str, extra: Optional[dict] = None):
-        tg = ctx.data["target"]
+    def _cancelled(self, ctx, how: str, data: Optional[dict] = None):
+        """Done: the cancellation row.  `data`: what this step learnt (kept with the row)."""
+        d = {**ctx.data, **(data or {})}
+        tg = d["target"]
         result = {"setl_id": tg["setl_id"], "mdtrt_id": tg["mdtrt_id"], "account_refund": how,
-                  "reason": ctx.data.get("cancel_reason"), **(extra or {})}
+                  "reason": d.get("cancel_reason")}
         for k in ("refund_seq_id", "platform_seq_id"):
-            if ctx.data.get(k):
-                result[k] = ctx.data[k]
-        return Finish([_money_row("cancellation", tg["split"], settlement_id=tg["setl_id"], result=result)])
+            if d.get(k):
+                result[k] = d[k]
+        return Finish([_money_row("cancellation", tg["split"], settlement_id=tg["setl_id"], result=result)],
+                      data=dict(data or {}))
 
     def _after_status(self, ctx, st, rejected: Optional[tuple[str, str]] = None):
         """Decide from an fpy001 answer what is left to do."""
@@ -1079,8 +1082,7 @@ class _CancelSteps:
                             inbox=[note])
             how = "core" if st.acct_stas == F.ACCT_STAS_REFUNDED and not ctx.data.get("refund_seq_id") \
                 else ("mpc004" if ctx.data.get("refund_seq_id") else "none")
-            ctx.data.update(data)
-            return self._cancelled(ctx, how)
+            return self._cancelled(ctx, how, data)
         if st.acct_stas == F.ACCT_STAS_REFUND_FAILED and acct > 0:
             # facepay.md: the UnionPay refund failed, so the settlement stands.  Refund the
             # account through mpc004 (with the deduction's serial from fpy001), then cancel.
@@ -1193,18 +1195,17 @@ class _CancelSteps:
                         error_message=message, result={"attempt": tries, "next_in_seconds": delays[tries - 1]})
         return Wait("refund_account", delays[tries - 1], data={"refund_tries": tries}, inbox=[note])
 
-    def _refunded(self, ctx, refund_seq_id: Optional[str]):
+    def _refunded(self, ctx, refund_seq_id: Optional[str], data: Optional[dict] = None):
         note = InboxRow(result_type="account_refund", outcome="ok",
                         account_amount=Decimal(ctx.data["target"]["split"]["account"]),
                         result={"refund_seq_id": refund_seq_id, "setl_id": ctx.data["target"]["setl_id"]})
-        data = {"refund_seq_id": refund_seq_id or "refunded"}
-        ctx.data.update(data)
-        if not ctx.data.get("cancelled"):
+        data = dict(data or {}, refund_seq_id=refund_seq_id or "refunded")
+        if not {**ctx.data, **data}.get("cancelled"):
             return Goto("cancel_plain", data=data, inbox=[note])
-        return self._cancelled_with(ctx, note)
+        return self._cancelled_with(ctx, note, data)
 
-    def _cancelled_with(self, ctx, note: InboxRow):
-        t = self._cancelled(ctx, "mpc004")
+    def _cancelled_with(self, ctx, note: InboxRow, data: dict):
+        t = self._cancelled(ctx, "mpc004", data)
         t.inbox.insert(0, note)
         return t
 
@@ -1217,8 +1218,7 @@ class _CancelSteps:
                            delay=self.settings.resolve_retry_seconds)
         st = r.data
         if st.acct_stas == F.ACCT_STAS_REFUNDED:
-            ctx.data["cancelled"] = not st.settlement_valid
-            return self._refunded(ctx, st.refund_seq_id)
+            return self._refunded(ctx, st.refund_seq_id, {"cancelled": not st.settlement_valid})
         if (t := _settle_window_wait(ctx, self.settings, "REFUND_NOT_SEEN_YET",
                                      "the account is not refunded yet")) is not None:
             return t
@@ -1287,7 +1287,7 @@ class _SettleBase(_CancelSteps, Flow):
             return Fail("PRESETTLE_NOT_DONE", f"pre-settlement {pk!r} is {row['state']}; "
                                               "settle only after a successful pre-settlement")
         # The visit with its secrets (in memory only), split again by step_start.
-        v = with_secrets(row["flow_data"]["visit"], ctx.store.secrets(row["id"]))
+        v = with_secrets(row["flow_data"]["visit"], ctx.port.secrets(row["id"]))
         v["retry_without_face_pay"] = json.loads(row["payload"]).get("retry_without_face_pay", False)
         return v
 

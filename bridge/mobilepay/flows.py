@@ -32,7 +32,7 @@ from typing import Any, Literal, Optional
 from loguru import logger
 
 from bridge.calls import CallResult, Outcome
-from bridge.db.store import IdentityRow, InboxRow
+from bridge.engine.flow import IdentityRow, InboxRow
 from bridge.engine import handover
 from bridge.engine.flow import (BadInput, Fail, Finish, Flow, Goto, Hold, InDoubt, Retry, Step, Wait,
                                 check_line_amount, require_amount, require_text)
@@ -306,7 +306,7 @@ def _payment_secrets(ctx, pay: dict, default_id_type: str) -> dict:
     (a payment revoked under it fails and keeps nothing; a done one may be purged)."""
     doc = json.loads(pay["payload"])
     fd = pay["flow_data"]
-    token = ctx.store.secrets(pay["id"]).get(PAY_TOKEN) or fd.get(PAY_TOKEN) or \
+    token = ctx.port.secrets(pay["id"]).get(PAY_TOKEN) or fd.get(PAY_TOKEN) or \
         (fd.get("settled") or {}).get(PAY_TOKEN)          # the last two: rows from before mi_secret
     return {PAY_TOKEN: token, "id_no": doc.get("id_no"), "user_name": doc.get("user_name"),
             "id_type": doc.get("id_type") or default_id_type}
@@ -492,7 +492,7 @@ class PaymentFlow(Flow):
 
     def resolve_order(self, ctx):
         d = ctx.data
-        notice = ctx.store.notice(NOTICE, d["payOrdId"])
+        notice = ctx.port.notice(NOTICE, d["payOrdId"])
         r = _query(ctx, d, _patient(ctx.payload))
         stas = _stas(r)
         if stas is not None and stas.is_settled:
@@ -552,7 +552,7 @@ class PaymentFlow(Flow):
     # -- await_payment: 6301, woken by 6302 -------------------------------------------------
     def step_await_payment(self, ctx):
         d = ctx.data
-        notice = ctx.store.notice(NOTICE, d["payOrdId"])
+        notice = ctx.port.notice(NOTICE, d["payOrdId"])
         r = _query(ctx, d, _patient(ctx.payload))
         stas = _stas(r)
         if stas is not None and stas.is_settled:
@@ -565,7 +565,7 @@ class PaymentFlow(Flow):
         if notice is not None:
             # A verified notice wakes us but does not settle (issue 10 #1): 6301 must
             # confirm it.  6301 may lag behind the notice by up to settle_seconds.
-            since = ctx.store.notice_age_seconds(NOTICE, d["payOrdId"]) or 0.0
+            since = ctx.port.notice_age_seconds(NOTICE, d["payOrdId"]) or 0.0
             if stas is not None and since > self.settings.settle_seconds:
                 return _contradicted(notice, stas, f"{since:.0f} s after the notice")
             age = ctx.call_age_seconds(d["order_msg"])
@@ -586,7 +586,7 @@ class PaymentFlow(Flow):
             return Retry("QUERY_REJECTED", f"6301 refused: {r.message}")
         # A notice that arrived during our 6301 could not wake this (running) row:
         # look once more before going to sleep, and ask 6301 again soon if one did.
-        if ctx.store.notice(NOTICE, d["payOrdId"]) is not None:
+        if ctx.port.notice(NOTICE, d["payOrdId"]) is not None:
             return Wait("await_payment", self.settings.poll_first_seconds, data={"polls": polls + 1})
         delay = min(self.settings.poll_cap_seconds, self.settings.poll_first_seconds * (2 ** min(polls, 16)))
         return Wait("await_payment", delay, data={"polls": polls + 1})
@@ -648,7 +648,7 @@ class PaymentFlow(Flow):
 
     def _expired(self, ctx, message: str, stas: OrdStas):
         """The order was revoked: nothing was paid - unless a 6302 notice says it was."""
-        notice = ctx.store.notice(NOTICE, ctx.data["payOrdId"])
+        notice = ctx.port.notice(NOTICE, ctx.data["payOrdId"])
         if notice is not None:
             return _contradicted(notice, stas, "after the deadline revoke")
         return Fail("EXPIRED", message)
@@ -658,7 +658,7 @@ class PaymentFlow(Flow):
         q = _query(ctx, ctx.data, _patient(ctx.payload))
         stas = _stas(q)
         if stas is not None and stas.is_settled:
-            return self._settled(ctx, q.data, {}, ctx.store.notice(NOTICE, ctx.data["payOrdId"]))
+            return self._settled(ctx, q.data, {}, ctx.port.notice(NOTICE, ctx.data["payOrdId"]))
         if stas is not None and stas.is_revoked:
             return self._expired(ctx, "not paid in time; the order is revoked", stas)
         return Hold("DEADLINE_REVOKE_REJECTED", f"6401 at the deadline refused ({r.message}) and the order "
@@ -669,7 +669,7 @@ class PaymentFlow(Flow):
         stas = _stas(r)
         if stas is None:
             return InDoubt("QUERY_FAILED", f"6301 after a lost 6401 failed: {r.message}")
-        notice = ctx.store.notice(NOTICE, ctx.data["payOrdId"])
+        notice = ctx.port.notice(NOTICE, ctx.data["payOrdId"])
         if stas.is_settled:
             return self._settled(ctx, r.data, {}, notice)
         if stas.is_revoked:
@@ -849,14 +849,14 @@ class RefundFlow(Flow):
             return Fail("NOT_PAID", f"payment {p.payment_key} is {pay['state']} (step {pay['step']}): "
                                     f"nothing was paid that could be refunded")
         settled = pay["flow_data"]["settled"]
-        unreconciled = ctx.store.count_requests(KIND_REFUND, p.payment_key, ("resolved", "held"),
+        unreconciled = ctx.port.count_requests(KIND_REFUND, p.payment_key, ("resolved", "held"),
                                                 exclude_id=ctx.row.id)
         if unreconciled:
             # A refund closed by hand has no amounts on record: what is left is unknown.
             return Hold("PRIOR_REFUND_UNRECONCILED", f"{unreconciled} earlier refund(s) of {p.payment_key} were "
                                                      f"held or resolved by hand, so what is left to refund is not "
                                                      f"known here: refund by hand, then resolve this row")
-        before = ctx.store.inbox_sums("refund", settled["payOrdId"])
+        before = ctx.port.inbox_sums("refund", settled["payOrdId"])
         left = {k: Decimal(settled[k]) - before[k] for k in ("fund", "account", "cash")}
         try:
             kind, fund, acct, cash = _refund_split(p, left)
@@ -935,7 +935,7 @@ def _payment_row(ctx, key: str):
     """The payment a refund or revoke names.  Business keys are per kind in the
     outbox, but they are medOrgOrd at the centre: the same key as both an
     outpatient bill and a registration is refused rather than guessed."""
-    rows = [r for r in (ctx.store.find_request((k,), key) for k in PAYMENT_KINDS) if r]
+    rows = [r for r in (ctx.port.find_request((k,), key) for k in PAYMENT_KINDS) if r]
     if len(rows) > 1:
         return Fail("AMBIGUOUS_PAYMENT", f"business key {key!r} names both an outpatient payment and a "
                                          f"registration; refund or revoke it by hand")
@@ -1057,7 +1057,7 @@ class RevokeFlow(Flow):
 
     def _revoked(self, ctx):
         # Wake the payment so it sees the revoked order now, not at its next poll.
-        ctx.store.poke(PAYMENT_KINDS, ctx.payload["payment_key"])
+        ctx.port.poke(PAYMENT_KINDS, ctx.payload["payment_key"])
         return Finish([InboxRow(result_type="revoke", outcome="ok", order_id=ctx.data["payOrdId"],
                                 result={"payment_key": ctx.payload["payment_key"],
                                         "payOrdId": ctx.data["payOrdId"]})])

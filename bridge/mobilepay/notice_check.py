@@ -49,7 +49,7 @@ class NoticeCheckFlow(Flow):
 
     def step_check(self, ctx):
         key, pay_ord_id = ctx.payload["payment_key"], ctx.payload["payOrdId"]
-        notice = ctx.store.notice(NOTICE, pay_ord_id)
+        notice = ctx.port.notice(NOTICE, pay_ord_id)
         if notice is None:
             return Fail("NO_NOTICE", f"no 6302 notice for {pay_ord_id} is recorded: nothing to check")
         said = _notice_text(notice)
@@ -72,12 +72,12 @@ class NoticeCheckFlow(Flow):
                         pay_ord_id, pay["id"], pay["state"])
             return Finish([])
         taken = pay["state"] == "done"
-        reversed_ = ctx.store.inbox_state(pay["id"], "reversal") is not None
+        reversed_ = ctx.port.inbox_state(pay["id"], "reversal") is not None
         ended = f"request #{pay['id']} ({key}) ended {pay['state']}" + (" with a full refund (REVERSED)"
                                                                          if reversed_ else "")
         # mi_secret keeps a payment's payToken after it ended; rows from before
         # mi_secret had it in flow_data.
-        token = ctx.store.secrets(pay["id"]).get(PAY_TOKEN) or fd.get(PAY_TOKEN) or settled.get(PAY_TOKEN)
+        token = ctx.port.secrets(pay["id"]).get(PAY_TOKEN) or fd.get(PAY_TOKEN) or settled.get(PAY_TOKEN)
         if not token:
             if taken or reversed_:
                 return self._quiet(pay_ord_id, f"{ended}; 6301 cannot be asked (no payToken kept)")

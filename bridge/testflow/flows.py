@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from bridge.calls import Outcome
-from bridge.db.store import InboxRow
+from bridge.engine.flow import InboxRow
 from bridge.engine.flow import (Fail, Finish, Flow, Goto, InDoubt, Retry, Step,
                                 require_amount, require_text)
 
