@@ -4,7 +4,10 @@
     ctx.data                  what the flow learnt so far (flow_data), READ-ONLY: a
                               step changes it only through its transition's `data`
     ctx.secret(name)          a secret of this request (mi_secret)
-    ctx.call(send, prepared)  journal, send, record one remote call
+    ctx.call(send, prepared)  journal, send, record one remote call: only an interface
+                              the step declares (Step.calls, or Step.resolves_with in
+                              its resolver); anything else is a flow bug, stopped
+                              before anything is journalled or sent
     ctx.service(name)         a platform client the daemon was built with
     ctx.port                  the FlowPort (bridge/engine/port.py): other rows, notices,
                               call ages; poke and withdraw_inbox_row
@@ -12,8 +15,8 @@
 
 The runner (bridge/engine/runner.py) builds one per step with the Store's port and
 its own call(); bridge/engine/testing.py builds one with a scripted port and
-scripted answers.  Both go through this class, so a unit test sees the same
-read-only data the daemon gives.
+scripted answers.  Both go through this class, so a unit test checks the same
+declared-interface rule and the same read-only data the daemon enforces.
 """
 from __future__ import annotations
 
@@ -24,6 +27,11 @@ from bridge.calls import CallResult, PreparedCall
 from bridge.db.rows import ClaimedRow
 from bridge.engine.flow import InDoubt, Step
 from bridge.engine.port import FlowPort
+
+
+class UndeclaredCall(RuntimeError):
+    """A step tried to send an interface its Step does not declare: a flow bug.  Raised
+    before anything is journalled or sent; the runner holds the row (FLOW_ERROR)."""
 
 
 class FrozenDict(dict):
@@ -84,6 +92,9 @@ class StepContext:
     # The row's secrets (mi_secret), read once per claim when a step first asks; shared
     # by the steps of one claim (the runner adds what a transition just wrote).
     _secrets: dict = field(default_factory=dict, repr=False)
+    # Set when the step tried an undeclared interface: whatever it returns then, the
+    # runner holds the row (a flow that caught the exception cannot hide it).
+    flow_error: Optional[str] = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.data, FrozenDict):
@@ -130,8 +141,19 @@ class StepContext:
                        waiting=True)
 
     # -- remote calls -------------------------------------------------------------------
+    def declared(self) -> tuple[str, ...]:
+        """The interfaces this method may send: the step's calls, or in its resolver
+        the queries it declares (never the unsafe call itself: that is a resend)."""
+        return self.step.resolves_with if self.resolving else self.step.calls
+
     def call(self, send: Callable[[PreparedCall], CallResult], prepared: PreparedCall) -> CallResult:
         """Journal, send, record.  `send` is the platform client's send()."""
+        allowed = self.declared()
+        if prepared.interface not in allowed:
+            where = f"resolve_{self.step.name}" if self.resolving else f"step {self.step.name!r}"
+            self.flow_error = (f"{where} tried to send {prepared.interface}, which it does not declare "
+                               f"(declared: {', '.join(allowed) or 'none'}); nothing was sent")
+            raise UndeclaredCall(self.flow_error)
         return self._send(self, send, prepared)
 
     def service(self, name: str):

@@ -26,7 +26,7 @@ from bridge.calls import CallResult, Outcome, PreparedCall
 from bridge.db.dialects.base import CallEnd
 from bridge.db.store import ClaimedRow, InboxRow, LostLease, Store
 from bridge.engine.backoff import Backoff
-from bridge.engine.context import StepContext
+from bridge.engine.context import StepContext, UndeclaredCall
 from bridge.engine.crashpoints import crashpoint
 from bridge.engine.flow import (BadInput, Fail, Finish, Flow, Goto, Hold, InDoubt, Registry,
                                 Retry, Transition, Wait, parse_json_object)
@@ -135,6 +135,9 @@ class Runner:
             except LostLease:
                 logger.warning("row {}: lease lost during step {}; leaving it to the rescuer", row.id, step.name)
                 return
+            except UndeclaredCall as exc:     # refused before anything was journalled or sent
+                logger.error("row {}: flow {}: {}", row.id, flow.kind, exc)
+                t = Hold("FLOW_ERROR", str(exc))
             except BadInput as exc:
                 t = Hold(exc.code, str(exc)) if ctx.row.current_call else Fail(exc.code, str(exc))
             except Exception as exc:
@@ -143,6 +146,10 @@ class Runner:
                     t = InDoubt("STEP_ERROR", f"{type(exc).__name__}: {exc}")
                 else:
                     t = Retry("STEP_ERROR", f"{type(exc).__name__}: {exc}")
+            if ctx.flow_error and not (isinstance(t, Hold) and t.code == "FLOW_ERROR"):
+                # An undeclared call the step caught and went on from: still a flow bug.
+                logger.error("row {}: flow {}: {}", row.id, flow.kind, ctx.flow_error)
+                t = Hold("FLOW_ERROR", ctx.flow_error)
             if not self._apply(flow, row, owner, ctx, t):
                 return
             resolving = False

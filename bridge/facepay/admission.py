@@ -183,7 +183,8 @@ class AdmitFlow(Flow):
         "prepare": Step("prepare", next=("admit",)),
         # NOT safe to repeat: resolved by 2601 (resolve_admit).  "admit" leads back to
         # itself only from the resolver, after a reversal or a confirmed "never booked".
-        "admit": Step("admit", calls=ADMIT_INFNO, safe_to_repeat=False, next=("admit",)),
+        "admit": Step("admit", calls=(ADMIT_INFNO,), safe_to_repeat=False, resolves_with=("2601",),
+                      next=("admit",)),
     }
 
     def __init__(self, settings: FacePaySettings):
@@ -283,7 +284,7 @@ class AdmitCancelFlow(Flow):
     secret_keys = SECRET_KEYS
     steps = {
         "start": Step("start", next=("cancel",)),
-        "cancel": Step("cancel", calls="2404", next=()),
+        "cancel": Step("cancel", calls=("2404",), next=()),
     }
 
     def __init__(self, settings: FacePaySettings):

@@ -607,9 +607,9 @@ class IdentifyFlow(Flow):
     kept_secrets = ("auth_no", "id_no", "user_name", "ec_token")
     secret_keys = SECRET_KEYS
     steps = {
-        "face_auth": Step("face_auth", calls="cn.nhsa.ec.auth", next=("check",)),
-        "check": Step("check", calls="cn.nhsa.auth.check", next=("person",)),
-        "person": Step("person", calls="1101", next=()),
+        "face_auth": Step("face_auth", calls=("cn.nhsa.ec.auth",), next=("check",)),
+        "check": Step("check", calls=("cn.nhsa.auth.check",), next=("person",)),
+        "person": Step("person", calls=("1101",), next=()),
     }
 
     def __init__(self, settings: FacePaySettings):
@@ -868,12 +868,12 @@ class OutpatientPresettleFlow(_PresettleBase):
     initial = "prepare"
     steps = {
         "prepare": Step("prepare", next=("register", "upload_visit")),
-        "register": Step("register", calls="2201", next=("upload_visit",)),
-        "upload_visit": Step("upload_visit", calls="2203", next=("upload_fees",)),
+        "register": Step("register", calls=("2201",), next=("upload_visit",)),
+        "upload_visit": Step("upload_visit", calls=("2203",), next=("upload_fees",)),
         # 2205 (drop this batch's unsettled lines) then 2204: an upload whose answer was
         # lost can be redone without "duplicate feedetl_sn" (offline.md §5.6).
-        "upload_fees": Step("upload_fees", calls="2205+2204", next=("presettle",)),
-        "presettle": Step("presettle", calls="2206", next=("presettle",)),
+        "upload_fees": Step("upload_fees", calls=("2205", "2204"), next=("presettle",)),
+        "presettle": Step("presettle", calls=("2206",), next=("presettle",)),
     }
 
     def step_prepare(self, ctx):
@@ -931,8 +931,8 @@ class InpatientPresettleFlow(_PresettleBase):
     initial = "prepare"
     steps = {
         "prepare": Step("prepare", next=("upload_fees",)),
-        "upload_fees": Step("upload_fees", calls="2302+2301", next=("presettle",)),
-        "presettle": Step("presettle", calls="2303", next=("presettle",)),
+        "upload_fees": Step("upload_fees", calls=("2302", "2301"), next=("presettle",)),
+        "presettle": Step("presettle", calls=("2303",), next=("presettle",)),
     }
 
     def step_prepare(self, ctx):
@@ -987,7 +987,7 @@ class DocumentPresettleFlow(_PresettleBase):
     initial = "prepare"
     steps = {
         "prepare": Step("prepare", next=("presettle",)),
-        "presettle": Step("presettle", calls="2260", next=("presettle",)),
+        "presettle": Step("presettle", calls=("2260",), next=("presettle",)),
     }
 
     def step_prepare(self, ctx):
@@ -1012,22 +1012,6 @@ class _CancelSteps:
 
     settings: FacePaySettings
     setting: str
-
-    CANCEL_STEPS = {
-        # with_extension (facepay.md "Cancellation" 1): the core cancels and refunds the account.
-        "cancel": Step("cancel", calls="2208/2305/2261", safe_to_repeat=False,
-                       next=("cancel", "check_cancel", "query_account", "refund_account")),
-        # After a rejected cancel: why?  fpy001 tells whether the UnionPay refund failed.
-        "check_cancel": Step("check_cancel", calls="fpy001", next=("refund_account", "query_account")),
-        # After a cancel without the extension: was the account part left deducted?
-        "query_account": Step("query_account", calls="fpy001", next=("refund_account",)),
-        "refund_account": Step("refund_account", calls="mpc004", safe_to_repeat=False,
-                               next=("refund_account", "cancel_plain")),
-        # The account is back with the patient; now cancel the settlement without the
-        # extension (facepay.md: "only the insurance settlement is cancelled").
-        "cancel_plain": Step("cancel_plain", calls="2208/2305/2261", safe_to_repeat=False,
-                             next=("cancel_plain",)),
-    }
 
     # -- helpers ------------------------------------------------------------------------
     def _cancel_infno(self) -> str:
@@ -1434,18 +1418,41 @@ class _SettleBase(_CancelSteps, Flow):
         return Wait("await_his", min(s.his_ack_poll_seconds, max(0.1, v.wait)))
 
 
-def _settle_steps(extra: dict) -> dict:
+def cancel_steps(setting: str) -> dict[str, Step]:
+    """The cancel steps of one setting (2208 / 2305 / 2261), shared by its cancel and
+    settle flows."""
+    infno, fpy001, mpc004 = INFNO[setting]["cancel"], F.FPY001_INFNO, F.MPC004_INFNO
+    return {
+        # with_extension (facepay.md "Cancellation" 1): the core cancels and refunds the account.
+        # NOT safe to repeat: resolved by fpy001 (settlement and account state).
+        "cancel": Step("cancel", calls=(infno,), safe_to_repeat=False, resolves_with=(fpy001,),
+                       next=("cancel", "check_cancel", "query_account", "refund_account")),
+        # After a rejected cancel: why?  fpy001 tells whether the UnionPay refund failed.
+        "check_cancel": Step("check_cancel", calls=(fpy001,), next=("refund_account", "query_account")),
+        # After a cancel without the extension: was the account part left deducted?
+        "query_account": Step("query_account", calls=(fpy001,), next=("refund_account",)),
+        # mpc004 (infno tgdupc004): the personal-account refund.
+        "refund_account": Step("refund_account", calls=(mpc004,), safe_to_repeat=False,
+                               resolves_with=(fpy001,), next=("refund_account", "cancel_plain")),
+        # The account is back with the patient; now cancel the settlement without the
+        # extension (facepay.md: "only the insurance settlement is cancelled").
+        "cancel_plain": Step("cancel_plain", calls=(infno,), safe_to_repeat=False, resolves_with=(fpy001,),
+                             next=("cancel_plain",)),
+    }
+
+
+def _settle_steps(setting: str) -> dict[str, Step]:
     steps = {
         "start": Step("start", next=("settle",)),
         # NOT safe to repeat: resolved by 2601 (see resolve_settle); "settle" may lead back to
         # itself only from the resolver, after a reversal or a confirmed "never booked".
-        "settle": Step("settle", calls="2207/2304/2260", safe_to_repeat=False,
-                       next=("notify", "await_his", "without_face_pay", "settle")),
+        "settle": Step("settle", calls=(INFNO[setting]["settle"],), safe_to_repeat=False,
+                       resolves_with=("2601",), next=("notify", "await_his", "without_face_pay", "settle")),
         "without_face_pay": Step("without_face_pay", next=("settle",)),
-        "notify": Step("notify", calls="cn.nhsa.settle.notify", next=("await_his",)),
+        "notify": Step("notify", calls=("cn.nhsa.settle.notify",), next=("await_his",)),
         "await_his": Step("await_his", next=("cancel",)),
     }
-    steps.update(extra)
+    steps.update(cancel_steps(setting))
     return steps
 
 
@@ -1453,14 +1460,14 @@ class OutpatientSettleFlow(_SettleBase):
     kind = kind(OUT, "settle")
     setting = OUT
     initial = "start"
-    steps = _settle_steps(_CancelSteps.CANCEL_STEPS)
+    steps = _settle_steps(OUT)
 
 
 class InpatientSettleFlow(_SettleBase):
     kind = kind(INP, "settle")
     setting = INP
     initial = "start"
-    steps = _settle_steps(_CancelSteps.CANCEL_STEPS)
+    steps = _settle_steps(INP)
 
 
 class DocumentSettleFlow(_SettleBase):
@@ -1469,7 +1476,7 @@ class DocumentSettleFlow(_SettleBase):
     kind = kind(DOC, "settle")
     setting = DOC
     initial = "start"
-    steps = _settle_steps(_CancelSteps.CANCEL_STEPS)
+    steps = _settle_steps(DOC)
 
 
 # ============================================================== cancel
@@ -1507,20 +1514,20 @@ class _CancelBase(_CancelSteps, Flow):
 class OutpatientCancelFlow(_CancelBase):
     kind = kind(OUT, "cancel")
     setting = OUT
-    steps = {"start": Step("start", next=("cancel",)), **_CancelSteps.CANCEL_STEPS}
+    steps = {"start": Step("start", next=("cancel",)), **cancel_steps(OUT)}
 
 
 class InpatientCancelFlow(_CancelBase):
     kind = kind(INP, "cancel")
     setting = INP
-    steps = {"start": Step("start", next=("cancel",)), **_CancelSteps.CANCEL_STEPS}
+    steps = {"start": Step("start", next=("cancel",)), **cancel_steps(INP)}
 
 
 class DocumentCancelFlow(_CancelBase):
     """2261 with the original expContent (facepay.md "Cancellation and refund")."""
     kind = kind(DOC, "cancel")
     setting = DOC
-    steps = {"start": Step("start", next=("cancel",)), **_CancelSteps.CANCEL_STEPS}
+    steps = {"start": Step("start", next=("cancel",)), **cancel_steps(DOC)}
 
 
 def all_flows(settings: FacePaySettings) -> list[Flow]:

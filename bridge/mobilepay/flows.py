@@ -379,16 +379,19 @@ class PaymentFlow(Flow):
     kept_secrets = (PAY_TOKEN,)     # its refunds and revokes query and revoke with it
     secret_keys = SECRET_KEYS
     steps = {
-        "identify": Step("identify", calls="1101", next=("upload",)),
-        "upload": Step("upload", calls="6201", next=("order",)),
+        "identify": Step("identify", calls=("1101",), next=("upload",)),
+        "upload": Step("upload", calls=("6201",), next=("order",)),
         # "order" leads back to itself only from resolve_order, once 6301 has shown
         # that the lost 6202 never took effect (the runner enforces that).
-        "order": Step("order", calls="6202", safe_to_repeat=False,
+        "order": Step("order", calls=("6202",), safe_to_repeat=False, resolves_with=("6301",),
                       next=("await_payment", "await_his", "order")),
-        "await_payment": Step("await_payment", calls="6301", next=("await_his", "revoke")),
-        "revoke": Step("revoke", calls="6401", safe_to_repeat=False, next=("await_his", "revoke")),
+        "await_payment": Step("await_payment", calls=("6301",), next=("await_his", "revoke")),
+        # A refused 6401 is followed by 6301 at once: did the patient pay at the last moment?
+        "revoke": Step("revoke", calls=("6401", "6301"), safe_to_repeat=False, resolves_with=("6301",),
+                       next=("await_his", "revoke")),
         "await_his": Step("await_his", next=("repair",)),
-        "repair": Step("repair", calls="6203", safe_to_repeat=False, next=("repair",)),
+        "repair": Step("repair", calls=("6203",), safe_to_repeat=False, resolves_with=("6301",),
+                       next=("repair",)),
     }
 
     def __init__(self, kind: str, settings: MobilePaySettings, med_type: str = "11"):
@@ -810,7 +813,8 @@ class RefundFlow(Flow):
     secret_keys = SECRET_KEYS
     steps = {
         "check": Step("check", next=("refund",)),      # may Wait on itself while the payment is open
-        "refund": Step("refund", calls="6203", safe_to_repeat=False, next=("refund",)),
+        "refund": Step("refund", calls=("6203",), safe_to_repeat=False, resolves_with=("6301",),
+                       next=("refund",)),
     }
 
     def __init__(self, settings: MobilePaySettings):
@@ -992,7 +996,8 @@ class RevokeFlow(Flow):
     secret_keys = SECRET_KEYS
     steps = {
         "locate": Step("locate", next=("revoke",)),
-        "revoke": Step("revoke", calls="6401", safe_to_repeat=False, next=("revoke",)),
+        "revoke": Step("revoke", calls=("6401",), safe_to_repeat=False, resolves_with=("6301",),
+                       next=("revoke",)),
     }
 
     def __init__(self, settings: MobilePaySettings):

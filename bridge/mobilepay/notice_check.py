@@ -39,7 +39,7 @@ KIND_NOTICE_CHECK = "mobilepay.notice_check"
 class NoticeCheckFlow(Flow):
     kind = KIND_NOTICE_CHECK
     initial = "check"
-    steps = {"check": Step("check", calls="6301", next=())}
+    steps = {"check": Step("check", calls=("6301",), next=())}
 
     def __init__(self, settings: MobilePaySettings):
         self.settings = settings
