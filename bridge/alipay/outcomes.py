@@ -10,8 +10,8 @@ from typing import NamedTuple, Optional
 
 from bridge.calls import CallResult, Outcome
 
-# See bridge/wechatpay/outcomes.py: the fourth outcome once bridge/calls.py has it.
-NOT_SENT_OUTCOME = getattr(Outcome, "NOT_SENT", Outcome.REJECTED)
+# Connection never opened: nothing left this machine (bridge/calls.py Outcome.NOT_SENT).
+NOT_SENT_OUTCOME = Outcome.NOT_SENT
 
 NOT_SENT = "NOT_SENT"
 TIMEOUT = "TIMEOUT"

@@ -15,9 +15,8 @@ from typing import NamedTuple, Optional
 
 from bridge.calls import CallResult, Outcome
 
-# Connection never opened: nothing left this machine.  bridge/calls.py is gaining a
-# fourth outcome for this; until it exists such calls are REJECTED with code NOT_SENT.
-NOT_SENT_OUTCOME = getattr(Outcome, "NOT_SENT", Outcome.REJECTED)
+# Connection never opened: nothing left this machine (bridge/calls.py Outcome.NOT_SENT).
+NOT_SENT_OUTCOME = Outcome.NOT_SENT
 
 # Our own codes.
 NOT_SENT = "NOT_SENT"
