@@ -10,10 +10,9 @@ from bridge.engine.testing import not_sent, ok, refused, transient, unknown
 from bridge.facepay.cancel import OutpatientCancelFlow, DocumentCancelFlow, InpatientCancelFlow
 from bridge.facepay.settings import FacePaySettings
 from bridge.facepay.settle import DocumentSettleFlow, InpatientSettleFlow, OutpatientSettleFlow
-from bridge.terminal.messages import FaceAuthorisation  # noqa: F401  (the terminal's types)
 
 from .fp import (ACCT_STAS_DEDUCTED, ACCT_STAS_REFUND_FAILED, ACCT_STAS_REFUNDED, D, FACE, FACE_SECRETS, INSIDE,
-                 PAST, SETTINGS, SPLIT, VISIT, VISIT_SECRETS, account, account_refunded, script, settled, target)
+                 PAST, SETTINGS, VISIT, VISIT_SECRETS, account, account_refunded, script, settled, target)
 
 SETTLE_INFNO = {OutpatientSettleFlow: "2207", InpatientSettleFlow: "2304", DocumentSettleFlow: "2260"}
 CANCEL_INFNO = {OutpatientCancelFlow: "2208", InpatientCancelFlow: "2305", DocumentCancelFlow: "2261"}
