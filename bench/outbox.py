@@ -91,7 +91,7 @@ class StampFlow(Flow):
     steps = {"stamp": Step("stamp")}
 
     def step_stamp(self, ctx):
-        store = ctx._runner.store
+        store = ctx.port._store     # bench only: the runner's Store, for the database clock
         (delay,), = store.query(f"SELECT {CLAIM_DELAY[store.dialect.name]} FROM mi_outbox WHERE id = :id",
                                 {"id": ctx.row.id})
         return Finish([InboxRow(result_type="noop", outcome="ok", result={"delay": float(delay)})])

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 
 from bridge.db.store import Store
-from bridge.mobilepay.flows import KIND_OUTPATIENT, KIND_REFUND, KIND_REGISTRATION
+from bridge.mobilepay.kinds import KIND_OUTPATIENT, KIND_REFUND, KIND_REGISTRATION
 from bridge.simulator import SimulatorConfig, start_simulator
 from daemon import dbadmin, logs
 from daemon.app import build_daemon

@@ -40,8 +40,8 @@ from bridge.db.store import Store
 from bridge.engine.events import emit
 from bridge.mobilepay.callback import (ForgedNotification, NotificationRefused, SettlementCallback,
                                        SettlementNotice)
-from bridge.mobilepay.flows import NOTICE, PAYMENT_KINDS
-from bridge.mobilepay.notice_check import KIND_NOTICE_CHECK
+from bridge.mobilepay.centre import NOTICE
+from bridge.mobilepay.kinds import KIND_NOTICE_CHECK, PAYMENT_KINDS
 from daemon.http_server import HttpLimits, json_depth_exceeds, read_body, respond
 
 CLOSED = ("done", "failed", "resolved")

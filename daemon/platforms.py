@@ -132,7 +132,7 @@ def _values(model: BaseModel, cls: type, exclude: tuple[str, ...] = ()) -> dict:
 
 def _mobilepay_model() -> type[BaseModel]:
     from bridge.mobilepay.config import MobilePayConfig
-    from bridge.mobilepay.flows import MobilePaySettings
+    from bridge.mobilepay.settings import MobilePaySettings
 
     return section_model("mobilepay", [(MobilePayConfig, _SECRETS["mobilepay"]), (MobilePaySettings, ())])
 
@@ -146,7 +146,7 @@ def mobilepay_parts(cfg: Config):
     if not raw:
         return None
     from bridge.mobilepay.config import MobilePayConfig
-    from bridge.mobilepay.flows import MobilePaySettings
+    from bridge.mobilepay.settings import MobilePaySettings
 
     m = validate_section("mobilepay", raw)
     app_secret = secret("mobilepay", m, "app_secret")

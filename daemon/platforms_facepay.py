@@ -43,7 +43,7 @@ class FacePayParts:
 
 
 def _facepay_model():
-    from bridge.facepay.flows import FacePaySettings
+    from bridge.facepay.settings import FacePaySettings
 
     return section_model("facepay", [(FacePaySettings, ())], extra=_EXTRA)
 
@@ -55,7 +55,7 @@ def facepay_parts(cfg: Config) -> Optional[FacePayParts]:
     raw = cfg.platforms.get("facepay")
     if raw is None:
         return None
-    from bridge.facepay.flows import FacePaySettings
+    from bridge.facepay.settings import FacePaySettings
 
     m = validate_section("facepay", raw)
     try:

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from loguru import logger
 from pydantic import Field
 
-from daemon.app import Wiring
+from daemon.wiring import Wiring
 from daemon.config import Config, ConfigError, register_section, validate_section
 from daemon.platforms import _values, section_model
 

@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from bridge.regions.merge import Plan
 from bridge.regions.model import (Region, RegionError, check_admdvs, check_channels, check_insutypes, check_name)
-from daemon.app import Wiring
+from daemon.wiring import Wiring
 from daemon.config import STRICT, Config, ConfigError, register_section, validate_section
 
 CONFIG_RETRY_MINUTES = 5

@@ -10,7 +10,7 @@ flows (issue 12); nothing here moves a request on.
 """
 from __future__ import annotations
 
-from daemon.app import HttpMount, Wiring
+from daemon.wiring import HttpMount, Wiring
 from daemon.config import Config
 from daemon.platforms_channels import alipay_parts, wechatpay_parts
 

@@ -2,7 +2,7 @@
 6302 notice endpoint."""
 from __future__ import annotations
 
-from daemon.app import HttpMount, Wiring
+from daemon.wiring import HttpMount, Wiring
 from daemon.config import Config
 from daemon.platforms import mobilepay_parts
 

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from loguru import logger
 
-from daemon.app import Wiring
+from daemon.wiring import Wiring
 from daemon.config import Config, ConfigError
 from daemon.platforms import offline_parts
 from daemon.platforms_facepay import facepay_parts

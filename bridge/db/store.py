@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterable, Optional
 
@@ -25,6 +24,8 @@ from loguru import logger
 from bridge.db import orderbook
 from bridge.db.dialects import get_dialect
 from bridge.db.dialects.base import CallEnd, GuardedWrite, Insert
+# The row types live in bridge/db/rows.py (flows use them without the Store); named here too.
+from bridge.db.rows import ClaimedRow, IdentityRow, InboxRow  # noqa: F401
 from bridge.masking import mask_text
 from bridge.db.url import DbUrl, parse_url
 
@@ -74,46 +75,6 @@ def admin_refusal(exc: BaseException, action: str) -> Optional[str]:
 
 class LostLease(Exception):
     """The row is no longer ours (rescued after our lease expired)."""
-
-
-@dataclass
-class ClaimedRow:
-    id: int
-    kind: str
-    business_key: str
-    serial_key: str
-    payload: str
-    was_state: str          # 'pending' or 'in_doubt'
-    step: Optional[str]
-    flow_data: dict
-    current_call: Optional[str]
-    attempts: int           # tries of the current step, including this one
-    max_attempts: int
-
-
-@dataclass
-class InboxRow:
-    result_type: str                     # e.g. 'charge', 'order', 'settlement', 'error'
-    outcome: str                         # 'ok' | 'failed' | 'held' | 'resolved'
-    error_code: Optional[str] = None
-    error_message: Optional[str] = None
-    order_id: Optional[str] = None
-    settlement_id: Optional[str] = None
-    total_amount: Optional[Decimal] = None
-    fund_amount: Optional[Decimal] = None
-    account_amount: Optional[Decimal] = None
-    cash_amount: Optional[Decimal] = None
-    result: dict = field(default_factory=dict)
-
-
-@dataclass
-class IdentityRow:
-    his_patient_id: str
-    psn_no: str
-    insuplc_admdvs: Optional[str] = None
-    insutype: Optional[str] = None
-    benefit: Optional[str] = None
-    psn_cert_type: Optional[str] = None
 
 
 def _json(obj: Any) -> str:

@@ -1,12 +1,18 @@
 """Flows: one explicit state machine per request kind.
 
 A flow declares its steps in one table.  Each Step says
-  * whether it makes a remote call, and whether that call is safe to repeat
-    (an upload that the platform de-duplicates is; a payment or a refund is not);
+  * which interfaces its method may call (`calls`, interface codes), and whether
+    they are safe to repeat (an upload that the platform de-duplicates is; a
+    payment or a refund is not);
+  * for a step that is not safe to repeat, which queries its resolver may send
+    (`resolves_with`): never the unsafe call itself, which would be a resend;
   * which steps may follow it.
 For every step `x` the flow has a method `step_x(ctx)`, and for every step
 whose call is not safe to repeat a method `resolve_x(ctx)` that finds out, by
-querying the platform, what happened to a call whose answer was lost.
+querying the platform, what happened to a call whose answer was lost.  The
+context refuses any other interface (a flow bug: the row is held FLOW_ERROR
+before anything is journalled or sent).  How to write one: docs/engine.md
+"Writing a flow".
 
 Both methods return one Transition (below).  The runner persists it before
 doing anything the transition leads to, so a crash at any point leaves the row
@@ -39,12 +45,10 @@ import json
 import re
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, ClassVar, Optional
+from typing import ClassVar, Optional
 
-from bridge.db.store import IdentityRow, InboxRow
-
-if TYPE_CHECKING:  # pragma: no cover
-    from bridge.engine.runner import StepContext
+# The rows a transition carries; flows import them from here with the transitions.
+from bridge.db.rows import IdentityRow, InboxRow  # noqa: F401
 
 
 class BadInput(Exception):
@@ -59,13 +63,23 @@ class BadInput(Exception):
 @dataclass(frozen=True)
 class Step:
     name: str
-    calls: Optional[str] = None          # interface called in this step, if any
-    safe_to_repeat: bool = True          # may the call be re-sent blindly?
+    calls: tuple[str, ...] = ()          # interfaces step_<name> may send, e.g. ("6202",)
+    safe_to_repeat: bool = True          # may its calls be re-sent blindly?
     next: tuple[str, ...] = ()           # steps that may follow
+    # The queries resolve_<name> may send to find out what a lost call did (e.g.
+    # ("6301",)); required exactly when the step is not safe to repeat.
+    resolves_with: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("calls", "next", "resolves_with"):
+            v = getattr(self, name)
+            if not isinstance(v, tuple) or not all(isinstance(x, str) and x for x in v):
+                raise TypeError(f"Step {self.name!r}: {name} must be a tuple of names, "
+                                f"e.g. {name}=(\"6202\",), not {v!r}")
 
     @property
     def needs_resolution(self) -> bool:
-        return self.calls is not None and not self.safe_to_repeat
+        return bool(self.calls) and not self.safe_to_repeat
 
 
 # -- transitions -------------------------------------------------------------
@@ -108,6 +122,8 @@ class Fail:
 class Retry:
     code: str
     message: str
+    # Kept with the row for the next try (e.g. "an earlier send may have gone through").
+    data: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -151,7 +167,8 @@ class Flow:
     @classmethod
     def check_table(cls) -> None:
         """The table must be closed: every `next` names a step, every step has
-        its method, every step that needs resolution has its resolver."""
+        its method, every step that needs resolution has its resolver and
+        declares the queries that resolver sends, and no other step does."""
         if cls.initial not in cls.steps:
             raise TypeError(f"{cls.__name__}: initial step {cls.initial!r} not in table")
         for name, step in cls.steps.items():
@@ -161,6 +178,13 @@ class Flow:
                 raise TypeError(f"{cls.__name__}: missing step_{name}()")
             if step.needs_resolution and not callable(getattr(cls, f"resolve_{name}", None)):
                 raise TypeError(f"{cls.__name__}: step {name!r} is not safe to repeat but has no resolve_{name}()")
+            if step.needs_resolution and not step.resolves_with:
+                raise TypeError(f"{cls.__name__}: step {name!r} is not safe to repeat: declare the queries "
+                                f"resolve_{name}() sends (resolves_with)")
+            if not step.needs_resolution and (step.resolves_with or
+                                              callable(getattr(cls, f"resolve_{name}", None))):
+                raise TypeError(f"{cls.__name__}: step {name!r} is safe to repeat (or calls nothing): "
+                                f"it has no resolver, so no resolve_{name}() and no resolves_with")
             for n in step.next:
                 if n not in cls.steps:
                     raise TypeError(f"{cls.__name__}: step {name!r} leads to unknown step {n!r}")
@@ -173,8 +197,9 @@ class Flow:
         """The table as text, for docs and `mibridge flows`."""
         lines = [f"{cls.kind}  (starts at {cls.initial})"]
         for s in cls.steps.values():
-            call = f"calls {s.calls} ({'safe to repeat' if s.safe_to_repeat else 'NOT safe to repeat: resolved by query'})" \
-                if s.calls else "no remote call"
+            how = "safe to repeat" if s.safe_to_repeat else \
+                f"NOT safe to repeat: resolved by query {' + '.join(s.resolves_with)}"
+            call = f"calls {' + '.join(s.calls)} ({how})" if s.calls else "no remote call"
             nxt = ", ".join(s.next) or "(finishes)"
             lines.append(f"  {s.name:<22} {call}; next: {nxt}")
         return "\n".join(lines)

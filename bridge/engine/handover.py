@@ -26,13 +26,13 @@ class Verdict:
 
 
 def his_verdict(ctx, result_type: str, window_seconds: float) -> Verdict:
-    st = ctx.store.inbox_state(ctx.row.id, result_type)
+    st = ctx.port.inbox_state(ctx.row.id, result_type)
     if st is None:
         return Verdict(MISSING)
     if st["consumed"]:
         return Verdict(REJECTED if st["his_ack"] == "rejected" else ACCEPTED, age_seconds=st["age_seconds"])
     if st["age_seconds"] < window_seconds:
         return Verdict(WAITING, wait=window_seconds - st["age_seconds"], age_seconds=st["age_seconds"])
-    if ctx.store.withdraw_inbox_row(st["id"]):
+    if ctx.port.withdraw_inbox_row(st["id"]):
         return Verdict(EXPIRED, age_seconds=st["age_seconds"])
     return Verdict(WAITING, wait=0.1, age_seconds=st["age_seconds"])   # consumed just now: look again

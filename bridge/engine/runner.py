@@ -27,81 +27,11 @@ from bridge.db.dialects.base import CallEnd
 from bridge.db.store import ClaimedRow, InboxRow, LostLease, Store
 from bridge.engine.backoff import Backoff
 from bridge.engine import events
+from bridge.engine.context import StepContext, UndeclaredCall
 from bridge.engine.crashpoints import crashpoint
 from bridge.engine.flow import (BadInput, Fail, Finish, Flow, Goto, Hold, InDoubt, Registry,
-                                Retry, Step, Transition, Wait, parse_json_object)
-
-
-@dataclass
-class StepContext:
-    """What a step method sees: the request, the flow's saved data, and call()."""
-
-    row: ClaimedRow
-    owner: str
-    payload: Any
-    data: dict
-    step: Step
-    resolving: bool
-    _runner: "Runner" = field(repr=False)
-    last_result: Optional[CallResult] = None
-    # The row's secrets (mi_secret), read once per claim when a step first asks.
-    _secrets: dict = field(default_factory=dict, repr=False)
-
-    def secret(self, name: str) -> Optional[str]:
-        """A secret this request holds (written by an earlier transition's `secrets`)."""
-        if "values" not in self._secrets:
-            self._secrets["values"] = self._runner.store.secrets(self.row.id)
-        return self._secrets["values"].get(name)
-
-    @property
-    def in_doubt_msg_id(self) -> Optional[str]:
-        """The message id of the call whose answer was lost (when resolving).
-        The resolver's own queries do not replace it."""
-        return self.row.current_call
-
-    def doubt_age_seconds(self) -> Optional[float]:
-        """How long ago (database clock) the call in doubt was journalled.  A
-        platform may book a request after our timeout, so "not found" means
-        "never booked" only once the platform's processing window has passed."""
-        if not self.row.current_call:
-            return None
-        return self._runner.store.call_age_seconds(self.row.current_call)
-
-    def settle_window_wait(self, window: float, code: str, what: str,
-                           retry: Optional[float] = None) -> Optional[InDoubt]:
-        """For a resolver whose query found nothing: inside the platform's settle window
-        (database clock, docs/engine.md rules 7 and 11) "not found" is no answer yet, so
-        wait - InDoubt(waiting=True), which uses none of the row's attempts - and ask again
-        after `retry` seconds (default: when the window ends).  None once it has passed:
-        then "not found" means "never booked"."""
-        age = self.doubt_age_seconds()
-        if age is None or age >= window:
-            return None
-        left = window - age
-        delay = min(retry, left + 0.1) if retry else left + 0.5
-        return InDoubt(code, f"{what}; asking again after the settle window", delay=max(0.2, delay),
-                       waiting=True)
-
-    @property
-    def store(self) -> Store:
-        """For reads a step needs beyond its own row (the HIS's inbox handling,
-        a related request, a recorded notice).  Writes go through transitions."""
-        return self._runner.store
-
-    def call_age_seconds(self, msg_id: str) -> Optional[float]:
-        """Seconds since a journalled call of this row started (database clock)."""
-        return self._runner.store.call_age_seconds(msg_id)
-
-    def call(self, send: Callable[[PreparedCall], CallResult], prepared: PreparedCall) -> CallResult:
-        """Journal, send, record.  `send` is the platform client's send()."""
-        return self._runner.call(self, send, prepared)
-
-    def service(self, name: str):
-        """A platform client or other shared object the daemon was built with."""
-        try:
-            return self._runner.services[name]
-        except KeyError:
-            raise RuntimeError(f"flow needs service {name!r}, which is not configured") from None
+                                Retry, Transition, Wait, parse_json_object)
+from bridge.engine.port import StorePort
 
 
 @dataclass
@@ -124,6 +54,8 @@ class Runner:
         # Answers of calls not yet in the journal: the next write of the row
         # carries them (a runner runs one row at a time).
         self._ended: list[CallEnd] = []
+        # What flows may read and write beyond their own row (bridge/engine/port.py).
+        self.port = StorePort(store)
 
     # -- the remote call -------------------------------------------------------
     def call(self, ctx: StepContext, send, prepared: PreparedCall) -> CallResult:
@@ -194,8 +126,9 @@ class Runner:
                 self._apply(flow, row, owner, None,
                             Hold("UNKNOWN_STEP", f"row is at step {step_name!r}, which flow {flow.kind} does not have"))
                 return
-            ctx = StepContext(row=row, owner=owner, payload=payload, data=dict(row.flow_data),
-                              step=step, resolving=resolving, _runner=self, _secrets=secrets)
+            ctx = StepContext(row=row, owner=owner, payload=payload, data=row.flow_data, step=step,
+                              resolving=resolving, port=self.port, _send=self.call,
+                              _services=self.services, _secrets=secrets)
             try:
                 if resolving and step.needs_resolution:
                     t = getattr(flow, f"resolve_{step.name}")(ctx)
@@ -204,6 +137,9 @@ class Runner:
             except LostLease:
                 logger.warning("row {}: lease lost during step {}; leaving it to the rescuer", row.id, step.name)
                 return
+            except UndeclaredCall as exc:     # refused before anything was journalled or sent
+                logger.error("row {}: flow {}: {}", row.id, flow.kind, exc)
+                t = Hold("FLOW_ERROR", str(exc))
             except BadInput as exc:
                 t = Hold(exc.code, str(exc)) if ctx.row.current_call else Fail(exc.code, str(exc))
             except Exception as exc:
@@ -212,6 +148,10 @@ class Runner:
                     t = InDoubt("STEP_ERROR", f"{type(exc).__name__}: {exc}")
                 else:
                     t = Retry("STEP_ERROR", f"{type(exc).__name__}: {exc}")
+            if ctx.flow_error and not (isinstance(t, Hold) and t.code == "FLOW_ERROR"):
+                # An undeclared call the step caught and went on from: still a flow bug.
+                logger.error("row {}: flow {}: {}", row.id, flow.kind, ctx.flow_error)
+                t = Hold("FLOW_ERROR", ctx.flow_error)
             if not self._apply(flow, row, owner, ctx, t):
                 return
             resolving = False
@@ -223,7 +163,8 @@ class Runner:
         loop should run the next step now."""
         step_name = row.step or flow.initial
         step = flow.steps.get(step_name)
-        data = ctx.data if ctx else dict(row.flow_data)
+        # The runner's own copy: ctx.data is read-only, a step's changes are its t.data.
+        data = dict(row.flow_data)
         s, st = self.store, self.settings
         # Safety net against flow bugs: after an unknown answer to a call that is
         # not safe to repeat, the only way on is through the resolver.  Any other
@@ -282,6 +223,8 @@ class Runner:
                 crashpoint("after_inbox")
                 return False
             if isinstance(t, (Retry, InDoubt, Hold)):
+                if isinstance(t, Retry):
+                    data.update(t.data)
                 # A resolver waiting for the settle window to pass is not failing: only
                 # there (a call in doubt, resolving it) does the runner leave attempts alone.
                 waiting = isinstance(t, InDoubt) and t.waiting and ctx is not None and ctx.resolving \

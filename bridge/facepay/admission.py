@@ -8,7 +8,7 @@ admit_key)` below gives it the stay (mdtrt_id, person) of a done admit request.
 
 Why 2401 is NOT safe to repeat: it creates a stay (mdtrt_id) at the core; a blind resend
 after a lost answer makes a second stay for the same patient.  Like a lost settlement
-(bridge/facepay/flows.py resolve_settle) nothing can be queried without the mdtrt_id we
+(bridge/facepay/settle.py resolve_settle) nothing can be queried without the mdtrt_id we
 never received, so the resolver sends 2601 with the lost message's msgid and oinfno 2401
 (offline.md §9.2 lists 2401 as reversible, §9.4 "2401 -> visit removed"):
   * 2601 OK -> whatever the lost 2401 booked is undone; 2401 goes out again as a NEW
@@ -25,23 +25,20 @@ Where offline.md is silent the choice is ours and says so ("OUR CHOICE").
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Optional
 
 from bridge.calls import CallResult
-from bridge.db.store import InboxRow
-from bridge.engine.flow import BadInput, Fail, Finish, Flow, Goto, Hold, InDoubt, Retry, Step, require_text
-from bridge.facepay.flows import (INP, NEVER_BOOKED, PERSON_KEYS, PERSON_SECRETS, REVERSED, SECRET_KEYS,
-                                  FacePaySettings, _object, _opt_text, _PresettleBase, fsi_call, kind,
-                                  lookup, only_fields, own_secrets, parse_operator, platform_code,
-                                  retry_later, reversal_verdict, split_person, with_secrets)
+from bridge.engine.flow import Fail, Finish, Flow, Goto, Hold, InboxRow, InDoubt, Retry, Step
 from bridge.offline import messages as m
 from bridge.offline.client import OfflineClient
 
-KIND_ADMIT = kind(INP, "admit")
-KIND_ADMIT_CANCEL = kind(INP, "admit_cancel")
-ADMIT_INFNO = "2401"
+from .fsi import NEVER_BOOKED, REVERSED, fsi_call, platform_code, retry_later, reversal_verdict
+from .kinds import ADMIT_INFNO, KIND_ADMIT, KIND_ADMIT_CANCEL
+from .patient import PERSON_SECRETS, SECRET_KEYS, admitted_stay, own_secrets, person_of, split_person, with_secrets
+from .payloads import PERSON_KEYS, AdmitCancelRequest, AdmitRequest, parse_admit, parse_admit_cancel
+from .settings import FacePaySettings
+
+__all__ = ["KIND_ADMIT", "KIND_ADMIT_CANCEL", "AdmitFlow", "AdmitCancelFlow", "admitted_stay"]
 
 # 2404 answers, recognised by words in err_msg (no code is public: every refusal is infcode
 # -1).  OUR CHOICE, the simulator's wording (bridge/simulator/offline.py _i2404/_visit):
@@ -49,129 +46,6 @@ ADMIT_INFNO = "2401"
 STAY_SETTLED_MARKERS = ("有效结算", "已结算")
 STAY_GONE_MARKERS = ("已撤销", "就诊信息不存在")
 
-
-# ============================================================== payload
-
-# stay fields -> max length (CQ Input_2401.cs column 4; R = required there and in offline.md §5.10)
-STAY_REQUIRED = {"ipt_no": 30, "begntime": 19, "atddr_no": 30, "chfpdr_name": 50, "adm_diag_dscr": 200,
-                 "adm_dept_codg": 30, "adm_dept_name": 100, "adm_bed": 30, "dscg_maindiag_code": 20,
-                 "dscg_maindiag_name": 300}
-STAY_OPTIONAL = {"med_type": 6, "coner_name": 50, "tel": 50, "medrcdno": 30, "main_cond_dscr": 1000,
-                 "dise_codg": 30, "dise_name": 500, "oprn_oprt_code": 30, "oprn_oprt_name": 500,
-                 "fpsc_no": 50, "matn_type": 6, "birctrl_type": 6, "latechb_flag": 3, "geso_val": 2,
-                 "fetts": 3, "fetus_cnt": 3, "pret_flag": 3, "birctrl_matn_date": 10, "dise_type_code": 6}
-# diagnoses -> 2401 diseinfo[] (CQ table 101 / diseinfo.cs); psn_no is filled in by us.
-DIAG_REQUIRED = {"diag_type": 3, "maindiag_flag": 3, "diag_srt_no": 2, "diag_code": 20, "diag_name": 100,
-                 "diag_dept": 50, "dise_dor_no": 30, "dise_dor_name": 50, "diag_time": 19}
-DIAG_OPTIONAL = {"adm_cond": 500, "vali_flag": 3}
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-
-
-@dataclass(frozen=True)
-class AdmitRequest:
-    # `identify_key` / `person`: the names _PresettleBase._person reads.
-    identify_key: Optional[str]
-    person: Optional[dict]
-    stay: dict
-    diagnoses: tuple[dict, ...]
-    operator: Optional[dict] = None        # {"id", "name", "type"}: flows.parse_operator
-
-
-def _text_fields(doc: dict, where: str, required: dict, optional: dict) -> dict:
-    out = {}
-    for k in required:
-        v = doc.get(k)
-        if not isinstance(v, str) or not v.strip():
-            raise BadInput(f"{where}: field {k!r} is required (non-empty text)")
-        out[k] = v
-    for k in optional:
-        v = doc.get(k)
-        if v in (None, ""):
-            continue
-        if isinstance(v, bool) or not isinstance(v, (str, int)):
-            raise BadInput(f"{where}: field {k!r} must be text")
-        out[k] = str(v)
-    limits = {**required, **optional}
-    for k, v in out.items():
-        if len(v) > limits[k]:
-            raise BadInput(f"{where}: field {k!r} is longer than {limits[k]} characters")
-    return out
-
-
-def _time(v: str, where: str) -> None:
-    try:
-        datetime.strptime(v, TIME_FORMAT)
-    except ValueError:
-        raise BadInput(f"{where} must be a time like 2024-03-01 09:30:00, got {v!r}") from None
-
-
-def parse_admit(doc: dict) -> AdmitRequest:
-    only_fields(doc, ("identify_key", "person", "stay", "operator"))
-    identify_key = _opt_text(doc, "identify_key")
-    person = _object(doc, "person")
-    if (identify_key is None) == (person is None):
-        raise BadInput("give exactly one of 'identify_key' (a facepay.identify request) or "
-                       "'person' {psn_no, insutype, insuplc_admdvs, mdtrt_cert_type, mdtrt_cert_no}")
-    if person is not None:
-        for k in PERSON_KEYS:
-            require_text(person, k, 600 if k == "mdtrt_cert_no" else 64)
-        person = {k: person[k] for k in PERSON_KEYS}
-    raw = _object(doc, "stay", required=True)
-    known = set(STAY_REQUIRED) | set(STAY_OPTIONAL) | {"diagnoses"}
-    unknown = set(raw) - known
-    if unknown:
-        raise BadInput(f"stay: unknown field(s) {', '.join(sorted(unknown))}")
-    stay = _text_fields(raw, "stay", STAY_REQUIRED, STAY_OPTIONAL)
-    _time(stay["begntime"], "stay.begntime")
-    stay.setdefault("med_type", "21")          # 21 ordinary inpatient (offline.md §6)
-    # OUR CHOICE: at least one admission diagnosis.  The CQ/GZ 2401 models carry diseinfo[]
-    # (CQ: table 101 "入院诊断信息"); the digest does not say whether it may be empty, and a
-    # refusal at the core is worse for the HIS than a clear BAD_INPUT here.
-    diags = raw.get("diagnoses")
-    if not isinstance(diags, list) or not diags:
-        raise BadInput("stay.diagnoses is required (a non-empty list, 2401 diseinfo: diag_type, maindiag_flag, "
-                       "diag_srt_no, diag_code, diag_name, diag_dept, dise_dor_no, dise_dor_name, diag_time)")
-    out = []
-    for i, d in enumerate(diags, 1):
-        where = f"stay.diagnoses[{i}]"
-        if not isinstance(d, dict):
-            raise BadInput(f"{where} must be an object")
-        unknown = set(d) - set(DIAG_REQUIRED) - set(DIAG_OPTIONAL)
-        if unknown:
-            raise BadInput(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
-        rec = _text_fields(d, where, DIAG_REQUIRED, DIAG_OPTIONAL)
-        _time(rec["diag_time"], f"{where}.diag_time")
-        out.append(rec)
-    return AdmitRequest(identify_key=identify_key, person=person, stay=stay, diagnoses=tuple(out),
-                        operator=parse_operator(doc))
-
-
-# ============================================================== shared
-
-def admitted_stay(ctx, admit_key: str) -> dict | Fail:
-    """The stay a done `facepay.inpatient.admit` request made, for the requests that work on
-    it (inpatient pre-settlement, admission cancel):
-
-        {"mdtrt_id", "psn_no", "insutype", "insuplc_admdvs", "mdtrt_cert_type", "mdtrt_cert_no",
-         "med_type", "ipt_no", "begntime", "admit_key"[, "face"]}
-
-    The person keys are those of _PresettleBase._person (PERSON_KEYS, and "face" when the
-    patient was identified by face), so the dict can stand in for it; its secrets (the
-    credential, the face identity) come from the admission's mi_secret and are for
-    memory only (flows.split_person before anything is kept).  Otherwise
-    Fail("ADMISSION_NOT_FOUND") or Fail("ADMISSION_NOT_DONE").  A stay cancelled later by
-    admit_cancel is not seen here: the platform refuses calls on it."""
-    row = lookup(ctx, (KIND_ADMIT,), admit_key)
-    if row is None:
-        return Fail("ADMISSION_NOT_FOUND", f"no {KIND_ADMIT} request {admit_key!r}")
-    stay = row["flow_data"].get("stay")
-    if row["state"] != "done" or not stay or not stay.get("mdtrt_id"):
-        return Fail("ADMISSION_NOT_DONE", f"admission {admit_key!r} is {row['state']}, not done with a stay; "
-                                          "enqueue after it with the same serial_key")
-    return dict(with_secrets(stay, ctx.store.secrets(row["id"])), admit_key=admit_key)
-
-
-# ============================================================== 2401
 
 class AdmitFlow(Flow):
     kind = KIND_ADMIT
@@ -183,7 +57,8 @@ class AdmitFlow(Flow):
         "prepare": Step("prepare", next=("admit",)),
         # NOT safe to repeat: resolved by 2601 (resolve_admit).  "admit" leads back to
         # itself only from the resolver, after a reversal or a confirmed "never booked".
-        "admit": Step("admit", calls=ADMIT_INFNO, safe_to_repeat=False, next=("admit",)),
+        "admit": Step("admit", calls=(ADMIT_INFNO,), safe_to_repeat=False, resolves_with=("2601",),
+                      next=("admit",)),
     }
 
     def __init__(self, settings: FacePaySettings):
@@ -195,7 +70,7 @@ class AdmitFlow(Flow):
     def step_prepare(self, ctx):
         # Who: the payload's person, or the identity of a done facepay.identify (the same
         # lookup as the pre-settlements; `self.settings.cert_type` picks the credential).
-        person = _PresettleBase._person(self, ctx)
+        person = person_of(ctx, ctx.payload, self.settings.cert_type)
         if isinstance(person, Fail):
             return person
         public, secret = split_person(person)
@@ -259,12 +134,6 @@ class AdmitFlow(Flow):
 
 # ============================================================== 2404
 
-@dataclass(frozen=True)
-class AdmitCancelRequest:
-    admit_key: str
-    operator: Optional[dict] = None
-
-
 class AdmitCancelFlow(Flow):
     """2404 入院撤销 of a stay made by a facepay.inpatient.admit request.
 
@@ -283,15 +152,14 @@ class AdmitCancelFlow(Flow):
     secret_keys = SECRET_KEYS
     steps = {
         "start": Step("start", next=("cancel",)),
-        "cancel": Step("cancel", calls="2404", next=()),
+        "cancel": Step("cancel", calls=("2404",), next=()),
     }
 
     def __init__(self, settings: FacePaySettings):
         self.settings = settings
 
     def parse(self, doc: dict) -> AdmitCancelRequest:
-        only_fields(doc, ("admit_key", "operator"))
-        return AdmitCancelRequest(admit_key=require_text(doc, "admit_key"), operator=parse_operator(doc))
+        return parse_admit_cancel(doc)
 
     def step_start(self, ctx):
         stay = admitted_stay(ctx, ctx.payload.admit_key)
@@ -300,41 +168,46 @@ class AdmitCancelFlow(Flow):
         return Goto("cancel", data={"stay": split_person(stay)[0], "operator": ctx.payload.operator})
 
     def step_cancel(self, ctx):
-        if ctx.row.current_call:        # a 2404 of ours went out and its answer was never written
-            ctx.data["maybe_cancelled"] = True
+        # A 2404 of ours went out and its answer was never written (current_call), or an
+        # earlier try's answer was unknown: the stay may be cancelled already.
+        maybe = bool(ctx.data.get("maybe_cancelled") or ctx.row.current_call)
+        mark = {"maybe_cancelled": True} if maybe else {}
         client: OfflineClient = ctx.service("facepay").offline
         st = ctx.data["stay"]
         # A refused sign-in fails the request, unless an earlier 2404 of it may have worked: held.
         r = fsi_call(ctx, client.prepare_cancel_admission, m.CancelAdmissionRequest(
             mdtrt_id=st["mdtrt_id"], psn_no=st["psn_no"], insuplc_admdvs=st["insuplc_admdvs"]),
-            nothing_stands=not ctx.data.get("maybe_cancelled"))
+            nothing_stands=not maybe)
         if not isinstance(r, CallResult):
-            return r
+            return _keeping(r, mark)
         if r.ok:
-            return self._cancelled(ctx)
+            return self._cancelled(ctx, data=mark)
         if r.try_again:
-            return retry_later(r)
+            return _keeping(retry_later(r), mark)
         if r.refused:
             msg = r.message or r.code or "refused"
             if any(w in msg for w in STAY_SETTLED_MARKERS):
                 return Fail("STAY_SETTLED", f"2404 refused: the stay has a valid settlement; cancel it first "
-                                            f"(facepay.inpatient.cancel): {msg}")
+                                            f"(facepay.inpatient.cancel): {msg}", data=mark)
             if any(w in msg for w in STAY_GONE_MARKERS):
-                if ctx.data.get("maybe_cancelled"):
-                    return self._cancelled(ctx, confirmed_by=f"repeat refused: {msg}")
+                if maybe:
+                    return self._cancelled(ctx, confirmed_by=f"repeat refused: {msg}", data=mark)
                 return Fail("STAY_NOT_ACTIVE", f"2404 refused: the stay is unknown or already cancelled: {msg}")
-            return Fail(platform_code(r), f"2404 admission cancel refused: {msg}")
+            return Fail(platform_code(r), f"2404 admission cancel refused: {msg}", data=mark)
         # Unknown: safe to ask again (see the class comment); remember that it may have worked.
-        ctx.data["maybe_cancelled"] = True
-        return Retry("CANCEL_UNKNOWN", f"2404: {r.message or r.outcome.value}")
+        return Retry("CANCEL_UNKNOWN", f"2404: {r.message or r.outcome.value}", data={"maybe_cancelled": True})
 
-    def _cancelled(self, ctx, confirmed_by: Optional[str] = None):
+    def _cancelled(self, ctx, confirmed_by: Optional[str] = None, data: Optional[dict] = None):
         st = ctx.data["stay"]
         result: dict[str, Any] = {"mdtrt_id": st["mdtrt_id"], "admit_key": st["admit_key"]}
         if confirmed_by:
             result["confirmed_by"] = confirmed_by
-        return Finish([InboxRow(result_type="admission_cancellation", outcome="ok", result=result)])
+        return Finish([InboxRow(result_type="admission_cancellation", outcome="ok", result=result)],
+                      data=dict(data or {}))
 
 
-def admission_flows(settings: FacePaySettings) -> list[Flow]:
-    return [AdmitFlow(settings), AdmitCancelFlow(settings)]
+def _keeping(t, data: dict):
+    """`t` (Retry, Fail ...) with `data` kept in flow_data too."""
+    if data and hasattr(t, "data"):
+        t.data = {**data, **t.data}
+    return t

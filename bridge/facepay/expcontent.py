@@ -25,11 +25,9 @@ from bridge.facepay.fields import (  # noqa: F401,E402  (re-exports)
     TERMINAL_NO,
 )
 
-# Calls that carry expContent (facepay.md settlement flow + cancellation section;
-# offline.md §8): pre-settle / settle / cancel, outpatient, inpatient, GD one-shot.
-EXP_CONTENT_INFNOS = frozenset({"2206", "2207", "2208", "2303", "2304", "2305", "2260", "2261"})
-# Of those, the ones where face-pay sets acct_used_flag = "1" (facepay.md steps 2 and 4).
-ACCOUNT_FLAG_INFNOS = frozenset({"2206", "2207", "2303", "2304", "2260"})
+# Which calls carry expContent is the offline envelope's business (the offline client
+# applies it); named here too for face pay's readers.
+from bridge.offline.expcontent import ACCOUNT_FLAG_INFNOS, EXP_CONTENT_INFNOS  # noqa: F401,E402
 
 
 @dataclass(frozen=True)

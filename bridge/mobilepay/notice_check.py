@@ -30,16 +30,18 @@ from loguru import logger
 
 from bridge.engine.flow import Fail, Finish, Flow, Hold, Retry, Step, require_text
 
-from .flows import (NOTICE, PAY_TOKEN, MobilePaySettings, _contradicted, _notice_text, _payment_row, _query, _stas)
+from .centre import NOTICE, PAY_TOKEN, contradicted, notice_text, order_status, payment_row, query_order
+from .kinds import KIND_NOTICE_CHECK
 from .messages import OrdStas
+from .settings import MobilePaySettings
 
-KIND_NOTICE_CHECK = "mobilepay.notice_check"
+__all__ = ["KIND_NOTICE_CHECK", "NoticeCheckFlow"]
 
 
 class NoticeCheckFlow(Flow):
     kind = KIND_NOTICE_CHECK
     initial = "check"
-    steps = {"check": Step("check", calls="6301", next=())}
+    steps = {"check": Step("check", calls=("6301",), next=())}
 
     def __init__(self, settings: MobilePaySettings):
         self.settings = settings
@@ -49,11 +51,11 @@ class NoticeCheckFlow(Flow):
 
     def step_check(self, ctx):
         key, pay_ord_id = ctx.payload["payment_key"], ctx.payload["payOrdId"]
-        notice = ctx.store.notice(NOTICE, pay_ord_id)
+        notice = ctx.port.notice(NOTICE, pay_ord_id)
         if notice is None:
             return Fail("NO_NOTICE", f"no 6302 notice for {pay_ord_id} is recorded: nothing to check")
-        said = _notice_text(notice)
-        pay = _payment_row(ctx, key)
+        said = notice_text(notice)
+        pay = payment_row(ctx, key)
         if isinstance(pay, Fail):
             return Hold(pay.code, f"the centre says {said}; {pay.message}")
         if pay is None:
@@ -72,12 +74,12 @@ class NoticeCheckFlow(Flow):
                         pay_ord_id, pay["id"], pay["state"])
             return Finish([])
         taken = pay["state"] == "done"
-        reversed_ = ctx.store.inbox_state(pay["id"], "reversal") is not None
+        reversed_ = ctx.port.inbox_state(pay["id"], "reversal") is not None
         ended = f"request #{pay['id']} ({key}) ended {pay['state']}" + (" with a full refund (REVERSED)"
                                                                          if reversed_ else "")
         # mi_secret keeps a payment's payToken after it ended; rows from before
         # mi_secret had it in flow_data.
-        token = ctx.store.secrets(pay["id"]).get(PAY_TOKEN) or fd.get(PAY_TOKEN) or settled.get(PAY_TOKEN)
+        token = ctx.port.secrets(pay["id"]).get(PAY_TOKEN) or fd.get(PAY_TOKEN) or settled.get(PAY_TOKEN)
         if not token:
             if taken or reversed_:
                 return self._quiet(pay_ord_id, f"{ended}; 6301 cannot be asked (no payToken kept)")
@@ -86,10 +88,10 @@ class NoticeCheckFlow(Flow):
                                                      f"refund by hand only if it is still paid and the HIS did not "
                                                      f"bill it")
         patient = json.loads(pay["payload"])
-        r = _query(ctx, {"payOrdId": pay_ord_id, "payToken": token},
+        r = query_order(ctx, {"payOrdId": pay_ord_id, "payToken": token},
                    {"id_no": patient.get("id_no"), "user_name": patient.get("user_name"),
                     "id_type": patient.get("id_type") or self.settings.default_id_type})
-        stas = _stas(r)
+        stas = order_status(r)
         if stas is None:
             return Retry("QUERY_FAILED", f"6301 for the late notice {pay_ord_id} failed: {r.message}")
         if stas is OrdStas.REFUNDED:
@@ -106,7 +108,7 @@ class NoticeCheckFlow(Flow):
             return Hold("NOTICE_FOR_CLOSED_PAYMENT", f"the centre says {said}; 6301 says the order is {what}, but "
                                                      f"{ended} without the HIS taking it: refund it by hand unless "
                                                      f"the HIS billed it, then resolve this row")
-        return _contradicted(notice, stas, f"for {ended}")
+        return contradicted(notice, stas, f"for {ended}")
 
     @staticmethod
     def _quiet(pay_ord_id: str, why: str) -> Finish:

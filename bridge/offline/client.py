@@ -41,7 +41,7 @@ import httpx
 
 from bridge import refusals
 from bridge.calls import CallResult, Outcome, PreparedCall
-from bridge.facepay.expcontent import ACCOUNT_FLAG_INFNOS, EXP_CONTENT_INFNOS, FacePayTerms
+from bridge.offline.expcontent import ACCOUNT_FLAG_INFNOS, EXP_CONTENT_INFNOS, ExpContentTerms
 from bridge.masking import mask_value
 from bridge.offline import messages as m
 from bridge.offline.config import OfflineConfig, Operator
@@ -63,11 +63,12 @@ class SignInRequired(RuntimeError):
 
 
 class OfflineClient:
-    def __init__(self, config: OfflineConfig, *, face_pay: Optional[FacePayTerms] = None,
+    def __init__(self, config: OfflineConfig, *, face_pay: Optional[ExpContentTerms] = None,
                  transport: Optional[httpx.BaseTransport] = None,
                  sign_in_request: Optional[Callable[[Operator], m.SignInRequest]] = None):
-        """`face_pay`: the institution's face-pay terms; when set, face-pay mode is on by
-        default for the calls that carry expContent (each prepare can switch it off).
+        """`face_pay`: the institution's face-pay terms (bridge/facepay/expcontent.py
+        FacePayTerms); when set, face-pay mode is on by default for the calls that
+        carry expContent (each prepare can switch it off).
         `sign_in_request(operator)`: builds the 9001 input (mac, ip) for automatic
         sign-ins; without it sign_in() must be called explicitly."""
         self.config = config

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from bridge.calls import Outcome
-from bridge.db.store import InboxRow
+from bridge.engine.flow import InboxRow
 from bridge.engine.flow import (Fail, Finish, Flow, Goto, InDoubt, Retry, Step,
                                 require_amount, require_text)
 
@@ -24,8 +24,9 @@ class TestChargeFlow(Flow):
     steps = {
         # "charge" may lead back to itself: only from resolve_charge, once the
         # platform has confirmed that the lost charge was never booked.
-        "charge": Step("charge", calls="charge", safe_to_repeat=False, next=("notify", "charge")),
-        "notify": Step("notify", calls="notify", safe_to_repeat=True, next=()),
+        "charge": Step("charge", calls=("charge",), safe_to_repeat=False, next=("notify", "charge"),
+                       resolves_with=("charge.query",)),
+        "notify": Step("notify", calls=("notify",), safe_to_repeat=True, next=()),
     }
 
     def __init__(self, settle_seconds: float = 5.0):

@@ -39,7 +39,7 @@ class TwoCallFlow(Flow):
 
     kind = "test.twocall"
     initial = "both"
-    steps = {"both": Step("both", calls="query+notify", safe_to_repeat=True)}
+    steps = {"both": Step("both", calls=("charge.query", "notify"), safe_to_repeat=True)}
 
     def step_both(self, ctx):
         client = ctx.service("testplatform")

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.db.store import Store
 from bridge.engine.flow import BadInput
 from bridge.facepay.flows import FacePaySettings, all_flows
-from bridge.simulator import SimulatorConfig, start_simulator
-from tests.engine.daemonproc import DaemonProcess
 
-from .conftest import (FAULT_DELAY, SECRET_ENV, UNKNOWN_OPERATOR, ZHANG, ZHOU, His, Sim, daemon_toml,
-                       document_payload, money_invariants, new_database, person_of)
+from .conftest import ZHANG, His, Sim, daemon_toml, document_payload, money_invariants, person_of
 from .test_scenarios import _k, identify
 
 DOC = "facepay.document"
@@ -54,20 +50,6 @@ def test_one_shot_face_pay_settles_and_cancels_as_the_named_operators(t):
     assert state["persons"][ZHANG] == "1000.00" and not state["settlements"][s["setl_id"]]["valid"]
 
 
-def test_one_shot_cancel_without_extension_refunds_through_mpc004(t):
-    dialect, sim, his, proc = t
-    k = _k("DOC2", dialect)
-    _, st = _one_shot(his, k, document_payload(person=person_of(sim, ZHOU), amounts=("50.00",)))
-    assert st == "done"
-    s = his.one(f"{DOC}.settle", f"S{k}", "settlement")
-    assert (s["account"], s["cash"]) == (10, 5)      # 10.00 on the real account, fund 35.00
-    his.enqueue(f"{DOC}.cancel", f"C{k}", {"settle_key": f"S{k}", "with_extension": False}, serial=f"V{k}")
-    assert his.wait(f"{DOC}.cancel", f"C{k}") == "done"
-    assert his.one(f"{DOC}.cancel", f"C{k}", "cancellation")["result"]["account_refund"] == "mpc004"
-    state = money_invariants(sim, {ZHOU: "10.00"})
-    assert state["persons"][ZHOU] == "10.00" and state["counts"]["account.refund"] == 1
-
-
 def test_lost_2260_answer_is_held_when_the_platform_will_not_reverse_it(t):
     # offline.md §9.2 does not list 2260 as reversible, and the simulator follows it:
     # nothing can tell whether the lost settlement was booked, so a person must look.
@@ -86,27 +68,6 @@ def test_lost_2260_answer_is_held_when_the_platform_will_not_reverse_it(t):
     assert not [r for r in his.inbox(f"{DOC}.settle", f"S{k}") if r["type"] == "settlement"]
 
 
-def test_unknown_operator_fails_before_anything_is_sent_and_never_strands_a_cancel(t):
-    dialect, sim, his, proc = t
-    k = _k("OPX", dialect)
-    his.enqueue(f"{DOC}.presettle", f"P{k}",
-                document_payload(person=person_of(sim, ZHANG), operator={"id": UNKNOWN_OPERATOR}), serial=f"V{k}")
-    assert his.wait(f"{DOC}.presettle", f"P{k}") == "failed"
-    row = his.row(f"{DOC}.presettle", f"P{k}")
-    assert row["code"] == "SIGN_IN_REFUSED" and UNKNOWN_OPERATOR in row["message"], row
-    assert his.one(f"{DOC}.presettle", f"P{k}", "error")["code"] == "SIGN_IN_REFUSED"
-    # A settlement stands: a cancel naming the refused operator is carried out by the
-    # daemon's own operator rather than left half-way.
-    k2 = _k("OPY", dialect)
-    assert _one_shot(his, k2, document_payload(person=person_of(sim, ZHANG)))[1] == "done"
-    s = his.one(f"{DOC}.settle", f"S{k2}", "settlement")
-    his.enqueue(f"{DOC}.cancel", f"C{k2}", {"settle_key": f"S{k2}", "operator": {"id": UNKNOWN_OPERATOR}},
-                serial=f"V{k2}")
-    assert his.wait(f"{DOC}.cancel", f"C{k2}") == "done", his.row(f"{DOC}.cancel", f"C{k2}")
-    state = money_invariants(sim, {ZHANG: "1000.00"})
-    assert not state["settlements"][s["setl_id"]]["valid"] and state["persons"][ZHANG] == "1000.00"
-
-
 @pytest.mark.parametrize("bad, words", [
     ({"mdtrt_id": "M1"}, "'mdtrt_id' is not used"),
     ({"chrg_bchno": "B1"}, "'chrg_bchno' is not used"),
@@ -122,52 +83,6 @@ def test_one_shot_and_operator_input_is_checked(bad, words):
     with pytest.raises(BadInput) as ei:
         flows[f"{DOC}.presettle"].parse(doc)
     assert words in str(ei.value)
-
-
-def test_lost_2260_answer_where_the_centre_reverses_2260(running, msgid_dir, tmp_path):
-    # A centre that does reverse 2260 (offline.md §9.2: the list "may be longer").
-    # Booked and lost: 2601 undoes it, it is sent again - one valid settlement.
-    # Never booked (HTTP 500 before the core): 2601 says "not found", but 2260 is not in
-    # the daemon's reversible list, so "not found" cannot mean "never booked": held.
-    import os
-    cfg = SimulatorConfig.generate(timeout_delay=FAULT_DELAY, require_sign_no=True,
-                                   reversible_infnos=("2207", "2208", "2260", "2304", "2305", "2401"))
-    other = start_simulator(cfg)
-    old_secret = os.environ[SECRET_ENV]
-    os.environ[SECRET_ENV] = other.client_credentials()["offline"]["secret"]
-    url, drop = new_database("sqlite", tmp_path)
-    sim = Sim(other)
-    sim.reset()
-    proc = DaemonProcess(tmp_path, url, None, name="fp-doc", workers=2, lease=3.0,
-                         extra=daemon_toml(sim.creds, msgid_dir))
-    store = Store(url)
-    his = His(store)
-    try:
-        his.enqueue(f"{DOC}.presettle", "PREV", document_payload(person=person_of(sim, ZHANG)), serial="VREV")
-        assert his.wait(f"{DOC}.presettle", "PREV") == "done"
-        sim.arm("2260", "lost_after_commit")
-        his.enqueue(f"{DOC}.settle", "SREV", {"presettle_key": "PREV"}, serial="VREV")
-        assert his.wait(f"{DOC}.settle", "SREV") == "done", his.row(f"{DOC}.settle", "SREV")
-        s = his.one(f"{DOC}.settle", "SREV", "settlement")
-        assert his.one(f"{DOC}.settle", "SREV", "settlement_reversed")["result"]["oinfno"] == "2260"
-        state = money_invariants(sim, {ZHANG: "1000.00"})
-        assert [x["setl_id"] for x in state["settlements"].values() if x["valid"]] == [s["setl_id"]]
-        assert len(state["settlements"]) == 2 and state["persons"][ZHANG] == "970.00"
-
-        his.enqueue(f"{DOC}.presettle", "PNB", document_payload(person=person_of(sim, ZHANG)), serial="VNB")
-        assert his.wait(f"{DOC}.presettle", "PNB") == "done"
-        sim.arm("2260", "http500")
-        his.enqueue(f"{DOC}.settle", "SNB", {"presettle_key": "PNB"}, serial="VNB")
-        assert his.wait(f"{DOC}.settle", "SNB", timeout=40) == "held"
-        assert his.row(f"{DOC}.settle", "SNB")["code"] == "SETTLE_UNRESOLVED"
-        assert len(money_invariants(sim, {ZHANG: "1000.00"})["settlements"]) == 2     # nothing resent
-    finally:
-        rc = proc.terminate()
-        store.close()
-        drop()
-        other.stop()
-        os.environ[SECRET_ENV] = old_secret
-    assert rc == 0, proc.tail()
 
 
 @pytest.mark.parametrize("setting, bad, words", [

@@ -5,6 +5,8 @@ again with backoff (bridge/refusals.py decides, in the clients).  A gateway that
 the x-tif signature never forwards the message (offline.md §1.4): not sent, so no
 reversal and no person is needed.  Daemon rounds run in this process against the
 simulator over HTTP (tests/dbclock.py); the database does not matter here: SQLite.
+What each flow does with a transient refusal or a not-sent answer is a unit case
+(tests/flows_unit/); here the wire: the gateway's refusal and the 9001 job.
 """
 from __future__ import annotations
 
@@ -12,8 +14,7 @@ import pytest
 
 from tests.dbclock import Rounds
 
-from .conftest import SUN, ZHANG, His, Sim, daemon_toml, document_payload, money_invariants, new_database, \
-    person_of, visit_payload
+from .conftest import ZHANG, His, Sim, daemon_toml, money_invariants, new_database, person_of, visit_payload
 
 pytestmark = pytest.mark.slow
 OUTP, DOC = "facepay.outpatient", "facepay.document"
@@ -60,19 +61,6 @@ def test_a_counter_operator_refused_once_at_9001_is_signed_in_again_not_dropped(
     assert {"interface": "9001", "fault": fault["fault"]} in sim.state()["faults_fired"]
 
 
-def test_a_busy_2261_cancel_of_a_settlement_the_his_rejected_is_retried_not_held(rounds):
-    r, sim, his = rounds
-    his.enqueue(f"{DOC}.presettle", "PD1", document_payload(person=person_of(sim, SUN)), serial="VD1")
-    his.enqueue(f"{DOC}.settle", "SD1", {"presettle_key": "PD1"}, serial="VD1")
-    r.run_until(lambda: [x for x in his.inbox(f"{DOC}.settle", "SD1") if x["type"] == "settlement"])
-    sim.arm("2261", "business_error", message=BUSY)
-    his.consume(his.one(f"{DOC}.settle", "SD1", "settlement")["id"], "rejected")   # 单边账: cancel it
-    assert _final(r, his, f"{DOC}.settle", "SD1", accept=False) == "done", his.row(f"{DOC}.settle", "SD1")
-    assert his.one(f"{DOC}.settle", "SD1", "cancellation")["outcome"] == "ok"
-    st = money_invariants(sim, {SUN: "3000.00"})
-    assert not [x for x in st["settlements"].values() if x["valid"]] and st["persons"][SUN] == "3000.00"
-
-
 def test_a_settlement_the_gateway_refused_for_its_signature_is_not_in_doubt(rounds):
     # The gateway checks x-tif before forwarding (offline.md §1.4): the core never saw the
     # 2207, so it is sent again - no 2601, no person asked to check a message that never arrived.
@@ -89,10 +77,3 @@ def test_a_settlement_the_gateway_refused_for_its_signature_is_not_in_doubt(roun
     assert len([x for x in st["settlements"].values() if x["valid"]]) == 1
 
 
-def test_identify_with_1101_refused_by_the_gateway_is_asked_again_not_person_not_found(rounds):
-    r, sim, his = rounds
-    sim.present(SUN)
-    sim.arm("1101", "bad_signature")
-    his.enqueue("facepay.identify", "FI1", {"his_patient_id": "HIS-FI1"}, serial="VF1")
-    assert _final(r, his, "facepay.identify", "FI1") == "done", his.row("facepay.identify", "FI1")
-    assert his.one("facepay.identify", "FI1", "identity")["result"]["psn_no"] == SUN

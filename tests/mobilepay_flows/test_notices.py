@@ -8,11 +8,14 @@ a real daemon on each database, the simulator over HTTP, and sockets over loopba
   payment by itself, 6301 does; a notice 6301 contradicts is held for a person.
 * A late notice for a request that already ended alerts only when money may be
   unmatched.
+
+What the payment flow decides from a notice and 6301 (a notice 6301 contradicts, one
+whose amounts differ, a stale one) is a unit case in
+tests/flows_unit/test_mobilepay_payment.py; here the endpoint and its wiring.
 """
 from __future__ import annotations
 
 import socket
-import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -168,56 +171,6 @@ def test_a_platform_signed_message_that_is_not_a_settlement_notice_settles_nothi
     check = wait_for(lambda: [r for r in nb.inbox(key) if r["type"] == "held"], 20, "notice check held")
     assert check[0]["code"] == "NOTICE_CONTRADICTS_STATUS"
     assert "ordStas 12" in check[0]["message"] and order["feeSumamt"] in check[0]["message"]
-
-
-def test_a_notice_that_6301_contradicts_never_settles_and_is_held_with_both_answers(nb, sim):
-    key = new_key()
-    nb.his.unpaid.add(key)
-    nb.enqueue(KIND_OUTPATIENT, key, payment(sim, sim.person("390", "none")))
-    order = _order(nb, sim, key)
-    # A verified notice says paid; the centre's 6301 keeps saying "awaiting payment".
-    assert sim.post_notice(sim.platform_signed_notice(sim.notice_for(order))).status_code == 200
-    row = nb.wait_final(key, timeout=30)[key]
-    assert (row["state"], row["code"]) == ("held", "NOTICE_CONTRADICTS_STATUS"), row
-    assert f"was paid {order['feeSumamt']}" in row["message"] and "ordStas 2" in row["message"]
-    assert [r for r in nb.inbox(key) if r["type"] == "settlement"] == []
-    assert assert_paid_once(sim, key) == {}
-    assert ("6401", "ok") not in nb.calls(key)         # not revoked at the deadline either
-
-
-def test_a_notice_whose_amounts_differ_from_6202_is_recorded_and_the_payment_held(nb, sim):
-    key = new_key()
-    nb.his.unpaid.add(key)
-    nb.enqueue(KIND_OUTPATIENT, key, payment(sim, sim.person("390", "none")))
-    order = _order(nb, sim, key)
-    fund, cash = D(order["fundPay"]), D(order["ownPayAmt"])
-    odd = sim.notice_for(order, fundPay=str(fund + 1), ownPayAmt=str(cash - 1))
-    assert sim.post_notice(sim.platform_signed_notice(odd)).status_code == 200
-    sim.pay(order["payOrdId"])
-    row = nb.wait_final(key, timeout=30)[key]
-    assert (row["state"], row["code"]) == ("held", "AMOUNT_MISMATCH"), row
-    assert "6302 notice" in row["message"]
-    rec = nb.q("SELECT notice_json FROM mi_notice WHERE notice_key = :k", {"k": order["payOrdId"]})
-    assert '"split6202"' in rec[0][0]
-
-
-def test_a_stale_notice_never_holds_a_payment_6301_shows_settled_consistently(nb, sim):
-    key = new_key()
-    nb.his.unpaid.add(key)
-    nb.enqueue(KIND_OUTPATIENT, key, payment(sim, sim.person("390", "none")))
-    order = _order(nb, sim, key)
-    old = str(int((time.time() - 3600) * 1000))          # an hour ago: outside the 600 s window
-    odd = sim.notice_for(order, fundPay=str(D(order["fundPay"]) + 1), ownPayAmt=str(D(order["ownPayAmt"]) - 1))
-    assert sim.post_notice(sim.platform_signed_notice(odd, timestamp=old)).status_code == 200
-    rec = nb.q("SELECT notice_json FROM mi_notice WHERE notice_key = :k", {"k": order["payOrdId"]})
-    assert '"stale": "sent' in rec[0][0]
-    sim.pay(order["payOrdId"])
-    row = nb.wait_final(key, timeout=30)[key]
-    assert row["state"] == "done", row
-    (s,) = [r for r in nb.inbox(key) if r["type"] == "settlement"]
-    assert s["result"]["confirmed_by"] == "6301" and s["settlement_id"] == order["payOrdId"]
-    assert (s["fund"], s["cash"]) == (D(order["fundPay"]), D(order["ownPayAmt"]))
-    wait_for(lambda: "is stale" in _log(nb), 10, "stale notice logged")
 
 
 # ---------------------------------------------------------------- late notices (item 2)

@@ -1,0 +1,99 @@
+"""mobilepay.revoke: the HIS cancels a payment the patient has not paid (6401, §5.5).
+
+    locate   find the payment (payment_row); revoke it only while it waits for the
+             patient at await_payment and nobody works on it; Finish when it already
+             ended; Fail when it is paid (refund it instead)
+    revoke   6401 (centre.revoke_order), then poke the payment so it sees the revoke.
+             Its lost answer: resolve_revoke asks 6301 (centre.query_order)
+"""
+from __future__ import annotations
+
+from bridge.calls import Outcome
+from bridge.engine.flow import Fail, Finish, Flow, Goto, Hold, InboxRow, InDoubt, Step, Wait
+
+from .centre import (SECRET_KEYS, held_patient, not_ok, not_settled_yet, order_status, payment_row,
+                     payment_secrets, query_order, revoke_order)
+from .kinds import KIND_REVOKE, PAYMENT_KINDS
+from .payloads import parse_revoke
+from .settings import MobilePaySettings
+
+
+class RevokeFlow(Flow):
+    """The HIS cancels a payment the patient has not paid (6401, §5.5).  Enqueued
+    with its own serial key: it must not wait for the payment it cancels."""
+
+    kind = KIND_REVOKE
+    initial = "locate"
+    secret_keys = SECRET_KEYS
+    steps = {
+        "locate": Step("locate", next=("revoke",)),
+        "revoke": Step("revoke", calls=("6401",), safe_to_repeat=False, resolves_with=("6301",),
+                       next=("revoke",)),
+    }
+
+    def __init__(self, settings: MobilePaySettings):
+        self.settings = settings
+
+    def parse(self, doc: dict) -> dict:
+        return parse_revoke(doc)
+
+    def step_locate(self, ctx):
+        key = ctx.payload["payment_key"]
+        if ctx.row.serial_key == key:
+            return Fail("BAD_INPUT", "enqueue a revoke with its own serial key (not the payment's): "
+                                     "it must not wait for the payment it cancels")
+        pay = payment_row(ctx, key)
+        if isinstance(pay, Fail):
+            return pay
+        if pay is None:
+            return Fail("NO_SUCH_PAYMENT", f"no mobile-pay payment with business key {key!r}")
+        if pay["state"] in ("failed", "resolved"):
+            return Finish([InboxRow(result_type="revoke", outcome="ok",
+                                    result={"payment_key": key, "note": f"the payment already ended {pay['state']}"})])
+        if pay["state"] == "done" or pay["step"] in ("await_his", "repair"):
+            return Fail("ALREADY_PAID", f"payment {key} is paid: enqueue a refund instead")
+        fd = pay["flow_data"]
+        # Only a payment that is waiting for the patient, and not being worked on, is
+        # revoked from here: at its own "revoke" step (or running, or in doubt) the
+        # payment has a 6401 of its own on the way, and a second one is a resend.
+        if pay["step"] == "await_payment" and pay["state"] == "pending" and fd.get("payOrdId"):
+            # The payment's payToken and patient go to this revoke's mi_secret.
+            return Goto("revoke", data={"payOrdId": fd["payOrdId"], "payment_id": pay["id"]},
+                        secrets=payment_secrets(ctx, pay, self.settings.default_id_type))
+        waits = int(ctx.data.get("waits", 0))
+        if waits * 2.0 > self.settings.revoke_wait_seconds:
+            return Hold("PAYMENT_NOT_PLACED", f"payment {key} has not reached the centre (step {pay['step']}, "
+                                              f"{pay['state']}) after {self.settings.revoke_wait_seconds:.0f} s")
+        return Wait("locate", 2.0, data={"waits": waits + 1})
+
+    def _patient(self, ctx) -> dict:
+        return held_patient(ctx, ctx.data)
+
+    def step_revoke(self, ctx):
+        d = ctx.data
+        r = revoke_order(ctx, d, self._patient(ctx))
+        if r.outcome is Outcome.OK:
+            return self._revoked(ctx)
+        return not_ok(r, "REVOKE_UNKNOWN", lambda: Fail(
+            "REVOKE_REJECTED", f"6401 refused: {r.message} (if the patient paid, enqueue a refund)"))
+
+    def resolve_revoke(self, ctx):
+        d = ctx.data
+        r = query_order(ctx, d, self._patient(ctx))
+        stas = order_status(r)
+        if stas is None:
+            return InDoubt("QUERY_FAILED", f"6301 after a lost 6401 failed: {r.message}")
+        if stas.is_revoked:
+            return self._revoked(ctx)
+        if stas.is_processing:
+            return not_settled_yet(ctx, "the 6401") or Goto("revoke")
+        if stas.is_settled:
+            return Fail("ALREADY_PAID", "the patient paid before the revoke: enqueue a refund instead")
+        return Hold("REVOKE_UNCLEAR", f"order status {stas.value} after a lost 6401: check in the centre")
+
+    def _revoked(self, ctx):
+        # Wake the payment so it sees the revoked order now, not at its next poll.
+        ctx.port.poke(PAYMENT_KINDS, ctx.payload["payment_key"])
+        return Finish([InboxRow(result_type="revoke", outcome="ok", order_id=ctx.data["payOrdId"],
+                                result={"payment_key": ctx.payload["payment_key"],
+                                        "payOrdId": ctx.data["payOrdId"]})])
