@@ -27,18 +27,12 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import os
 import sys
-from pathlib import Path
 from typing import Optional
 
-
-class CliError(Exception):
-    """A failure explained in words; exit status 1."""
-
-
-class Refused(Exception):
-    """Refused as asked (not held, no note ...); exit status 2."""
+from daemon.cliargs import CliError, Refused
+from daemon.cliargs import config_from as _config
+from daemon.cliargs import store_from as _store
 
 
 def _version() -> str:
@@ -47,31 +41,6 @@ def _version() -> str:
         return version("mibridge")
     except Exception:
         return "unknown"
-
-
-def _config(args):
-    from daemon.config import load
-
-    path = getattr(args, "config", None) or os.environ.get("MIBRIDGE_CONFIG")
-    if not path and not getattr(args, "url", None) and not os.environ.get("MIBRIDGE_DB_URL") \
-            and getattr(args, "needs_config", True):
-        raise CliError("no configuration: give -c FILE (or set MIBRIDGE_CONFIG), or --url for the database")
-    return load(path)
-
-
-def _store(args):
-    """The database of the config (or --url).  A SQLite file that does not exist is
-    an error, never created: a read command must not leave an empty database behind."""
-    from bridge.db.store import Store
-    from bridge.db.url import parse_url
-
-    cfg = _config(args)
-    url = getattr(args, "url", None) or cfg.database.url
-    u = parse_url(url, cfg.database.password_env)
-    if u.dialect == "sqlite" and u.database not in ("", ":memory:") and not Path(u.database).exists():
-        raise CliError(f"no database at {u.database} ({u.redacted()}); give -c FILE or --url for yours, or "
-                       f"create it with 'mibridge db install --url {url}'")
-    return Store(u)
 
 
 def _actor(args) -> str:

@@ -70,14 +70,14 @@ def cmd_regions(args) -> int:
 
 
 def _config(args):
-    from daemon.cli import _config as load
+    from daemon.cliargs import config_from as load
 
     return load(args)
 
 
 def _store(args):
     # The CLI's own way to the database (--url, else the config's), so that its rules hold here too.
-    from daemon.cli import _store as store
+    from daemon.cliargs import store_from as store
 
     return store(args)
 

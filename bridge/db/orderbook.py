@@ -51,7 +51,8 @@ from typing import TYPE_CHECKING, Any, Optional
 from loguru import logger
 
 if TYPE_CHECKING:       # the Store imports this module
-    from bridge.db.store import ClaimedRow, InboxRow, Store
+    from bridge.db.rows import ClaimedRow, InboxRow
+    from bridge.db.store import Store
 
 PAYMENT, REFUND, REVERSAL, CANCELLATION = "payment", "refund", "reversal", "cancellation"
 
