@@ -60,8 +60,9 @@ def test_the_example_sections_are_valid_once_uncommented():
     the section checks as written."""
     text = EXAMPLE.read_text(encoding="utf-8")
     start = text.index("# [wechatpay]")
+    end = text.index("\n\n", text.index("# [alipay]"))      # the channel block ends at a blank line
     block = "\n".join(line[2:] if line.startswith("# ") else "" if line == "#" else line
-                      for line in text[start:].splitlines())
+                      for line in text[start:end].splitlines())
     import tomllib
     raw = tomllib.loads(block)
     assert set(raw) == {"wechatpay", "alipay"}
