@@ -46,3 +46,16 @@ class IdentityRow:
     insutype: Optional[str] = None
     benefit: Optional[str] = None
     psn_cert_type: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    """A request a flow adds to the outbox in the same transaction as one of its
+    transitions (e.g. the patient's message after the HIS took a settlement).  It is
+    inserted only if no request of that kind and business key exists, so a repeated
+    transition adds nothing: the business key names the event ("at most once")."""
+
+    kind: str
+    business_key: str
+    payload: dict = field(default_factory=dict)
+    serial_key: Optional[str] = None

@@ -25,7 +25,7 @@ from bridge.db import orderbook
 from bridge.db.dialects import get_dialect
 from bridge.db.dialects.base import CallEnd, GuardedWrite, Insert
 # The row types live in bridge/db/rows.py (flows use them without the Store); named here too.
-from bridge.db.rows import ClaimedRow, IdentityRow, InboxRow  # noqa: F401
+from bridge.db.rows import ClaimedRow, IdentityRow, InboxRow, NewRequest  # noqa: F401
 from bridge.masking import mask_text
 from bridge.db.url import DbUrl, parse_url
 
@@ -362,14 +362,28 @@ class Store:
         self._write(GuardedWrite(row_id=row.id, owner=owner, sets=sets, params=params, step=row.step,
                                  ends=self._ends(ended), inserts=inserts, after=after))
 
+    def _enqueue_statements(self, enqueue: Iterable[NewRequest]) -> list[tuple[str, dict]]:
+        """INSERT each new request unless one of its kind and business key exists (a
+        repeated transition adds nothing).  The outbox triggers validate it as they
+        validate the HIS's rows."""
+        out = []
+        for r in enqueue:
+            out.append((f"""INSERT INTO mi_outbox (kind, business_key, serial_key, payload)
+                            SELECT :k, :b, :s, :p{self.dialect.from_dual}
+                             WHERE NOT EXISTS (SELECT 1 FROM mi_outbox WHERE kind = :k2 AND business_key = :b2)""",
+                        dict(k=r.kind, b=r.business_key, s=r.serial_key or r.business_key, p=_json(r.payload),
+                             k2=r.kind, b2=r.business_key)))
+        return out
+
     def advance(self, row: ClaimedRow, owner: str, new_step: str, flow_data: dict,
                 *, inbox: Iterable[InboxRow] = (), identities: Iterable[IdentityRow] = (),
                 release_after: Optional[float] = None,
                 secrets: Optional[dict[str, Optional[str]]] = None,
+                enqueue: Iterable[NewRequest] = (),
                 ended: Iterable[CallEnd] = ()) -> None:
         """Move to the next step (keeping the lease, or releasing the row to be
-        picked up again after `release_after` seconds).  The step's inbox rows
-        and secrets commit in the same transaction."""
+        picked up again after `release_after` seconds).  The step's inbox rows,
+        secrets and new requests commit in the same transaction."""
         d = self.dialect
         if release_after is None:
             sets = "step = :step, flow_data = :fd, current_call = NULL, call_unsafe = 0, attempts = 0"
@@ -381,7 +395,8 @@ class Store:
             params = dict(step=new_step, fd=_json(flow_data), delay=d.seconds(release_after))
         inbox = list(inbox)
         self._transition(row, owner, sets, params, self._results(row, inbox, identities), ended,
-                         after=self._secret_statements(row.id, secrets, None), inbox=inbox)
+                         after=self._secret_statements(row.id, secrets, None) + self._enqueue_statements(enqueue),
+                         inbox=inbox)
         row.step = new_step
         row.flow_data = flow_data
         row.current_call = None
@@ -393,8 +408,9 @@ class Store:
                error_code: Optional[str] = None, error_message: Optional[str] = None,
                secrets: Optional[dict[str, Optional[str]]] = None,
                keep_secrets: Optional[Iterable[str]] = None,
+               enqueue: Iterable[NewRequest] = (),
                ended: Iterable[CallEnd] = ()) -> None:
-        """Final state and the HIS's inbox rows, in ONE transaction.  With
+        """Final state and the HIS's inbox rows (and any new requests), in ONE transaction.  With
         keep_secrets (a flow that holds secrets) the row's secrets are deleted in
         it too, except the names given."""
         assert state in ("done", "failed")
@@ -406,7 +422,8 @@ class Store:
         keep = None if keep_secrets is None else tuple(keep_secrets)
         inbox = list(inbox)
         self._transition(row, owner, sets, params, self._results(row, inbox, identities), ended,
-                         after=self._secret_statements(row.id, secrets, keep), inbox=inbox)
+                         after=self._secret_statements(row.id, secrets, keep) + self._enqueue_statements(enqueue),
+                         inbox=inbox)
 
     def release(self, row: ClaimedRow, owner: str, state: str, delay: float, flow_data: dict,
                 *, error_code: Optional[str], error_message: Optional[str],

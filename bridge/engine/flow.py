@@ -48,7 +48,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import ClassVar, Optional
 
 # The rows a transition carries; flows import them from here with the transitions.
-from bridge.db.rows import IdentityRow, InboxRow  # noqa: F401
+from bridge.db.rows import IdentityRow, InboxRow, NewRequest  # noqa: F401
 
 
 class BadInput(Exception):
@@ -90,6 +90,8 @@ class Goto:
     inbox: list[InboxRow] = field(default_factory=list)
     identities: list[IdentityRow] = field(default_factory=list)
     secrets: dict[str, Optional[str]] = field(default_factory=dict)
+    # Requests to add to the outbox with this transition (bridge/db/rows.py NewRequest).
+    enqueue: list[NewRequest] = field(default_factory=list)
 
 
 @dataclass
@@ -100,6 +102,8 @@ class Wait:
     inbox: list[InboxRow] = field(default_factory=list)
     identities: list[IdentityRow] = field(default_factory=list)
     secrets: dict[str, Optional[str]] = field(default_factory=dict)
+    # Requests to add to the outbox with this transition (bridge/db/rows.py NewRequest).
+    enqueue: list[NewRequest] = field(default_factory=list)
 
 
 @dataclass
@@ -108,6 +112,8 @@ class Finish:
     data: dict = field(default_factory=dict)
     identities: list[IdentityRow] = field(default_factory=list)
     secrets: dict[str, Optional[str]] = field(default_factory=dict)
+    # Requests to add to the outbox with this transition (bridge/db/rows.py NewRequest).
+    enqueue: list[NewRequest] = field(default_factory=list)
 
 
 @dataclass
@@ -116,6 +122,8 @@ class Fail:
     message: str
     inbox: list[InboxRow] = field(default_factory=list)
     data: dict = field(default_factory=dict)
+    # Requests to add to the outbox with this transition (bridge/db/rows.py NewRequest).
+    enqueue: list[NewRequest] = field(default_factory=list)
 
 
 @dataclass

@@ -190,7 +190,8 @@ class Runner:
                     raise RuntimeError(f"flow {flow.kind}: {step_name} -> {step_name} outside its resolver")
                 data.update(t.data)
                 self._write(lambda ended: s.advance(row, owner, t.step, data, inbox=t.inbox,
-                                                    identities=t.identities, secrets=t.secrets, ended=ended))
+                                                    identities=t.identities, secrets=t.secrets,
+                                                    enqueue=t.enqueue, ended=ended))
                 _remember(ctx, t.secrets)
                 return True
             if isinstance(t, Wait):
@@ -199,7 +200,7 @@ class Runner:
                 data.update(t.data)
                 self._write(lambda ended: s.advance(row, owner, t.step, data, inbox=t.inbox,
                                                     identities=t.identities, release_after=t.delay,
-                                                    secrets=t.secrets, ended=ended))
+                                                    secrets=t.secrets, enqueue=t.enqueue, ended=ended))
                 return False
             if isinstance(t, Finish):
                 data.update(t.data)
@@ -207,7 +208,8 @@ class Runner:
                 # request of the HIS needs (Flow.kept_secrets).
                 final = _without(data, flow.secret_keys)
                 self._write(lambda ended: s.finish(row, owner, "done", final, t.inbox, identities=t.identities,
-                                                   secrets=t.secrets, keep_secrets=keep, ended=ended))
+                                                   secrets=t.secrets, keep_secrets=keep, enqueue=t.enqueue,
+                                                   ended=ended))
                 crashpoint("after_inbox")
                 return False
             if isinstance(t, Fail):
@@ -219,7 +221,7 @@ class Runner:
                 # order may still get a late 6302 notice, which is checked with 6301.
                 self._write(lambda ended: s.finish(row, owner, "failed", final, inbox,
                                                    error_code=t.code, error_message=t.message,
-                                                   keep_secrets=keep, ended=ended))
+                                                   keep_secrets=keep, enqueue=t.enqueue, ended=ended))
                 crashpoint("after_inbox")
                 return False
             if isinstance(t, (Retry, InDoubt, Hold)):

@@ -96,6 +96,8 @@ class Dialect:
     # The database's clock; leases and retry times never come from the daemon's clock.
     now = "CURRENT_TIMESTAMP"
     supports_notify = False
+    # What a SELECT of constants needs after its select list (MariaDB, Oracle: " FROM DUAL").
+    from_dual = ""
     # True: the Store's connection runs in autocommit mode, a single statement
     # is sent alone (no BEGIN/COMMIT), and begin() opens a transaction.  False:
     # the driver opens transactions implicitly and every Store call commits.

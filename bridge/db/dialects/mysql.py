@@ -25,6 +25,7 @@ class MySQLDialect(Dialect):
     """MariaDB 10.7+ (SKIP LOCKED needs 10.6, JSON_EQUALS in the SQL needs 10.7)."""
 
     name = "mysql"
+    from_dual = " FROM DUAL"
     paramstyle = "pyformat"
     # The claim reads the virtual columns ready_at / open_serial_key (see
     # sql/mysql/install.sql): they are NULL exactly for rows it must skip, so

@@ -31,6 +31,7 @@ _MAX_VARCHAR_BYTES = 4000
 
 class OracleDialect(Dialect):
     name = "oracle"
+    from_dual = " FROM dual"
     paramstyle = "named"
     now = "SYSTIMESTAMP"
     # Oracle forbids FETCH FIRST (and ROWNUM at the same level as ORDER BY)
