@@ -31,7 +31,10 @@ BUSY = ("系统繁忙", "系统忙", "服务繁忙", "繁忙", "稍后再试", "
 # ... but an answer that says the request is being processed, or that its result is not
 # known yet, is no refusal at all: it may still be booked.  Never transient (never resent
 # on that answer), whatever else it says.
-IN_PROGRESS = ("处理中", "结果未知", "稍后查询", "in progress", "processing")
+# A timeout or an unknown result behind the refusal ("银联扣款超时，请稍后再试": the
+# deduction may have gone through) is the same: an unknown outcome, resolved by query.
+IN_PROGRESS = ("处理中", "结果未知", "稍后查询", "in progress", "processing",
+               "超时", "未知", "不确定", "timeout", "timed out", "unknown")
 # Too many requests.
 RATE_LIMITED = ("请求过于频繁", "过于频繁", "访问频繁", "限流", "流控", "too many requests", "rate limit")
 # Our signature (x-tif headers, an envelope signature) did not check out: a clock, a

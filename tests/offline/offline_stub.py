@@ -167,6 +167,8 @@ class Handler(BaseHTTPRequestHandler):
             body = envelope_out(None, infcode=-1, err_msg="交易处理中，请稍后查询")
         elif mode == "busy":
             body = envelope_out(None, infcode=-1, err_msg="系统繁忙，请稍后再试")
+        elif mode == "timeout_refusal":       # "try again later" over a deduction that may have gone through
+            body = envelope_out(None, infcode=-1, err_msg="银联扣款超时，请稍后再试")
         elif mode == "429":
             return self._send(429, b"Too Many Requests")
         elif mode == "error":

@@ -222,6 +222,9 @@ def test_transient_table():
     assert is_transient("系统繁忙，请稍后再试") and is_transient("请求过于频繁") and is_transient("验签失败")
     # "being processed, query later" may still be booked: never resent on that answer.
     assert not is_transient("交易处理中，请稍后查询结算结果") and not is_transient("系统繁忙，交易结果未知")
+    # A timeout behind the refusal: the deduction may have gone through (review finding).
+    assert not is_transient("银联扣款超时，请稍后再试") and not is_transient("upstream timed out, try again later")
+    assert not is_transient("核心系统响应超时") and not is_transient("处理结果不确定，请稍后重试")
     assert not is_transient("人员信息不存在") and not is_transient(None)
     assert refused_before_forwarding("x-tif-signature签名校验失败") and refused_before_forwarding("paasid不存在")
     assert not refused_before_forwarding("后端服务调用超时")     # may come after forwarding
@@ -424,3 +427,14 @@ def test_sign_in_holder_day_change_and_threads():
     aged.ensure("B")
     now[0] += timedelta(hours=1)
     assert aged.current("B") is None
+
+
+
+def test_a_timeout_refusal_of_a_money_call_is_unknown_not_transient(stub, make_client):
+    """2207 refused with "deduction timed out, try again later" may have deducted the
+    account: it is resolved by query (UNKNOWN), never resent as a transient refusal."""
+    c = make_client()
+    assert c.sign_in(m.SignInRequest(opter_no="op1", mac="00", ip="127.0.0.1")).ok
+    stub.modes["2207"] = "timeout_refusal"
+    res = c.settle_outpatient(settle_req())
+    assert res.outcome is Outcome.UNKNOWN and not res.transient, (res.outcome, res.message)
