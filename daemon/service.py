@@ -251,7 +251,7 @@ class Daemon:
                                  "and the rescuer will take it", n, row.id)
                 store.close()
             finally:
-                self.heartbeat.release(row.id)
+                self.heartbeat.release(row.id, owner)
                 self.processed += 1
         store.close()
 
@@ -323,7 +323,7 @@ class Daemon:
                     logger.warning("row {}: could not give it back ({}); its lease will expire", row.id, exc)
                     store.close()
                 finally:
-                    self.heartbeat.release(row.id)
+                    self.heartbeat.release(row.id, owner)
         finally:
             store.close()
         logger.info("gave back {} claimed row(s) not started", len(left))

@@ -39,9 +39,13 @@ class Heartbeat:
         with self._lock:
             self._held[row_id] = owner
 
-    def release(self, row_id: int) -> None:
+    def release(self, row_id: int, owner: str) -> None:
+        """Stop renewing a row's lease, if `owner` still holds it here: a worker that lost
+        the row, and finishes after this daemon claimed it again under a new owner, must
+        not stop the renewal of the new claim (its lease would run out mid-call)."""
         with self._lock:
-            self._held.pop(row_id, None)
+            if self._held.get(row_id) == owner:
+                del self._held[row_id]
 
     def _loop(self) -> None:
         store: Store | None = None
