@@ -63,13 +63,17 @@ class _Connection:
     def cursor(self, *args, **kwargs):
         return _Cursor(self._real.cursor(*args, **kwargs), self._counter)
 
+    def _open(self) -> bool:
+        raw = getattr(self._real, "raw", None)       # the SQLite wrapper: only when one is open
+        return raw.in_transaction if raw is not None else True
+
     def commit(self):
-        if getattr(self._real, "_in_tx", True):        # the SQLite wrapper: only when one is open
+        if self._open():
             self._counter.add("COMMIT")
         return self._real.commit()
 
     def rollback(self):
-        if getattr(self._real, "_in_tx", True):
+        if self._open():
             self._counter.add("ROLLBACK")
         return self._real.rollback()
 
@@ -78,7 +82,7 @@ class _Connection:
         return self._real.begin()
 
     def begin_immediate(self):                         # the SQLite wrapper
-        if not self._real._in_tx:
+        if not self._real.raw.in_transaction:
             self._counter.add("BEGIN IMMEDIATE")
         return self._real.begin_immediate()
 

@@ -276,3 +276,42 @@ def test_a_daemon_with_group_writes_runs_calls_and_finishes_exactly_once(store, 
     assert platform.platform.state()["charges"] == {k: 1 for k in charged}
     assert store.query("SELECT COUNT(*) FROM mi_inbox")[0][0] == len(ids)
     assert store.query("SELECT COUNT(*) FROM mi_journal WHERE outcome IS NULL")[0][0] == 0
+
+
+def test_sqlite_after_a_transaction_sqlite_rolled_back_by_itself_writes_stay_atomic(tmp_path):
+    """Review finding: after SQLite rolled a transaction back by itself ("disk full"),
+    the connection wrapper believed one was still open and every later 'transaction'
+    committed statement by statement (a transition without its inbox rows, a claim
+    without its write lock).  SQLite's own in_transaction decides now."""
+    import sqlite3
+
+    from bridge.db.rows import ClaimedRow, InboxRow
+    from bridge.db.store import LostLease, Store
+    from tests.conftest import make_database
+
+    url, _ = make_database("sqlite", tmp_path)
+    s = Store(url)
+    a = s.enqueue("test.charge", "A", {"patient_id": "P", "total_amount": "1.00"})
+    s.enqueue("test.charge", "B", {"patient_id": "P", "total_amount": "1.00"})
+    [row_a] = [r for r in s.claim("w", 30, limit=1)]
+    # Fill the database so that the next write fails with "database or disk is full",
+    # which SQLite answers by rolling the whole transaction back itself.
+    pages = s.conn.raw.execute("PRAGMA page_count").fetchone()[0]
+    s.conn.raw.execute(f"PRAGMA max_page_count = {pages}")
+    try:
+        s.finish(row_a, "w", "done", {"x": "y" * 200_000}, [InboxRow(result_type="charge", outcome="ok")])
+    except (sqlite3.OperationalError, LostLease):
+        pass
+    s.conn.raw.execute("PRAGMA max_page_count = 1073741823")
+    assert not s.conn.raw.in_transaction
+    # A finish whose inbox row the database refuses (outcome CHECK) commits nothing.
+    try:
+        s.finish(row_a, "w", "done", {}, [InboxRow(result_type="charge", outcome="no-such-outcome")])
+    except Exception:
+        pass
+    state = s.query("SELECT state FROM mi_outbox WHERE id = :i", {"i": a})[0][0]
+    assert state == "running", "the transition committed without its inbox row"
+    assert s.query("SELECT COUNT(*) FROM mi_inbox WHERE outbox_id = :i", {"i": a})[0][0] == 0
+    # And the claim still takes only what it leases.
+    assert [r.business_key for r in s.claim("w2", 30, limit=5)] == ["B"]
+    s.close()

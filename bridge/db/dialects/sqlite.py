@@ -58,15 +58,21 @@ class SQLiteDialect(Dialect):
         conn.begin_immediate()
         cur = self._run(conn.cursor(), self.claim_rows_sql, {"limit": limit})
         rows = cur.fetchall()
+        leased: set = set()
         if rows:
             ids = {f"i{n}": r[0] for n, r in enumerate(rows)}
+            # The state guard again, and only the rows this UPDATE leased: the write lock
+            # makes it redundant, but a connection whose transaction was lost (SQLite rolls
+            # back by itself on "disk full") must never lease a row another worker holds.
             self._run(cur, f"""
                 UPDATE mi_outbox
                    SET state = 'running', lease_owner = :owner, lease_expires_at = {self.after('lease')},
                        attempts = attempts + 1, updated_at = {SQLITE_NOW}
-                 WHERE id IN ({', '.join(':' + k for k in ids)})""", dict(ids, owner=owner, lease=lease))
+                 WHERE id IN ({', '.join(':' + k for k in ids)}) AND state IN ('pending', 'in_doubt')
+                RETURNING id""", dict(ids, owner=owner, lease=lease))
+            leased = {r[0] for r in cur.fetchall()}
         conn.commit()
-        return [tuple(r[:9]) + (int(r[9]) + 1, r[10]) for r in rows]
+        return [tuple(r[:9]) + (int(r[9]) + 1, r[10]) for r in rows if r[0] in leased]
 
     def write_many(self, conn, writes: list) -> list[bool]:
         """All in one BEGIN IMMEDIATE ... COMMIT: one commit for the lot."""
@@ -86,29 +92,28 @@ class SQLiteDialect(Dialect):
 class _SQLiteConnection:
     """sqlite3 in autocommit mode: a statement alone runs in its own implicit
     transaction; begin_immediate() opens one for several, ended by commit or
-    rollback."""
+    rollback.  Whether a transaction is open is SQLite's own word
+    (`in_transaction`), never a flag of ours: SQLite rolls a transaction back by
+    itself on some errors ("disk full", I/O errors), and a flag left set would turn
+    every later "transaction" into statements that commit one by one."""
 
     def __init__(self, raw: sqlite3.Connection):
         self.raw = raw
-        self._in_tx = False
 
     def begin_immediate(self):
-        if not self._in_tx:
+        if not self.raw.in_transaction:
             self.raw.execute("BEGIN IMMEDIATE")
-            self._in_tx = True
 
     def cursor(self):
         return self.raw.cursor()
 
     def commit(self):
-        if self._in_tx:
+        if self.raw.in_transaction:
             self.raw.execute("COMMIT")
-            self._in_tx = False
 
     def rollback(self):
-        if self._in_tx:
+        if self.raw.in_transaction:
             self.raw.execute("ROLLBACK")
-            self._in_tx = False
 
     def executescript(self, text):
         self.rollback()
