@@ -88,6 +88,19 @@ def test_one_bad_write_fails_only_itself(store):
     assert store.query("SELECT COUNT(*) FROM mi_inbox")[0][0] == 2
 
 
+def test_a_group_with_a_failing_after_step_commits_none_of_it_before_each_is_written_alone(store):
+    """Review finding: writes carrying `after` steps (secrets, the order book) went out
+    one transaction each; when a later one failed, the Store wrote the whole group again
+    alone, and the first, already committed, came back as a lost lease."""
+    ids, rows = three_claimed(store)
+    writes = [captured(store, lambda r=r: store.finish(r, "w", "done", {}, [InboxRow("charge", "ok")],
+                                                       secrets={"t": "v"})) for r in rows[:2]]
+    writes[1].after.append(("INSERT INTO mi_no_such_table (x) VALUES (:x)", {"x": 1}))
+    out = store.write_many(writes)
+    assert out[0] is True and isinstance(out[1], Exception), out
+    assert states(store)[ids[0]] == "done" and states(store)[ids[1]] == "running"
+
+
 def _blocker(dialect: str, db_url: str, row_id: int):
     """Another session that holds what the first write needs (a row lock;
     SQLite: the write lock) until release() is called."""

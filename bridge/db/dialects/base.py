@@ -255,6 +255,16 @@ class Dialect:
         alone, here: simple and correct).  An error in any may undo them all."""
         return [self.write(conn, w) for w in writes]
 
+    def write_all_in_tx(self, conn, writes: list) -> list[bool]:
+        """Several writes in ONE plain transaction (the composed statements cannot
+        carry `after` steps): all or nothing, so that a failure of one never leaves
+        the others committed while the caller writes them again alone."""
+        cur = conn.cursor()
+        self.begin(conn, cur)
+        out = [self._write_in_tx(cur, w) for w in writes]
+        conn.commit()
+        return out
+
     def write_ends(self, conn, ends: list) -> None:
         """Journal outcomes with nothing else to carry them (the row was lost)."""
         cur = conn.cursor()

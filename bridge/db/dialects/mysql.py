@@ -112,8 +112,8 @@ class MySQLDialect(Dialect):
         they happen only when it touched the row; the journal outcomes are
         written either way."""
         if not self.multi_statements(conn) or any(w.after for w in writes):
-            # (writes with mi_secret statements are rare: the plain transaction)
-            return [Dialect.write(self, conn, w) for w in writes]
+            # (writes with `after` steps - secrets, the order book - are rare): one plain transaction
+            return self.write_all_in_tx(conn, writes)
         text, params, guards_at = self.combined(writes, self._compose)
         cur = self._run(conn.cursor(), text, params)
         counts = [cur.rowcount]

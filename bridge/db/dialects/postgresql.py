@@ -113,8 +113,8 @@ class PostgreSQLDialect(Dialect):
         a final state and its inbox rows commit together; the inserts read
         their guarded UPDATE's RETURNING, so they happen only when it touched
         the row; the outcomes are written either way."""
-        if any(w.after for w in writes):     # rare (mi_secret writes): the plain transaction
-            return [Dialect.write(self, conn, w) for w in writes]
+        if any(w.after for w in writes):     # rare (secrets, the order book): the plain transaction
+            return self.write_all_in_tx(conn, writes)
         text, params, _ = self.combined(writes, self._compose)
         return [n == 1 for n in self._run(conn.cursor(), text, params).fetchone()]
 
