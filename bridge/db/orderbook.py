@@ -282,8 +282,11 @@ def _book_refund(store: "Store", cur, row, ib, what: str, platform: str, key: st
                :acct, :cash, COALESCE(:day, {DAY_NOW[store.dialect.name]})
           FROM mi_outbox WHERE id = :oid
            AND NOT EXISTS (SELECT 1 FROM mi_order_refund
-                            WHERE outbox_id = :oid AND refund_type = :t2 AND platform_order_id = :k2)""",
-                dict(t2=what, k2=key, oref=order_ref, platform=platform, pkey=key, rtype=what, kind=row.kind, bkey=row.business_key,
+                            WHERE refund_type = :t2 AND platform_order_id = :k2
+                              AND (outbox_id = :oid2 OR :t3 IN ('cancellation', 'reversal')))""",
+                # A payment is cancelled or reversed once, whichever request says so; partial
+                # refunds are one per refund request.
+                dict(t2=what, t3=what, k2=key, oid2=row.id, oref=order_ref, platform=platform, pkey=key, rtype=what, kind=row.kind, bkey=row.business_key,
                      oid=row.id, iid=_inbox_id(store, cur, row, ib), rref=ib.settlement_id,
                      orn=_fact(result, "out_refund_no"), state="booked" if order_ref else "unmatched",
                      total=money_param(store, amounts["total"]), fund=money_param(store, amounts["fund"]),

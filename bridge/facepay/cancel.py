@@ -111,6 +111,23 @@ class CancelSteps:
         tg = ctx.data["target"]
         data = {"platform_seq_id": st.platform_seq_id} if st.platform_seq_id else {}
         acct = dec(tg["split"].get("account")) or ZERO
+        if rejected is not None and not st.settlement_valid:
+            # Our cancel was refused, yet the settlement is cancelled: someone else
+            # cancelled it (an earlier cancel request, the settle flow's 单边账 cancel).
+            # This request moved nothing: reporting it as a cancellation would have the HIS
+            # refund the cash twice and book a second refund.
+            if st.acct_stas == F.ACCT_STAS_DEDUCTED and acct > 0:
+                return Hold("CANCELLED_ELSEWHERE", f"settlement {tg['setl_id']} was already cancelled (not by this "
+                                                   f"request: {rejected[1]}) and the personal account still shows "
+                                                   f"deducted: check whether the other cancel refunds it (mpc004) "
+                                                   f"before refunding by hand")
+            return Fail("ALREADY_CANCELLED", f"settlement {tg['setl_id']} was already cancelled before this request "
+                                             f"({rejected[1]}); this request refunded nothing",
+                        inbox=[InboxRow(result_type="error", outcome="failed", error_code="ALREADY_CANCELLED",
+                                        error_message=f"settlement {tg['setl_id']} was already cancelled; "
+                                                      f"nothing was refunded by this request",
+                                        settlement_id=tg["setl_id"],
+                                        result={"setl_id": tg["setl_id"], "account_state": st.acct_stas})])
         if not st.settlement_valid:
             if st.acct_stas == F.ACCT_STAS_DEDUCTED and acct > 0:
                 # Cancelled without the extension (or by a reversal that left it): refund it.

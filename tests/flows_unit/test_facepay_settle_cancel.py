@@ -321,6 +321,27 @@ def test_check_cancel_of_a_settlement_the_his_did_not_keep_is_held_not_failed(fa
     _is(s.step("check_cancel", SETTLE_DOC, data=data), Hold, code="UNILATERAL_SETTLEMENT")
 
 
+@pytest.mark.parametrize("flow", ["cancel", "settle"])
+@pytest.mark.parametrize("answer, want", [
+    # Someone else cancelled it and the account came back: this request moved nothing,
+    # and says so with no amounts (never a second cancellation of the full split).
+    (account("0", ACCT_STAS_REFUNDED), (Fail, "ALREADY_CANCELLED")),
+    # ... and the account still deducted: another cancel may be refunding it right now.
+    (account("0", ACCT_STAS_DEDUCTED), (Hold, "CANCELLED_ELSEWHERE")),
+])
+def test_check_cancel_of_a_settlement_someone_else_cancelled(facepay, flow, answer, want):
+    if flow == "cancel":
+        s = script(OutpatientCancelFlow(SETTINGS), facepay)
+        doc, data = CANCEL_DOC, cancel_data(cancel_rejected=["PLATFORM_-1", "2208: 该结算已撤销"])
+    else:
+        s = script(OutpatientSettleFlow(SETTINGS), facepay)
+        doc, data = SETTLE_DOC, settle_data(target=target(), cancel_rejected=["PLATFORM_-1", "2208: 该结算已撤销"])
+    s.answer("fpy001", answer)
+    t = _is(s.step("check_cancel", doc, data=data), want[0], code=want[1])
+    if isinstance(t, Fail):
+        assert all(r.total_amount is None and r.result_type != "cancellation" for r in t.inbox)
+
+
 @pytest.mark.parametrize("answer, want", [
     (account("0", ACCT_STAS_DEDUCTED), (Goto, "refund_account")),
     (account("0", ACCT_STAS_REFUNDED), (Finish, "core")),

@@ -88,6 +88,21 @@ def test_a_face_pay_settlement_takes_its_offline_facts_from_the_journal_and_its_
     assert tuple(day[0]) == ("2024-03-05", "cancellation")
 
 
+def test_a_settlement_is_cancelled_once_in_the_book_whichever_request_says_so(store):
+    """Review finding: a second request reporting the same cancellation (a retried cancel,
+    the settle flow's own 单边账 cancel) booked a second cancellation and doubled
+    refunded_total.  A cancellation or reversal books once per settlement."""
+    write(store, "facepay.outpatient.settle", "S-7",
+          [settlement(None, "80.00", "50.00", "30.00", "0.00", settlement_id="SETL7", setl_id="SETL7")])
+    for key in ("C-7a", "C-7b"):
+        write(store, "facepay.outpatient.cancel", key,
+              [refund(None, "80.00", "50.00", "30.00", "0.00", result_type="cancellation", settlement_id="SETL7")],
+              serial="S-7")
+    o = store.order("SETL7")
+    assert (o["status"], o["refunded_total"], o["refund_count"]) == ("cancelled", D("80.00"), 1)
+    assert [r[:2] for r in _refunds(store, o["id"])] == [("cancellation", "C-7a")]
+
+
 def test_rows_that_are_not_payments_book_nothing_and_a_repeat_books_once(store):
     write(store, "test.charge", "T-1", [settlement("X1", "1.00", "1.00", "0.00", "0.00")])
     write(store, "mobilepay.outpatient", "INV-3", [settlement("PO3", "9.00", "9.00", "0.00", "0.00"),
