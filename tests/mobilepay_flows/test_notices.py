@@ -38,6 +38,9 @@ HTTP = "\n[http]\nchannel_timeout = 5\nmax_body_bytes = 16384\nthreads = 4\n"
 def nb(request, mp_sim, tmp_path_factory):
     b, stop = start_bridge(request.param, tmp_path_factory.mktemp(f"notices-{request.param}"), mp_sim,
                            name="notices", more_toml=HTTP)
+    # A test that posts at once (alone, or first on an xdist worker) must not race the
+    # daemon's start.
+    wait_for(lambda: _listening(mp_sim.port), 30, "the notice endpoint to listen")
     yield b
     mp_sim.clear_faults()
     stop()
@@ -51,6 +54,14 @@ def _count(b, pay_ord_id: str) -> int:
 def _order(b, sim, key: str) -> dict:
     wait_for(lambda: [r for r in b.inbox(key) if r["type"] == "order"], 15, "order row")
     return sim.orders_for(key)[0]
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 def _raw(port: int, data: bytes, timeout: float = 10.0) -> bytes:
