@@ -220,3 +220,39 @@ def test_a_notice_for_a_request_closed_by_hand_while_payable_alerts_once_6301_sh
     assert held[0]["code"] == "NOTICE_FOR_CLOSED_PAYMENT"
     assert "refund it by hand unless the HIS billed it" in held[0]["message"]
     assert nb.row(key, KIND_NOTICE_CHECK)["state"] == "held"
+
+
+def test_a_payment_that_ends_while_its_notice_is_recorded_gets_a_notice_check(tmp_path):
+    """Review finding: the endpoint read the payment, then recorded the notice; a flow that
+    ended in between (having looked for notices before this one was there) got a poke that
+    wakes nothing, and a notice that contradicts it went unchecked.  It reads the payment
+    again after recording."""
+    import json as _json
+
+    from bridge.db.store import Store
+    from bridge.mobilepay.callback import SettlementNotice
+    from daemon.notice_endpoint import NoticeEndpoint
+    from tests.conftest import make_database
+
+    url, drop = make_database("sqlite", tmp_path)
+    store = Store(url)
+    try:
+        oid = store.enqueue(KIND_OUTPATIENT, "INV-RACE", {"x": 1})
+        store.execute("UPDATE mi_outbox SET state = 'pending', step = 'await_payment', flow_data = :fd "
+                      "WHERE id = :i", {"fd": _json.dumps({"payOrdId": "PO-RACE"}), "i": oid})
+        record = store.record_notice
+
+        def record_then_the_flow_ends(*args, **kw):
+            new = record(*args, **kw)
+            store.execute("UPDATE mi_outbox SET state = 'failed' WHERE id = :i", {"i": oid})   # EXPIRED meanwhile
+            return new
+        store.record_notice = record_then_the_flow_ends
+        n = SettlementNotice(payOrdId="PO-RACE", callType="02", medOrgOrd="INV-RACE", traceTime="20261201101010",
+                             feeSumamt=Decimal("5.00"), ownPayAmt=Decimal("0.00"), psnAcctPay=Decimal("0.00"),
+                             fundPay=Decimal("5.00"))
+        new, what = NoticeEndpoint(None, lambda: store)._record(store, n)
+        assert new and what and what.startswith("notice check #"), what
+        assert store.query("SELECT COUNT(*) FROM mi_outbox WHERE kind = :k", {"k": KIND_NOTICE_CHECK}) == [(1,)]
+    finally:
+        store.close()
+        drop()
