@@ -5,8 +5,12 @@ callback endpoints (daemon/channel_callbacks.py) on the listener of `callback_li
 Services for the flows: "wechatpay" (WechatPayClient), "wechatpay.messenger"
 (WechatMessenger: patient messages), "wechatpay.settings" (WechatChannelSettings);
 "alipay" (AlipayClient, which also sends the template messages), "alipay.settings"
-(AlipayChannelSettings).  The flows of the channel legs are added by the mobile-pay
-flows (issue 12); nothing here moves a request on.
+(AlipayChannelSettings), "channels.unmatched" (bridge/channels/unmatched.py: what the
+callback endpoints do with a callback that matched no open request).
+
+Flows: patient.message (bridge/channels/message_flow.py) and channel.notice_check
+(bridge/channels/notice_check.py), with either section.  The channel legs of payments
+and refunds are steps of the mobile-pay flows (issue 12).
 """
 from __future__ import annotations
 
@@ -18,6 +22,14 @@ from daemon.platforms_channels import alipay_parts, wechatpay_parts
 def wiring(cfg: Config, services: dict) -> Wiring:
     w = Wiring()
     wechat = wechatpay_parts(cfg)
+    alipay = alipay_parts(cfg)
+    if wechat is not None or alipay is not None:
+        from bridge.channels.message_flow import MessageFlow
+        from bridge.channels.notice_check import ChannelNoticeCheckFlow
+        from bridge.channels.unmatched import unmatched
+
+        w.flows += [MessageFlow(), ChannelNoticeCheckFlow()]
+        w.services["channels.unmatched"] = unmatched
     if wechat is not None:
         from bridge.wechatpay.client import WechatPayClient
         from bridge.wechatpay.messenger import WechatMessenger
@@ -29,10 +41,10 @@ def wiring(cfg: Config, services: dict) -> Wiring:
         if wechat.settings.callback_listen:
             def make_wechat(daemon, parts=wechat):
                 app = WechatCallbacks(parts.client, parts.settings, daemon.new_store, cfg.http,
-                                      on_notice=daemon.wake.set, on_unmatched=services.get("channels.unmatched"))
+                                      on_notice=daemon.wake.set,
+                                     on_unmatched=services.get("channels.unmatched", unmatched))
                 return app, app.close
             w.mounts.append(HttpMount(wechat.settings.callback_listen, wechat.settings.callback_path, make_wechat))
-    alipay = alipay_parts(cfg)
     if alipay is not None:
         from bridge.alipay.client import AlipayClient
         from daemon.channel_callbacks import AlipayNotifies
@@ -41,7 +53,8 @@ def wiring(cfg: Config, services: dict) -> Wiring:
         if alipay.settings.callback_listen:
             def make_alipay(daemon, parts=alipay):
                 app = AlipayNotifies(parts.client, parts.settings, daemon.new_store, cfg.http,
-                                     on_notice=daemon.wake.set, on_unmatched=services.get("channels.unmatched"))
+                                     on_notice=daemon.wake.set,
+                                     on_unmatched=services.get("channels.unmatched", unmatched))
                 return app, app.close
             w.mounts.append(HttpMount(alipay.settings.callback_listen, alipay.settings.callback_path, make_alipay))
     return w

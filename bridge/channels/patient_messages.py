@@ -7,8 +7,24 @@ silently sending nothing.  The flows supply exactly these values when they send
 (bridge/wechatpay/messenger.py PatientMessage.values, bridge/alipay/messages.py
 TemplateMessageRequest.values); a value a flow cannot supply for an event is an empty
 field, which the clients refuse before sending.
+
+``message_request(...)`` builds the ``patient.message`` request a payment flow adds with
+its transition (bridge/engine/flow.py ``enqueue=[...]``); bridge/channels/message_flow.py
+sends it, at most once per event.  The request:
+
+    kind          patient.message
+    business_key  msg:<event>:<source outbox id>   (also the serial key): one per event
+    payload       {"event", "channel": "wechat"|"alipay", "source_kind", "source_key",
+                   "source_outbox_id", "recipient": {"openid"[, "official_openid"]} (WeChat)
+                   or {"user_id" | "open_id"} (Alipay), "values": {<VALUES name>: text}}
 """
 from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Mapping
+
+from bridge.db.rows import NewRequest
 
 EVENTS = {
     "registration_paid": "a registration (挂号) the HIS took",
@@ -31,3 +47,87 @@ VALUES = {
     "refund_time": "when the refund completed",
     "refund_reason": "the refund's reason as the HIS gave it",
 }
+
+# ---------------------------------------------------------------- the request
+
+KIND_MESSAGE = "patient.message"
+CHANNELS = ("wechat", "alipay")
+# What names the patient on each channel (the builder's `recipient`): WeChat the
+# mini-program's openid, and for an official-account (公众号) template the account's own
+# openid (channels.md §4.3: a mini-program openid is refused there); Alipay the 2088… user
+# id or the open_id, as [alipay] message_user_id says (§9).
+RECIPIENT_KEYS = {"wechat": ("openid", "official_openid"), "alipay": ("user_id", "open_id")}
+SOURCE_KEY_MAX = 64
+VALUE_MAX = 200        # a template field is short text (WeChat thing: 20 characters, §4.2)
+
+
+def business_key(event: str, source_outbox_id: int) -> str:
+    """One message per event of one source request: a repeated transition adds nothing
+    (bridge/db/rows.py NewRequest)."""
+    return f"msg:{event}:{int(source_outbox_id)}"
+
+
+def _text(name: str, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal, date, datetime)):
+        raise ValueError(f"value {name!r} must be text, a whole number, a Decimal or a date/time, "
+                         f"not {type(value).__name__}")
+    if isinstance(value, datetime):
+        text = value.strftime("%Y-%m-%d %H:%M")
+    elif isinstance(value, Decimal):
+        text = f"{value.quantize(Decimal('0.01'))}"
+    else:
+        text = str(value).strip()
+    if not text or len(text) > VALUE_MAX:
+        raise ValueError(f"value {name!r} must be 1-{VALUE_MAX} characters, not {len(text)}")
+    return text
+
+
+def check_message(doc: Mapping[str, Any]) -> dict:
+    """The payload of a patient.message request, checked; raises ValueError naming the field.
+    The builder and the flow (bridge/channels/message_flow.py) check with this one function."""
+    event, channel = doc.get("event"), doc.get("channel")
+    if event not in EVENTS:
+        raise ValueError(f"event must be one of {', '.join(EVENTS)}, not {event!r}")
+    if channel not in CHANNELS:
+        raise ValueError(f"channel must be one of {', '.join(CHANNELS)}, not {channel!r}")
+    for name in ("source_kind", "source_key"):
+        v = doc.get(name)
+        if not isinstance(v, str) or not v.strip() or len(v) > SOURCE_KEY_MAX:
+            raise ValueError(f"{name} must be 1-{SOURCE_KEY_MAX} characters, not {v!r}")
+    source_id = doc.get("source_outbox_id")
+    if isinstance(source_id, bool) or not isinstance(source_id, int) or source_id <= 0:
+        raise ValueError(f"source_outbox_id must be the source request's outbox id, not {source_id!r}")
+    recipient = doc.get("recipient")
+    allowed = RECIPIENT_KEYS[channel]
+    if not isinstance(recipient, Mapping) or not recipient:
+        raise ValueError(f"recipient must name the patient: {{{' or '.join(repr(k) for k in allowed)}: ...}}")
+    unknown = [k for k in recipient if k not in allowed]
+    if unknown:
+        raise ValueError(f"recipient of a {channel} message takes {', '.join(allowed)}, not {', '.join(unknown)}")
+    who = {k: v for k, v in recipient.items() if v not in (None, "")}
+    if not who or not all(isinstance(v, str) and 0 < len(v) <= 128 for v in who.values()):
+        raise ValueError(f"recipient must give {' or '.join(allowed)} as text of 1-128 characters")
+    values = doc.get("values")
+    if not isinstance(values, Mapping):
+        raise ValueError("values must be an object: {value name: text}")
+    bad = [k for k in values if k not in VALUES]
+    if bad:
+        raise ValueError(f"unknown value name(s) {', '.join(map(repr, sorted(bad)))}; known: {', '.join(VALUES)}")
+    return {"event": event, "channel": channel, "source_kind": doc["source_kind"], "source_key": doc["source_key"],
+            "source_outbox_id": source_id, "recipient": who,
+            "values": {k: _text(k, v) for k, v in values.items() if v not in (None, "")}}
+
+
+def message_request(event: str, *, channel: str, source_kind: str, source_key: str, source_outbox_id: int,
+                    recipient: Mapping[str, Any], values: Mapping[str, Any]) -> NewRequest:
+    """The patient.message request a payment flow adds with its transition (``enqueue=[...]``)
+    when the HIS takes a registration or an outpatient settlement, or a refund completes.
+
+    Raises ValueError at build time for an event not in EVENTS, a value name not in VALUES,
+    a channel or recipient that does not fit: a flow bug shows where it is made, not as a
+    message that fails later.  Values are kept as text (Decimal amounts with 2 places)."""
+    payload = check_message({"event": event, "channel": channel, "source_kind": source_kind,
+                             "source_key": source_key, "source_outbox_id": source_outbox_id,
+                             "recipient": dict(recipient), "values": dict(values)})
+    key = business_key(event, source_outbox_id)
+    return NewRequest(KIND_MESSAGE, key, payload, serial_key=key)
