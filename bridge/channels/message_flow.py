@@ -148,7 +148,7 @@ class MessageFlow(Flow):
         if r.code in REFUSED[m["channel"]]:
             logger.info("patient message {} {} for {}: the patient refused it (or never subscribed)",
                         m["event"], m["channel"], m["source_key"])
-            return Finish([self._row(m, "failed", code="USER_REFUSED",
+            return Finish([self._row(m, "failed", sent=False, code="USER_REFUSED",
                                      message=f"the patient refused the message or has no subscription left "
                                              f"({r.code}: {r.message}); not sent")],
                           data={"outcome": "refused", "code": r.code})
