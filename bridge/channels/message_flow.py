@@ -67,7 +67,7 @@ RESULT_TYPE = "message"
 # "user refuse to accept the msg" (channels.md §4.2; also a one-off subscription used up).
 # Alipay publishes no such code (§9, §10.4 item 14): its refusals are plain not-sent.
 REFUSED = {"wechat": frozenset({"43101"}), "alipay": frozenset()}
-SEND_INTERFACES = (wx.SUBSCRIBE_MESSAGE, wx.TEMPLATE_MESSAGE, ali.TEMPLATE_MESSAGE)
+SEND_INTERFACES = (wx.SUBSCRIBE_MESSAGE, wx.TEMPLATE_MESSAGE, ali.TEMPLATE_MESSAGE_CALL)
 
 
 class MessageFlow(Flow):
