@@ -26,9 +26,11 @@ def wiring(cfg: Config, services: dict) -> Wiring:
     if wechat is not None or alipay is not None:
         from bridge.channels.message_flow import MessageFlow
         from bridge.channels.notice_check import ChannelNoticeCheckFlow
-        from bridge.channels.unmatched import unmatched
+        from bridge.channels.unmatched import Unmatched
 
         w.flows += [MessageFlow(), ChannelNoticeCheckFlow()]
+        unmatched = Unmatched({name: parts.settings.order_prefix
+                               for name, parts in (("wechat", wechat), ("alipay", alipay)) if parts is not None})
         w.services["channels.unmatched"] = unmatched
     if wechat is not None:
         from bridge.wechatpay.client import WechatPayClient

@@ -43,10 +43,10 @@ about one order could have two people refund it twice).
         * a refund still PROCESSING, or a query that fails: asked again with the backoff (the
           engine holds the row when its attempts run out).
 
-"Names this number": the request's flow_data names its channel numbers under the keys
-``out_trade_no`` (payments) and ``out_refund_no`` / ``out_request_no`` (refunds and
-reversals), at any depth; a request that names none is taken to have used attempt 0, the
-number bridge/channels/keys.py gives without a suffix.
+"Names this number": a text anywhere in the request's flow_data (under any key, at any
+depth) that is one of our numbers of the same kind for the same business key
+(bridge/channels/keys.py ``parse``: payment P, refund R, reversal F); a request that names
+none of that kind is taken to have used attempt 0, the number without a suffix.
 """
 from __future__ import annotations
 
@@ -76,8 +76,7 @@ WHATS = ("payment", "refund", "reversal")
 # answer only this long after the callback first arrived (database clock).  OUR CHOICE:
 # channels.md gives no figure; WeChat retries its callbacks over about 30 s (§10.3).
 DEFAULT_SETTLE_SECONDS = 300.0
-PAYMENT_KEYS = ("out_trade_no",)
-REFUND_KEYS = ("out_refund_no", "out_request_no")
+TAGS = {"payment": keys.PAYMENT, "refund": keys.REFUND, "reversal": keys.REVERSAL}
 ZERO = Decimal("0.00")
 
 __all__ = ["KIND_CHANNEL_NOTICE_CHECK", "ChannelNoticeCheckFlow", "check_key", "check_payload", "quiet_reason"]
@@ -116,29 +115,31 @@ def check_payload(interface: str, notice_key: str, what: str, business_key: str,
     return payload
 
 
-def named_numbers(flow_data: Any, names: Iterable[str]) -> list[str]:
-    """The values under any of `names` in flow_data, at any depth, in order."""
-    names = tuple(names)
-    out: list[str] = []
+def named_numbers(flow_data: Any, what: str, business_key: str, prefix: str) -> list[str]:
+    """Our numbers of one kind (payment, refund, reversal) for one business key that the
+    request's flow_data holds, anywhere, in order (keys.parse reads only what keys.py
+    writes, so nothing else is taken for one)."""
+    tag, out = TAGS[what], []
 
     def walk(v: Any) -> None:
         if isinstance(v, Mapping):
-            for k, x in v.items():
-                if k in names and isinstance(x, str) and x:
-                    out.append(x)
-                else:
-                    walk(x)
+            for x in v.values():
+                walk(x)
         elif isinstance(v, (list, tuple)):
             for x in v:
                 walk(x)
+        elif isinstance(v, str) and v not in out:
+            ref = keys.parse(v, prefix)
+            if ref is not None and ref.tag == tag and ref.business_key == business_key:
+                out.append(v)
     walk(flow_data)
     return out
 
 
-def accounted(flow_data: Any, number: str, what: str, attempt: int) -> bool:
-    """Does the request's own record name this number (module note)?"""
-    named = named_numbers(flow_data, PAYMENT_KEYS if what == "payment" else REFUND_KEYS)
-    return number in named if named else attempt == 0
+def accounted(flow_data: Any, payload: Mapping[str, Any], prefix: str) -> bool:
+    """Does the request's own record name the callback's number (module note)?"""
+    named = named_numbers(flow_data, payload["what"], payload["business_key"], prefix)
+    return payload["number"] in named if named else int(payload.get("attempt") or 0) == 0
 
 
 def claims_money(interface: str, record: Mapping[str, Any]) -> bool:
@@ -166,7 +167,7 @@ def no_cash(interface: str, record: Mapping[str, Any]) -> bool:
 
 
 def quiet_reason(payload: Mapping[str, Any], record: Mapping[str, Any], request: Optional[Mapping[str, Any]],
-                 reversed_: bool) -> Optional[str]:
+                 reversed_: bool, prefix: str) -> Optional[str]:
     """Why this callback needs no query at all, or None.  The endpoint asks before it
     enqueues a check (most late callbacks are of payments the HIS took); the check asks
     again when it runs (the request may have moved on since)."""
@@ -178,7 +179,7 @@ def quiet_reason(payload: Mapping[str, Any], record: Mapping[str, Any], request:
     state, fd = request["state"], request.get("flow_data") or {}
     if state not in CLOSED:
         return f"request #{request['id']} is {state} again: its own flow compares the callback with its query"
-    mine = accounted(fd, payload["number"], what, int(payload.get("attempt") or 0))
+    mine = accounted(fd, payload, prefix)
     if what == "payment" and state == "done" and mine:
         return f"payment request #{request['id']} is done (the HIS took it) and names {payload['number']}"
     if not claims_money(interface, record):
@@ -305,15 +306,16 @@ class ChannelNoticeCheckFlow(Flow):
         req = ctx.port.find_request(kinds, p["business_key"])
         reversed_ = req is not None and p["what"] != "refund" and \
             ctx.port.inbox_state(req["id"], "reversal") is not None
-        why = quiet_reason(p, record, req, reversed_)
+        prefix = _settings(ctx, p["channel"]).order_prefix
+        why = quiet_reason(p, record, req, reversed_, prefix)
         if why:
             return self._quiet(p, why)
         if p["what"] == "payment":
-            return self._payment(ctx, p, record, req, reversed_)
-        return self._refund(ctx, p, record, req, reversed_)
+            return self._payment(ctx, p, record, req, reversed_, prefix)
+        return self._refund(ctx, p, record, req, reversed_, prefix)
 
     # -- a payment's number ------------------------------------------------------------
-    def _payment(self, ctx, p, record, req, reversed_):
+    def _payment(self, ctx, p, record, req, reversed_, prefix: str):
         number = p["number"]
         cash = _cash_query(ctx, p["channel"], number)
         if cash is None:
@@ -328,12 +330,14 @@ class ChannelNoticeCheckFlow(Flow):
                                                       f"payment request has business key {p['business_key']!r}: "
                                                       f"find whose money this is before refunding it")
         if req["state"] == "done":
-            ours = ", ".join(named_numbers(req.get("flow_data"), PAYMENT_KEYS)) or "attempt 0"
+            ours = ", ".join(named_numbers(req.get("flow_data"), "payment", p["business_key"], prefix)) or \
+                keys.out_trade_no(p["business_key"], prefix)
             return Hold("NOTICE_FOR_UNKNOWN_ORDER", f"{cash.said} for {number}, but {ended} with {ours}: a second "
                                                     f"order of this payment was paid; refund that one by hand unless "
                                                     f"the HIS billed it too, then resolve this row")
         if reversed_:
-            refund_no = self._reversal_number(ctx, p, req)
+            named = named_numbers(req.get("flow_data"), "reversal", p["business_key"], prefix)
+            refund_no = named[-1] if named else keys.reversal_no(p["business_key"], prefix)
             seen = _refund_query(ctx, p["channel"], refund_no, number)
             if seen is None:
                 return Retry("QUERY_FAILED", f"the reversal {refund_no} could not be asked about; asking again")
@@ -350,7 +354,7 @@ class ChannelNoticeCheckFlow(Flow):
                                                  f"it, then resolve this row")
 
     # -- a refund's number ---------------------------------------------------------------
-    def _refund(self, ctx, p, record, req, reversed_):
+    def _refund(self, ctx, p, record, req, reversed_, prefix: str):
         number = p["number"]
         seen = _refund_query(ctx, p["channel"], number, p.get("out_trade_no"))
         if seen is None:
@@ -371,14 +375,15 @@ class ChannelNoticeCheckFlow(Flow):
             return Hold("NOTICE_FOR_UNKNOWN_REFUND", f"{seen.said}: a {what} on one of mibridge's numbers, but no "
                                                      f"request has business key {p['business_key']!r}: check whose "
                                                      f"money went back")
-        mine = accounted(req.get("flow_data"), number, p["what"], p["attempt"])
+        mine = accounted(req.get("flow_data"), p, prefix)
         if what == "refund" and req["state"] == "done" and mine:
             return self._quiet(p, f"{seen.said}; {ended} and names {number}")
         if what == "reversal" and req["state"] in ("failed", "resolved") and reversed_ and mine:
             return self._quiet(p, f"{seen.said}; {ended} with this reversal")
         if what == "refund":
             if req["state"] == "done":
-                ours = ", ".join(named_numbers(req.get("flow_data"), REFUND_KEYS)) or "attempt 0"
+                ours = ", ".join(named_numbers(req.get("flow_data"), "refund", p["business_key"], prefix)) or \
+                    keys.refund_no(p["business_key"], prefix)
                 return Hold("NOTICE_FOR_UNKNOWN_REFUND", f"{seen.said}, but {ended} with {ours}: the cash may have "
                                                          f"been refunded twice; check the payment's refunds, then "
                                                          f"resolve this row")
@@ -406,18 +411,14 @@ class ChannelNoticeCheckFlow(Flow):
                                                  f"{p['number']}, but {said}: check it at the channel")
 
     @staticmethod
-    def _reversal_number(ctx, p, req) -> str:
-        named = named_numbers(req.get("flow_data"), REFUND_KEYS)
-        if named:
-            return named[-1]
-        settings = ctx.service("wechatpay.settings" if p["channel"] == "wechat" else "alipay.settings")
-        return keys.reversal_no(p["business_key"], settings.order_prefix)
-
-    @staticmethod
     def _quiet(p, why: str) -> Finish:
         logger.info("late {} callback for {}: money is matched ({}); recorded, nobody alerted", p["channel"],
                     p["number"], why)
         return Finish([], data={"matched": why})
+
+
+def _settings(ctx, channel: str):
+    return ctx.service("wechatpay.settings" if channel == "wechat" else "alipay.settings")
 
 
 def _ended(req: Optional[Mapping[str, Any]]) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from bridge.db.rows import NewRequest
 
@@ -50,7 +50,7 @@ VALUES = {
 
 # ---------------------------------------------------------------- the request
 
-KIND_MESSAGE = "patient.message"
+KIND_MESSAGE = KIND = "patient.message"
 CHANNELS = ("wechat", "alipay")
 # What names the patient on each channel (the builder's `recipient`): WeChat the
 # mini-program's openid, and for an official-account (公众号) template the account's own
@@ -118,14 +118,29 @@ def check_message(doc: Mapping[str, Any]) -> dict:
             "values": {k: _text(k, v) for k, v in values.items() if v not in (None, "")}}
 
 
+def template_fields(config: Any, event: str) -> Optional[Mapping[str, str]]:
+    """The template's field map (template key -> value name) for ``event`` in a channel
+    client's config (WechatPayConfig / AlipayConfig ``templates``), or None when no message
+    is configured for it."""
+    template = (getattr(config, "templates", None) or {}).get(event)
+    return None if template is None else template.fields
+
+
 def message_request(event: str, *, channel: str, source_kind: str, source_key: str, source_outbox_id: int,
-                    recipient: Mapping[str, Any], values: Mapping[str, Any]) -> NewRequest:
+                    recipient: Mapping[str, Any], values: Mapping[str, Any],
+                    fields: Optional[Mapping[str, str]] = None) -> NewRequest:
     """The patient.message request a payment flow adds with its transition (``enqueue=[...]``)
     when the HIS takes a registration or an outpatient settlement, or a refund completes.
 
     Raises ValueError at build time for an event not in EVENTS, a value name not in VALUES,
     a channel or recipient that does not fit: a flow bug shows where it is made, not as a
-    message that fails later.  Values are kept as text (Decimal amounts with 2 places)."""
+    message that fails later.  Values are kept as text (Decimal amounts with 2 places); an
+    empty one is left out.  With ``fields`` (the template's map, ``template_fields``) only the
+    values the template shows are kept: the outbox row holds no more of the patient than the
+    message does."""
+    if fields is not None:
+        wanted = set(fields.values())
+        values = {k: v for k, v in values.items() if k in wanted}
     payload = check_message({"event": event, "channel": channel, "source_kind": source_kind,
                              "source_key": source_key, "source_outbox_id": source_outbox_id,
                              "recipient": dict(recipient), "values": dict(values)})

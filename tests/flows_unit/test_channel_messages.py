@@ -180,6 +180,11 @@ def test_the_builder_names_one_request_per_event_and_source():
     assert a == b                          # the same event twice is the same request: added once
     assert (a.kind, a.business_key, a.serial_key) == (KIND_MESSAGE, "msg:refund_done:7", "msg:refund_done:7")
     assert a.payload["values"] == {"amount": "3.00"}
+    # With the template's fields, only the values it shows are kept in the outbox row.
+    c = message_request(event="refund_done", channel="wechat", source_kind="mobilepay.refund", source_key="RF-1",
+                        source_outbox_id=7, recipient={"openid": "o1"}, fields={"keyword2": "amount"},
+                        values={"amount": Decimal("3"), "patient_name": PATIENT, "dept_name": None})
+    assert c == a
 
 
 @pytest.mark.parametrize("change, words", [

@@ -220,6 +220,10 @@ def test_alipay_payment_notify(ch_clients, rec, state, reversal, answers, want):
 @pytest.mark.parametrize("state, flow_data, attempt, rec, answers, want", [
     ("done", {}, 0, {}, [], (Finish, None)),                                       # it names it: no query
     ("done", {"refund": {"out_refund_no": RFN1}}, 1, {}, [], (Finish, None)),
+    ("done", {"cash_leg": {"number": RFN1, "attempt": 1}}, 1, {}, [], (Finish, None)),   # under any key
+    ("done", {"cash_leg": {"number": RFN1}}, 0, {"out_refund_no": RFN}, [wrefund(RefundStatus.SUCCESS)],
+     (Hold, "NOTICE_FOR_UNKNOWN_REFUND")),                                          # attempt 0 after attempt 1
+    ("done", {"other": keys.refund_no("RF-OTHER", attempt=1)}, 0, {}, [], (Finish, None)),  # another key's: no say
     ("done", {}, 1, {}, [wrefund(RefundStatus.SUCCESS, RFN1)], (Hold, "NOTICE_FOR_UNKNOWN_REFUND")),
     ("failed", {}, 0, {}, [wrefund(RefundStatus.SUCCESS)], (Hold, "NOTICE_FOR_CLOSED_REFUND")),
     ("resolved", {}, 0, {}, [wrefund(RefundStatus.SUCCESS)], (Hold, "NOTICE_FOR_CLOSED_REFUND")),
