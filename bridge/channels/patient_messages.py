@@ -72,19 +72,20 @@ def _text(name: str, value: Any) -> str:
         raise ValueError(f"value {name!r} must be text, a whole number, a Decimal or a date/time, "
                          f"not {type(value).__name__}")
     if isinstance(value, datetime):
-        text = value.strftime("%Y-%m-%d %H:%M")
-    elif isinstance(value, Decimal):
-        text = f"{value.quantize(Decimal('0.01'))}"
-    else:
-        text = str(value).strip()
-    if not text or len(text) > VALUE_MAX:
-        raise ValueError(f"value {name!r} must be 1-{VALUE_MAX} characters, not {len(text)}")
-    return text
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, Decimal):
+        return f"{value.quantize(Decimal('0.01'))}"
+    return str(value).strip()
 
 
-def check_message(doc: Mapping[str, Any]) -> dict:
+def check_message(doc: Mapping[str, Any], *, building: bool = False) -> dict:
     """The payload of a patient.message request, checked; raises ValueError naming the field.
-    The builder and the flow (bridge/channels/message_flow.py) check with this one function."""
+    The builder and the flow (bridge/channels/message_flow.py) check with this one function.
+
+    ``building``: only what a flow's code decides (the event, the channel, value names and
+    types, the source, the recipient's keys) - the builder runs inside a payment's transition,
+    and a problem of the patient's data (no openid, an overlong value) must not stop a
+    payment: the message fails on its own (NO_RECIPIENT, BAD_INPUT) and money goes on."""
     event, channel = doc.get("event"), doc.get("channel")
     if event not in EVENTS:
         raise ValueError(f"event must be one of {', '.join(EVENTS)}, not {event!r}")
@@ -99,23 +100,30 @@ def check_message(doc: Mapping[str, Any]) -> dict:
         raise ValueError(f"source_outbox_id must be the source request's outbox id, not {source_id!r}")
     recipient = doc.get("recipient")
     allowed = RECIPIENT_KEYS[channel]
-    if not isinstance(recipient, Mapping) or not recipient:
-        raise ValueError(f"recipient must name the patient: {{{' or '.join(repr(k) for k in allowed)}: ...}}")
+    if not isinstance(recipient, Mapping):
+        raise ValueError(f"recipient must be an object: {{{' or '.join(repr(k) for k in allowed)}: ...}}")
     unknown = [k for k in recipient if k not in allowed]
     if unknown:
         raise ValueError(f"recipient of a {channel} message takes {', '.join(allowed)}, not {', '.join(unknown)}")
     who = {k: v for k, v in recipient.items() if v not in (None, "")}
-    if not who or not all(isinstance(v, str) and 0 < len(v) <= 128 for v in who.values()):
-        raise ValueError(f"recipient must give {' or '.join(allowed)} as text of 1-128 characters")
+    if not all(isinstance(v, str) for v in who.values()):
+        raise ValueError(f"recipient must give {' or '.join(allowed)} as text")
     values = doc.get("values")
     if not isinstance(values, Mapping):
         raise ValueError("values must be an object: {value name: text}")
     bad = [k for k in values if k not in VALUES]
     if bad:
         raise ValueError(f"unknown value name(s) {', '.join(map(repr, sorted(bad)))}; known: {', '.join(VALUES)}")
+    texts = {k: _text(k, v) for k, v in values.items() if v not in (None, "")}
+    texts = {k: v for k, v in texts.items() if v}
+    if not building:
+        if any(len(v) > 128 for v in who.values()):
+            raise ValueError("recipient ids are at most 128 characters")
+        long = sorted(k for k, v in texts.items() if len(v) > VALUE_MAX)
+        if long:
+            raise ValueError(f"value(s) {', '.join(long)} longer than {VALUE_MAX} characters")
     return {"event": event, "channel": channel, "source_kind": doc["source_kind"], "source_key": doc["source_key"],
-            "source_outbox_id": source_id, "recipient": who,
-            "values": {k: _text(k, v) for k, v in values.items() if v not in (None, "")}}
+            "source_outbox_id": source_id, "recipient": who, "values": texts}
 
 
 def template_fields(config: Any, event: str) -> Optional[Mapping[str, str]]:
@@ -133,8 +141,8 @@ def message_request(event: str, *, channel: str, source_kind: str, source_key: s
     when the HIS takes a registration or an outpatient settlement, or a refund completes.
 
     Raises ValueError at build time for an event not in EVENTS, a value name not in VALUES,
-    a channel or recipient that does not fit: a flow bug shows where it is made, not as a
-    message that fails later.  Values are kept as text (Decimal amounts with 2 places); an
+    a channel, value type or recipient key that does not fit: a flow bug shows where it is
+    made.  Never for the patient's data (check_message ``building``).  Values are kept as text (Decimal amounts with 2 places); an
     empty one is left out.  With ``fields`` (the template's map, ``template_fields``) only the
     values the template shows are kept: the outbox row holds no more of the patient than the
     message does."""
@@ -143,6 +151,6 @@ def message_request(event: str, *, channel: str, source_kind: str, source_key: s
         values = {k: v for k, v in values.items() if k in wanted}
     payload = check_message({"event": event, "channel": channel, "source_kind": source_kind,
                              "source_key": source_key, "source_outbox_id": source_outbox_id,
-                             "recipient": dict(recipient), "values": dict(values)})
+                             "recipient": recipient, "values": values}, building=True)
     key = business_key(event, source_outbox_id)
     return NewRequest(KIND_MESSAGE, key, payload, serial_key=key)
