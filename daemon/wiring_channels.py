@@ -3,7 +3,8 @@ callback endpoints (daemon/channel_callbacks.py) on the listener of `callback_li
 (the same listener as [mobilepay]'s 6302 endpoint when the address is the same).
 
 Services for the flows: "wechatpay" (WechatPayClient), "wechatpay.messenger"
-(WechatMessenger: patient messages), "wechatpay.settings" (WechatChannelSettings);
+(WechatMessenger: patient messages), "wechatpay.settings" (WechatChannelSettings),
+"wechatpay.auth_query" (PayAuthQuery: auth code -> payAuthNo, when auth_query_url is set);
 "alipay" (AlipayClient, which also sends the template messages), "alipay.settings"
 (AlipayChannelSettings), "channels.unmatched" (bridge/channels/unmatched.py: what the
 callback endpoints do with a callback that matched no open request).
@@ -40,6 +41,10 @@ def wiring(cfg: Config, services: dict) -> Wiring:
         w.services.update({"wechatpay": WechatPayClient(wechat.client),
                            "wechatpay.messenger": WechatMessenger(wechat.client),
                            "wechatpay.settings": wechat.settings})
+        if wechat.client.auth_query_url:
+            from bridge.wechatpay.authquery import PayAuthQuery
+
+            w.services["wechatpay.auth_query"] = PayAuthQuery(wechat.client)
         if wechat.settings.callback_listen:
             def make_wechat(daemon, parts=wechat):
                 app = WechatCallbacks(parts.client, parts.settings, daemon.new_store, cfg.http,
