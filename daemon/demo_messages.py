@@ -66,7 +66,8 @@ def message_config(platforms: dict, creds: dict) -> None:
         platforms["alipay"] = {
             "app_id": ali["app_id"], "app_private_key_env": "MIBRIDGE_DEMO_ALI_KEY",
             "alipay_public_key": ali["alipay_public_key"], "gateway_url": ali["gateway_url"],
-            "notify_url": "https://pay-notify.demo.invalid/alipay", "call_url": "https://pay-notify.demo.invalid/alipay",
+            "notify_url": "https://pay-notify.demo.invalid/alipay",
+            "call_url": "https://pay-notify.demo.invalid/alipay",
             "org_no": "H44010600001", "timeout_seconds": 2.0}
     if not platforms["wechatpay"].get("app_secret_env") and not platforms["wechatpay"].get("app_secret_file"):
         os.environ["MIBRIDGE_DEMO_WX_SECRET"] = wx["app_secret"]

@@ -53,14 +53,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 from loguru import logger
 
 from bridge.alipay import outcomes as ali
 from bridge.calls import CallResult
 from bridge.engine.flow import BadInput, Finish, Flow, Hold, Retry, Step, Wait
-
 from bridge.wechatpay import outcomes as wx
 from bridge.wechatpay.messages import RefundStatus, TradeState
 

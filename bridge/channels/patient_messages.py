@@ -142,10 +142,11 @@ def message_request(event: str, *, channel: str, source_kind: str, source_key: s
 
     Raises ValueError at build time for an event not in EVENTS, a value name not in VALUES,
     a channel, value type or recipient key that does not fit: a flow bug shows where it is
-    made.  Never for the patient's data (check_message ``building``).  Values are kept as text (Decimal amounts with 2 places); an
-    empty one is left out.  With ``fields`` (the template's map, ``template_fields``) only the
-    values the template shows are kept: the outbox row holds no more of the patient than the
-    message does."""
+    made.  Never for the patient's data (check_message ``building``).  Values are kept as text
+    (Decimal amounts with 2 places); an empty one is left out.  With ``fields`` (the template's
+    map, ``template_fields``) only the values the template shows are kept: the outbox row holds
+    no more of the patient than the message does.
+    """
     if fields is not None:
         wanted = set(fields.values())
         values = {k: v for k, v in values.items() if k in wanted}

@@ -41,7 +41,8 @@ class Unmatched:
         if payload is None:
             return "no channel number in the callback: recorded only"
         reversed_ = row is not None and t.what != "refund" and store.inbox_state(row["id"], "reversal") is not None
-        why = quiet_reason(payload, notice.record, row, reversed_, self.prefixes.get(payload["channel"], DEFAULT_PREFIX))
+        prefix = self.prefixes.get(payload["channel"], DEFAULT_PREFIX)
+        why = quiet_reason(payload, notice.record, row, reversed_, prefix)
         if why:
             return f"nothing to check: {why}"
         key = check_key(payload["channel"], payload["number"])

@@ -123,7 +123,8 @@ def add(store: Store, req: NewRequest) -> None:
 
 def message(event: str, source_outbox_id: int, channel: str = "wechat", **recipient) -> NewRequest:
     recipient = recipient or ({"openid": "o-unused"} if channel == "wechat" else {"user_id": "2088000000000001"})
-    return message_request(event, channel=channel, source_kind="mobilepay.outpatient", source_key=f"INV-{source_outbox_id}",
+    return message_request(event, channel=channel, source_kind="mobilepay.outpatient",
+                           source_key=f"INV-{source_outbox_id}",
                            source_outbox_id=source_outbox_id, recipient=recipient,
                            values={"patient_name": PATIENT, "amount": "36.50", "paid_time": "2026-01-05 09:30"})
 
