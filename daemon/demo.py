@@ -9,7 +9,9 @@ centre, offline gateway, face terminal) and the daemon, and plays the HIS:
     it (the daemon must find it by 6301, not order twice); a bill whose lines do
     not add up (refused, nothing sent); a settlement the HIS rejects (refunded in
     full: 单边账 repair); a partial refund;
-  * face pay: one outpatient settlement with the real personal account.
+  * face pay: one outpatient settlement with the real personal account;
+  * patient messages: the success messages on WeChat and Alipay, one per event
+    (daemon/demo_messages.py).
 
 Then it prints the inbox, the call journal, the state counts and the
 simulator's ledger, and fails if anything was charged twice.
@@ -80,6 +82,8 @@ def _config(url: str, sim, port: int, msgid_dir: str) -> Config:
             "settle_window_seconds": 1.6, "resolve_retry_seconds": 0.3, "his_ack_timeout_seconds": 30,
             "his_ack_poll_seconds": 0.2},
     }
+    from daemon.demo_messages import message_config
+    message_config(cfg.platforms, creds)
     return cfg
 
 
@@ -163,6 +167,8 @@ def run_demo(db_path: str = "mibridge-demo.db", verbose: bool = False) -> int:
         print("\nFace-pay: the patient scans their face on the terminal; the HIS enqueues identify, "
               "pre-settle and settle")
         face_rc = run_facepay_demo_part(store, sim.url, out=lambda _line: None)
+        from daemon.demo_messages import run_messages_demo_part
+        messages_rc = run_messages_demo_part(store, sim.url)
         rows = store.query("""SELECT i.id, i.outbox_id, o.kind, i.business_key, i.result_type, i.outcome,
                                      i.settlement_id, i.total_amount, i.fund_amount, i.account_amount,
                                      i.cash_amount, i.error_code
@@ -202,7 +208,7 @@ def run_demo(db_path: str = "mibridge-demo.db", verbose: bool = False) -> int:
         if not verbose:
             print(f"(the daemon's log: {log_path})")
         unfinished = st["counts"].get("pending") or st["counts"].get("running") or st["counts"].get("in_doubt")
-        return 1 if doubles or unfinished or face_rc else 0
+        return 1 if doubles or unfinished or face_rc or messages_rc else 0
     finally:
         daemon.stop()
         store.close()

@@ -54,7 +54,7 @@ from daemon.config import STRICT, Config, ConfigError, register_section, validat
 from daemon.http_server import parse_listen
 from daemon.platforms import _values, secret, section_model
 
-WECHAT_SECRETS = ("merchant_private_key", "apiv3_key", "app_secret", "official_app_secret")
+WECHAT_SECRETS = ("merchant_private_key", "apiv3_key", "app_secret", "official_app_secret", "auth_partner_secret")
 ALIPAY_SECRETS = ("app_private_key", "org_chnl_crtf_code")
 # Client fields the section gives another way (secrets above; public keys inline or from a
 # file; templates as sub-tables).

@@ -55,6 +55,18 @@ def _masked(obj: Any) -> Any:
     return mask_value(strip(obj))
 
 
+MSG_ID_MAX = 64     # mi_journal.msg_id and mi_outbox.current_call are VARCHAR(64)
+
+
+def message_id(method: str) -> str:
+    """The journal's id of one call: the method without its "alipay." and 24 random hex
+    digits.  Alipay's method names run to 46 characters
+    (alipay.data.dataservice.bill.downloadurl.query): with the prefix and the suffix they
+    would not fit the journal's 64 (the call is then never journalled, so never sent)."""
+    name = method[len("alipay."):] if method.startswith("alipay.") else method
+    return f"{name[-(MSG_ID_MAX - 25):]}-{secrets.token_hex(12)}"
+
+
 @dataclass(frozen=True)
 class AlipayError:
     code: Optional[str]
@@ -74,6 +86,7 @@ class _Answer:
     parse: Callable[[Mapping[str, Any]], Any]
     wrapper: Optional[str]                  # "data" / "result_data" for the medical APIs
     check: Optional[Callable[[Any], Optional[str]]]
+    method: str = ""                        # the Alipay method, when the interface is a shorter name
 
     def __call__(self, status: int, content: bytes, headers: Any = None) -> CallResult:
         return self.client._decode(self, status, content)
@@ -225,12 +238,17 @@ class AlipayClient:
             biz["form_id"] = request.form_id
         masked_biz = {**biz, "data": shown}
         return self._prepare(oc.TEMPLATE_MESSAGE, {k: v for k, v in biz.items() if v not in (None, "")},
-                             parse=lambda node: node, keys={"event": request.event}, masked=masked_biz)
+                             parse=lambda node: node, keys={"event": request.event}, masked=masked_biz,
+                             interface=oc.TEMPLATE_MESSAGE_CALL)
 
     def _prepare(self, method: str, biz: dict, *, parse: Callable[[Mapping[str, Any]], Any],
                  wrapper: Optional[str] = None, check: Optional[Callable[[Any], Optional[str]]] = None,
-                 keys: Optional[dict] = None, masked: Optional[dict] = None) -> PreparedCall:
+                 keys: Optional[dict] = None, masked: Optional[dict] = None,
+                 interface: Optional[str] = None) -> PreparedCall:
+        """``interface``: the call's name in the journal and the flows' step tables, when the
+        method's own name is longer than the journal's 40 characters (outcomes.py)."""
         c = self.config
+        interface = interface or method
         params = {
             "app_id": c.app_id, "method": method, "format": "JSON", "charset": "utf-8", "sign_type": "RSA2",
             "timestamp": alipay_time(datetime.fromtimestamp(self._clock(), CHINA)), "version": "1.0",
@@ -239,15 +257,15 @@ class AlipayClient:
         if c.notify_url and method in (oc.REFUND, oc.MEDICAL_TRADE_CREATE):
             params["notify_url"] = c.notify_url
         params["sign"] = rsa2_sign(c.private_key, sign_content(params))
-        msg_id = f"{method}-{secrets.token_hex(12)}"
+        msg_id = message_id(interface)
         shown = masked if masked is not None else biz
         masked_request = json.dumps({"method": method, "biz_content": _masked(shown)}, ensure_ascii=False,
                                     separators=(",", ":"))
-        return PreparedCall(interface=method, msg_id=msg_id, url=c.gateway_url,
+        return PreparedCall(interface=interface, msg_id=msg_id, url=c.gateway_url,
                             body=urlencode(params).encode("ascii"),
                             headers={"Content-Type": "application/x-www-form-urlencoded;charset=utf-8"},
                             masked_request=masked_request,
-                            decode=_Answer(self, method, msg_id, parse, wrapper, check),
+                            decode=_Answer(self, interface, msg_id, parse, wrapper, check, method),
                             keys={k: str(v) for k, v in (keys or {}).items() if v})
 
     # ------------------------------------------------------------ send
@@ -307,7 +325,7 @@ class AlipayClient:
         if status != 200:
             return result(oc.HTTP_ERROR, f"HTTP {status} from the Alipay gateway")
         try:
-            answer = SignedResponse(content.decode("utf-8"), a.interface)
+            answer = SignedResponse(content.decode("utf-8"), a.method or a.interface)
         except (UnicodeDecodeError, ValueError) as exc:
             return result(oc.BAD_RESPONSE, f"unusable answer: {exc}")
         node = answer.node

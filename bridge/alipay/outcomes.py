@@ -32,6 +32,9 @@ REFUND_QUERY = "alipay.trade.fastpay.refund.query"
 BILL_URL = "alipay.data.dataservice.bill.downloadurl.query"
 BILL_DOWNLOAD = "alipay.bill.download"
 TEMPLATE_MESSAGE = "alipay.open.app.mini.templatemessage.send"
+# The template message's name in the journal and the flows' step tables: the method's own
+# 41 characters do not fit mi_journal.interface (VARCHAR(40) on the server databases).
+TEMPLATE_MESSAGE_CALL = "alipay.mini.templatemessage.send"
 
 
 class Rule(NamedTuple):

@@ -109,6 +109,13 @@ class WechatPayConfig:
     token_refresh_margin_seconds: int = 300
     miniprogram_state: MiniProgramState = "formal"
     templates: Mapping[str, MessageTemplate] = field(default_factory=dict)
+    # The 医保 authorisation exchange (auth code -> payAuthNo, §5; bridge/wechatpay/authquery.py):
+    # the whole URL of the user query, with the partner id (https://<host>/api/mipuserquery/
+    # userQuery/<partner id>), the partner id and its secret.  Empty: off (the HIS supplies
+    # payAuthNo).  The production host is not public: Tencent gives it with the partner id.
+    auth_query_url: str = ""
+    auth_partner_id: str = ""
+    auth_partner_secret: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         if not _MCHID_RE.match(self.mchid or ""):
@@ -154,6 +161,10 @@ class WechatPayConfig:
                                  "official_appid and official_app_secret are required")
             if template.kind == "subscribe" and not self.app_secret:
                 raise ValueError(f"templates[{name!r}] is a subscribe message: app_secret is required")
+        if self.auth_query_url:
+            _check_url("auth_query_url", self.auth_query_url, https=True)
+            if not (self.auth_partner_id and self.auth_partner_secret):
+                raise ValueError("auth_query_url needs auth_partner_id and auth_partner_secret")
         if self.med_ins_test_env:
             logger.warning("wechatpay: med_ins_test_env is on: mixed orders go to the bureau's TEST "
                            "environment while the cash part is real (channels.md §2.2); never in production")
