@@ -133,7 +133,11 @@ class AlipayClient:
                                    "out_trade_no": request.out_trade_no})
 
     def prepare_medical_query(self, request: MedicalQueryRequest) -> PreparedCall:
+        """§7.4, or with order_api "trade" the §7.3 variant's query (the order was created by
+        that variant's createandpay, so it is asked there too)."""
         biz = request.biz_content(org_no=self.config.org_no)
+        if self.config.order_api == "trade":
+            return self._prepare_trade_variant_query(request, biz)
 
         def check(payment: MedicalPayment) -> Optional[str]:
             for name in ("med_org_ord", "pay_order_id", "out_trade_no"):
@@ -144,6 +148,30 @@ class AlipayClient:
         keys = {k: v for k, v in biz.items() if k in ("med_org_ord", "pay_order_id", "out_trade_no")}
         return self._prepare(oc.MEDICAL_QUERY, biz, parse=MedicalPayment.from_json, wrapper="result_data",
                              check=check, keys=keys)
+
+    def _prepare_trade_variant_query(self, request: MedicalQueryRequest, biz: dict) -> PreparedCall:
+        # The variant names the medical order trade_no (its createandpay answers trade_no =
+        # the order, alipay_trade_no = the cash trade): ask by out_trade_no / med_org_ord /
+        # pay_order_id, never by a chnl_order_sn it does not know.
+        biz = {k: v for k, v in biz.items() if k not in ("chnl_order_sn", "trade_no")}
+        if request.chnl_order_sn:
+            biz["trade_no"] = request.chnl_order_sn
+
+        def parse(node: Mapping[str, Any]) -> MedicalPayment:
+            flat = dict(node)
+            flat["chnl_ord_sn"] = node.get("trade_no")
+            flat["trade_no"] = node.get("alipay_trade_no")
+            flat["gmt_paid"] = node.get("gmt_medical_paid") or node.get("gmt_own_paid")
+            return MedicalPayment.from_json(flat)
+
+        def check(payment: MedicalPayment) -> Optional[str]:
+            for name in ("med_org_ord", "pay_order_id", "out_trade_no"):
+                echoed, asked = getattr(payment, name), getattr(request, name)
+                if echoed is not None and asked and echoed != asked:
+                    return f"answer is for {name} {echoed}"
+            return None
+        keys = {k: v for k, v in biz.items() if k in ("med_org_ord", "pay_order_id", "out_trade_no")}
+        return self._prepare(oc.MEDICAL_TRADE_QUERY, biz, parse=parse, check=check, keys=keys)
 
     def prepare_trade_query(self, *, out_trade_no: Optional[str] = None, trade_no: Optional[str] = None,
                             medical_info: bool = True) -> PreparedCall:

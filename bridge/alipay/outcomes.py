@@ -26,6 +26,10 @@ AUTH_QUERY = "alipay.commerce.medical.authinfo.auth.query"
 MEDICAL_CREATE = "alipay.commerce.medical.payment.createandpay"
 MEDICAL_TRADE_CREATE = "alipay.commerce.medical.trade.createandpay"
 MEDICAL_QUERY = "alipay.commerce.medical.payment.query"
+# The §7.3 variant's query (alipay-sdk-java-all AlipayCommerceMedicalTradeQueryModel / ...Response,
+# the same source as its createandpay): flat fields, trade_no = the medical order, alipay_trade_no
+# = the cash trade.
+MEDICAL_TRADE_QUERY = "alipay.commerce.medical.trade.query"
 TRADE_QUERY = "alipay.trade.query"
 REFUND = "alipay.trade.refund"
 REFUND_QUERY = "alipay.trade.fastpay.refund.query"
