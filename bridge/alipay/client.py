@@ -74,6 +74,7 @@ class _Answer:
     parse: Callable[[Mapping[str, Any]], Any]
     wrapper: Optional[str]                  # "data" / "result_data" for the medical APIs
     check: Optional[Callable[[Any], Optional[str]]]
+    method: str = ""                        # the Alipay method (its answer is "<method>_response")
 
     def __call__(self, status: int, content: bytes, headers: Any = None) -> CallResult:
         return self.client._decode(self, status, content)
@@ -267,15 +268,16 @@ class AlipayClient:
         if c.notify_url and method in (oc.REFUND, oc.MEDICAL_TRADE_CREATE):
             params["notify_url"] = c.notify_url
         params["sign"] = rsa2_sign(c.private_key, sign_content(params))
-        msg_id = f"{method}-{secrets.token_hex(12)}"
+        interface = oc.interface_of(method)
+        msg_id = f"{interface}-{secrets.token_hex(12)}"
         shown = masked if masked is not None else biz
         masked_request = json.dumps({"method": method, "biz_content": _masked(shown)}, ensure_ascii=False,
                                     separators=(",", ":"))
-        return PreparedCall(interface=method, msg_id=msg_id, url=c.gateway_url,
+        return PreparedCall(interface=interface, msg_id=msg_id, url=c.gateway_url,
                             body=urlencode(params).encode("ascii"),
                             headers={"Content-Type": "application/x-www-form-urlencoded;charset=utf-8"},
                             masked_request=masked_request,
-                            decode=_Answer(self, method, msg_id, parse, wrapper, check),
+                            decode=_Answer(self, interface, msg_id, parse, wrapper, check, method),
                             keys={k: str(v) for k, v in (keys or {}).items() if v})
 
     # ------------------------------------------------------------ send
@@ -335,7 +337,7 @@ class AlipayClient:
         if status != 200:
             return result(oc.HTTP_ERROR, f"HTTP {status} from the Alipay gateway")
         try:
-            answer = SignedResponse(content.decode("utf-8"), a.interface)
+            answer = SignedResponse(content.decode("utf-8"), a.method or a.interface)
         except (UnicodeDecodeError, ValueError) as exc:
             return result(oc.BAD_RESPONSE, f"unusable answer: {exc}")
         node = answer.node

@@ -37,6 +37,23 @@ BILL_URL = "alipay.data.dataservice.bill.downloadurl.query"
 BILL_DOWNLOAD = "alipay.bill.download"
 TEMPLATE_MESSAGE = "alipay.open.app.mini.templatemessage.send"
 
+# The interface name a call is journalled under (PreparedCall.interface, mi_journal.interface,
+# the flows' Step tables): the method name, except for the methods longer than the journal's
+# interface column (VARCHAR(40) on every database), which get these shorter names.
+JOURNAL_NAMES = {
+    AUTH_QUERY: "alipay.medical.authinfo.query",
+    MEDICAL_CREATE: "alipay.medical.payment.create",
+    MEDICAL_TRADE_CREATE: "alipay.medical.trade.create",
+    BILL_URL: "alipay.bill.downloadurl.query",
+    TEMPLATE_MESSAGE: "alipay.mini.templatemessage.send",
+}
+INTERFACE_MAX = 40
+
+
+def interface_of(method: str) -> str:
+    """The journal's name for an Alipay method (see JOURNAL_NAMES)."""
+    return JOURNAL_NAMES.get(method, method)
+
 
 class Rule(NamedTuple):
     outcome: Outcome

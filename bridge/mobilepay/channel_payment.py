@@ -41,10 +41,11 @@ from bridge.wechatpay.messages import CHINA
 from .centre import PAY_AUTH, pay_auth_no, settings_of
 from .channel_refund import cash_spec
 
-AUTH_CALLS = (ali_oc.AUTH_QUERY,)
+_ali = ali_oc.interface_of        # the journal's names of Alipay's methods
+AUTH_CALLS = (_ali(ali_oc.AUTH_QUERY),)
 PREPAY_CALLS = (wx_oc.PREPAY,)
-ORDER_CALLS = (wx_oc.MEDINS_CREATE, ali_oc.MEDICAL_CREATE, ali_oc.MEDICAL_TRADE_CREATE)
-ORDER_QUERIES = (wx_oc.MEDINS_QUERY, ali_oc.MEDICAL_QUERY, ali_oc.MEDICAL_TRADE_QUERY)
+ORDER_CALLS = (wx_oc.MEDINS_CREATE, _ali(ali_oc.MEDICAL_CREATE), _ali(ali_oc.MEDICAL_TRADE_CREATE))
+ORDER_QUERIES = (wx_oc.MEDINS_QUERY, _ali(ali_oc.MEDICAL_QUERY), _ali(ali_oc.MEDICAL_TRADE_QUERY))
 CLOSE_CALLS = (wx_oc.TRANSACTION_CLOSE,)
 # await_payment: the channel's order query, and WeChat's cash payment (for its transaction_id).
 STATUS_CALLS = ORDER_QUERIES + (wx_oc.TRANSACTION_QUERY,)
@@ -262,7 +263,7 @@ class ChannelPaymentSteps:
 def _alipay_no_order(r: CallResult) -> bool:
     """Alipay's medical query answers "no such order" with a business code (the real sub_code is
     not public: §10.4 item 10); a 40004 refusal of the query by out_trade_no is read as not found."""
-    return r.interface in (ali_oc.MEDICAL_QUERY, ali_oc.MEDICAL_TRADE_QUERY) and r.refused \
+    return r.interface in (_ali(ali_oc.MEDICAL_QUERY), _ali(ali_oc.MEDICAL_TRADE_QUERY)) and r.refused \
         and ((r.code or "").endswith("NOT_EXIST") or "不存在" in (r.message or ""))
 
 
