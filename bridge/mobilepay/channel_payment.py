@@ -250,7 +250,7 @@ class ChannelPaymentSteps:
                              paid=Decimal(d["split"]["cash"]), purpose="failed_payment",
                              reason="医保支付未完成，退还自费部分")
             return Goto("cash_refund", data={"cash_leg": spec, "end": {
-                "code": end["code"], "message": end["message"] + f"; the cash taken meanwhile was refunded",
+                "code": end["code"], "message": end["message"] + "; the cash taken meanwhile was refunded",
                 "no_close": True, "closed": True}})
         return Fail(end["code"], end["message"] + note)
 

@@ -47,6 +47,26 @@ def wechat_client() -> WechatPayClient:
         city_id="440100"))
 
 
+_TEMPLATED: dict = {}
+
+
+def wechat_client_with_templates() -> WechatPayClient:
+    """The WeChat client with a patient message configured for each event (built once: a
+    config checks its RSA keys at construction)."""
+    if "wx" not in _TEMPLATED:
+        from dataclasses import replace
+
+        from bridge.wechatpay.config import MessageTemplate
+        plain = wechat_client()
+        _TEMPLATED["wx"] = WechatPayClient(replace(plain.config, app_secret="s" * 32, templates={
+            "outpatient_paid": MessageTemplate(template_id="T1", fields={
+                "thing1": "patient_name", "amount2": "amount", "time3": "paid_time"}),
+            "registration_paid": MessageTemplate(template_id="T2", fields={"thing1": "dept_name"}),
+            "refund_done": MessageTemplate(template_id="T3", fields={
+                "amount1": "amount", "thing2": "refund_reason", "time3": "refund_time"})}))
+    return _TEMPLATED["wx"]
+
+
 def alipay_client(order_api: str = "medical") -> AlipayClient:
     return AlipayClient(AlipayConfig(
         app_id="2021004100000001", app_private_key=channel_crypto.process_key("alipay.app"),

@@ -15,7 +15,7 @@ from bridge.wechatpay import outcomes as wx_oc
 
 from .ch import (ALI_AUTH, ALI_CREATE, ALI_QUERY, CASH_SPLIT, KEY, MIX, OPENID, OTN, PREPAY, D, ali_doc, ali_not_found,
                  ali_order, ali_status, alipay_client, auth, ch_script, created_mix, mix, ordered, paid_mix, placed,
-                 prepaid, transaction, wechat_client, wx_doc, wx_error)
+                 prepaid, transaction, wechat_client, wechat_client_with_templates, wx_doc, wx_error)
 from .mp import INSIDE, ORDER, PAST, SHIPPED, SPLIT, TOKEN, query
 
 SECRETS = {"payToken": TOKEN}
@@ -376,19 +376,12 @@ def _settled_data(channel: str = "wechat") -> dict:
                                      "mix_trade_no": MIX, "cash_by": "channel"})
 
 
-def test_await_his_taken_adds_the_message_only_when_a_template_is_configured(flow, mp_client, ali):
-    from bridge.wechatpay.client import WechatPayClient
-    from bridge.wechatpay.config import MessageTemplate
-
-    plain = wechat_client()
-    s = ch_script(flow, mp_client, plain, ali)
+def test_await_his_taken_adds_the_message_only_when_a_template_is_configured(flow, mp_client, wx, ali):
+    s = ch_script(flow, mp_client, wx, ali)
     s.port.set_inbox(1, "settlement", consumed=True, his_ack="accepted")
     t = _is(s.step("await_his", wx_doc(), data=_settled_data()), Finish)
     assert t.enqueue == []
-    from dataclasses import replace
-    config = replace(plain.config, app_secret="s" * 32, templates={"outpatient_paid": MessageTemplate(
-        template_id="T1", fields={"thing1": "patient_name", "amount2": "amount", "time3": "paid_time"})})
-    s = ch_script(flow, mp_client, WechatPayClient(config), ali)
+    s = ch_script(flow, mp_client, wechat_client_with_templates(), ali)
     s.port.set_inbox(1, "settlement", consumed=True, his_ack="accepted")
     t = _is(s.step("await_his", wx_doc(), data=_settled_data()), Finish)
     [msg] = t.enqueue
@@ -402,14 +395,7 @@ def test_await_his_taken_adds_the_message_only_when_a_template_is_configured(flo
 
 
 def test_registration_messages_are_registration_paid(mp_client, ali):
-    from dataclasses import replace
-
-    from bridge.wechatpay.client import WechatPayClient
-    from bridge.wechatpay.config import MessageTemplate
-    plain = wechat_client()
-    config = replace(plain.config, app_secret="s" * 32, templates={"registration_paid": MessageTemplate(
-        template_id="T2", fields={"thing1": "dept_name"})})
-    s = ch_script(PaymentFlow(KIND_REGISTRATION, SHIPPED), mp_client, WechatPayClient(config), ali)
+    s = ch_script(PaymentFlow(KIND_REGISTRATION, SHIPPED), mp_client, wechat_client_with_templates(), ali)
     s.port.set_inbox(1, "settlement", consumed=True, his_ack="accepted")
     t = _is(s.step("await_his", wx_doc(), data=_settled_data()), Finish)
     assert [m.payload["event"] for m in t.enqueue] == ["registration_paid"]

@@ -4,23 +4,22 @@ journalled call, resolved by its own query.  The real clients build every reques
 from __future__ import annotations
 
 import json
-from dataclasses import replace
-
 import pytest
 
 from bridge.alipay import outcomes as ali_oc
 from bridge.channels import keys
 from bridge.engine.flow import Fail, Finish, Goto, Hold, InDoubt, Retry, Wait
 from bridge.engine.testing import not_sent, ok, refused, transient, unknown
-from bridge.mobilepay.kinds import KIND_OUTPATIENT, KIND_REFUND
+from bridge.mobilepay.kinds import KIND_OUTPATIENT
 from bridge.mobilepay.messages import OrdStas
 from bridge.mobilepay.payment import PaymentFlow, repair_serial
 from bridge.mobilepay.refund import RefundFlow
 from bridge.mobilepay.revoke import RevokeFlow
 from bridge.wechatpay import outcomes as wx_oc
 
-from .ch import (BUYER, CASH_SPLIT, KEY, MIX, OPENID, OTN, PREPAY, D, ali_doc, ali_refund_state, ali_refunded,
-                 alipay_client, ch_script, ordered, wechat_client, wx_doc, wx_error, wx_refund)
+from .ch import (CASH_SPLIT, KEY, MIX, OPENID, OTN, PREPAY, D, ali_doc, ali_refund_state, ali_refunded,
+                 alipay_client, ch_script, ordered, wechat_client, wechat_client_with_templates, wx_doc, wx_error,
+                 wx_refund)
 from .mp import INSIDE, ORDER, PAST, PATIENT_SECRETS, SHIPPED, TOKEN, query, refunded, revoked
 
 RF = "RF-1"
@@ -323,12 +322,7 @@ def test_refund_notify(mp_client, wx, ali, monkeypatch, answer, attempts, want):
 
 
 def test_a_finished_refund_adds_the_patient_message_when_configured(mp_client, ali):
-    from bridge.wechatpay.client import WechatPayClient
-    from bridge.wechatpay.config import MessageTemplate
-    plain = wechat_client()
-    config = replace(plain.config, app_secret="s" * 32, templates={"refund_done": MessageTemplate(
-        template_id="T3", fields={"amount1": "amount", "thing2": "refund_reason", "time3": "refund_time"})})
-    s = refund_script(mp_client, WechatPayClient(config), ali)
+    s = refund_script(mp_client, wechat_client_with_templates(), ali)
     s.port.add_request(id=50, kind=KIND_OUTPATIENT, business_key=KEY, state="done", payload=wx_doc())
     s.answer(wx_oc.REFUND_CREATE, wx_refund("SUCCESS", NUMBER))
     data = _legs_data("wechat", notify=False, centre_done=RF)
