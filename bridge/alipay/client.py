@@ -329,10 +329,12 @@ class AlipayClient:
     def _decode(self, a: _Answer, status: int, content: bytes) -> CallResult:
         excerpt = mask_text(content[:300].decode("utf-8", "replace"))
 
+        gateway: list[Optional[str]] = [None]
+
         def result(code: str, message: str, *, text: Optional[str] = excerpt, data: Any = None,
                    raw: Optional[dict] = None) -> CallResult:
             return oc.result(a.interface, a.msg_id, code, message, http_status=status, data=data,
-                             response_text=text, raw=raw)
+                             response_text=text, raw=raw, gateway_code=gateway[0])
 
         if status != 200:
             return result(oc.HTTP_ERROR, f"HTTP {status} from the Alipay gateway")
@@ -342,6 +344,7 @@ class AlipayClient:
             return result(oc.BAD_RESPONSE, f"unusable answer: {exc}")
         node = answer.node
         code = None if node.get("code") is None else str(node.get("code"))
+        gateway[0] = code
         sub_code = None if node.get("sub_code") in (None, "") else str(node.get("sub_code"))
         text = json.dumps(_masked(node), ensure_ascii=False, separators=(",", ":"))
         signed = answer.sign is not None

@@ -101,21 +101,25 @@ RULES: dict[str, Rule] = {
 NOT_FOUND_CODES = frozenset({"ACQ.TRADE_NOT_EXIST", REFUND_NOT_FOUND})
 
 
-def classify(code: Optional[str], http_status: Optional[int] = None) -> Rule:
+def classify(code: Optional[str], http_status: Optional[int] = None, gateway_code: Optional[str] = None) -> Rule:
+    """``code`` is the sub_code when the answer has one; ``gateway_code`` its ``code``: a
+    sub_code this table does not know is classified by the gateway code (20000 "service
+    unavailable" says nothing about the request, whatever sub_code comes with it)."""
     if code is not None and code in RULES:
         return RULES[code]
-    if code is not None and len(code) == 5 and code.startswith("20") and code.isdigit():
-        return RULES["20000"]
+    for c in (code, gateway_code):
+        if c is not None and len(c) == 5 and c.startswith("20") and c.isdigit():
+            return RULES["20000"]
     if http_status is not None and http_status >= 500:
         return RULES[HTTP_ERROR]
     return Rule(_REJ, False, "business error")
 
 
 def result(interface: str, msg_id: str, code: str, message: str, *, http_status: Optional[int] = None,
-           **fields) -> CallResult:
+           gateway_code: Optional[str] = None, **fields) -> CallResult:
     """The CallResult of an answer that is not a plain success, classified by the table:
     its outcome, and ``transient`` for a REJECTED whose rule says so (bridge/calls.py)."""
-    rule = classify(code, http_status)
+    rule = classify(code, http_status, gateway_code)
     return CallResult(rule.outcome, interface, msg_id, code=code, message=message, http_status=http_status,
                       transient=rule.outcome is Outcome.REJECTED and rule.transient, **fields)
 

@@ -27,6 +27,7 @@ from typing import Optional
 from bridge.alipay import outcomes as ali_oc
 from bridge.calls import Outcome
 from bridge.channels import cash_refunds as cr
+from bridge.channels.notices import WECHAT_REFUND, notice_key
 from bridge.channels.payer import WECHAT
 from bridge.engine.flow import Goto, Hold, InDoubt, Retry, Wait
 from bridge.wechatpay import outcomes as wx_oc
@@ -38,8 +39,9 @@ from .centre import settings_of
 CASH_REFUND_CALLS = (wx_oc.REFUND_CREATE, ali_oc.REFUND)
 CASH_REFUND_QUERIES = (wx_oc.REFUND_QUERY, ali_oc.REFUND_QUERY)
 NOTIFY_CALLS = (wx_oc.MEDINS_REFUND_NOTIFY,)
-# A PROCESSING refund is asked again after these pauses (capped); its callback wakes it sooner.
-POLL_FIRST, POLL_CAP = 1.0, 60.0
+# A PROCESSING refund (WeChat: 1-3 working days, §2.6) is asked again after pauses growing from
+# [mobilepay] poll_first_seconds up to this; its REFUND.* callback wakes it sooner.
+POLL_CAP = 300.0
 
 
 def client_of(ctx, channel: str):
@@ -162,7 +164,11 @@ class ChannelRefundSteps:
                                                 f"(ABNORMAL, §2.6): apply for the abnormal refund in the merchant "
                                                 f"platform, then resolve this row" + self._legs_note(ctx))
         polls = int(ctx.data.get("cash_polls", 0))
-        return Wait("await_cash_refund", min(POLL_CAP, POLL_FIRST * (2 ** min(polls, 8))),
+        first = settings_of(ctx).poll_first_seconds
+        if ctx.port.notice(WECHAT_REFUND, notice_key(c["number"], "SUCCESS")) is not None:
+            # Its callback came while this row was at work (it could not wake it): ask again now.
+            return Wait("await_cash_refund", min(first, 0.2), data={"cash_polls": polls + 1})
+        return Wait("await_cash_refund", min(POLL_CAP, first * (2 ** min(polls, 12))),
                     data={"cash_polls": polls + 1})
 
     def _legs_note(self, ctx) -> str:

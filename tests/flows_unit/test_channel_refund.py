@@ -444,3 +444,15 @@ def test_revoke_then_close_only_where_there_is_a_cash_order(mp_client, wx, ali):
     t = _is(s.step("revoke", {"payment_key": KEY}, data=dict(base, channel="alipay"), secrets=PATIENT_SECRETS),
             Finish)
     assert "Alipay has no close" in t.inbox[0].result["channel_closed"]
+
+
+def test_a_processing_refund_whose_callback_came_meanwhile_is_asked_again_at_once(mp_client, wx, ali):
+    """The REFUND.SUCCESS callback can arrive while the row is still at work (it cannot wake a
+    running row): look for it before waiting, as the payment does for 6302."""
+    from bridge.channels.notices import WECHAT_REFUND, notice_key
+    s = refund_script(mp_client, wx, ali)
+    s.answer(wx_oc.REFUND_CREATE, wx_refund("PROCESSING", NUMBER), wx_refund("PROCESSING", NUMBER))
+    slow = _is(s.step("cash_refund", {"payment_key": KEY}, data=_cash_data("wechat")), Wait)
+    s.port.set_notice(WECHAT_REFUND, notice_key(NUMBER, "SUCCESS"), {"status": "SUCCESS"})
+    fast = _is(s.step("cash_refund", {"payment_key": KEY}, data=_cash_data("wechat")), Wait)
+    assert fast.delay < slow.delay and fast.delay <= 0.2
