@@ -45,7 +45,9 @@ def start_bridge(dialect: str, tmp_path, sim: ChSim, name: str = "ch", wechat=No
 
 @pytest.fixture(scope="module", params=DIALECTS)
 def bridge(request, ch_sim, tmp_path_factory):
-    b, stop = start_bridge(request.param, tmp_path_factory.mktemp(f"chf-{request.param}"), ch_sim)
+    # The deadline well past what a loaded machine needs to let the HIS revoke an unpaid order.
+    b, stop = start_bridge(request.param, tmp_path_factory.mktemp(f"chf-{request.param}"), ch_sim,
+                           payment_deadline_seconds=20)
     yield b
     ch_sim.clear_faults()
     stop()

@@ -7,6 +7,7 @@ decision; these prove the wiring, one test per behaviour, the payments of a test
 from __future__ import annotations
 
 import json
+import threading
 from decimal import Decimal
 
 import pytest
@@ -40,7 +41,70 @@ def _leg(legs: dict, leg: str) -> tuple:
     return D(x["charged"]), x["charges"], D(x["refunded"]), x["refunds"]
 
 
-def test_each_channel_and_split_is_charged_once_and_every_leg_refunded_once(bridge, sim):
+def test_duplicate_out_of_order_and_forged_callbacks(bridge, sim):
+    """Callbacks only wake a payment: a duplicated cash callback, the mixed callback arriving
+    after the cash one, an Alipay notify twice, and a forged copy of each first (refused 401 /
+    400, nothing written) - each payment settles once, with its callbacks recorded once each."""
+    sim.arm("wechat.notify.transaction", "duplicate")
+    sim.arm("wechat.notify.medins", "out_of_order")
+    sim.arm("wechat.notify.medins", "bad_signature")
+    sim.arm("alipay.notify", "duplicate")
+    sim.arm("alipay.notify", "tampered")
+    wx, ali = new_key("CB"), new_key("CB")
+    bridge.enqueue("mobilepay.outpatient", wx, pay_doc(sim, sim.person(account="none"), channel="wechat"))
+    bridge.enqueue("mobilepay.outpatient", ali, pay_doc(sim, sim.person(account="none"), channel="alipay"))
+    rows = bridge.wait_final(wx, ali)
+    assert {k: r["state"] for k, r in rows.items()} == {wx: "done", ali: "done"}, rows
+    wait_for(lambda: sim.callbacks()["idle"], 20, "callbacks delivered")
+    mine = {d["key"]: d for d in sim.callbacks()["callbacks"]}
+    otn = keys.out_trade_no(wx)
+    assert mine[otn]["deliveries"] == 2
+    mix = _settlement(bridge, wx)["result"]["mix_trade_no"]
+    assert any(s.endswith(":401") for s in mine[mix]["statuses"]) and mine[mix]["accepted_defective"] == []
+    notices = {r[0]: int(r[1]) for r in bridge.q(
+        "SELECT interface, received_count FROM mi_notice WHERE business_key = :k", {"k": wx})}
+    assert notices[WECHAT_TRADE] == 2 and notices[WECHAT_MEDINS] == 1
+    ali_rows = bridge.q("SELECT interface, received_count FROM mi_notice WHERE business_key = :k "
+                        "AND interface <> '6302'", {"k": ali})
+    assert [int(n) for _, n in ali_rows] == [2], ali_rows
+    for key in (wx, ali):
+        settlements = [r for r in bridge.inbox(key) if r["type"] == "settlement"]
+        assert len(settlements) == 1
+        legs = legs_of(sim, settlements[0]["order_id"])
+        assert _leg(legs, "fund")[1] == 1 and sum(c["charges"] for c in legs["cash"].values()) == 1
+
+
+@pytest.fixture(scope="module")
+def unstable(bridge, ch_sim):
+    """The payments that do not stand (test_money_comes_back_...), started at once so that they
+    run while the other tests' payments do; the revokes are enqueued as soon as their order
+    rows show (before the payment deadline)."""
+    sim = ch_sim
+    keys_ = {}
+    for channel in ("wechat", "alipay"):
+        for case in ("rejected", "revoked", "insurance_fail"):
+            key = new_key(case[:3].upper())
+            if case == "rejected":
+                bridge.his.rejects.add(key)
+            elif case == "revoked":
+                bridge.his.unpaid.add(key)
+            else:
+                bridge.his.outcomes[key] = "insurance_fail"
+            bridge.enqueue("mobilepay.outpatient", key, pay_doc(sim, sim.person(account="none"), channel=channel))
+            keys_[(channel, case)] = key
+
+    def revoke_when_ordered():
+        for channel in ("wechat", "alipay"):
+            key = keys_[(channel, "revoked")]
+            wait_for(lambda: key in bridge.his.cashiers, 20, "the order row to revoke")
+            bridge.enqueue("mobilepay.revoke", "RV-" + key, {"payment_key": key})
+    t = threading.Thread(target=revoke_when_ordered, daemon=True)
+    t.start()
+    yield keys_
+    t.join(30)
+
+
+def test_each_channel_and_split_is_charged_once_and_every_leg_refunded_once(bridge, sim, unstable):
     """WeChat and Alipay, cash+insurance, insurance-only and cash-only: the settlement carries
     the channel's numbers (and the order book keeps them); a partial refund of the cash and then
     the rest give each leg back once: 6203 for the insurance part only, the cash by the
@@ -101,27 +165,13 @@ def test_each_channel_and_split_is_charged_once_and_every_leg_refunded_once(brid
             assert [D(n["med_refund_total_fee"]) / 100 for n in told] == ([insurance] if insurance else []), told
 
 
-def test_money_comes_back_when_a_payment_does_not_stand(bridge, sim):
+def test_money_comes_back_when_a_payment_does_not_stand(bridge, sim, unstable):
     """Per channel: the HIS rejects the settlement (both legs back: 6203 and the channel's
     refund, REVERSED); the HIS revokes before the patient pays (6401, WeChat's cash order
     closed, REVOKED); the insurance part fails in the channel after the cash was taken (the
-    cash refunded by its own call, the centre's order revoked, PAYMENT_FAILED)."""
-    keys_ = {}
-    for channel in ("wechat", "alipay"):
-        for case in ("rejected", "revoked", "insurance_fail"):
-            key = new_key(case[:3].upper())
-            if case == "rejected":
-                bridge.his.rejects.add(key)
-            elif case == "revoked":
-                bridge.his.unpaid.add(key)
-            else:
-                bridge.his.outcomes[key] = "insurance_fail"
-            bridge.enqueue("mobilepay.outpatient", key, pay_doc(sim, sim.person(account="none"), channel=channel))
-            keys_[(channel, case)] = key
-    for channel in ("wechat", "alipay"):
-        key = keys_[(channel, "revoked")]
-        wait_for(lambda: key in bridge.his.cashiers, 20, "the order row to revoke")
-        bridge.enqueue("mobilepay.revoke", "RV-" + key, {"payment_key": key})
+    cash refunded by its own call, the centre's order revoked, PAYMENT_FAILED).  (Started with
+    the module's first payments: the fixture `unstable`.)"""
+    keys_ = unstable
     rows = bridge.wait_final(*keys_.values(), *["RV-" + keys_[(c, "revoked")] for c in ("wechat", "alipay")])
     codes = {k: (r["state"], r["code"]) for k, r in rows.items()}
     legs_all = sim.legs()["by_order"]
@@ -150,39 +200,6 @@ def test_money_comes_back_when_a_payment_does_not_stand(bridge, sim):
                 assert wx["prepays"][keys.out_trade_no(key)]["trade_state"] == "CLOSED"
             [rv] = [r for r in bridge.inbox("RV-" + key) if r["type"] == "revoke"]
             assert rv["result"]["channel"] == channel
-
-
-def test_duplicate_out_of_order_and_forged_callbacks(bridge, sim):
-    """Callbacks only wake a payment: a duplicated cash callback, the mixed callback arriving
-    after the cash one, an Alipay notify twice, and a forged copy of each first (refused 401 /
-    400, nothing written) - each payment settles once, with its callbacks recorded once each."""
-    sim.arm("wechat.notify.transaction", "duplicate")
-    sim.arm("wechat.notify.medins", "out_of_order")
-    sim.arm("wechat.notify.medins", "bad_signature")
-    sim.arm("alipay.notify", "duplicate")
-    sim.arm("alipay.notify", "tampered")
-    wx, ali = new_key("CB"), new_key("CB")
-    bridge.enqueue("mobilepay.outpatient", wx, pay_doc(sim, sim.person(account="none"), channel="wechat"))
-    bridge.enqueue("mobilepay.outpatient", ali, pay_doc(sim, sim.person(account="none"), channel="alipay"))
-    rows = bridge.wait_final(wx, ali)
-    assert {k: r["state"] for k, r in rows.items()} == {wx: "done", ali: "done"}, rows
-    wait_for(lambda: sim.callbacks()["idle"], 20, "callbacks delivered")
-    mine = {d["key"]: d for d in sim.callbacks()["callbacks"]}
-    otn = keys.out_trade_no(wx)
-    assert mine[otn]["deliveries"] == 2
-    mix = _settlement(bridge, wx)["result"]["mix_trade_no"]
-    assert any(s.endswith(":401") for s in mine[mix]["statuses"]) and mine[mix]["accepted_defective"] == []
-    notices = {r[0]: int(r[1]) for r in bridge.q(
-        "SELECT interface, received_count FROM mi_notice WHERE business_key = :k", {"k": wx})}
-    assert notices[WECHAT_TRADE] == 2 and notices[WECHAT_MEDINS] == 1
-    ali_rows = bridge.q("SELECT interface, received_count FROM mi_notice WHERE business_key = :k "
-                        "AND interface <> '6302'", {"k": ali})
-    assert [int(n) for _, n in ali_rows] == [2], ali_rows
-    for key in (wx, ali):
-        settlements = [r for r in bridge.inbox(key) if r["type"] == "settlement"]
-        assert len(settlements) == 1
-        legs = legs_of(sim, settlements[0]["order_id"])
-        assert _leg(legs, "fund")[1] == 1 and sum(c["charges"] for c in legs["cash"].values()) == 1
 
 
 @pytest.mark.parametrize("reading", ["centre_returns_cash"])
