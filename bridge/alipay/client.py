@@ -86,7 +86,7 @@ class _Answer:
     parse: Callable[[Mapping[str, Any]], Any]
     wrapper: Optional[str]                  # "data" / "result_data" for the medical APIs
     check: Optional[Callable[[Any], Optional[str]]]
-    method: str = ""                        # the Alipay method, when the interface is a shorter name
+    method: str = ""                        # the Alipay method (its answer is "<method>_response")
 
     def __call__(self, status: int, content: bytes, headers: Any = None) -> CallResult:
         return self.client._decode(self, status, content)
@@ -146,7 +146,11 @@ class AlipayClient:
                                    "out_trade_no": request.out_trade_no})
 
     def prepare_medical_query(self, request: MedicalQueryRequest) -> PreparedCall:
+        """§7.4, or with order_api "trade" the §7.3 variant's query (the order was created by
+        that variant's createandpay, so it is asked there too)."""
         biz = request.biz_content(org_no=self.config.org_no)
+        if self.config.order_api == "trade":
+            return self._prepare_trade_variant_query(request, biz)
 
         def check(payment: MedicalPayment) -> Optional[str]:
             for name in ("med_org_ord", "pay_order_id", "out_trade_no"):
@@ -157,6 +161,30 @@ class AlipayClient:
         keys = {k: v for k, v in biz.items() if k in ("med_org_ord", "pay_order_id", "out_trade_no")}
         return self._prepare(oc.MEDICAL_QUERY, biz, parse=MedicalPayment.from_json, wrapper="result_data",
                              check=check, keys=keys)
+
+    def _prepare_trade_variant_query(self, request: MedicalQueryRequest, biz: dict) -> PreparedCall:
+        # The variant names the medical order trade_no (its createandpay answers trade_no =
+        # the order, alipay_trade_no = the cash trade): ask by out_trade_no / med_org_ord /
+        # pay_order_id, never by a chnl_order_sn it does not know.
+        biz = {k: v for k, v in biz.items() if k not in ("chnl_order_sn", "trade_no")}
+        if request.chnl_order_sn:
+            biz["trade_no"] = request.chnl_order_sn
+
+        def parse(node: Mapping[str, Any]) -> MedicalPayment:
+            flat = dict(node)
+            flat["chnl_ord_sn"] = node.get("trade_no")
+            flat["trade_no"] = node.get("alipay_trade_no")
+            flat["gmt_paid"] = node.get("gmt_medical_paid") or node.get("gmt_own_paid")
+            return MedicalPayment.from_json(flat)
+
+        def check(payment: MedicalPayment) -> Optional[str]:
+            for name in ("med_org_ord", "pay_order_id", "out_trade_no"):
+                echoed, asked = getattr(payment, name), getattr(request, name)
+                if echoed is not None and asked and echoed != asked:
+                    return f"answer is for {name} {echoed}"
+            return None
+        keys = {k: v for k, v in biz.items() if k in ("med_org_ord", "pay_order_id", "out_trade_no")}
+        return self._prepare(oc.MEDICAL_TRADE_QUERY, biz, parse=parse, check=check, keys=keys)
 
     def prepare_trade_query(self, *, out_trade_no: Optional[str] = None, trade_no: Optional[str] = None,
                             medical_info: bool = True) -> PreparedCall:
@@ -248,7 +276,7 @@ class AlipayClient:
         """``interface``: the call's name in the journal and the flows' step tables, when the
         method's own name is longer than the journal's 40 characters (outcomes.py)."""
         c = self.config
-        interface = interface or method
+        interface = interface or oc.interface_of(method)
         params = {
             "app_id": c.app_id, "method": method, "format": "JSON", "charset": "utf-8", "sign_type": "RSA2",
             "timestamp": alipay_time(datetime.fromtimestamp(self._clock(), CHINA)), "version": "1.0",
@@ -317,10 +345,12 @@ class AlipayClient:
     def _decode(self, a: _Answer, status: int, content: bytes) -> CallResult:
         excerpt = mask_text(content[:300].decode("utf-8", "replace"))
 
+        gateway: list[Optional[str]] = [None]
+
         def result(code: str, message: str, *, text: Optional[str] = excerpt, data: Any = None,
                    raw: Optional[dict] = None) -> CallResult:
             return oc.result(a.interface, a.msg_id, code, message, http_status=status, data=data,
-                             response_text=text, raw=raw)
+                             response_text=text, raw=raw, gateway_code=gateway[0])
 
         if status != 200:
             return result(oc.HTTP_ERROR, f"HTTP {status} from the Alipay gateway")
@@ -330,6 +360,7 @@ class AlipayClient:
             return result(oc.BAD_RESPONSE, f"unusable answer: {exc}")
         node = answer.node
         code = None if node.get("code") is None else str(node.get("code"))
+        gateway[0] = code
         sub_code = None if node.get("sub_code") in (None, "") else str(node.get("sub_code"))
         text = json.dumps(_masked(node), ensure_ascii=False, separators=(",", ":"))
         signed = answer.sign is not None

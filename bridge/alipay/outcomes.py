@@ -26,6 +26,10 @@ AUTH_QUERY = "alipay.commerce.medical.authinfo.auth.query"
 MEDICAL_CREATE = "alipay.commerce.medical.payment.createandpay"
 MEDICAL_TRADE_CREATE = "alipay.commerce.medical.trade.createandpay"
 MEDICAL_QUERY = "alipay.commerce.medical.payment.query"
+# The §7.3 variant's query (alipay-sdk-java-all AlipayCommerceMedicalTradeQueryModel / ...Response,
+# the same source as its createandpay): flat fields, trade_no = the medical order, alipay_trade_no
+# = the cash trade.
+MEDICAL_TRADE_QUERY = "alipay.commerce.medical.trade.query"
 TRADE_QUERY = "alipay.trade.query"
 REFUND = "alipay.trade.refund"
 REFUND_QUERY = "alipay.trade.fastpay.refund.query"
@@ -35,6 +39,23 @@ TEMPLATE_MESSAGE = "alipay.open.app.mini.templatemessage.send"
 # The template message's name in the journal and the flows' step tables: the method's own
 # 41 characters do not fit mi_journal.interface (VARCHAR(40) on the server databases).
 TEMPLATE_MESSAGE_CALL = "alipay.mini.templatemessage.send"
+
+# The interface name a call is journalled under (PreparedCall.interface, mi_journal.interface,
+# the flows' Step tables): the method name, except for the methods longer than the journal's
+# interface column (VARCHAR(40) on every database), which get these shorter names.
+JOURNAL_NAMES = {
+    AUTH_QUERY: "alipay.medical.authinfo.query",
+    MEDICAL_CREATE: "alipay.medical.payment.create",
+    MEDICAL_TRADE_CREATE: "alipay.medical.trade.create",
+    BILL_URL: "alipay.bill.downloadurl.query",
+    TEMPLATE_MESSAGE: "alipay.mini.templatemessage.send",
+}
+INTERFACE_MAX = 40
+
+
+def interface_of(method: str) -> str:
+    """The journal's name for an Alipay method (see JOURNAL_NAMES)."""
+    return JOURNAL_NAMES.get(method, method)
 
 
 class Rule(NamedTuple):
@@ -83,21 +104,25 @@ RULES: dict[str, Rule] = {
 NOT_FOUND_CODES = frozenset({"ACQ.TRADE_NOT_EXIST", REFUND_NOT_FOUND})
 
 
-def classify(code: Optional[str], http_status: Optional[int] = None) -> Rule:
+def classify(code: Optional[str], http_status: Optional[int] = None, gateway_code: Optional[str] = None) -> Rule:
+    """``code`` is the sub_code when the answer has one; ``gateway_code`` its ``code``: a
+    sub_code this table does not know is classified by the gateway code (20000 "service
+    unavailable" says nothing about the request, whatever sub_code comes with it)."""
     if code is not None and code in RULES:
         return RULES[code]
-    if code is not None and len(code) == 5 and code.startswith("20") and code.isdigit():
-        return RULES["20000"]
+    for c in (code, gateway_code):
+        if c is not None and len(c) == 5 and c.startswith("20") and c.isdigit():
+            return RULES["20000"]
     if http_status is not None and http_status >= 500:
         return RULES[HTTP_ERROR]
     return Rule(_REJ, False, "business error")
 
 
 def result(interface: str, msg_id: str, code: str, message: str, *, http_status: Optional[int] = None,
-           **fields) -> CallResult:
+           gateway_code: Optional[str] = None, **fields) -> CallResult:
     """The CallResult of an answer that is not a plain success, classified by the table:
     its outcome, and ``transient`` for a REJECTED whose rule says so (bridge/calls.py)."""
-    rule = classify(code, http_status)
+    rule = classify(code, http_status, gateway_code)
     return CallResult(rule.outcome, interface, msg_id, code=code, message=message, http_status=http_status,
                       transient=rule.outcome is Outcome.REJECTED and rule.transient, **fields)
 

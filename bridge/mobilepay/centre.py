@@ -35,6 +35,10 @@ NOTICE = "6302"
 # "store payOrdId and payToken server-side only".  A done payment keeps it for its
 # refunds (6301) and revokes; nothing else of the patient is stored by mibridge.
 PAY_TOKEN = "payToken"
+# A payAuthNo mibridge obtained itself (Alipay's auth query, channels.md §7.1): kept in
+# mi_secret like the payToken, for 6201/6202 and, as the payment's authorisation, its refunds'
+# 6203.  One the HIS gave stays in the payment's payload, which the HIS wrote.
+PAY_AUTH = "payAuthNo"
 # What must never stay in a final row's flow_data (rows written before mi_secret).
 SECRET_KEYS = ("payToken", "pay_auth_no", "id_no", "user_name", "patient")
 PATIENT = ("id_no", "user_name", "id_type")
@@ -84,6 +88,11 @@ def pay_token(ctx, order: dict) -> str:
     return token
 
 
+def pay_auth_no(ctx) -> Optional[str]:
+    """The payment's payAuthNo: the payload's, or the one mibridge asked Alipay for (mi_secret)."""
+    return ctx.payload.pay_auth_no or ctx.secret(PAY_AUTH)
+
+
 def query_order(ctx, order: dict, patient: dict) -> CallResult:
     """6301 for an order (§5.4); `patient` holds id_no, user_name, id_type."""
     client = centre(ctx)
@@ -105,8 +114,12 @@ def payment_secrets(ctx, pay: dict, default_id_type: str) -> dict:
     fd = pay["flow_data"]
     token = ctx.port.secrets(pay["id"]).get(PAY_TOKEN) or fd.get(PAY_TOKEN) or \
         (fd.get("settled") or {}).get(PAY_TOKEN)          # the last two: rows from before mi_secret
-    return {PAY_TOKEN: token, "id_no": doc.get("id_no"), "user_name": doc.get("user_name"),
-            "id_type": doc.get("id_type") or default_id_type}
+    out = {PAY_TOKEN: token, "id_no": doc.get("id_no"), "user_name": doc.get("user_name"),
+           "id_type": doc.get("id_type") or default_id_type}
+    auth = ctx.port.secrets(pay["id"]).get(PAY_AUTH)
+    if auth:                                   # a payAuthNo mibridge asked Alipay for (§7.1)
+        out[PAY_AUTH] = auth
+    return out
 
 
 def held_patient(ctx, data: dict) -> dict:
@@ -186,6 +199,27 @@ def refund_order(ctx, settled: dict, sn: str, at: str, kind: SetlType, fund: Dec
     return ctx.call(client.send, client.prepare_refund(RefundRequest(
         payOrdId=settled["payOrdId"], appRefdSn=sn, appRefdTime=at, totlRefdAmt=fund + acct + cash,
         cashRefdAmt=cash, psnAcctRefdAmt=acct, fundRefdAmt=fund, refdType=kind, payAuthNo=pay_auth_no)))
+
+
+def refund_state(paid: dict, refunded: dict) -> str:
+    """ordStas after refunds (§6.1 codes 6-11), from what was paid and what the centre
+    refunded: {"fund", "account", "cash"} each (Decimal for refunded, text for paid)."""
+    hi_paid = Decimal(paid["fund"]) + Decimal(paid["account"])
+    hi_ref = refunded["fund"] + refunded["account"]
+    cash_paid, cash_ref = Decimal(paid["cash"]), refunded["cash"]
+    hi_all, hi_none = hi_ref == hi_paid and hi_paid > 0, hi_ref == 0
+    cash_all, cash_none = cash_ref == cash_paid and cash_paid > 0, cash_ref == 0
+    if hi_none and cash_none:
+        return "6"
+    if (hi_all or hi_paid == 0) and (cash_all or cash_paid == 0):
+        return "7"
+    if hi_all and cash_none:
+        return "8"
+    if hi_all:
+        return "11"
+    if hi_none and cash_all:
+        return "9"
+    return "10"
 
 
 def payment_row(ctx, key: str):

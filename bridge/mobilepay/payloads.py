@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Optional
 
+from bridge.channels.payer import ALIPAY, ChannelPayer, parse_payer
 from bridge.engine.flow import BadInput, check_line_amount, require_amount, require_text
 
 from .messages import SetlType
@@ -30,7 +31,9 @@ class FeeLine:
 class PaymentRequest:
     patient_id: str
     visit_id: str
-    pay_auth_no: str
+    # None only for an Alipay payment whose payAuthNo mibridge asks Alipay for (§7.1):
+    # read it with centre.pay_auth_no(ctx), which also knows the exchanged one.
+    pay_auth_no: Optional[str]
     id_no: str
     user_name: str
     id_type: str
@@ -50,6 +53,9 @@ class PaymentRequest:
     doctor_name: Optional[str]
     diagnosis_code: Optional[str]
     diagnosis_name: Optional[str]
+    # The channel the patient pays in (bridge/channels/payer.py); None: the mini-program's
+    # back end deals with the channel itself, as before.
+    channel: Optional[ChannelPayer] = None
 
 
 def optional_text(doc: dict, name: str, max_len: int = 64) -> Optional[str]:
@@ -125,9 +131,20 @@ def parse_payment(doc: dict, med_type: str, default_id_type: str) -> PaymentRequ
     use_acct = doc.get("use_personal_account")
     if use_acct is not None and not isinstance(use_acct, bool):
         raise BadInput("use_personal_account must be true or false")
+    payer = parse_payer(doc)
+    if payer is not None and payer.channel == ALIPAY and doc.get("pay_auth_no") in (None, ""):
+        # mibridge asks Alipay for the payAuthNo (§7.1).  The 1101 lookup of the identity
+        # (no psn_no given) is keyed by the payAuthNo the HIS gives, so with an exchanged one
+        # the identity must come with the payload.
+        if not (doc.get("psn_no") and doc.get("insutype") and doc.get("insuplc_admdvs")):
+            raise BadInput("an Alipay payment without pay_auth_no (mibridge asks Alipay for it) must give "
+                           "psn_no, insutype and insuplc_admdvs")
+        auth = None
+    else:
+        auth = require_text(doc, "pay_auth_no", 128)
     req = PaymentRequest(
         patient_id=require_text(doc, "patient_id"), visit_id=require_text(doc, "visit_id"),
-        pay_auth_no=require_text(doc, "pay_auth_no", 128),
+        pay_auth_no=auth,
         id_no=require_text(doc, "id_no", 32), user_name=require_text(doc, "user_name", 64),
         id_type=optional_text(doc, "id_type", 6) or default_id_type,
         dept_code=require_text(doc, "dept_code", 30), dept_name=require_text(doc, "dept_name", 100),
@@ -139,7 +156,7 @@ def parse_payment(doc: dict, med_type: str, default_id_type: str) -> PaymentRequ
         visit_time=optional_text(doc, "visit_time", 19),
         doctor_code=optional_text(doc, "doctor_code", 30), doctor_name=optional_text(doc, "doctor_name", 50),
         diagnosis_code=optional_text(doc, "diagnosis_code", 30),
-        diagnosis_name=optional_text(doc, "diagnosis_name", 100))
+        diagnosis_name=optional_text(doc, "diagnosis_name", 100), channel=payer)
     if req.visit_time and not _is_datetime(req.visit_time):
         raise BadInput("visit_time must be 'YYYY-MM-DD HH:MM:SS' (§5.1 begntime)")
     if req.psn_no and not (req.insutype and req.insuplc_admdvs):

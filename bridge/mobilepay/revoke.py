@@ -5,11 +5,18 @@
              ended; Fail when it is paid (refund it instead)
     revoke   6401 (centre.revoke_order), then poke the payment so it sees the revoke.
              Its lost answer: resolve_revoke asks 6301 (centre.query_order)
+    close_channel  a payment placed in WeChat with a cash part: close its JSAPI cash order
+             (channels.md §2.1; safe to repeat).  The mixed order's own close endpoint is not
+             public (§2.4, §10.4 item 3) and Alipay's medical order has none in the digest
+             (§7.2): neither can be paid once the centre's order is revoked (the insurance part
+             is refused), which the payment's own flow checks when it ends
 """
 from __future__ import annotations
 
 from bridge.calls import Outcome
-from bridge.engine.flow import Fail, Finish, Flow, Goto, Hold, InboxRow, InDoubt, Step, Wait
+from bridge.channels.payer import WECHAT
+from bridge.engine.flow import Fail, Finish, Flow, Goto, Hold, InboxRow, InDoubt, Retry, Step, Wait
+from bridge.wechatpay import outcomes as wx_oc
 
 from .centre import (SECRET_KEYS, held_patient, not_ok, not_settled_yet, order_status, payment_row,
                      payment_secrets, query_order, revoke_order)
@@ -28,7 +35,8 @@ class RevokeFlow(Flow):
     steps = {
         "locate": Step("locate", next=("revoke",)),
         "revoke": Step("revoke", calls=("6401",), safe_to_repeat=False, resolves_with=("6301",),
-                       next=("revoke",)),
+                       next=("revoke", "close_channel")),
+        "close_channel": Step("close_channel", calls=(wx_oc.TRANSACTION_CLOSE,)),
     }
 
     def __init__(self, settings: MobilePaySettings):
@@ -58,7 +66,8 @@ class RevokeFlow(Flow):
         # payment has a 6401 of its own on the way, and a second one is a resend.
         if pay["step"] == "await_payment" and pay["state"] == "pending" and fd.get("payOrdId"):
             # The payment's payToken and patient go to this revoke's mi_secret.
-            return Goto("revoke", data={"payOrdId": fd["payOrdId"], "payment_id": pay["id"]},
+            channel = {k: fd[k] for k in ("channel", "out_trade_no", "prepay_id") if fd.get(k)}
+            return Goto("revoke", data={"payOrdId": fd["payOrdId"], "payment_id": pay["id"], **channel},
                         secrets=payment_secrets(ctx, pay, self.settings.default_id_type))
         waits = int(ctx.data.get("waits", 0))
         if waits * 2.0 > self.settings.revoke_wait_seconds:
@@ -92,8 +101,29 @@ class RevokeFlow(Flow):
         return Hold("REVOKE_UNCLEAR", f"order status {stas.value} after a lost 6401: check in the centre")
 
     def _revoked(self, ctx):
+        d = ctx.data
+        if d.get("channel") == WECHAT and d.get("prepay_id"):
+            return Goto("close_channel")
+        return self._finish(ctx, None)
+
+    def step_close_channel(self, ctx):
+        """§2.1 close (204): the patient can no longer pay the cash part.  A refusal (already
+        paid: the payment's flow sees that cash and refunds it) is noted, not held."""
+        client = ctx.service("wechatpay")
+        r = ctx.call(client.send, client.prepare_close_transaction(ctx.data["out_trade_no"]))
+        if r.ok or wx_oc.is_not_found(r):
+            return self._finish(ctx, "closed")
+        if r.refused:
+            return self._finish(ctx, f"close refused: {r.code} {r.message}")
+        return Retry("CLOSE_FAILED", f"{r.interface}: {r.message}")
+
+    def _finish(self, ctx, closed):
+        d = ctx.data
         # Wake the payment so it sees the revoked order now, not at its next poll.
         ctx.port.poke(PAYMENT_KINDS, ctx.payload["payment_key"])
-        return Finish([InboxRow(result_type="revoke", outcome="ok", order_id=ctx.data["payOrdId"],
-                                result={"payment_key": ctx.payload["payment_key"],
-                                        "payOrdId": ctx.data["payOrdId"]})])
+        result = {"payment_key": ctx.payload["payment_key"], "payOrdId": d["payOrdId"]}
+        if d.get("channel"):
+            result.update(channel=d["channel"], out_trade_no=d.get("out_trade_no"),
+                          channel_closed=closed or ("no cash order" if d["channel"] == WECHAT else
+                                                    "Alipay has no close (channels.md §7.2)"))
+        return Finish([InboxRow(result_type="revoke", outcome="ok", order_id=d["payOrdId"], result=result)])

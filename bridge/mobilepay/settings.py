@@ -38,6 +38,11 @@ class MobilePaySettings:
     # way) is recorded as stale and never acted on; 0 = no check.  §2.3: the centre's
     # freshness rules are unknown; 10 minutes covers its retries of one notice.
     notice_max_age_seconds: float = 600.0
+    # The settlement location "lng,lat" a WeChat mixed order sends when the payload gives
+    # none (§2.2 geo_location, and setlLatlnt in passthrough_request_content, mobilepay.md
+    # §10).  mobilepay.md §5.1: Shanxi sends "0,0" or a fixed hospital coordinate; give the
+    # hospital's.
+    geo_location: str = "0,0"
 
     def __post_init__(self) -> None:
         if self.on_deadline not in ("revoke", "hold"):
@@ -52,3 +57,8 @@ class MobilePaySettings:
             raise ValueError("notice_call_types must name at least one callType")
         if self.notice_max_age_seconds < 0:
             raise ValueError("notice_max_age_seconds must not be negative")
+        lng, _, lat = self.geo_location.partition(",")
+        try:
+            float(lng), float(lat)
+        except ValueError:
+            raise ValueError(f"geo_location must be \"lng,lat\" (e.g. \"113.26,23.13\"), not {self.geo_location!r}") from None

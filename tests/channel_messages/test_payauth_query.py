@@ -15,7 +15,7 @@ import pytest
 from bridge.calls import Outcome
 from bridge.wechatpay.authquery import AUTH_QUERY, PayAuthQuery
 from tests.channel_wechatpay.loopback import Canned, Loopback
-from tests.flows_unit.ch import ch_clients  # noqa: F401 (fixture)
+from tests.flows_unit.ch_messages import ch_clients  # noqa: F401 (fixture)
 
 PARTNER, SECRET = "50010828", "partner-secret-0123456789"
 

@@ -20,7 +20,7 @@ from bridge.engine.testing import FlowScript, not_sent, ok, unknown
 from bridge.wechatpay import outcomes as wx
 from bridge.wechatpay.messenger import MessageSent
 
-from .ch import PATIENT, ali_answer, ch_clients, wx_answer  # noqa: F401 (fixture)
+from .ch_messages import PATIENT, ali_answer, ch_clients, wx_answer  # noqa: F401 (fixture)
 
 VALUES = {"patient_name": PATIENT, "amount": Decimal("12.5"), "paid_time": "2026-01-05 09:30"}
 

@@ -19,7 +19,7 @@ from bridge.mobilepay.kinds import KIND_OUTPATIENT, KIND_REFUND
 from bridge.wechatpay import outcomes as wx
 from bridge.wechatpay.messages import Refund, RefundStatus, TradeState, Transaction
 
-from .ch import ali_answer, ch_clients, wx_answer  # noqa: F401 (fixture)
+from .ch_messages import ali_answer, ch_clients, wx_answer  # noqa: F401 (fixture)
 
 PAY = "INV-1"
 RF = "RF-1"
