@@ -336,7 +336,10 @@ class Store:
             out.append(Insert("mi_identity", dict(
                 his_patient_id=ident.his_patient_id, psn_no=ident.psn_no,
                 insuplc_admdvs=ident.insuplc_admdvs, insutype=ident.insutype,
-                benefit=ident.benefit, psn_cert_type=ident.psn_cert_type, source_outbox_id=row.id),
+                benefit=ident.benefit, psn_cert_type=ident.psn_cert_type,
+                psn_type=ident.psn_type, med_type=ident.med_type, benefit_status=ident.benefit_status,
+                certno_masked=ident.certno_masked, psn_name_masked=ident.psn_name_masked, gend=ident.gend,
+                chosen=1 if ident.chosen else 0, source_kind=row.kind, source_outbox_id=row.id),
                 now_cols=("updated_at",), upsert=True))
         return out
 
