@@ -736,6 +736,21 @@ class Store:
                                WHERE interface = :i AND notice_key = :k""", {"i": interface, "k": notice_key})
         return float(rows[0][0]) if rows and rows[0][0] is not None else None
 
+    def insured_region(self, admdvs: str) -> Optional[dict]:
+        """One row of mi_insured_region (migration 006), enabled or not, for the identity
+        flows' check of the patient's region: {"admdvs", "name", "enabled" (bool),
+        "channels" (wechat/alipay/counter/kiosk it is offered on), "insutypes" (a list, or
+        None = every type)}; None when the code is not listed.  (bridge/regions/storage.find
+        reads the same row as a Region; a flow cannot import it: it reads the Store.)"""
+        rows = self.query("""SELECT admdvs, name, enabled, on_wechat, on_alipay, on_counter, on_kiosk, insutypes
+                               FROM mi_insured_region WHERE admdvs = :a""", {"a": admdvs})
+        if not rows:
+            return None
+        a, name, enabled, *flags, insutypes = rows[0]
+        return {"admdvs": str(a), "name": str(name), "enabled": int(enabled) == 1,
+                "channels": [c for c, f in zip(("wechat", "alipay", "counter", "kiosk"), flags) if int(f) == 1],
+                "insutypes": str(insutypes).split(",") if insutypes else None}
+
     # -- reading -------------------------------------------------------------------
     def query(self, sql: str, params: dict | None = None) -> list[tuple]:
         """One SELECT, in autocommit where the database has it."""
