@@ -104,6 +104,8 @@ class LookupFlow(Flow):
         term = self._terminal(ctx)
         if isinstance(term, Fail):
             return term
+        if not term.config.url:
+            return failed_identity("TERMINAL_NOT_CONFIGURED", "no e-credential library URL ([identity] terminal_url)")
         s = self.settings
         op_id, op_name = self._who(ctx)
         req = t.QrQueryRequest(businessType=s.business_type, operatorId=op_id, operatorName=op_name,
