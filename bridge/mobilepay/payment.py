@@ -96,6 +96,10 @@ class PaymentFlow(Flow):
             return Retry("SIGN_IN_FAILED", f"9001 sign-in failed: {failure.code} {failure.message}")
         r = ctx.call(offline.send, offline.prepare_person_info(
             m.PersonInfoRequest.by_pay_auth_no(p.pay_auth_no, insuplc_admdvs=p.insuplc_admdvs)))
+        if r.refused and r.message and any(k in r.message for k in offline.config.sign_in_invalid_markers):
+            # The platform no longer knows our 9001 sign-in (the client dropped it): nothing
+            # was looked up; the next try signs in again (as bridge/facepay/fsi.py fsi_call).
+            return Retry("SIGN_IN_INVALID", f"1101: {r.message}")
         if r.refused:
             # A verdict on the payAuthNo (expired, used, unknown).  A busy or signature
             # refusal is `transient`, never here (bridge/refusals.py): asked again below.

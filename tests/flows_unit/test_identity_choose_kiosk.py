@@ -401,3 +401,15 @@ def test_mobile_pay_same_type_in_two_regions_without_the_region_asks_for_it(mp_c
     s.answer("1101", person(insurance("310", "440100"), insurance("310", "440300")))
     t = is_(s.step("identify", dict(NO_IDENTITY, insutype="310")), Fail, code="CHOOSE_INSURANCE")
     assert "give the region" in t.message
+
+
+@pytest.mark.parametrize("answer, want", [
+    (refused("1101", "签到编号无效"), (Retry, "SIGN_IN_INVALID")),      # the client signs in again
+    (refused("1101", "无此授权码"), (Fail, "IDENTIFY_REJECTED")),
+    (transient("1101", "系统繁忙"), (Retry, "IDENTIFY_FAILED")),
+    (not_sent("1101", "not sent: gateway: 签名错误"), (Retry, "IDENTIFY_FAILED")),
+], ids=["sign-in-gone", "verdict", "busy", "gateway-signature"])
+def test_mobile_pay_1101_refusals(mp_client, offline, answer, want):
+    s = mp_script(PaymentFlow(KIND_OUTPATIENT, SHIPPED), mp_client, more={"offline": offline})
+    s.answer("1101", answer)
+    is_(s.step("identify", NO_IDENTITY), *want)
