@@ -118,6 +118,13 @@ class IdHis(His):
             time.sleep(0.1)
         raise AssertionError("the region list was not applied")
 
+    def seed_regions(self) -> None:
+        """The region list as the config gives it, written before any daemon runs (a daemon
+        applies [regions] when it starts, maybe after its first claim)."""
+        for code, name in REGIONS:
+            self.store.execute("INSERT INTO mi_insured_region (admdvs, name, source) VALUES (:a, :n, 'config')",
+                               {"a": code, "n": name})
+
     def run(self, kind: str, key: str, payload: dict, serial: Optional[str] = None, timeout: float = 30.0) -> str:
         self.enqueue(kind, key, payload, serial)
         return self.wait(kind, key, timeout=timeout)
@@ -153,12 +160,12 @@ def mobile_payment(sim: IdSim, psn_no: str, **extra) -> dict:
 
 
 def start_daemon(dialect: str, tmp, sim: IdSim, msgid_dir: str, *, name: str = "id", crash_at: Optional[str] = None,
-                 url: Optional[str] = None, workers: int = 3, **identity: Any):
+                 url: Optional[str] = None, workers: int = 3, lease: float = 3.0, **identity: Any):
     if url is None:
         url, drop = make_database(dialect, tmp)
     else:
         drop = None
-    proc = DaemonProcess(tmp, url, None, name=name, workers=workers, lease=3.0, crash_at=crash_at,
+    proc = DaemonProcess(tmp, url, None, name=name, workers=workers, lease=lease, crash_at=crash_at,
                          extra=identity_toml(sim.creds, msgid_dir, **identity), env=dict(MP_ENV))
     return url, drop, proc
 
@@ -189,3 +196,54 @@ def t(env):
     open_rows = his.store.query("SELECT kind, business_key, state FROM mi_outbox "
                                 "WHERE state IN ('pending', 'running', 'in_doubt')")
     assert not open_rows, (open_rows, proc.tail())
+
+
+def enqueue_visit(his: IdHis, serial: str, *, cancel: bool = True, register_cancel: bool = True) -> dict:
+    """Card lookup -> register -> presettle -> settle [-> cancel -> register_cancel], all at once
+    under one serial key (each waits for the one before: docs/engine.md rule 10)."""
+    ks = {n: key(n.upper()) for n in ("lookup", "register", "pre", "settle", "cancel", "unreg")}
+    his.enqueue("identity.lookup", ks["lookup"], {"terminal": "card"}, serial)
+    his.enqueue("kiosk.register", ks["register"], {"lookup_key": ks["lookup"], "insutype": "310",
+                                                   "visit": visit(serial[-6:])}, serial)
+    his.enqueue("kiosk.presettle", ks["pre"], dict(reg_fee("B" + serial[-8:]), register_key=ks["register"]), serial)
+    his.enqueue("kiosk.settle", ks["settle"], {"presettle_key": ks["pre"]}, serial)
+    if cancel:
+        his.enqueue("kiosk.cancel", ks["cancel"], {"settle_key": ks["settle"]}, serial)
+    if register_cancel:
+        his.enqueue("kiosk.register_cancel", ks["unreg"], {"register_key": ks["register"]}, serial)
+    return ks
+
+
+
+def finish_in_process(config_path, url: str, store: Store, timeout: float = 40.0) -> dict:
+    """What a fresh daemon does after a crash, by the daemon's own wiring and runner in this
+    process (no process start): expired leases back to work, then every row to its end.
+    Returns {state: count}."""
+    from bridge.engine.backoff import Backoff
+    from bridge.engine.flow import Registry
+    from bridge.engine.runner import Runner, RunnerSettings
+    from daemon import config as daemon_config
+    from daemon.app import build
+
+    for k, v in MP_ENV.items():       # the [mobilepay] secrets, as the daemon's environment had them
+        os.environ.setdefault(k, v)
+    cfg = daemon_config.load(config_path)     # the database is `store`'s: the runner writes there
+    w = build(cfg)
+    reg = Registry()
+    for f in w.flows:
+        reg.register(f)
+    run = Runner(store, reg, RunnerSettings(lease_seconds=10, backoff=Backoff(0.05, 0.2)), w.services)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            store.recover_expired_leases()
+            for row in store.claim("in-process", 10, limit=1):
+                run.run(row, "in-process")
+            counts = {r[0]: int(r[1]) for r in store.query("SELECT state, COUNT(*) FROM mi_outbox GROUP BY state")}
+            if not any(counts.get(s) for s in ("pending", "running", "in_doubt")):
+                return counts
+            time.sleep(0.05)
+        raise AssertionError(f"rows still open: {counts}")
+    finally:
+        for svc in w.services.values():
+            getattr(getattr(svc, "offline", svc), "close", lambda: None)()

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from .conftest import (FENG, QIAN, SUN, WU, ZHANG, ZHENG, key, mobile_payment, reg_fee, visit)
+from tests.facepay_flows.conftest import money_invariants
+
+from .conftest import FENG, QIAN, SUN, WU, ZHANG, ZHENG, enqueue_visit, key, mobile_payment, reg_fee, visit
 
 D = Decimal
 LOOKUP, CHOOSE = "identity.lookup", "identity.choose"
@@ -193,3 +195,38 @@ def test_kiosk_registration_pays_its_fee_and_is_cancelled(t):
         s = his.one("kiosk.settle", ks["settle"], "settlement")
         assert (s["result"]["face_pay"], s["account"], s["cash"]) == (False, D("0.00"), D("3.00"))
         assert sim.state()["persons"][WU] == "800.00"
+
+
+def test_faults_on_every_call_of_a_kiosk_visit(t):
+    """Faults on every call of a kiosk visit (lookup by card, registration, fee, cancels)."""
+    dialect, sim, his, proc = t
+    sim.card(ZHANG)
+    # Reads: a busy 1101, a gateway refusing our signature (never forwarded), 2001 and the
+    # card reader failing once.  None of them may end the lookup as "person not found".
+    sim.arm("ReadCardBas", "http500")
+    sim.arm("1101", "business_error", message="系统繁忙,请稍后再试")
+    sim.arm("1101", "bad_signature")
+    sim.arm("2001", "http500")
+    # Every call that changes something loses its answer once after the platform booked it.
+    for iface in ("2201", "2207", "2202"):
+        sim.arm(iface, "lost_after_commit")
+    sim.arm("2208", "timeout")
+    ks = enqueue_visit(his, key("VISIT"))
+    for kind, k in (("kiosk.settle", ks["settle"]), ("kiosk.register_cancel", ks["unreg"])):
+        assert his.wait(kind, k, timeout=60) == "done", (his.row(kind, k), proc.tail())
+    st = money_invariants(sim, {ZHANG: "1000.00"})
+    fired = {f["interface"] for f in st["faults_fired"]}
+    assert {"ReadCardBas", "1101", "2001", "2201", "2207", "2208", "2202"} <= fired, fired
+    # The lost 2201 left a registration at the centre that nobody uses; the row names it.
+    reg = his.one("kiosk.register", ks["register"], "registration")["result"]
+    assert len(reg["lost_msgids"]) == 1
+    visits = [v for v in st["visit_identity"].values() if v["ipt_otp_no"] == reg["ipt_otp_no"]]
+    assert len(visits) == 2
+    # The lost 2207 was reversed by 2601 and settled again: one settlement row for the HIS,
+    # one settlement valid at the centre until the cancel, none after it.
+    assert [r["type"] for r in his.inbox("kiosk.settle", ks["settle"])] == ["settlement_reversed", "settlement"]
+    assert st["persons"][ZHANG] == "1000.00" and not [s for s in st["settlements"].values() if s["valid"]]
+    # The lost 2202 was asked again; the repeat's "already cancelled" confirms it.
+    unreg = his.one("kiosk.register_cancel", ks["unreg"], "registration_cancellation")["result"]
+    assert "confirmed_by" in unreg and not st["visits"][reg["mdtrt_id"]]["active"]
+    assert his.one(LOOKUP, ks["lookup"], "identity")["outcome"] == "ok"
