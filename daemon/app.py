@@ -22,6 +22,10 @@ def build(cfg: Config) -> Wiring:
     if cfg.platforms.get("offline"):
         from daemon.wiring_offline import wiring as offline_wiring
         w.merge(offline_wiring(cfg))
+    elif cfg.platforms.get("identity") is not None:
+        from daemon.config import ConfigError
+        raise ConfigError("[identity] needs [offline]: the lookups and the kiosk call 1101, 2001 and 22xx "
+                          "through the offline gateway")
     if cfg.platforms.get("mobilepay"):
         from daemon.wiring_mobilepay import wiring as mobilepay_wiring
         w.merge(mobilepay_wiring(cfg, w.services))

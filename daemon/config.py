@@ -162,7 +162,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
 # Modules that register more sections when imported (kept out of this module's
 # imports: they build on it).
 _SECTION_MODULES = ("daemon.platforms", "daemon.platforms_facepay", "daemon.regions", "daemon.platforms_channels",
-                    "daemon.reconcile_job")
+                    "daemon.reconcile_job", "daemon.wiring_identity")
 
 
 def register_section(name: str, model: type[BaseModel]) -> None:

@@ -11,7 +11,9 @@ centre, offline gateway, face terminal) and the daemon, and plays the HIS:
     full: 单边账 repair); a partial refund;
   * face pay: one outpatient settlement with the real personal account;
   * patient messages: the success messages on WeChat and Alipay, one per event
-    (daemon/demo_messages.py).
+    (daemon/demo_messages.py);
+  * before the payment (daemon/demo_identity.py): the region list, a lookup with two
+    insurances, the patient's choice written back to mi_identity, a kiosk registration.
 
 Then it prints the inbox, the call journal, the state counts and the
 simulator's ledger, and fails if anything was charged twice.
@@ -82,8 +84,10 @@ def _config(url: str, sim, port: int, msgid_dir: str) -> Config:
             "settle_window_seconds": 1.6, "resolve_retry_seconds": 0.3, "his_ack_timeout_seconds": 30,
             "his_ack_poll_seconds": 0.2},
     }
+    from daemon.demo_identity import identity_config
     from daemon.demo_messages import message_config
     message_config(cfg.platforms, creds)
+    cfg.platforms.update(identity_config(creds))
     return cfg
 
 
@@ -177,6 +181,11 @@ def run_demo(db_path: str = "mibridge-demo.db", verbose: bool = False) -> int:
         print(table(rows, ["inbox id", "outbox id", "kind", "business key", "type", "outcome", "settlement id",
                            "total", "fund", "account", "cash", "error"], align="rr" + "l" * 5 + "rrrr"))
 
+        from daemon.demo_identity import run_identity_demo_part
+        print("\nBefore the payment: the region list, a lookup with two insurances, the patient's choice "
+              "written back, and a kiosk registration")
+        identity_rc = run_identity_demo_part(store, http)
+
         print("\nInbox (what the HIS reads back):")
         rows = store.query("""SELECT i.id, i.outbox_id, i.business_key, i.result_type, i.outcome, i.total_amount,
                                      i.fund_amount, i.account_amount, i.cash_amount, i.error_code,
@@ -208,7 +217,7 @@ def run_demo(db_path: str = "mibridge-demo.db", verbose: bool = False) -> int:
         if not verbose:
             print(f"(the daemon's log: {log_path})")
         unfinished = st["counts"].get("pending") or st["counts"].get("running") or st["counts"].get("in_doubt")
-        return 1 if doubles or unfinished or face_rc or messages_rc else 0
+        return 1 if doubles or unfinished or face_rc or messages_rc or identity_rc else 0
     finally:
         daemon.stop()
         store.close()

@@ -1,7 +1,8 @@
-"""[offline] (and [facepay]): the offline gateway client, shared by every flow
-that calls an FSI interface (1101 for mobile pay, 22xx for face pay), the 9001
-sign-in job, and - when [facepay] is present - the face-pay flows with their
-FacePayClient service ("facepay") on top of the same offline client.
+"""[offline] (and [facepay], [identity]): the offline gateway client, shared by every
+flow that calls an FSI interface (1101 for mobile pay, 22xx for face pay), the 9001
+sign-in job, and - when [facepay] or [identity] is present - the FacePayClient service
+("facepay") on top of the same offline client, with the face-pay flows ([facepay]) and the
+identity and kiosk flows ([identity], daemon/wiring_identity.py).
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from daemon.wiring import Wiring
 from daemon.config import Config, ConfigError
 from daemon.platforms import offline_parts
 from daemon.platforms_facepay import facepay_parts
+from daemon.wiring_identity import identity_parts
+from daemon.wiring_identity import wiring as identity_wiring
 
 
 def wiring(cfg: Config) -> Wiring:
@@ -29,23 +32,40 @@ def wiring(cfg: Config) -> Wiring:
     client = OfflineClient(client_cfg, sign_in_request=sign_in_request)
     w = Wiring(services={"offline": client})
     fp = facepay_parts(cfg)
+    ip = identity_parts(cfg)
     w.jobs.append(sign_in_job(client, fp.sign_in_check_seconds if fp else 300.0))
+    if fp is not None or ip is not None:
+        from bridge.facepay.client import FacePayClient
+
+        # One FacePayClient (the offline client, fpy001/mpc004, the terminal) for face-pay and
+        # the identity/kiosk flows alike: the kiosk's settlement runs face-pay's steps.
+        w.services["facepay"] = FacePayClient(client, _terminal(client_cfg, fp, ip))
     if fp is not None:
-        from bridge.facepay.client import FacePayClient, TerminalConfig
         from bridge.facepay.catalog import every_flow
 
         if fp.settings.settle_window_seconds <= client_cfg.read_timeout:
             # docs/engine.md rule 7: the core may book a request after our client gave up.
             raise ConfigError(f"[facepay] settle_window_seconds ({fp.settings.settle_window_seconds}) must be "
                               f"longer than [offline] read_timeout ({client_cfg.read_timeout})")
-        terminal = None
-        if fp.terminal_url:
-            terminal = TerminalConfig(url=fp.terminal_url, org_id=client_cfg.fixmedins_code,
-                                      connect_timeout=fp.terminal_connect_timeout,
-                                      read_timeout=fp.terminal_read_timeout)
-        w.services["facepay"] = FacePayClient(client, terminal)
         w.flows += every_flow(fp.settings)
+    if ip is not None:
+        w.merge(identity_wiring(ip, fp.settings if fp else None, client_cfg.read_timeout))
     return w
+
+
+def _terminal(client_cfg, fp, ip):
+    """The terminal of the e-credential library and the card reader: [identity]'s URLs and
+    timeouts where given, else [facepay]'s; None when neither names a URL."""
+    from bridge.facepay.client import TerminalConfig
+
+    url = (ip.terminal_url if ip else None) or (fp.terminal_url if fp else None)
+    card = ip.card_reader_url if ip else None
+    if not url and not card:
+        return None
+    read = (ip.terminal_read_timeout if ip else None) or (fp.terminal_read_timeout if fp else 120.0)
+    connect = (ip.terminal_connect_timeout if ip else None) or (fp.terminal_connect_timeout if fp else 5.0)
+    return TerminalConfig(url=url or "", org_id=client_cfg.fixmedins_code, connect_timeout=connect,
+                          read_timeout=read, card_reader_url=card)
 
 
 def sign_in_job(client, every_seconds: float):

@@ -46,6 +46,17 @@ class IdentityRow:
     insutype: Optional[str] = None
     benefit: Optional[str] = None
     psn_cert_type: Optional[str] = None
+    # Migration 007 (docs/identity.md "mi_identity"): the chosen insurance's person type and
+    # benefit check, the ID number and name MASKED (never whole: bridge/identity/masking.py),
+    # and whether the patient chose the insurance (identity.choose) - 1 - or mibridge took
+    # the only one there was - 0.  source_kind is the writing request's kind.
+    psn_type: Optional[str] = None
+    med_type: Optional[str] = None
+    benefit_status: Optional[str] = None
+    certno_masked: Optional[str] = None
+    psn_name_masked: Optional[str] = None
+    gend: Optional[str] = None
+    chosen: bool = False
 
 
 @dataclass(frozen=True)

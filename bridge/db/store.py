@@ -336,7 +336,10 @@ class Store:
             out.append(Insert("mi_identity", dict(
                 his_patient_id=ident.his_patient_id, psn_no=ident.psn_no,
                 insuplc_admdvs=ident.insuplc_admdvs, insutype=ident.insutype,
-                benefit=ident.benefit, psn_cert_type=ident.psn_cert_type, source_outbox_id=row.id),
+                benefit=ident.benefit, psn_cert_type=ident.psn_cert_type,
+                psn_type=ident.psn_type, med_type=ident.med_type, benefit_status=ident.benefit_status,
+                certno_masked=ident.certno_masked, psn_name_masked=ident.psn_name_masked, gend=ident.gend,
+                chosen=1 if ident.chosen else 0, source_kind=row.kind, source_outbox_id=row.id),
                 now_cols=("updated_at",), upsert=True))
         return out
 
@@ -732,6 +735,21 @@ class Store:
         rows = self.query(f"""SELECT {self.dialect.age_seconds('first_received_at')} FROM mi_notice
                                WHERE interface = :i AND notice_key = :k""", {"i": interface, "k": notice_key})
         return float(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def insured_region(self, admdvs: str) -> Optional[dict]:
+        """One row of mi_insured_region (migration 006), enabled or not, for the identity
+        flows' check of the patient's region: {"admdvs", "name", "enabled" (bool),
+        "channels" (wechat/alipay/counter/kiosk it is offered on), "insutypes" (a list, or
+        None = every type)}; None when the code is not listed.  (bridge/regions/storage.find
+        reads the same row as a Region; a flow cannot import it: it reads the Store.)"""
+        rows = self.query("""SELECT admdvs, name, enabled, on_wechat, on_alipay, on_counter, on_kiosk, insutypes
+                               FROM mi_insured_region WHERE admdvs = :a""", {"a": admdvs})
+        if not rows:
+            return None
+        a, name, enabled, *flags, insutypes = rows[0]
+        return {"admdvs": str(a), "name": str(name), "enabled": int(enabled) == 1,
+                "channels": [c for c, f in zip(("wechat", "alipay", "counter", "kiosk"), flags) if int(f) == 1],
+                "insutypes": str(insutypes).split(",") if insutypes else None}
 
     # -- reading -------------------------------------------------------------------
     def query(self, sql: str, params: dict | None = None) -> list[tuple]:

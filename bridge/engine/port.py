@@ -52,6 +52,11 @@ class FlowPort(Protocol):
     def call_age_seconds(self, msg_id: str) -> Optional[float]:
         """Seconds since a journalled call started (database clock), or None."""
 
+    def insured_region(self, admdvs: str) -> Optional[dict]:
+        """A row of the insured-region list (mi_insured_region), enabled or not:
+        {"admdvs", "name", "enabled", "channels", "insutypes" (None = every type)}, or None
+        when the code is not listed.  The identity flows check the patient's region with it."""
+
     # -- the only writes outside a transition -----------------------------------
     def poke(self, kinds: Iterable[str], business_key: str) -> int:
         """Make the waiting requests of `kinds` with this key due now; how many."""
@@ -93,6 +98,9 @@ class StorePort:
 
     def call_age_seconds(self, msg_id):
         return self._store.call_age_seconds(msg_id)
+
+    def insured_region(self, admdvs):
+        return self._store.insured_region(admdvs)
 
     def poke(self, kinds, business_key):
         return self._store.poke(kinds, business_key)

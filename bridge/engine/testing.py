@@ -87,6 +87,8 @@ class ScriptedPort:
         self.notice_ages: dict[tuple[str, str], float] = {}
         self.secret_values: dict[int, dict[str, str]] = {}
         self.call_ages: dict[str, float] = {}
+        # admdvs -> the insured_region() answer (the region list, mi_insured_region).
+        self.regions: dict[str, dict] = {}
         # What the flow did outside its transition.
         self.pokes: list[tuple[tuple[str, ...], str]] = []
         self.withdrawn: list[int] = []
@@ -159,6 +161,16 @@ class ScriptedPort:
 
     def call_age_seconds(self, msg_id: str) -> Optional[float]:
         return self.call_ages.get(msg_id)
+
+    def insured_region(self, admdvs: str) -> Optional[dict]:
+        r = self.regions.get(admdvs)
+        return dict(r) if r is not None else None
+
+    def set_region(self, admdvs: str, name: str = "", *, enabled: bool = True,
+                   channels: Iterable[str] = ("wechat", "alipay", "counter", "kiosk"),
+                   insutypes: Optional[Iterable[str]] = None) -> None:
+        self.regions[admdvs] = {"admdvs": admdvs, "name": name or admdvs, "enabled": enabled,
+                                "channels": list(channels), "insutypes": None if insutypes is None else list(insutypes)}
 
     def poke(self, kinds: Iterable[str], business_key: str) -> int:
         self.pokes.append((tuple(kinds), business_key))

@@ -67,6 +67,12 @@ class CancelSteps:
 
     settings: FacePaySettings
     setting: str
+    # The order book's platform for this flow's money rows (bridge/db/orderbook.py reads
+    # `result.platform`); None: the kind's first part.  The kiosk flows set "kiosk".
+    platform: Optional[str] = None
+
+    def _tagged(self, result: dict) -> dict:
+        return dict(result, platform=self.platform) if self.platform else result
 
     # -- helpers ------------------------------------------------------------------------
     def _cancel_infno(self) -> str:
@@ -103,7 +109,8 @@ class CancelSteps:
         for k in ("refund_seq_id", "platform_seq_id"):
             if d.get(k):
                 result[k] = d[k]
-        return Finish([money_row("cancellation", tg["split"], settlement_id=tg["setl_id"], result=result)],
+        return Finish([money_row("cancellation", tg["split"], settlement_id=tg["setl_id"],
+                                 result=self._tagged(result))],
                       data=dict(data or {}))
 
     def _after_status(self, ctx, st, rejected: Optional[tuple[str, str]] = None):
@@ -327,11 +334,16 @@ class _CancelBase(CancelSteps, Flow):
     def parse(self, doc: dict) -> CancelRequest:
         return parse_cancel(doc)
 
+    @property
+    def settle_kind(self) -> str:
+        """The kind of the settlement this cancel names (the kiosk's differs)."""
+        return kind(self.setting, "settle")
+
     def step_start(self, ctx):
         sk = ctx.payload.settle_key
-        row = lookup(ctx, (kind(self.setting, "settle"),), sk)
+        row = lookup(ctx, (self.settle_kind,), sk)
         if row is None:
-            return Fail("SETTLEMENT_NOT_FOUND", f"no {kind(self.setting, 'settle')} request {sk!r}")
+            return Fail("SETTLEMENT_NOT_FOUND", f"no {self.settle_kind} request {sk!r}")
         target = row["flow_data"].get("target")
         if target is None:
             return Fail("NOT_SETTLED", f"settlement request {sk!r} is {row['state']} without a settlement")

@@ -46,13 +46,19 @@ class _SettleBase(CancelSteps, Flow):
     def parse(self, doc: dict) -> SettleRequest:
         return parse_settle(doc)
 
+    @property
+    def presettle_kind(self) -> str:
+        """The kind of the pre-settlement this settlement names (the kiosk's differs:
+        bridge/identity/kiosk.py)."""
+        return kind(self.setting, "presettle")
+
     def _visit(self, ctx) -> dict | Fail:
         if "visit" in ctx.data:
             return ctx.data["visit"]
         pk = ctx.payload.presettle_key
-        row = lookup(ctx, (kind(self.setting, "presettle"),), pk)
+        row = lookup(ctx, (self.presettle_kind,), pk)
         if row is None:
-            return Fail("PRESETTLE_NOT_FOUND", f"no {kind(self.setting, 'presettle')} request {pk!r}")
+            return Fail("PRESETTLE_NOT_FOUND", f"no {self.presettle_kind} request {pk!r}")
         if row["state"] != "done" or "visit" not in row["flow_data"]:
             return Fail("PRESETTLE_NOT_DONE", f"pre-settlement {pk!r} is {row['state']}; "
                                               "settle only after a successful pre-settlement")
@@ -126,9 +132,9 @@ class _SettleBase(CancelSteps, Flow):
         if verdict == REVERSED:
             n = int(ctx.data.get("reversals", 0)) + 1
             note = InboxRow(result_type="settlement_reversed", outcome="ok",
-                            result={"omsgid": ctx.in_doubt_msg_id, "oinfno": infno,
-                                    "why": "the settlement's answer was lost; 2601 undid whatever it booked",
-                                    "reversals": n})
+                            result=self._tagged({"omsgid": ctx.in_doubt_msg_id, "oinfno": infno,
+                                                 "why": "the settlement's answer was lost; 2601 undid whatever "
+                                                        "it booked", "reversals": n}))
             if n > self.settings.max_reversals:
                 return Hold("TOO_MANY_REVERSALS", f"{n} settlements of this request were lost and reversed; "
                                                   "nothing stands at the core; enqueue again when the link is sound")
@@ -147,7 +153,7 @@ class _SettleBase(CancelSteps, Flow):
         result = {"setl_id": s.setl_id, "mdtrt_id": target["mdtrt_id"], "setl_time": s.setl_time,
                   "face_pay": face_pay, "medins_setl_id": s.medins_setl_id,
                   "presettle_split": v.get("presettle_split")}
-        row = money_row("settlement", split, settlement_id=s.setl_id, result=result)
+        row = money_row("settlement", split, settlement_id=s.setl_id, result=self._tagged(result))
         data = {"target": target}
         if v.get("face") and self.settings.notify_terminal:
             return Goto("notify", data=data, inbox=[row])

@@ -109,6 +109,12 @@ class PaymentFlow(ChannelPaymentSteps, ChannelRefundSteps, Flow):
 
     # -- identify: 1101 with the channel's payAuthNo (§5.7, Shanxi) -------------------
     def step_identify(self, ctx):
+        """The insured person and the insurance this bill runs under.  With psn_no in the
+        payload: as given.  Else 1101 with the payAuthNo, and the insurance the patient chose
+        (the payload's `insutype`, and `insuplc_admdvs` when one type is held in two
+        regions - what identity.choose wrote back, docs/identity.md) or the only one in
+        force.  Several in force and none chosen: CHOOSE_INSURANCE with the list, never the
+        first (bridge/identity/insurances.py pick)."""
         p: PaymentRequest = ctx.payload
         if p.psn_no:
             return Goto("upload", data={"psn_no": p.psn_no, "insutype": p.insutype,
@@ -123,21 +129,43 @@ class PaymentFlow(ChannelPaymentSteps, ChannelRefundSteps, Flow):
         if failure is not None:
             return Retry("SIGN_IN_FAILED", f"9001 sign-in failed: {failure.code} {failure.message}")
         r = ctx.call(offline.send, offline.prepare_person_info(
-            m.PersonInfoRequest(mdtrt_cert_type="01", mdtrt_cert_no=p.pay_auth_no)))
+            m.PersonInfoRequest.by_pay_auth_no(p.pay_auth_no, insuplc_admdvs=p.insuplc_admdvs)))
+        if r.refused and r.message and any(k in r.message for k in offline.config.sign_in_invalid_markers):
+            # The platform no longer knows our 9001 sign-in (the client dropped it): nothing
+            # was looked up; the next try signs in again (as bridge/facepay/fsi.py fsi_call).
+            return Retry("SIGN_IN_INVALID", f"1101: {r.message}")
         if r.refused:
+            # A verdict on the payAuthNo (expired, used, unknown).  A busy or signature
+            # refusal is `transient`, never here (bridge/refusals.py): asked again below.
             return Fail("IDENTIFY_REJECTED", f"1101 with the payAuthNo refused: {r.message}")
         if r.outcome is not Outcome.OK:
             return Retry("IDENTIFY_FAILED", r.message or "1101 failed")
-        person = r.data
-        insu = [i for i in person.insuinfo if i.insutype and i.psn_insu_stas in (None, "", "1")]
-        if not insu:
-            return Fail("NOT_INSURED", "the centre shows no active insurance for this person")
-        chosen = insu[0]
+        return self._identified(ctx, r.data)
+
+    def _identified(self, ctx, person):
+        """`person`: 1101's answer (bridge/offline/messages.py PersonInfo)."""
+        # Imported here, like the offline messages above: the identity rules are only
+        # needed on the 1101 path (and this keeps the module's imports as they were).
+        from bridge.identity.insurances import (NoChoice, benefit_category, idet_type, insurance_rows, pick,
+                                                public)
+        from bridge.identity.masking import masked_certno, masked_name
+        p: PaymentRequest = ctx.payload
+        rows = insurance_rows(person, region_asked=p.insuplc_admdvs)
+        chosen = pick(rows, p.insutype, p.insuplc_admdvs)
+        if isinstance(chosen, NoChoice):
+            # The list goes with the error: the mini-program shows it, the patient chooses,
+            # the HIS enqueues a new payment naming `insutype` (and the region if needed).
+            return Fail(chosen.code, chosen.message, inbox=[InboxRow(
+                result_type="error", outcome="failed", error_code=chosen.code, error_message=chosen.message,
+                result={"psn_no": person.psn_no, "insurances": public(rows)})])
         ident = IdentityRow(his_patient_id=p.patient_id, psn_no=person.psn_no,
-                            insuplc_admdvs=chosen.insuplc_admdvs, insutype=chosen.insutype,
-                            psn_cert_type=person.psn_cert_type)
-        return Goto("upload", data={"psn_no": person.psn_no, "insutype": chosen.insutype,
-                                    "insuplc_admdvs": chosen.insuplc_admdvs},
+                            insuplc_admdvs=chosen["insuplc_admdvs"], insutype=chosen["insutype"],
+                            psn_cert_type=person.psn_cert_type, psn_type=chosen["psn_type"],
+                            benefit=benefit_category({"psn_idet_type": idet_type(person)}, chosen),
+                            certno_masked=masked_certno(p.id_no), psn_name_masked=masked_name(p.user_name),
+                            gend=person.gend, chosen=p.insutype is not None)
+        return Goto("upload", data={"psn_no": person.psn_no, "insutype": chosen["insutype"],
+                                    "insuplc_admdvs": chosen["insuplc_admdvs"]},
                     identities=[ident])
 
     # -- upload: 6201 ---------------------------------------------------------------------

@@ -204,6 +204,15 @@ CREATE TABLE mi_identity (
     psn_cert_type    VARCHAR2(8 CHAR),
     source_outbox_id NUMBER(19),
     updated_at       TIMESTAMP WITH TIME ZONE DEFAULT SYSTIMESTAMP NOT NULL,
+    -- migration 007: the identity written back to the HIS (docs/identity.md)
+    psn_type         VARCHAR2(12 CHAR),
+    med_type         VARCHAR2(8 CHAR),
+    benefit_status   VARCHAR2(16 CHAR),
+    certno_masked    VARCHAR2(40 CHAR),
+    psn_name_masked  VARCHAR2(100 CHAR),
+    gend             VARCHAR2(4 CHAR),
+    chosen           NUMBER(1),
+    source_kind      VARCHAR2(40 CHAR),
     CONSTRAINT mi_identity_pk PRIMARY KEY (his_patient_id)
 )
 /
@@ -909,6 +918,8 @@ INSERT INTO mi_schema_version (version, name) VALUES (4, '004_reconciliation')
 INSERT INTO mi_schema_version (version, name) VALUES (5, '005_admin')
 /
 INSERT INTO mi_schema_version (version, name) VALUES (6, '006_insured_region')
+/
+INSERT INTO mi_schema_version (version, name) VALUES (7, '007_identity')
 /
 COMMIT
 /

@@ -135,7 +135,16 @@ CREATE TABLE mi_identity (
     benefit          VARCHAR(40),
     psn_cert_type    VARCHAR(8),
     source_outbox_id BIGINT,
-    updated_at       TIMESTAMPTZ   NOT NULL DEFAULT now()
+    updated_at       TIMESTAMPTZ   NOT NULL DEFAULT now(),
+    -- migration 007: the identity written back to the HIS (docs/identity.md)
+    psn_type         VARCHAR(12),
+    med_type         VARCHAR(8),
+    benefit_status   VARCHAR(16),
+    certno_masked    VARCHAR(40),
+    psn_name_masked  VARCHAR(100),
+    gend             VARCHAR(4),
+    chosen           SMALLINT,
+    source_kind      VARCHAR(40)
 );
 
 -- Audit trail of every human action (requeue, resolve) and repair.
@@ -752,4 +761,5 @@ SELECT admdvs, name, on_wechat, on_alipay, on_counter, on_kiosk, insutypes, sort
   FROM mi_insured_region WHERE enabled = 1;
 
 INSERT INTO mi_schema_version (version, name) VALUES (1, '001_baseline'), (2, '002_hardening'), (3, '003_secrets'),
-       (4, '004_reconciliation'), (5, '005_admin'), (6, '006_insured_region');
+       (4, '004_reconciliation'), (5, '005_admin'), (6, '006_insured_region'),
+       (7, '007_identity');

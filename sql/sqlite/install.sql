@@ -123,7 +123,9 @@ CREATE TABLE mi_identity (
     psn_cert_type    TEXT,
     source_outbox_id INTEGER,
     updated_at       TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f','now'))
-);
+    -- migration 007: the identity written back to the HIS (docs/identity.md), written as SQLite's
+    -- ALTER TABLE leaves the table's text, so that install.sql and 001 + migrations are the same.
+, psn_type TEXT, med_type TEXT, benefit_status TEXT, certno_masked TEXT, psn_name_masked TEXT, gend TEXT, chosen INTEGER, source_kind TEXT);
 
 CREATE TABLE mi_audit (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -646,5 +648,6 @@ SELECT admdvs, name, on_wechat, on_alipay, on_counter, on_kiosk, insutypes, sort
   FROM mi_insured_region WHERE enabled = 1;
 
 INSERT INTO mi_schema_version (version, name) VALUES (1, '001_baseline'), (2, '002_hardening'), (3, '003_secrets'),
-       (4, '004_reconciliation'), (5, '005_admin'), (6, '006_insured_region');
+       (4, '004_reconciliation'), (5, '005_admin'), (6, '006_insured_region'),
+       (7, '007_identity');
 COMMIT;

@@ -144,6 +144,15 @@ CREATE TABLE mi_identity (
     psn_cert_type    NVARCHAR(8),
     source_outbox_id BIGINT,
     updated_at       DATETIME2(6)  NOT NULL DEFAULT SYSUTCDATETIME(),
+    -- migration 007: the identity written back to the HIS (docs/identity.md)
+    psn_type         NVARCHAR(12),
+    med_type         NVARCHAR(8),
+    benefit_status   NVARCHAR(16),
+    certno_masked    NVARCHAR(40),
+    psn_name_masked  NVARCHAR(100),
+    gend             NVARCHAR(4),
+    chosen           SMALLINT,
+    source_kind      NVARCHAR(40),
     CONSTRAINT mi_identity_pk PRIMARY KEY (his_patient_id)
 );
 
@@ -998,5 +1007,6 @@ SELECT admdvs, name, on_wechat, on_alipay, on_counter, on_kiosk, insutypes, sort
 GO
 
 INSERT INTO mi_schema_version (version, name) VALUES (1, N'001_baseline'), (2, N'002_hardening'), (3, N'003_secrets'),
-       (4, N'004_reconciliation'), (5, N'005_admin'), (6, N'006_insured_region');
+       (4, N'004_reconciliation'), (5, N'005_admin'), (6, N'006_insured_region'),
+       (7, N'007_identity');
 GO

@@ -330,3 +330,134 @@ def test_the_oracle_and_sqlserver_facepay_examples_split_as_their_clients_do():
         assert len(declared) == len(set(declared)), b[:80]   # twice in one batch is an error
         if "result_type = N'settlement'" in b and "mi_inbox_consume" in b:
             assert "BEGIN TRANSACTION" in b and "COMMIT" in b, b[:80]
+
+
+# -- sql/<dialect>/examples/identity_enqueue.sql --------------------------------------
+# The DBA's identity walk-through (docs/identity.md): a lookup by payAuthNo and the
+# patient's choice, a lookup by ID and region, and a kiosk visit (card lookup, register,
+# fee pre-settlement and settlement, both cancels).  Checked as the face-pay one above:
+# run twice on each database with the daemon's rows written in between, every payload
+# parsed by its flow, the consume steps taking exactly the rows meant, and the Oracle and
+# SQL Server files split as their clients do.
+
+IDENTITY_EXAMPLE = "examples/identity_enqueue.sql"
+PAT_1, PAT_2, KIOSK_VISIT = "PAT-20240301-0001", "PAT-20240301-0002", "KIOSK-20240301-0001"
+ID_LK1, ID_LK2, ID_LK3, ID_CH1 = "LK-20240301-0001", "LK-20240301-0002", "LK-20240301-0003", "CH-20240301-0001"
+ID_REG, ID_PRE, ID_SET, ID_CAN, ID_REGX = ("REG-20240301-0001", "PRE-20240301-0003", "SET-20240301-0003",
+                                           "CAN-20240301-0003", "REGX-20240301-0001")
+IDENTITY_REQUESTS = [("identity.lookup", ID_LK1, PAT_1), ("identity.choose", ID_CH1, PAT_1),
+                     ("identity.lookup", ID_LK2, PAT_2), ("identity.lookup", ID_LK3, KIOSK_VISIT),
+                     ("kiosk.register", ID_REG, KIOSK_VISIT), ("kiosk.presettle", ID_PRE, KIOSK_VISIT),
+                     ("kiosk.settle", ID_SET, KIOSK_VISIT), ("kiosk.cancel", ID_CAN, KIOSK_VISIT),
+                     ("kiosk.register_cancel", ID_REGX, KIOSK_VISIT)]
+IDENTITY_CONSUMED = [("identity.lookup", ID_LK1, "identity"), ("identity.choose", ID_CH1, "identity_choice"),
+                     ("identity.lookup", ID_LK2, "identity"), ("identity.lookup", ID_LK3, "identity"),
+                     ("kiosk.register", ID_REG, "registration"), ("kiosk.presettle", ID_PRE, "presettlement"),
+                     ("kiosk.settle", ID_SET, "settlement")]
+
+
+def _parse_identity(kind: str, payload: dict):
+    from bridge.facepay.settings import FacePaySettings
+    from bridge.identity.flows import all_flows
+    from bridge.identity.settings import IdentitySettings
+
+    by_kind = {f.kind: f for f in all_flows(IdentitySettings(),
+                                             FacePaySettings(merchant_no="1", terminal_no="1", isv_no="1"))}
+    return by_kind[kind].parse(payload)
+
+
+def _check_identity_payloads(docs: dict) -> None:
+    """docs: business key -> payload.  Every one accepted by its flow, and they chain."""
+    for kind, key, _ in IDENTITY_REQUESTS:
+        _parse_identity(kind, docs[key])              # raises BadInput if the flow would refuse it
+    assert docs[ID_CH1]["lookup_key"] == ID_LK1 and docs[ID_REG]["lookup_key"] == ID_LK3
+    assert docs[ID_PRE]["register_key"] == ID_REG and docs[ID_SET]["presettle_key"] == ID_PRE
+    assert docs[ID_CAN]["settle_key"] == ID_SET and docs[ID_REGX]["register_key"] == ID_REG
+    assert _parse_identity("kiosk.register", docs[ID_REG]).operator == {"id": "ZZJ01", "name": "自助机01", "type": "2"}
+    assert _parse_identity("identity.lookup", docs[ID_LK3]).route == "card"
+    assert _parse_identity("identity.lookup", docs[ID_LK2]).route == "id_card"
+
+
+def _identity_text(dialect: str) -> str:
+    return script_path(dialect, IDENTITY_EXAMPLE).read_text(encoding="utf-8")
+
+
+def test_the_identity_example_enqueues_valid_requests_and_consumes_its_rows(db_url):
+    _run_example(db_url, IDENTITY_EXAMPLE)
+    s = Store(db_url)
+    try:
+        rows = s.query("SELECT id, kind, business_key, serial_key, state, payload FROM mi_outbox ORDER BY id")
+        assert [tuple(r[1:4]) for r in rows] == IDENTITY_REQUESTS
+        assert all(r[4] == "pending" for r in rows)
+        _check_identity_payloads({r[2]: json.loads(r[5]) for r in rows})
+        ids = {r[2]: r[0] for r in rows}
+        # What the daemon writes: the rows the script takes ...
+        for kind, key, rtype in IDENTITY_CONSUMED:
+            s.execute("""INSERT INTO mi_inbox (outbox_id, kind, business_key, result_type, outcome)
+                         VALUES (:o, :kind, :k, :t, 'ok')""", {"o": ids[key], "kind": kind, "k": key, "t": rtype})
+        # ... and rows it must leave alone: another request's row the script only shows, and a
+        # second row of the settle request.
+        for kind, key, rtype in (("kiosk.cancel", ID_CAN, "cancellation"),
+                                 ("kiosk.settle", ID_SET, "settlement_reversed")):
+            s.execute("""INSERT INTO mi_inbox (outbox_id, kind, business_key, result_type, outcome)
+                         VALUES (:o, :kind, :k, :t, 'ok')""", {"o": ids[key], "kind": kind, "k": key, "t": rtype})
+
+        _run_example(db_url, IDENTITY_EXAMPLE)           # again: a no-op for the requests
+        again = s.query("SELECT id, kind, business_key, serial_key, state FROM mi_outbox ORDER BY id")
+        assert [tuple(r) for r in again] == [(r[0],) + tuple(r[1:5]) for r in rows]
+        inbox = s.query("SELECT kind, business_key, result_type, his_ack, consumed_at FROM mi_inbox ORDER BY id")
+        assert [(tuple(r[:4]), r[4] is not None) for r in inbox] == (
+            [((k, b, t, "accepted"), True) for k, b, t in IDENTITY_CONSUMED]
+            + [(("kiosk.cancel", ID_CAN, "cancellation", None), False),
+               (("kiosk.settle", ID_SET, "settlement_reversed", None), False)])
+    finally:
+        s.close()
+
+
+def test_the_identity_examples_send_the_same_requests_in_every_dialect():
+    payloads = {d: _payload_literals(_identity_text(d)) for d in FACEPAY_DIALECTS}
+    assert len(payloads["sqlite"]) == len(IDENTITY_REQUESTS)
+    for d in FACEPAY_DIALECTS:
+        assert payloads[d] == payloads["sqlite"], d
+    _check_identity_payloads({key: doc for (_, key, _), doc in zip(IDENTITY_REQUESTS, payloads["sqlite"])})
+    call = re.compile(r"mi_enqueue\s*\(?\s*N?'((?:identity|kiosk)\.[\w.]+)',\s*N?'([^']+)',\s*N?'([^']+)'")
+    for d in ("postgresql", "mysql", "oracle", "sqlserver"):
+        assert call.findall(_identity_text(d)) == IDENTITY_REQUESTS, d
+    insert = re.compile(r"INSERT INTO mi_outbox \(kind, business_key, serial_key, payload\)\s*"
+                        r"VALUES \('((?:identity|kiosk)\.[\w.]+)', '([^']+)', '([^']+)'")
+    assert insert.findall(_identity_text("sqlite")) == IDENTITY_REQUESTS
+
+
+def test_the_identity_examples_consume_only_the_rows_meant_in_every_dialect():
+    where = re.compile(r"kind = N?'([\w.]+)' AND business_key = N?'([^']+)'\s+"
+                       r"AND result_type = N?'(\w+)' AND consumed_at IS NULL")
+    consumes = re.compile(r"mi_inbox_consume\s*\(?\s*(id|r\.id|@p_id = @row)|^INSERT INTO mi_inbox_consume \(id, his_ack\)",
+                          re.M)
+    for d in FACEPAY_DIALECTS:
+        stmts = split_statements(d, _identity_text(d))
+        taken = [where.findall(st) for st in stmts if consumes.search(st)]
+        assert all(len(t) == 1 for t in taken), (d, taken)
+        assert [t[0] for t in taken] == IDENTITY_CONSUMED, d
+
+
+def test_the_oracle_and_sqlserver_identity_examples_split_as_their_clients_do():
+    plsql = re.compile(r"^(DECLARE|BEGIN)\b", re.I)
+    ora_text = _identity_text("oracle")
+    assert "&" not in ora_text                       # SQL*Plus would prompt for a substitution
+    stmts = split_statements("oracle", ora_text)
+    assert len(stmts) == 9 + 7 + 12                  # 9 enqueue blocks, 7 consume blocks, 12 queries
+    for st in stmts:
+        assert "\n\n" not in st, st[:80]             # a blank line ends a SQL*Plus statement
+        if plsql.match(st):
+            assert re.search(r"\bEND;\s*$", st) and "COMMIT;" in st, st[-80:]
+        else:
+            assert st.lstrip().upper().startswith("SELECT") and ";" not in st, st[:80]
+    batches = split_statements("sqlserver", _identity_text("sqlserver"))
+    assert len(batches) == 9 + 7 + 12
+    for b in batches:
+        assert not re.search(r"^\s*GO\s*$", b, re.M | re.I)
+        assert not re.search(r"[^N]'\{", b), b[:80]   # payloads are N'...' (Unicode)
+        declared = re.findall(r"DECLARE\s+(@\w+)", b, re.I)
+        assert len(declared) == len(set(declared)), b[:80]
+        if "result_type = N'settlement'" in b and "mi_inbox_consume" in b:
+            assert "BEGIN TRANSACTION" in b and "COMMIT" in b, b[:80]

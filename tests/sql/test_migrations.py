@@ -17,7 +17,7 @@ import pytest
 from bridge.db import schema
 from bridge.db.dialects import get_dialect
 from bridge.db.scripts import run_script, script_path, sql_dir
-from bridge.db.store import IdentityRow, InboxRow, Store
+from bridge.db.store import InboxRow, Store
 from bridge.db.url import parse_url
 from tests.conftest import make_database
 from tests.sql.catalog import catalog
@@ -59,7 +59,10 @@ def _fill(store: Store) -> None:
     store.finish(rows[done], "w", "done", {"charge_id": "CH1"},
                  [InboxRow("charge", "ok", order_id="CH1", total_amount=Decimal("12.50"),
                            fund_amount=Decimal("10.05"), cash_amount=Decimal("2.45"), result={"a": "中文"})],
-                 identities=[IdentityRow("P1", "PSN-1", insutype="310")])
+                 )
+    # The previous release's identity row: its own columns (migration 007 added more).
+    store.execute("INSERT INTO mi_identity (his_patient_id, psn_no, insutype, source_outbox_id) "
+                  "VALUES ('P1', 'PSN-1', '310', :o)", {"o": done})
     _old_begin_call(store, held, "MSG-2", "{}")
     store.release(rows[held], "w", "held", 0, {}, error_code="CHARGE_IN_DOUBT", error_message="needs a person",
                   keep_call=True)
@@ -117,7 +120,8 @@ def test_a_database_of_the_previous_release_upgrades_with_nothing_lost(dialect, 
 
         store = Store(url)
         # Every row as it was; migrations only add columns, at the end (005: the journal's
-        # unsafe flag and the audit's db_login, NULL for rows written before).
+        # unsafe flag and the audit's db_login; 007: the identity's writeback columns; NULL for rows
+        # written before).
         after = _dump(store)
         assert {t: [r[:len(before[t][0])] for r in rows] if before[t] else rows for t, rows in after.items()} \
             == before

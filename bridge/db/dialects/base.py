@@ -281,21 +281,23 @@ class Dialect:
         return _convert(self.paramstyle, sql)(params)
 
 
+# mi_identity's columns as the daemon writes them (his_patient_id is the key; updated_at is
+# the database's now).  Migration 007 added the ones after psn_cert_type.
+IDENTITY_COLUMNS = ("his_patient_id", "psn_no", "insuplc_admdvs", "insutype", "benefit", "psn_cert_type",
+                    "psn_type", "med_type", "benefit_status", "certno_masked", "psn_name_masked", "gend",
+                    "chosen", "source_kind", "source_outbox_id")
+
+
 def on_conflict_identity_upsert(now: str) -> str:
     """The identity upsert for databases with INSERT ... ON CONFLICT (PostgreSQL, SQLite)."""
     return f"""
-        INSERT INTO mi_identity (his_patient_id, psn_no, insuplc_admdvs, insutype, benefit,
-                                 psn_cert_type, source_outbox_id, updated_at)
-        VALUES (:his_patient_id, :psn_no, :insuplc_admdvs, :insutype, :benefit,
-                :psn_cert_type, :source_outbox_id, {now})
+        INSERT INTO mi_identity ({', '.join(IDENTITY_COLUMNS)}, updated_at)
+        VALUES ({', '.join(':' + c for c in IDENTITY_COLUMNS)}, {now})
         {ON_CONFLICT_IDENTITY}"""
 
 
-ON_CONFLICT_IDENTITY = """ON CONFLICT (his_patient_id) DO UPDATE SET
-            psn_no = excluded.psn_no, insuplc_admdvs = excluded.insuplc_admdvs,
-            insutype = excluded.insutype, benefit = excluded.benefit,
-            psn_cert_type = excluded.psn_cert_type, source_outbox_id = excluded.source_outbox_id,
-            updated_at = excluded.updated_at"""
+ON_CONFLICT_IDENTITY = "ON CONFLICT (his_patient_id) DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}" for c in IDENTITY_COLUMNS[1:] + ("updated_at",))
 
 
 _COMPOSED: dict = {}

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from bridge.db.dialects.base import (CLAIM_COLUMNS, Dialect, GuardedWrite, journal_end_params,
+from bridge.db.dialects.base import (CLAIM_COLUMNS, IDENTITY_COLUMNS, Dialect, GuardedWrite, journal_end_params,
                                      journal_end_sql, renamed)
 
 _READY = """
@@ -42,16 +42,10 @@ class MySQLDialect(Dialect):
     # per round trip (CLIENT_MULTI_STATEMENTS), four otherwise.
     claim_rows_sql = "SELECT " + ", ".join("o.state" if c == "was_state" else f"o.{c}"
                                            for c in CLAIM_COLUMNS) + _READY
-    identity_upsert_sql = """
-        INSERT INTO mi_identity (his_patient_id, psn_no, insuplc_admdvs, insutype, benefit,
-                                 psn_cert_type, source_outbox_id, updated_at)
-        VALUES (:his_patient_id, :psn_no, :insuplc_admdvs, :insutype, :benefit,
-                :psn_cert_type, :source_outbox_id, UTC_TIMESTAMP(6))
-        ON DUPLICATE KEY UPDATE
-            psn_no = VALUES(psn_no), insuplc_admdvs = VALUES(insuplc_admdvs),
-            insutype = VALUES(insutype), benefit = VALUES(benefit),
-            psn_cert_type = VALUES(psn_cert_type), source_outbox_id = VALUES(source_outbox_id),
-            updated_at = VALUES(updated_at)"""
+    identity_upsert_sql = (
+        f"INSERT INTO mi_identity ({', '.join(IDENTITY_COLUMNS)}, updated_at) "
+        f"VALUES ({', '.join(':' + c for c in IDENTITY_COLUMNS)}, UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE "
+        + ", ".join(f"{c} = VALUES({c})" for c in IDENTITY_COLUMNS[1:] + ("updated_at",)))
 
     def prepare(self, conn) -> None:
         conn.autocommit(True)

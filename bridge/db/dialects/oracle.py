@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import decimal
 
-from bridge.db.dialects.base import Dialect
+from bridge.db.dialects.base import IDENTITY_COLUMNS, Dialect
 
 # Open rows, in exactly the expressions of the function-based indexes in
 # sql/oracle/install.sql (a query uses such an index only if it repeats the
@@ -53,21 +53,14 @@ class OracleDialect(Dialect):
            FOR UPDATE SKIP LOCKED"""
     # A concurrent first insert for the same patient can still raise ORA-00001;
     # the transaction rolls back and the step is retried like any other error.
-    identity_upsert_sql = """
+    identity_upsert_sql = f"""
         MERGE INTO mi_identity t
-        USING (SELECT :his_patient_id AS his_patient_id, :psn_no AS psn_no,
-                      :insuplc_admdvs AS insuplc_admdvs, :insutype AS insutype, :benefit AS benefit,
-                      :psn_cert_type AS psn_cert_type, :source_outbox_id AS source_outbox_id
-                 FROM dual) s
+        USING (SELECT {', '.join(f':{c} AS {c}' for c in IDENTITY_COLUMNS)} FROM dual) s
            ON (t.his_patient_id = s.his_patient_id)
          WHEN MATCHED THEN UPDATE SET
-              t.psn_no = s.psn_no, t.insuplc_admdvs = s.insuplc_admdvs, t.insutype = s.insutype,
-              t.benefit = s.benefit, t.psn_cert_type = s.psn_cert_type,
-              t.source_outbox_id = s.source_outbox_id, t.updated_at = SYSTIMESTAMP
-         WHEN NOT MATCHED THEN INSERT (his_patient_id, psn_no, insuplc_admdvs, insutype, benefit,
-                                       psn_cert_type, source_outbox_id, updated_at)
-              VALUES (s.his_patient_id, s.psn_no, s.insuplc_admdvs, s.insutype, s.benefit,
-                      s.psn_cert_type, s.source_outbox_id, SYSTIMESTAMP)"""
+              {', '.join(f't.{c} = s.{c}' for c in IDENTITY_COLUMNS[1:])}, t.updated_at = SYSTIMESTAMP
+         WHEN NOT MATCHED THEN INSERT ({', '.join(IDENTITY_COLUMNS)}, updated_at)
+              VALUES ({', '.join('s.' + c for c in IDENTITY_COLUMNS)}, SYSTIMESTAMP)"""
 
     def after(self, param: str) -> str:
         return f"(SYSTIMESTAMP + NUMTODSINTERVAL(:{param}, 'SECOND'))"

@@ -13,7 +13,15 @@ With no user in the URL the driver logs in with the service account
 """
 from __future__ import annotations
 
-from bridge.db.dialects.base import Dialect
+from bridge.db.dialects.base import IDENTITY_COLUMNS, Dialect
+
+# The parameter types of the identity MERGE (the driver cannot type a bare "? AS name",
+# which breaks NULLs): the columns' own (install.sql).
+_IDENTITY_TYPES = {"his_patient_id": "NVARCHAR(64)", "psn_no": "NVARCHAR(40)", "insuplc_admdvs": "NVARCHAR(12)",
+                   "insutype": "NVARCHAR(12)", "benefit": "NVARCHAR(40)", "psn_cert_type": "NVARCHAR(8)",
+                   "psn_type": "NVARCHAR(12)", "med_type": "NVARCHAR(8)", "benefit_status": "NVARCHAR(16)",
+                   "certno_masked": "NVARCHAR(40)", "psn_name_masked": "NVARCHAR(100)", "gend": "NVARCHAR(4)",
+                   "chosen": "SMALLINT", "source_kind": "NVARCHAR(40)", "source_outbox_id": "BIGINT"}
 
 DEFAULT_DRIVER = "ODBC Driver 18 for SQL Server"
 _TRUE = {"1", "yes", "true", "on"}
@@ -40,24 +48,14 @@ class SQLServerDialect(Dialect):
     # HOLDLOCK: without it two concurrent MERGEs for a new patient can both
     # take the INSERT branch.  The CASTs give the parameters a type (the driver
     # cannot infer one for a bare "? AS name", which breaks NULLs).
-    identity_upsert_sql = """
+    identity_upsert_sql = f"""
         MERGE mi_identity WITH (HOLDLOCK) AS t
-        USING (SELECT CAST(:his_patient_id AS NVARCHAR(64)) AS his_patient_id,
-                      CAST(:psn_no AS NVARCHAR(40)) AS psn_no,
-                      CAST(:insuplc_admdvs AS NVARCHAR(12)) AS insuplc_admdvs,
-                      CAST(:insutype AS NVARCHAR(12)) AS insutype,
-                      CAST(:benefit AS NVARCHAR(40)) AS benefit,
-                      CAST(:psn_cert_type AS NVARCHAR(8)) AS psn_cert_type,
-                      CAST(:source_outbox_id AS BIGINT) AS source_outbox_id) AS s
+        USING (SELECT {', '.join(f'CAST(:{c} AS {_IDENTITY_TYPES[c]}) AS {c}' for c in IDENTITY_COLUMNS)}) AS s
            ON t.his_patient_id = s.his_patient_id
          WHEN MATCHED THEN UPDATE SET
-              psn_no = s.psn_no, insuplc_admdvs = s.insuplc_admdvs, insutype = s.insutype,
-              benefit = s.benefit, psn_cert_type = s.psn_cert_type,
-              source_outbox_id = s.source_outbox_id, updated_at = SYSUTCDATETIME()
-         WHEN NOT MATCHED THEN INSERT (his_patient_id, psn_no, insuplc_admdvs, insutype, benefit,
-                                       psn_cert_type, source_outbox_id, updated_at)
-              VALUES (s.his_patient_id, s.psn_no, s.insuplc_admdvs, s.insutype, s.benefit,
-                      s.psn_cert_type, s.source_outbox_id, SYSUTCDATETIME());"""
+              {', '.join(f'{c} = s.{c}' for c in IDENTITY_COLUMNS[1:])}, updated_at = SYSUTCDATETIME()
+         WHEN NOT MATCHED THEN INSERT ({', '.join(IDENTITY_COLUMNS)}, updated_at)
+              VALUES ({', '.join('s.' + c for c in IDENTITY_COLUMNS)}, SYSUTCDATETIME());"""
 
     def after(self, param: str) -> str:
         # DATEADD takes an int: milliseconds overflow it after 24.8 days (purge
