@@ -17,9 +17,10 @@ def test_demo_runs_end_to_end_without_double_charge(tmp_path):
     r = mibridge("demo", "--db", str(tmp_path / "demo.db"))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Double charges: none" in r.stdout
-    # 5 mobile-pay requests + the refund + 3 face-pay requests + 4 patient messages; INV-1004
-    # refused, INV-1005 reversed
-    assert re.search(r"^done\s+11$", r.stdout, re.M) and re.search(r"^failed\s+2$", r.stdout, re.M), r.stdout
+    # 5 mobile-pay requests + the refund + 3 face-pay requests + 4 patient messages + the
+    # identity part (lookup, choice, kiosk identification, registration, pre-settlement,
+    # settlement); INV-1004 refused, INV-1005 reversed
+    assert re.search(r"^done\s+17$", r.stdout, re.M) and re.search(r"^failed\s+2$", r.stdout, re.M), r.stdout
     # each message once: sent, refused by a patient who never subscribed, or no template
     assert "Messages sent twice: none" in r.stdout and "USER_REFUSED" in r.stdout and "no_template" in r.stdout
     # The daemon's warnings (the lost 6202 answer) stay out of the tables: they go to the log file.
