@@ -166,9 +166,14 @@ class NoticeEndpoint:
                          n.medOrgOrd, {k: record[k] for k in ("feeSumamt", "fundPay", "psnAcctPay", "ownPayAmt")},
                          split)
         new = store.record_notice(NOTICE, n.payOrdId, n.medOrgOrd, row and row["id"], record)
-        # Read the payment again now that the notice is on record: a flow that ended in
-        # between (it checked for notices before this one was there) must get a notice
-        # check, not a poke that wakes nothing.
+        # A payment still waiting now that the notice is on record will read it when woken:
+        # the poke's row count says so without another read.
+        if (row is not None and row["state"] not in CLOSED and ours in (None, n.payOrdId)
+                and store.poke(PAYMENT_KINDS, n.medOrgOrd) > 0):
+            return new, None
+        # Otherwise read the payment again: a flow that ended in between (it checked for
+        # notices before this one was there) must get a notice check, not a poke that wakes
+        # nothing.
         row = store.find_request(PAYMENT_KINDS, n.medOrgOrd)
         ours = None if row is None else (row["flow_data"].get("payOrdId")
                                          or (row["flow_data"].get("settled") or {}).get("payOrdId"))
