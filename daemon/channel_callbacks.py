@@ -28,7 +28,6 @@ reaches an answer.  One database connection per waitress worker thread (ThreadSt
 from __future__ import annotations
 
 import json
-import threading
 import time
 from http import HTTPStatus
 from typing import Callable, Optional
@@ -38,44 +37,7 @@ from loguru import logger
 from bridge.channels import notices
 from bridge.db.store import Store
 from daemon.http_server import HttpLimits, json_depth_exceeds, read_body
-
-
-class ThreadStores:
-    """One Store per server worker thread, opened on first use and kept; dropped after a
-    database error (the next request opens a fresh one); all closed at stop."""
-
-    def __init__(self, new_store: Callable[[], Store]):
-        self.new_store = new_store
-        self._local = threading.local()
-        self._stores: list[Store] = []
-        self._lock = threading.Lock()
-
-    def get(self) -> Store:
-        s = getattr(self._local, "store", None)
-        if s is None:
-            s = self._local.store = self.new_store()
-            with self._lock:
-                self._stores.append(s)
-        return s
-
-    def drop(self) -> None:
-        s = getattr(self._local, "store", None)
-        self._local.store = None
-        if s is None:
-            return
-        with self._lock:
-            if s in self._stores:
-                self._stores.remove(s)
-        try:
-            s.close()
-        except Exception as exc:
-            logger.debug("closing a broken database connection: {}", exc)
-
-    def close(self) -> None:
-        with self._lock:
-            stores, self._stores = self._stores, []
-        for s in stores:
-            s.close()
+from daemon.thread_stores import ThreadStores
 
 
 def _answer(start_response, status: int, body: bytes = b"", content_type: Optional[str] = None,

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from decimal import Decimal
 from typing import Callable, Optional
 
@@ -43,6 +42,7 @@ from bridge.mobilepay.callback import (ForgedNotification, NotificationRefused, 
 from bridge.mobilepay.centre import NOTICE
 from bridge.mobilepay.kinds import KIND_NOTICE_CHECK, PAYMENT_KINDS
 from daemon.http_server import HttpLimits, json_depth_exceeds, read_body, respond
+from daemon.thread_stores import ThreadStores
 
 CLOSED = ("done", "failed", "resolved")
 
@@ -85,9 +85,7 @@ class NoticeEndpoint:
         self.new_store = new_store
         self.limits = limits or HttpLimits()
         self.on_notice = on_notice
-        self._local = threading.local()
-        self._stores: list[Store] = []
-        self._lock = threading.Lock()
+        self._stores = ThreadStores(new_store)
 
     # -- HTTP ------------------------------------------------------------------------
     def __call__(self, environ, start_response):
@@ -139,13 +137,13 @@ class NoticeEndpoint:
         if n.stale:
             logger.warning("6302 notice for {} ({}) is stale: {}; recorded for a person, not acted on",
                            n.payOrdId, n.medOrgOrd, n.stale)
-        store = self._store()
+        store = self._stores.get()
         try:
             new, check = self._record(store, n)
         except Exception as exc:
             logger.error("6302 notice for {} could not be recorded ({}: {}); asking the centre to resend",
                          n.payOrdId, type(exc).__name__, exc)
-            self._drop_store()
+            self._stores.drop()
             return self._ack(n.payOrdId, False, "temporarily unable to record", status=500)
         logger.info("6302 notice for {} ({}) recorded{}{}", n.payOrdId, n.medOrgOrd, "" if new else " again",
                     f"; {check}" if check else "")
@@ -208,26 +206,5 @@ class NoticeEndpoint:
         ack = self.parser.acknowledge(pay_ord_id, accepted=accepted, message=message)
         return (status or ack.status), ack.body, ack.headers
 
-    # -- one database connection per worker thread ------------------------------------
-    def _store(self) -> Store:
-        s = getattr(self._local, "store", None)
-        if s is None:
-            s = self._local.store = self.new_store()
-            with self._lock:
-                self._stores.append(s)
-        return s
-
-    def _drop_store(self) -> None:
-        s = getattr(self._local, "store", None)
-        self._local.store = None
-        if s is not None:
-            s.close()
-            with self._lock:
-                if s in self._stores:
-                    self._stores.remove(s)
-
     def close(self) -> None:
-        with self._lock:
-            stores, self._stores = self._stores, []
-        for s in stores:
-            s.close()
+        self._stores.close()
