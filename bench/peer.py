@@ -237,7 +237,7 @@ class Bench:
             c.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
     def reset(self) -> None:
-        self.conn.execute("TRUNCATE mi_journal, mi_inbox, mi_audit, mi_outbox, pgqueuer, pgqueuer_log")
+        self.conn.execute("TRUNCATE mi_journal, mi_inbox, mi_audit, mi_outbox, pgqueuer, pgqueuer_log CASCADE")
         self.conn.execute("VACUUM ANALYZE mi_outbox")
         self.conn.execute("VACUUM ANALYZE pgqueuer")
 
