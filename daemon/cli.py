@@ -280,6 +280,20 @@ def _common(p: argparse.ArgumentParser, url: bool = True) -> None:
                                      "(the password comes from $MIBRIDGE_DB_PASSWORD)")
 
 
+def _count(low: int, high: int):
+    """An argparse type: a whole number in [low, high], else the parser's own one-line error
+    (run --workers -2 started a daemon with no worker at all)."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= n <= high:
+            raise argparse.ArgumentTypeError(f"{n} is not between {low} and {high}")
+        return n
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="mibridge", description="Medical-insurance payment bridge for HIS databases")
     ap.add_argument("-c", "--config", help="TOML config file (default: $MIBRIDGE_CONFIG)")
@@ -294,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the daemon in the foreground")
     _common(p, url=False)
-    p.add_argument("--workers", type=int, help="worker threads (default: [daemon] workers)")
+    p.add_argument("--workers", type=_count(1, 256), help="worker threads, 1 to 256 (default: [daemon] workers)")
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("status", help="counts by state, the oldest open request and the held rows "
@@ -360,7 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the payment's status")
     p.add_argument("--channel", choices=["wechat", "alipay", "none", "unknown"], help="the cash channel")
     p.add_argument("--platform", choices=["mobilepay", "facepay", "kiosk"], help="the platform")
-    p.add_argument("--limit", type=int, default=100, help="at most this many, newest first (default 100)")
+    p.add_argument("--limit", type=_count(1, 100_000), default=100,
+                   help="at most this many, newest first (default 100)")
     p.add_argument("--json", action="store_true", help="JSON instead of a table")
     _common(p)
     p.set_defaults(fn=cmd_orders)

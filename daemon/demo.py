@@ -171,8 +171,7 @@ def run_demo(db_path: str = "mibridge-demo.db", verbose: bool = False) -> int:
         print("\nFace-pay: the patient scans their face on the terminal; the HIS enqueues identify, "
               "pre-settle and settle")
         face_rc = run_facepay_demo_part(store, sim.url, out=lambda _line: None)
-        from daemon.demo_messages import run_messages_demo_part
-        messages_rc = run_messages_demo_part(store, sim.url)
+        # The face-pay table under its own heading, before the next part prints anything.
         rows = store.query("""SELECT i.id, i.outbox_id, o.kind, i.business_key, i.result_type, i.outcome,
                                      i.settlement_id, i.total_amount, i.fund_amount, i.account_amount,
                                      i.cash_amount, i.error_code
@@ -180,6 +179,8 @@ def run_demo(db_path: str = "mibridge-demo.db", verbose: bool = False) -> int:
                                WHERE o.kind LIKE 'facepay.%' ORDER BY i.id""")
         print(table(rows, ["inbox id", "outbox id", "kind", "business key", "type", "outcome", "settlement id",
                            "total", "fund", "account", "cash", "error"], align="rr" + "l" * 5 + "rrrr"))
+        from daemon.demo_messages import run_messages_demo_part
+        messages_rc = run_messages_demo_part(store, sim.url)
 
         from daemon.demo_identity import run_identity_demo_part
         print("\nBefore the payment: the region list, a lookup with two insurances, the patient's choice "

@@ -13,9 +13,10 @@ CSRF tokens on every form by Flask-WTF's CSRFProtect
 is refused before any view runs.  Passwords: werkzeug.security (auth.py).
 
 Pages (PAGES, the navigation): Overview, Held and in doubt, a request's detail
-with its masked journal, and two places kept for pages whose database views
-another change brings: Orders (mi_v_orders) and Reconciliation
-(mi_v_reconciliation) - see placeholders.py.
+with its masked journal, Orders (orders.py: the order book, mi_v_orders, with
+each payment's refunds and a CSV export) and Reconciliation (reconciliation.py:
+each day's result and its differences with what to do).  Search forms are
+checked by WTForms (filters.py) before any query runs.
 
 No traceback ever reaches a page: every error is an error page in words, the
 details go to the log.
@@ -36,8 +37,7 @@ from daemon.console import data
 from daemon.console.auth import Sessions, Throttle, User, check_password, load_secret_key, load_users
 from daemon.console.i18n import Words
 
-# The navigation: (endpoint, text key).  Orders and Reconciliation are placeholders
-# until their views land (placeholders.py); a page is added here and in a module.
+# The navigation: (endpoint, text key); a page is added here and in its module.
 PAGES = [("overview", "overview"), ("held", "held_rows"), ("orders", "orders"),
          ("reconciliation", "reconciliation")]
 
@@ -189,8 +189,9 @@ def create_app(cfg: ConsoleConfig, users: dict[str, User], secret_key: str, new_
             return redirect(url_for("row", row_id=rows[0]["id"]))
         return render_template("find.html", key=key, rows=rows)
 
-    from daemon.console.placeholders import register as register_placeholders
-    register_placeholders(app)
+    from daemon.console import orders, reconciliation
+    orders.register(app, store, words)
+    reconciliation.register(app, store, words, platforms or {})
 
     # -- actions (operator only; CSRFProtect has checked the token) --------------------
     def _act(row_id: int, what: str):

@@ -26,6 +26,9 @@ def test_demo_runs_end_to_end_without_double_charge(tmp_path):
     # The daemon's warnings (the lost 6202 answer) stay out of the tables: they go to the log file.
     assert "WARNING" not in r.stdout and "WARNING" not in r.stderr
     assert "settlement id" in r.stdout and "outbox id" in r.stdout      # the face-pay ids are labelled
+    # ... in a table under the face-pay heading, before the next part begins
+    out = r.stdout
+    assert out.index("Face-pay:") < out.index("facepay.identify") < out.index("Patient messages"), out
     assert "REVERSED" in r.stdout and "BAD_INPUT" in r.stdout
     assert "6202:unknown" in r.stdout           # the lost answer was resolved, not re-sent blindly
 

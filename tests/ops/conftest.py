@@ -14,7 +14,7 @@ from daemon import dbadmin
 from daemon.console import create_app
 from daemon.console.auth import load_secret_key, load_users
 from daemon.http_server import HttpLimits, HttpServer
-from tests.ops.helpers import console_env, fill
+from tests.ops.helpers import console_env, fill, fill_book
 
 CHROMIUM = os.environ.get("MIBRIDGE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -36,15 +36,29 @@ def browser():
         b.close()
 
 
+# [reconciliation] as the console reads it: which platforms the daily job should have run.
+RECON = {"reconciliation": {"platforms": ["offline", "mobilepay"], "days_back": 1}}
+
+
 class Console:
-    def __init__(self, url: str, db_url: str, ids: dict, app):
+    def __init__(self, url: str, db_url: str, ids: dict, app, book: dict | None = None):
         self.url = url
         self.db_url = db_url
         self.ids = ids
         self.app = app
+        self.book = book or {}
 
     def store(self) -> Store:
         return Store(self.db_url)
+
+
+def serve(cfg, db_url: str, ids: dict, book: dict, new_store):
+    """The console on the daemon's own HTTP listener, on a free loopback port."""
+    app = create_app(cfg, load_users(cfg), load_secret_key(cfg), new_store, platforms=RECON)
+    server = HttpServer("console", "127.0.0.1", 0, HttpLimits())
+    server.mount("/", app)
+    stop = server.start()
+    return Console(f"http://127.0.0.1:{server.port}", db_url, ids, app, book), stop
 
 
 @pytest.fixture
@@ -53,13 +67,10 @@ def console(tmp_path, monkeypatch):
     dbadmin.run("install", db_url)
     s = Store(db_url)
     ids = fill(s)
+    book = fill_book(s, bulk=30)
     s.close()
-    cfg = console_env(monkeypatch)
-    app = create_app(cfg, load_users(cfg), load_secret_key(cfg), lambda: Store(db_url))
-    server = HttpServer("console", "127.0.0.1", 0, HttpLimits())
-    server.mount("/", app)
-    stop = server.start()
-    yield Console(f"http://127.0.0.1:{server.port}", db_url, ids, app)
+    c, stop = serve(console_env(monkeypatch), db_url, ids, book, lambda: Store(db_url))
+    yield c
     stop()
 
 

@@ -174,3 +174,22 @@ def test_run_refuses_a_database_at_an_older_schema(tmp_path):
     cfg.write_text(f'[database]\nurl = "{url}"\n')
     r = mibridge("-c", str(cfg), "run")
     one_clear_line(r, "schema version 1", "mibridge db upgrade")
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["run", "--workers", "-2"], "argument --workers: -2 is not between 1 and 256"),
+    (["run", "--workers", "0"], "argument --workers: 0 is not between 1 and 256"),
+    (["orders", "--limit", "-1"], "argument --limit: -1 is not between 1 and 100000"),
+    (["orders", "--limit", "ten"], "argument --limit: 'ten' is not a whole number"),
+])
+def test_a_count_out_of_range_is_refused_before_anything_runs(argv, words, capsys):
+    """`run --workers -2` used to start a daemon with no worker at all (it claimed nothing and
+    said so only as "-2 worker(s)"); `orders --limit -1` meant no limit on SQLite and an error
+    on PostgreSQL."""
+    from daemon.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and words in err and "Traceback" not in err
+    assert build_parser().parse_args(["run", "--workers", "256"]).workers == 256

@@ -129,7 +129,8 @@ def test_every_action_needs_its_csrf_token(browser, console):
     assert r.status == 400 and "Traceback" not in r.text()
     sign_in(page, console, "olga")
     # Every form the pages show that posts carries a token.
-    for path in ("/", "/held", f"/rows/{console.ids['held']}", f"/rows/{console.ids['pending']}"):
+    for path in ("/", "/held", f"/rows/{console.ids['held']}", f"/rows/{console.ids['pending']}", "/orders",
+                 "/reconciliation", "/reconciliation/2024-03-01"):
         page.goto(console.url + path)
         forms = page.locator("form[method=post]")
         assert forms.count() >= 1
@@ -164,7 +165,10 @@ def test_every_page_fits_and_is_screenshotted(browser, console, tmp_path, viewpo
     sign_in(page, console, "olga")
     pages = {"overview": "/", "held": "/held", "row-held": f"/rows/{console.ids['held']}",
              "row-pending": f"/rows/{console.ids['pending']}", "find": "/find?key=nothing-here",
-             "orders": "/orders", "reconciliation": "/reconciliation", "not-found": "/rows/999999"}
+             "orders": "/orders", "orders-one": "/orders?key=INV-MP-1",
+             "orders-refused": "/orders?day_from=2024-03-02&day_to=2024-03-01&status=lost",
+             "reconciliation": "/reconciliation?day_from=2024-02-27&day_to=2024-03-02",
+             "reconciliation-day": "/reconciliation/2024-03-01", "not-found": "/rows/999999"}
     for name, path in pages.items():
         page.goto(console.url + path)
         # Nothing wider than the window: tables scroll inside their card.
@@ -174,12 +178,15 @@ def test_every_page_fits_and_is_screenshotted(browser, console, tmp_path, viewpo
         page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
     files = sorted(p.name for p in shots.iterdir())
     assert len(files) == len(pages) + 1 and all((shots / f).stat().st_size > 5000 for f in files)
-    # The two pages kept for the views another change brings are in the navigation.
+    # Orders and Reconciliation are in the navigation.
     page.goto(console.url + "/")
     assert page.locator("#nav-orders").is_visible() and page.locator("#nav-reconciliation").is_visible()
     page.click("#nav-orders")
     page.wait_for_url("**/orders")
-    assert "mi_v_orders" in page.inner_text("#placeholder")
+    assert page.locator("#orders tbody.order").count() == 33
+    page.click("#nav-reconciliation")
+    page.wait_for_url("**/reconciliation")
+    assert page.locator("#recon-search").is_visible()
     ctx.close()
 
 
