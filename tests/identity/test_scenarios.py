@@ -207,8 +207,13 @@ def test_faults_on_every_call_of_a_kiosk_visit(t):
     sim.arm("1101", "business_error", message="系统繁忙,请稍后再试")
     sim.arm("1101", "bad_signature")
     sim.arm("2001", "http500")
-    # Every call that changes something loses its answer once after the platform booked it.
-    for iface in ("2201", "2207", "2202"):
+    # 2201: the first one fails before the centre books it, the second is booked and its
+    # answer lost; the query that resolves them (5201) fails once too.
+    sim.arm("2201", "http500")
+    sim.arm("2201", "lost_after_commit")
+    sim.arm("5201", "http500")
+    # Every other call that changes something loses its answer once after the platform booked it.
+    for iface in ("2207", "2202"):
         sim.arm(iface, "lost_after_commit")
     sim.arm("2208", "timeout")
     ks = enqueue_visit(his, key("VISIT"))
@@ -216,12 +221,19 @@ def test_faults_on_every_call_of_a_kiosk_visit(t):
         assert his.wait(kind, k, timeout=60) == "done", (his.row(kind, k), proc.tail())
     st = money_invariants(sim, {ZHANG: "1000.00"})
     fired = {f["interface"] for f in st["faults_fired"]}
-    assert {"ReadCardBas", "1101", "2001", "2201", "2207", "2208", "2202"} <= fired, fired
-    # The lost 2201 left a registration at the centre that nobody uses; the row names it.
+    assert {"ReadCardBas", "1101", "2001", "2201", "5201", "2207", "2208", "2202"} <= fired, fired
+    # Neither lost 2201 was sent again blind: 5201 found nothing for the first (so, after the
+    # window, the second was a first send) and the visit of the second: one registration.
     reg = his.one("kiosk.register", ks["register"], "registration")["result"]
-    assert len(reg["lost_msgids"]) == 1
-    visits = [v for v in st["visit_identity"].values() if v["ipt_otp_no"] == reg["ipt_otp_no"]]
-    assert len(visits) == 2
+    assert "5201" in reg["confirmed_by"] and "lost_msgids" not in reg
+    visits = [k for k, v in st["visit_identity"].items() if v["ipt_otp_no"] == reg["ipt_otp_no"]]
+    assert visits == [reg["mdtrt_id"]]
+    calls = [r[0] for r in his.store.query(
+        "SELECT j.interface FROM mi_journal j JOIN mi_outbox o ON o.id = j.outbox_id "
+        "WHERE o.business_key = :k ORDER BY j.id", {"k": ks["register"]})]
+    # 2201, then 5201 until the window passed (the first failed), 2201 again, 5201 found it.
+    assert calls.count("2201") == 2 and calls[0] == "2201" and calls[-2:] == ["2201", "5201"], calls
+    assert set(calls[1:-2]) == {"5201"} and len(calls[1:-2]) >= 2, calls
     # The lost 2207 was reversed by 2601 and settled again: one settlement row for the HIS,
     # one settlement valid at the centre until the cancel, none after it.
     assert [r["type"] for r in his.inbox("kiosk.settle", ks["settle"])] == ["settlement_reversed", "settlement"]
