@@ -18,7 +18,7 @@ from bridge.mobilepay.kinds import KIND_OUTPATIENT
 from bridge.mobilepay.payment import PaymentFlow
 from bridge.offline import messages as m
 
-from .fp import SETTINGS as FACEPAY, SPLIT, TERMS, fees, settled
+from .fp import SETTINGS as FACEPAY, SPLIT, TERMS, fees, settled, settlement
 from .idt import (CERTNO, NOW, SETTINGS, TWO, VISIT, WU, envelope, insurance, is_, lookup_row, person,
                   registration_row, row)
 from .mp import SHIPPED, payment_doc, script as mp_script
@@ -338,11 +338,15 @@ def test_kiosk_settle_reads_the_kiosk_presettlement_and_tags_its_rows(facepay):
     s = settle_script(facepay)
     t = is_(s.step("start", {"presettle_key": "PRE-1"}), Goto, step="settle")
     assert t.data["operator"]["type"] == "2" and t.data["face_pay"] is False
-    s.answer("2207", settled("2207"))
+    s.answer("2207", ok("2207", replace(settlement(), insutype="310", clr_type="11", clr_optins="440100")))
     t = is_(s.step("settle", {"presettle_key": "PRE-1"}, t.data, secrets={"mdtrt_cert_no": CERTNO}), Goto,
             step="await_his")
     (r,) = t.inbox
     assert (r.result_type, r.settlement_id, r.result["platform"]) == ("settlement", "SETL-1", "kiosk")
+    # What the order book (mi_order) and 3201/3202 group and list the fee by, in the row itself.
+    assert {k: r.result[k] for k in ("psn_no", "mdtrt_id", "insutype", "clr_type", "clr_optins", "setl_time")} == {
+        "psn_no": "PSN-1", "mdtrt_id": "MD-1", "insutype": "310", "clr_type": "11", "clr_optins": "440100",
+        "setl_time": "2024-03-01 10:00:00"}
     env = envelope(s)
     assert (env["opter_type"], env["input"]["data"]["acct_used_flag"]) == ("2", "0")
 
