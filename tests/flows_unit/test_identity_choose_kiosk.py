@@ -487,3 +487,29 @@ def test_mobile_pay_1101_refusals(mp_client, offline, answer, want):
     s = mp_script(PaymentFlow(KIND_OUTPATIENT, SHIPPED), mp_client, more={"offline": offline})
     s.answer("1101", answer)
     is_(s.step("identify", NO_IDENTITY), *want)
+
+
+@pytest.mark.parametrize("stored, insurances, want", [
+    ((WU, "390", "440300", True), TWO, (Goto, ("390", "440300"))),
+    ((WU, "310", "440100", True), TWO, (Goto, ("310", "440100"))),
+    ((WU, "390", "440300", False), TWO, (Fail, "CHOOSE_INSURANCE")),          # taken by mibridge, not chosen
+    (("OTHER-PSN", "390", "440300", True), TWO, (Fail, "CHOOSE_INSURANCE")),  # another person's identity
+    ((WU, "390", "440300", True), (insurance("310", "440100"), insurance("390", "440300", stas="2"),
+                                   insurance("510", "440100")), (Fail, "CHOOSE_INSURANCE")),   # no longer in force
+    (None, TWO, (Fail, "CHOOSE_INSURANCE")),
+], ids=["chose-390", "chose-310", "not-chosen", "other-person", "choice-lapsed", "nothing-written-back"])
+def test_mobile_pay_without_insutype_runs_under_the_insurance_the_patient_chose(mp_client, offline, stored,
+                                                                                insurances, want):
+    s = mp_script(PaymentFlow(KIND_OUTPATIENT, SHIPPED), mp_client, more={"offline": offline})
+    if stored is not None:
+        psn, insutype, region, chosen = stored
+        s.port.set_identity("P1", psn, insutype, region, chosen=chosen)
+    s.answer("1101", person(*insurances))
+    t = is_(s.step("identify", NO_IDENTITY), want[0])
+    if isinstance(t, Goto):
+        assert (t.data["insutype"], t.data["insuplc_admdvs"]) == want[1]
+        (ident,) = t.identities
+        assert (ident.insutype, ident.chosen) == (want[1][0], True)
+    else:
+        assert t.code == want[1]
+        assert ("cannot be used now" in t.message) == (stored is not None and len(insurances) == 3)

@@ -1,8 +1,9 @@
 """The identity and kiosk kinds end to end on SQLite, PostgreSQL and MariaDB: the region
 list, lookups by ID + region, payAuthNo, QR and card, the uninsured and the unknown, a
 choice among several insurances written back to mi_identity, mobile pay asking for the
-choice and then paying under it (its 1101 path, payAuthNo without psn_no), and a kiosk
-registration that pays its fee and is cancelled again."""
+choice and then paying under the one written back (its 1101 path, payAuthNo without psn_no,
+no insutype in the payment), and a kiosk registration that pays its fee and is cancelled
+again."""
 from __future__ import annotations
 
 from decimal import Decimal
@@ -111,9 +112,14 @@ def test_mobile_pay_asks_for_the_choice_then_pays_under_it(t):
         [("310", "440100"), ("390", "440300")]
     assert not sim.state()["orders"]                       # nothing was ordered
 
-    # The patient chose the 390 (identity.choose wrote it back; the HIS names it): paid under it.
+    # The patient chooses the 390 in the mini-program (a lookup, then identity.choose writes it
+    # back to mi_identity); the HIS's next payment names no insurance and is paid under it.
+    lk, serial = key("LK"), key("PAT")
+    assert his.run(LOOKUP, lk, {"pay_auth_no": sim.authorize(WU), "his_patient_id": f"P{WU[-4:]}"},
+                   serial=serial) == "done"
+    assert his.run(CHOOSE, key("CH"), {"lookup_key": lk, "insutype": "390"}, serial=serial) == "done"
     k = key("MP")
-    his.enqueue("mobilepay.outpatient", k, mobile_payment(sim, WU, insutype="390"))
+    his.enqueue("mobilepay.outpatient", k, mobile_payment(sim, WU))
     order = _wait_row(his, "mobilepay.outpatient", k, "order")
     sim.pay(order["result"]["payOrdId"])
     assert his.wait("mobilepay.outpatient", k) == "done"
