@@ -130,3 +130,22 @@ def test_a_registration_window_shorter_than_the_read_timeout_is_refused(tmp_path
     parts = identity_parts(_load(tmp_path, '[identity]\nregistration_window_seconds = 5\n'))
     with pytest.raises(ConfigError, match=r"registration_window_seconds \(5.0\) must be longer than"):
         wiring(parts, None, read_timeout=10.0)
+
+
+def test_the_example_identity_and_regions_sections_load():
+    """install/mibridge.example.toml's [identity] and [regions], uncommented as an
+    administrator would, pass the daemon's checks."""
+    import re
+    import tomllib
+
+    from daemon import regions
+    from daemon.wiring_identity import identity_parts
+
+    text = EXAMPLE.read_text(encoding="utf-8")
+    i, j = text.index("# Before the payment"), text.index("# The patient's channels")
+    raw = tomllib.loads(re.sub(r"^# (\[|[a-z_]+ = )", r"\1", text[i:j], flags=re.M))
+    cfg = daemon_config.Config()
+    cfg.platforms = {"identity": raw["identity"], "regions": raw["regions"]}
+    parts = identity_parts(cfg)
+    assert (parts.settings.registration_query, parts.settings.kiosk_operator_id) == ("5201", "KIOSK01")
+    assert [r.admdvs for r in regions.settings(cfg).region] == ["440100"]
