@@ -12,6 +12,8 @@ face-pay.
     card_reader_url = "http://127.0.0.1:9000/heasec/readcardbas"   # the card reader's agent
     kiosk_operator_id = "KIOSK01"       # the kiosk's operator when a request names none (type 2)
     kiosk_operator_name = "1号自助机"
+    registration_query = "5201"         # how a lost 2201 answer is resolved; "none" where 5201 is not offered
+    registration_window_seconds = 120   # after a lost 2201, "not listed" means "not yet" for this long
 
 Every other key of bridge/identity/settings.py IdentitySettings may be set too.  The kiosk's
 settlement uses [facepay]'s settings when that section is present (then the real personal
@@ -56,7 +58,7 @@ def identity_parts(cfg: Config) -> Optional[IdentityParts]:
     raw = cfg.platforms.get("identity")
     if raw is None:
         return None
-    from bridge.identity.settings import IdentitySettings
+    from bridge.identity.settings import REGISTRATION_QUERIES, IdentitySettings
     from bridge.terminal.messages import QR_TRANS_TYPES
 
     m = validate_section("identity", raw)
@@ -68,6 +70,8 @@ def identity_parts(cfg: Config) -> Optional[IdentityParts]:
         raise ConfigError(f"[identity] qr_trans_type must be one of {', '.join(QR_TRANS_TYPES)}")
     if settings.settle_window_seconds <= 0:
         raise ConfigError("[identity] settle_window_seconds must be positive")
+    if settings.registration_query not in REGISTRATION_QUERIES:
+        raise ConfigError(f"[identity] registration_query must be one of {', '.join(REGISTRATION_QUERIES)}")
     return IdentityParts(settings=settings, terminal_url=m.terminal_url, card_reader_url=m.card_reader_url,
                          terminal_read_timeout=m.terminal_read_timeout,
                          terminal_connect_timeout=m.terminal_connect_timeout)
@@ -82,4 +86,8 @@ def wiring(parts: IdentityParts, facepay_settings, read_timeout: float) -> Wirin
         # docs/engine.md rule 7: the core may book a request after our client gave up.
         raise ConfigError(f"[identity] settle_window_seconds ({money.settle_window_seconds}) must be longer "
                           f"than [offline] read_timeout ({read_timeout})")
+    if parts.settings.registration_window_seconds <= read_timeout:
+        # The same rule for a lost 2201: the core may register it after our client gave up.
+        raise ConfigError(f"[identity] registration_window_seconds ({parts.settings.registration_window_seconds}) "
+                          f"must be longer than [offline] read_timeout ({read_timeout})")
     return Wiring(flows=all_flows(parts.settings, facepay_settings))

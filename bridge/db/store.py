@@ -751,6 +751,19 @@ class Store:
                 "channels": [c for c, f in zip(("wechat", "alipay", "counter", "kiosk"), flags) if int(f) == 1],
                 "insutypes": str(insutypes).split(",") if insutypes else None}
 
+    def chosen_identity(self, his_patient_id: str) -> Optional[dict]:
+        """The mi_identity row of an HIS patient (FlowPort.chosen_identity): {"psn_no",
+        "insutype", "insuplc_admdvs", "chosen" (bool), "source_kind"}, or None."""
+        rows = self.query("""SELECT psn_no, insutype, insuplc_admdvs, chosen, source_kind
+                               FROM mi_identity WHERE his_patient_id = :p""", {"p": his_patient_id})
+        if not rows:
+            return None
+        psn_no, insutype, region, chosen, source_kind = rows[0]
+        return {"psn_no": str(psn_no), "insutype": None if insutype is None else str(insutype),
+                "insuplc_admdvs": None if region is None else str(region),
+                "chosen": chosen is not None and int(chosen) == 1,
+                "source_kind": None if source_kind is None else str(source_kind)}
+
     # -- reading -------------------------------------------------------------------
     def query(self, sql: str, params: dict | None = None) -> list[tuple]:
         """One SELECT, in autocommit where the database has it."""

@@ -57,6 +57,12 @@ class FlowPort(Protocol):
         {"admdvs", "name", "enabled", "channels", "insutypes" (None = every type)}, or None
         when the code is not listed.  The identity flows check the patient's region with it."""
 
+    def chosen_identity(self, his_patient_id: str) -> Optional[dict]:
+        """The identity written back for an HIS patient (mi_identity): {"psn_no", "insutype",
+        "insuplc_admdvs", "chosen" (bool: the patient chose it), "source_kind"}, or None.
+        Mobile pay runs under the insurance the patient chose (identity.choose) when the
+        payment names none (docs/identity.md "Mobile pay and the choice")."""
+
     # -- the only writes outside a transition -----------------------------------
     def poke(self, kinds: Iterable[str], business_key: str) -> int:
         """Make the waiting requests of `kinds` with this key due now; how many."""
@@ -101,6 +107,9 @@ class StorePort:
 
     def insured_region(self, admdvs):
         return self._store.insured_region(admdvs)
+
+    def chosen_identity(self, his_patient_id):
+        return self._store.chosen_identity(his_patient_id)
 
     def poke(self, kinds, business_key):
         return self._store.poke(kinds, business_key)

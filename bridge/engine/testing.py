@@ -89,6 +89,8 @@ class ScriptedPort:
         self.call_ages: dict[str, float] = {}
         # admdvs -> the insured_region() answer (the region list, mi_insured_region).
         self.regions: dict[str, dict] = {}
+        # his_patient_id -> the chosen_identity() answer (mi_identity).
+        self.identities: dict[str, dict] = {}
         # What the flow did outside its transition.
         self.pokes: list[tuple[tuple[str, ...], str]] = []
         self.withdrawn: list[int] = []
@@ -171,6 +173,15 @@ class ScriptedPort:
                    insutypes: Optional[Iterable[str]] = None) -> None:
         self.regions[admdvs] = {"admdvs": admdvs, "name": name or admdvs, "enabled": enabled,
                                 "channels": list(channels), "insutypes": None if insutypes is None else list(insutypes)}
+
+    def chosen_identity(self, his_patient_id: str) -> Optional[dict]:
+        r = self.identities.get(his_patient_id)
+        return dict(r) if r is not None else None
+
+    def set_identity(self, his_patient_id: str, psn_no: str, insutype: str, insuplc_admdvs: str, *,
+                     chosen: bool = True, source_kind: str = "identity.choose") -> None:
+        self.identities[his_patient_id] = {"psn_no": psn_no, "insutype": insutype, "insuplc_admdvs": insuplc_admdvs,
+                                           "chosen": chosen, "source_kind": source_kind}
 
     def poke(self, kinds: Iterable[str], business_key: str) -> int:
         self.pokes.append((tuple(kinds), business_key))

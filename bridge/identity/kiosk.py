@@ -12,7 +12,9 @@ the default there); without one, or with face_pay false, it settles the plain wa
 and 2208 are journalled before they are sent and NOT safe to repeat; a lost 2207 is resolved
 by 2601 with its msgid (reversed -> sent again as a new message; "not found" -> only after
 the settle window), a lost 2208 by fpy001; never a blind resend.  Every money row carries
-`platform: "kiosk"` in result_json (the order book reads it, bridge/db/orderbook.py).
+`platform: "kiosk"` in result_json (the order book reads it, bridge/db/orderbook.py), and a
+settlement row the facts the book and the reconciliation need (book_facts: psn_no, mdtrt_id,
+insutype, clr_type, clr_optins, setl_time).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from bridge.facepay.payloads import PERSON_KEYS
 from bridge.facepay.presettle import OutpatientPresettleFlow
 from bridge.facepay.settings import FacePaySettings
 from bridge.facepay.settle import OutpatientSettleFlow
+from bridge.offline import messages as m
 
 from .kinds import KIND_CANCEL, KIND_PRESETTLE, KIND_SETTLE, PLATFORM_KIOSK
 from .payloads import KioskPresettleRequest, parse_kiosk_cancel, parse_kiosk_settle, parse_presettle
@@ -65,6 +68,17 @@ class KioskPresettleFlow(OutpatientPresettleFlow):
                     secrets=secret)
 
 
+def book_facts(s: m.Settlement, visit: dict) -> dict:
+    """What the order book and the day-end reconciliation group and list a settlement by
+    (bridge/db/orderbook.py RESULT_KEYS; 3201 per insutype and clr_type, 3202 lists psn_no,
+    mdtrt_id, setl_id): from 2207's setlinfo, else the registered visit.  In the row itself,
+    so that the book never depends on reading the call's answer back from the journal."""
+    facts = {"psn_no": s.psn_no or visit.get("psn_no"), "mdtrt_id": s.mdtrt_id or visit.get("mdtrt_id"),
+             "insutype": s.insutype or visit.get("insutype"), "clr_type": s.clr_type,
+             "clr_optins": s.clr_optins or visit.get("insuplc_admdvs"), "setl_time": s.setl_time}
+    return {k: v for k, v in facts.items() if v not in (None, "")}
+
+
 class KioskSettleFlow(OutpatientSettleFlow):
     kind = KIND_SETTLE
     platform = PLATFORM_KIOSK
@@ -72,6 +86,13 @@ class KioskSettleFlow(OutpatientSettleFlow):
     def __init__(self, settings: FacePaySettings, identity: IdentitySettings):
         super().__init__(settings)
         self.identity = identity
+
+    def _settled(self, ctx, s: m.Settlement):
+        t = super()._settled(ctx, s)
+        for row in t.inbox:
+            if row.result_type == "settlement":
+                row.result.update(book_facts(s, ctx.data["visit"]))
+        return t
 
     @property
     def presettle_kind(self) -> str:

@@ -6,28 +6,40 @@
     kiosk.register_cancel  start (the done registration) -> cancel (2202)
 
 Neither call moves money.  What a lost answer does:
-* 2201 (OUR CHOICE, as face-pay's pre-settlement, bridge/facepay/presettle.py): sent again
-  as a new message.  If the centre booked the lost one, it holds a registration with no fee
-  line and no settlement: it moves no money and neither a settlement nor the reconciliation
-  (3201/3202 count settlements) sees it, but it cannot be cancelled by mibridge (its
-  mdtrt_id was lost).  The `registration` row names the lost messages (`lost_msgids`) so
-  that the registration office can look them up where its region counts visits.  2601 is not
-  used: offline.md §9.2 does not list 2201 as reversible, and no query of a registration by
-  msgid is public.
+* 2201 is NOT safe to repeat: a second one registers the patient twice (a visit the HIS never
+  hears of, which nobody then cancels).  It is journalled first, and its lost answer is
+  resolved by a query, never by sending it again (resolve_register):
+  5201 就诊信息查询 (not in the digest; sources in bridge/offline/messages.py) lists the
+  person's visits of the day; the visit with this request's ipt_otp_no (unique in the HIS,
+  offline.md §5.2) is the one the lost 2201 made -> done with it (`confirmed_by`).  Not listed
+  -> inside registration_window_seconds (database clock) that is no answer yet: wait and ask
+  again; after it, never registered -> 2201 again, the first send as far as the centre knows.
+  2601 is no help: offline.md §9.2 does not list 2201 as reversible.
+  Where the centre does not offer 5201 ([identity] registration_query = "none", or 5201 is
+  refused): nothing can tell, but nothing can be unmatched either - a registration holds no
+  fee and no settlement, and the reconciliation (3201/3202) counts settlements only.  So no
+  hold (a hold is for money that may be unmatched): once the window has passed, 2201 is sent
+  again and the registration row names the lost messages (`lost_msgids`) so that the
+  registration office can look them up at the centre.
 * 2202: asked again.  A repeat refused as "unknown or already cancelled" after an earlier
   2202 of this row whose answer was lost means the registration is cancelled: done, with
-  `confirmed_by` (as face-pay's 2404, bridge/facepay/admission.py).
+  `confirmed_by` (as face-pay's 2404, bridge/facepay/admission.py).  Safe to repeat: a
+  repeat cancels the same visit or is refused, and a cancelled visit never comes back
+  (2601 does not reverse 2202, offline.md §9.2).
 A 2202 while the visit has a valid settlement is refused by the platform: the row fails
 SETTLEMENT_STANDS and says to cancel the settlement first (kiosk.cancel).
 """
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any, Optional
 
+from loguru import logger
+
 from bridge.calls import CallResult
-from bridge.engine.flow import Fail, Finish, Flow, Goto, InboxRow, Retry, Step
+from bridge.engine.flow import Fail, Finish, Flow, Goto, InboxRow, InDoubt, Retry, Step
 from bridge.facepay.admission import STAY_GONE_MARKERS, STAY_SETTLED_MARKERS
-from bridge.facepay.fsi import fsi_call, platform_code, retry_later
+from bridge.facepay.fsi import fsi_call, in_resolver, platform_code, retry_later
 from bridge.facepay.patient import PERSON_SECRETS, SECRET_KEYS, own_secrets, split_person, with_secrets
 from bridge.facepay.payloads import PERSON_KEYS
 from bridge.offline import messages as m
@@ -36,8 +48,17 @@ from . import insurances as ins
 from .choose import done_lookup
 from .kinds import KIND_REGISTER, KIND_REGISTER_CANCEL
 from .lookup import CERTNO
-from .payloads import RegisterCancelRequest, RegisterRequest, parse_register, parse_register_cancel
-from .settings import IdentitySettings
+from .payloads import TIME_FORMAT, RegisterCancelRequest, RegisterRequest, parse_register, parse_register_cancel
+from .settings import NO_QUERY, IdentitySettings
+
+
+def visit_window(begntime: str) -> tuple[str, str]:
+    """The 5201 window around a visit's begntime: the day before to the day after (OUR
+    CHOICE: the centre keeps the begntime 2201 sent, but whether 5201 filters on it or on its
+    own registration time is not public; three days cover both around midnight)."""
+    day = datetime.strptime(begntime, TIME_FORMAT).replace(hour=0, minute=0, second=0)
+    return ((day - timedelta(days=1)).strftime(TIME_FORMAT),
+            (day + timedelta(days=1, hours=23, minutes=59, seconds=59)).strftime(TIME_FORMAT))
 
 
 class RegisterFlow(Flow):
@@ -48,7 +69,10 @@ class RegisterFlow(Flow):
     secret_keys = SECRET_KEYS
     steps = {
         "prepare": Step("prepare", next=("register",)),
-        "register": Step("register", calls=("2201",), next=()),
+        # NOT safe to repeat (a second registration); "register" leads back to itself only
+        # from resolve_register, once 5201 (or the window) says the lost one was never booked.
+        "register": Step("register", calls=("2201",), safe_to_repeat=False, resolves_with=("5201",),
+                         next=("register",)),
     }
 
     def __init__(self, settings: IdentitySettings):
@@ -85,33 +109,85 @@ class RegisterFlow(Flow):
         p: RegisterRequest = ctx.payload
         client = ctx.service("facepay").offline
         v = with_secrets(ctx.data["person"], own_secrets(ctx))
-        # A 2201 of this row whose answer was never written (the daemon died during it).
-        lost = list(ctx.data.get("lost_msgids") or [])
-        if ctx.row.current_call and ctx.row.current_call not in lost:
-            lost.append(ctx.row.current_call)
         req = m.RegisterRequest(psn_no=v["psn_no"], insutype=v["insutype"], mdtrt_cert_type=v["mdtrt_cert_type"],
                                 mdtrt_cert_no=v["mdtrt_cert_no"], insuplc_admdvs=v["insuplc_admdvs"], **p.visit)
-        r = fsi_call(ctx, client.prepare_register, req, nothing_stands=not lost)
+        # A registration may stand at the centre only after a lost 2201 left unresolved
+        # (lost_msgids): then a refused sign-in must not end the request.
+        r = fsi_call(ctx, client.prepare_register, req, nothing_stands=not ctx.data.get("lost_msgids"))
         if not isinstance(r, CallResult):
-            return _keeping(r, {"lost_msgids": lost} if lost else {})
+            return r
         if r.ok:
-            reg = r.data
-            registration = {**{k: ctx.data["person"][k] for k in PERSON_KEYS if k in ctx.data["person"]},
-                            "mdtrt_id": reg.mdtrt_id, "ipt_otp_no": p.visit["ipt_otp_no"],
-                            "begntime": p.visit["begntime"], "dr_name": p.visit["dr_name"]}
-            result = {"mdtrt_id": reg.mdtrt_id, "ipt_otp_no": p.visit["ipt_otp_no"], "psn_no": v["psn_no"],
-                      "insutype": v["insutype"], "insuplc_admdvs": v["insuplc_admdvs"]}
-            if lost:
-                result["lost_msgids"] = lost
-            return Finish([InboxRow(result_type="registration", outcome="ok", result=result)],
-                          data={"registration": registration})
+            return self._registered(ctx, r.data.mdtrt_id)
         if r.refused:
             return Fail(platform_code(r), f"2201 registration refused: {r.message}")
         if r.try_again:
-            return _keeping(retry_later(r), {"lost_msgids": lost} if lost else {})
-        # Lost: see the module text.  Sent again as a new message on the next try.
-        return Retry("REGISTER_UNKNOWN", f"2201: {r.message or r.outcome.value}",
-                     data={"lost_msgids": lost + [r.msg_id]})
+            return retry_later(r)
+        # Sent, answer lost: the centre may have registered the patient.  Resolve by 5201.
+        return InDoubt("REGISTER_UNKNOWN", f"2201: {r.message or r.outcome.value}",
+                       delay=self.settings.resolve_retry_seconds)
+
+    def resolve_register(self, ctx):
+        """The 2201 in doubt (ctx.in_doubt_msg_id): 5201 for the person's visits around the
+        visit's day; ours is the one with this request's ipt_otp_no."""
+        s = self.settings
+        if s.registration_query == NO_QUERY:
+            return self._register_again(ctx, "no registration query ([identity] registration_query = \"none\")")
+        p: RegisterRequest = ctx.payload
+        v = ctx.data["person"]
+        lo, hi = visit_window(p.visit["begntime"])
+        client = ctx.service("facepay").offline
+        r = fsi_call(ctx, client.prepare_visit_query, m.VisitQueryRequest(
+            psn_no=v["psn_no"], begntime=lo, endtime=hi, med_type=s.med_type, insuplc_admdvs=v["insuplc_admdvs"]))
+        if not isinstance(r, CallResult):
+            return in_resolver(r, s.resolve_retry_seconds)
+        if r.ok:
+            mine = [x for x in r.data.visits if x.ipt_otp_no == p.visit["ipt_otp_no"]
+                    and x.psn_no in (None, v["psn_no"])]
+            if mine:
+                return self._registered(ctx, mine[0].mdtrt_id,
+                                        confirmed_by=f"5201 lists visit {mine[0].mdtrt_id} with outpatient number "
+                                                     f"{p.visit['ipt_otp_no']}",
+                                        others=[x.mdtrt_id for x in mine[1:]])
+            wait = ctx.settle_window_wait(s.registration_window_seconds, "REGISTER_NOT_SEEN_YET",
+                                          "5201 does not list the registration yet", s.resolve_retry_seconds)
+            # Never registered: the next 2201 is the first the centre sees.
+            return wait or Goto("register")
+        if r.refused:
+            logger.warning("5201 refused ({}): the lost 2201 of request {} cannot be looked up; set [identity] "
+                           "registration_query = \"none\" if the centre does not offer 5201", r.message, ctx.row.id)
+            return self._register_again(ctx, f"5201 refused: {r.message or r.code}")
+        return InDoubt("REGISTER_QUERY_FAILED", f"5201: {r.message or r.outcome.value}", delay=s.resolve_retry_seconds)
+
+    def _register_again(self, ctx, why: str):
+        """Nothing can tell whether the lost 2201 registered the patient.  It moved no money:
+        after the window, register again and name the lost message (module text)."""
+        s = self.settings
+        wait = ctx.settle_window_wait(s.registration_window_seconds, "REGISTER_NOT_SEEN_YET",
+                                      f"{why}; the lost 2201 may still be booked", s.resolve_retry_seconds)
+        if wait:
+            return wait
+        lost = [x for x in (ctx.data.get("lost_msgids") or []) if x != ctx.in_doubt_msg_id]
+        return Goto("register", data={"lost_msgids": lost + [ctx.in_doubt_msg_id]})
+
+    def _registered(self, ctx, mdtrt_id: str, *, confirmed_by: Optional[str] = None, others=()):
+        p: RegisterRequest = ctx.payload
+        person = ctx.data["person"]
+        registration = {**{k: person[k] for k in PERSON_KEYS if k in person}, "mdtrt_id": mdtrt_id,
+                        "ipt_otp_no": p.visit["ipt_otp_no"], "begntime": p.visit["begntime"],
+                        "dr_name": p.visit["dr_name"]}
+        result: dict[str, Any] = {"mdtrt_id": mdtrt_id, "ipt_otp_no": p.visit["ipt_otp_no"],
+                                  "psn_no": person["psn_no"], "insutype": person["insutype"],
+                                  "insuplc_admdvs": person["insuplc_admdvs"]}
+        if confirmed_by:
+            result["confirmed_by"] = confirmed_by
+        if others:
+            # More than one visit with this outpatient number: the others are unused
+            # registrations at the centre, for the registration office.
+            result["other_visits"] = list(others)
+        if ctx.data.get("lost_msgids"):
+            result["lost_msgids"] = list(ctx.data["lost_msgids"])
+        return Finish([InboxRow(result_type="registration", outcome="ok", result=result)],
+                      data={"registration": registration})
 
 
 def done_registration(ctx, register_key: str) -> dict | Fail:

@@ -8,6 +8,10 @@ from typing import Optional
 from bridge.facepay.settings import FacePaySettings
 from bridge.terminal.messages import EC_QUERY
 
+# IdentitySettings.registration_query values.
+QUERY_5201, NO_QUERY = "5201", "none"
+REGISTRATION_QUERIES = (QUERY_5201, NO_QUERY)
+
 
 @dataclass(frozen=True)
 class IdentitySettings:
@@ -30,6 +34,14 @@ class IdentitySettings:
     business_type: str = "01101"      # the only usage code seen (offline.md §13 #5)
     office_id: str = ""
     office_name: str = ""
+    # How a lost 2201 answer is resolved (bridge/identity/registration.py): "5201" (就诊信息
+    # 查询: the person's visits around the visit's day; the one with our ipt_otp_no is ours) or
+    # "none" where the centre does not offer 5201 (then, once registration_window_seconds have
+    # passed, registered again and the lost message named in the registration row).
+    registration_query: str = "5201"
+    # After a lost 2201, how long (database clock) "5201 does not list it" means "not yet"
+    # rather than "never registered" (docs/engine.md rule 7).
+    registration_window_seconds: float = 120.0
     # The kiosk's operator when a request names none (envelope opter/opter_name; opter_type
     # is always 2, a self-service terminal).
     kiosk_operator_id: Optional[str] = None

@@ -112,9 +112,10 @@ class PaymentFlow(ChannelPaymentSteps, ChannelRefundSteps, Flow):
         """The insured person and the insurance this bill runs under.  With psn_no in the
         payload: as given.  Else 1101 with the payAuthNo, and the insurance the patient chose
         (the payload's `insutype`, and `insuplc_admdvs` when one type is held in two
-        regions - what identity.choose wrote back, docs/identity.md) or the only one in
-        force.  Several in force and none chosen: CHOOSE_INSURANCE with the list, never the
-        first (bridge/identity/insurances.py pick)."""
+        regions; without them, what identity.choose wrote back to mi_identity for this
+        patient, docs/identity.md) or the only one in force.  Several in force and none
+        chosen: CHOOSE_INSURANCE with the list, never the first (bridge/identity/insurances.py
+        pick)."""
         p: PaymentRequest = ctx.payload
         if p.psn_no:
             return Goto("upload", data={"psn_no": p.psn_no, "insutype": p.insutype,
@@ -152,6 +153,21 @@ class PaymentFlow(ChannelPaymentSteps, ChannelRefundSteps, Flow):
         p: PaymentRequest = ctx.payload
         rows = insurance_rows(person, region_asked=p.insuplc_admdvs)
         chosen = pick(rows, p.insutype, p.insuplc_admdvs)
+        by_choice = p.insutype is not None
+        if p.insutype is None and p.insuplc_admdvs is None and isinstance(chosen, NoChoice) \
+                and chosen.code == "CHOOSE_INSURANCE":
+            # The payment names none: the insurance this patient chose before (identity.choose,
+            # or a payment that named it, written back to mi_identity), if this is the same
+            # person and it can still be used; else the patient chooses again.
+            prior = ctx.port.chosen_identity(p.patient_id)
+            if prior and prior["chosen"] and prior["psn_no"] == person.psn_no and prior["insutype"]:
+                again = pick(rows, prior["insutype"], prior["insuplc_admdvs"])
+                if isinstance(again, NoChoice):
+                    chosen = NoChoice(chosen.code, f"{chosen.message} (the choice written back before, "
+                                                   f"{prior['insutype']} in {prior['insuplc_admdvs']}, cannot be "
+                                                   "used now)")
+                else:
+                    chosen, by_choice = again, True
         if isinstance(chosen, NoChoice):
             # The list goes with the error: the mini-program shows it, the patient chooses,
             # the HIS enqueues a new payment naming `insutype` (and the region if needed).
@@ -163,7 +179,7 @@ class PaymentFlow(ChannelPaymentSteps, ChannelRefundSteps, Flow):
                             psn_cert_type=person.psn_cert_type, psn_type=chosen["psn_type"],
                             benefit=benefit_category({"psn_idet_type": idet_type(person)}, chosen),
                             certno_masked=masked_certno(p.id_no), psn_name_masked=masked_name(p.user_name),
-                            gend=person.gend, chosen=p.insutype is not None)
+                            gend=person.gend, chosen=by_choice)
         return Goto("upload", data={"psn_no": person.psn_no, "insutype": chosen["insutype"],
                                     "insuplc_admdvs": chosen["insuplc_admdvs"]},
                     identities=[ident])

@@ -544,6 +544,15 @@ class OfflineClient:
         return self._prepare_record("2001", req, parse=m.BenefitCheck.from_output,
                                     operator=operator, effect=False)
 
+    def prepare_visit_query(self, req: m.VisitQueryRequest, *, operator=None) -> PreparedCall:
+        """5201 就诊信息查询: the person's visits (registrations) in a time window.  Reads
+        only; the kiosk registration resolves a lost 2201 answer with it."""
+        if not req.insuplc_admdvs:
+            # The input names a person, so the envelope needs the insured region (§2 #4).
+            raise ValueError("5201 needs insuplc_admdvs (the region of the person's insurance)")
+        return self._prepare_record("5201", req, parse=m.VisitList.from_output, operator=operator,
+                                    effect=False)
+
     def prepare_dictionary(self, query: m.DictionaryQuery, *, operator=None) -> PreparedCall:
         """1901 字典表查询.  Reads only."""
         return self._prepare_record("1901", query, parse=m.DictionaryResult.from_output,
@@ -663,6 +672,7 @@ class OfflineClient:
         return prepared.decode(status, raw)
 
     def benefit_check(self, req, **kw): return self.call(self.prepare_benefit_check, req, **kw)
+    def visit_query(self, req, **kw): return self.call(self.prepare_visit_query, req, **kw)
     def dictionary(self, query, **kw): return self.call(self.prepare_dictionary, query, **kw)
     def upload_file(self, content, **kw): return self.call(self.prepare_upload_file, content, **kw)
 

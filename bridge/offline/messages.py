@@ -800,6 +800,62 @@ class BenefitCheck:                                # 2001 output
                                  for r in rows))
 
 
+# ============================================================== 5201 就诊信息查询 (visit query)
+# Not in the digest (offline.md has no query of a registration).  Field names, in one place,
+# from public code that calls it:
+#   CQ  newtouch-cloud/openhis @ ffa7e660 WinServiceAPI/YiBaoInterface/Models/Input/Input_5201.cs
+#       (node `data`: psn_no, begntime, endtime, med_type, mdtrt_id, with the spec table's names);
+#   SZ  binzhe12123/Medical SY.Com.Medical.Model/SYB/XXCX/JZ5201.cs (Shenzhen, Guangdong gateway:
+#       In5201 psn_no R, begntime R, endtime R (yyyy-MM-dd HH:mm:ss), med_type R, mdtrt_id O;
+#       Out5201 one row per visit: mdtrt_id, psn_no, insutype, begntime, endtime, med_type,
+#       ipt_otp_no, ... and the person's certno, psn_name, tel - masked in the journal);
+#   GK  an unidentified Java HIS (package com.geeke.medicareutils, index id 60254389734):
+#       getPsnVisitData sends the same four inputs and reads the output node `mdtrtinfo`.
+# Whether `mdtrtinfo` is a list or one object differs (SZ types rows, GK parses one object):
+# both are read.  Whether a cancelled (2202) visit is still listed is not public: the flows
+# only look for a visit they registered and lost the answer of, which nobody can have
+# cancelled (its mdtrt_id was never known).
+
+VISIT_QUERY_OUTPUT_NODE = "mdtrtinfo"
+
+
+@dataclass(frozen=True, kw_only=True)
+class VisitQueryRequest(Record):                   # 5201 `data`
+    psn_no: str
+    begntime: str                                  # yyyy-MM-dd HH:mm:ss
+    endtime: str
+    med_type: str
+    mdtrt_id: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class VisitInfo:                                   # 5201 `mdtrtinfo[]` (the fields the flows read)
+    mdtrt_id: str
+    psn_no: Optional[str] = None
+    ipt_otp_no: Optional[str] = None
+    insutype: Optional[str] = None
+    med_type: Optional[str] = None
+    begntime: Optional[str] = None
+    endtime: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class VisitList:                                   # 5201 output
+    visits: tuple[VisitInfo, ...] = ()
+
+    @classmethod
+    def from_output(cls, output: Any) -> "VisitList":
+        if not isinstance(output, Mapping):
+            raise ValueError("5201 answer is not an object")
+        rows = _records(output.get(VISIT_QUERY_OUTPUT_NODE))
+        visits = []
+        for r in rows:
+            if r.get("mdtrt_id") in (None, ""):
+                raise ValueError("5201 row without mdtrt_id")
+            visits.append(VisitInfo(**{k: (None if v is None else str(v)) for k, v in _pick(r, VisitInfo).items()}))
+        return cls(visits=tuple(visits))
+
+
 # ============================================================== 1901 字典表查询 (dictionary)
 # Input `data` (SZ binzhe12123/Medical SZSI_Smart/Model/SYB/JBXX/Dic1901.cs; NMG Input_1901.cs;
 # ZS ZsrmQGService.java downLoadInsDict: node `data`, output `list`).  The input spells

@@ -2,7 +2,7 @@
 
 Transactions: 9001 sign-in; 1101 person (by e-credential/payAuthNo, ID number, social-security
 card; the envelope's insuplc_admdvs picks the insured region); 2001 benefit check; 1901
-dictionary (the region list); 2201/2202 registration; 2203 visit; 2204/2205 fee
+dictionary (the region list); 2201/2202 registration; 5201 visit query; 2203 visit; 2204/2205 fee
 details; 2206/2207/2208 outpatient pre-settle/settle/cancel; 2260/2261 Guangdong one-shot
 settle/cancel; 2401/2404 admission and its cancellation; 2301/2302 inpatient details;
 2303/2304/2305 inpatient pre-settle/settle/cancel; 2601 reversal; fpy001 and tgdupc004
@@ -97,6 +97,8 @@ class Visit:
     insuplc_admdvs: str = ""      # region of the insurance the visit runs under
     psn_type: str = ""
     opter_type: str = ""          # envelope opter_type of the registering message (2 = kiosk)
+    begntime: str = ""            # the visit's begntime as the registering message gave it (5201)
+    fixmedins_code: str = ""      # the institution that registered it (5201 lists only its own)
 
 
 @dataclass
@@ -333,7 +335,8 @@ class Offline:
         cov = self._check_insured(p, node["insutype"], env)
         v = Visit(self._id12(), p.psn_no, cov.insutype, "outpatient", str(node["ipt_otp_no"]),
                   insuplc_admdvs=cov.insuplc_admdvs, psn_type=cov.psn_type,
-                  opter_type=str(env.get("opter_type") or ""))
+                  opter_type=str(env.get("opter_type") or ""), begntime=str(node["begntime"]),
+                  fixmedins_code=str(env["fixmedins_code"]))
         self.visits[v.mdtrt_id] = v
         return {"data": {"mdtrt_id": v.mdtrt_id, "psn_no": p.psn_no, "ipt_otp_no": v.ipt_otp_no,
                          "exp_content": None}}
@@ -356,6 +359,32 @@ class Offline:
         if cov is None:
             raise OfflineError("人员参保状态异常(暂停参保),不能享受待遇")
         return cov
+
+    # --- 5201 visit query (field names: bridge/offline/messages.py sources) ---------------
+    def _i5201(self, env: dict, inp: dict, effect: list) -> dict:
+        """The person's visits at this institution whose begntime is in [begntime, endtime]
+        and whose medical type is med_type (mdtrt_id narrows it to one).  OUR CHOICE where no
+        source says: a visit cancelled by 2202 (or 2404) is not listed - every other call
+        answers it as "就诊信息不存在或已撤销" - and the rows are a list."""
+        node = _node(inp, "data")
+        _req(node, "psn_no", "begntime", "endtime", "med_type")
+        p = self._person(env, node["psn_no"])
+        lo, hi = str(node["begntime"]), str(node["endtime"])
+        for t in (lo, hi):
+            try:
+                time.strptime(t, "%Y-%m-%d %H:%M:%S")
+            except ValueError:
+                raise OfflineError(f"时间格式错误: {t}") from None
+        want = node.get("mdtrt_id")
+        rows = [v for v in self.visits.values()
+                if v.psn_no == p.psn_no and v.active and v.fixmedins_code == env["fixmedins_code"]
+                and lo <= v.begntime <= hi and v.med_type == str(node["med_type"])
+                and want in (None, "", v.mdtrt_id)]
+        return {"mdtrtinfo": [{"mdtrt_id": v.mdtrt_id, "psn_no": v.psn_no, "psn_cert_type": p.psn_cert_type,
+                               "certno": p.certno, "psn_name": p.psn_name, "gend": p.gend, "insutype": v.insutype,
+                               "psn_type": v.psn_type, "begntime": v.begntime, "endtime": None,
+                               "med_type": v.med_type, "ipt_otp_no": v.ipt_otp_no, "insu_optins": v.insuplc_admdvs}
+                              for v in sorted(rows, key=lambda v: v.mdtrt_id)]}
 
     def _valid_settlements(self, mdtrt_id: str) -> list[Settlement]:
         return [s for s in self.settlements.values() if s.mdtrt_id == mdtrt_id and s.valid]
@@ -593,7 +622,8 @@ class Offline:
         rows = _rows(inp, "feedetail")
         v = Visit(self._id12(), p.psn_no, cov.insutype, "outpatient", str(node["ipt_op_no"]), str(node["med_type"]),
                   insuplc_admdvs=cov.insuplc_admdvs, psn_type=cov.psn_type,
-                  opter_type=str(env.get("opter_type") or ""))
+                  opter_type=str(env.get("opter_type") or ""), begntime=str(node["begntime"]),
+                  fixmedins_code=str(env["fixmedins_code"]))
         cut = []
         for i, row in enumerate(rows):
             amt = _amt(row, "det_item_fee_sumamt")
@@ -633,7 +663,8 @@ class Offline:
         cov = self._check_insured(p, node["insutype"], env)
         v = Visit(self._id12(), p.psn_no, cov.insutype, "inpatient", str(node["ipt_no"]), str(node["med_type"]),
                   insuplc_admdvs=cov.insuplc_admdvs, psn_type=cov.psn_type,
-                  opter_type=str(env.get("opter_type") or ""))
+                  opter_type=str(env.get("opter_type") or ""), begntime=str(node["begntime"]),
+                  fixmedins_code=str(env["fixmedins_code"]))
         self.visits[v.mdtrt_id] = v
         effect.append(("admit", v.mdtrt_id))
         return {"result": {"mdtrt_id": v.mdtrt_id}}

@@ -110,3 +110,42 @@ def test_later_sections_register_a_model(tmp_path, monkeypatch):
     assert cfg.platforms["example"] == {"listen": "127.0.0.1:9000"}
     with pytest.raises(ConfigError, match=r"\[example\] lisen"):
         _load(tmp_path, '[example]\nlisen = "x"\n')
+
+
+@pytest.mark.parametrize("text, words", [
+    ('[identity]\nregistration_query = "5202"\n', "[identity] registration_query must be one of 5201, none"),
+    ('[identity]\nqr_trans_type = "qr"\n', "[identity] qr_trans_type"),
+])
+def test_identity_settings_are_checked(tmp_path, text, words):
+    from daemon.wiring_identity import identity_parts
+
+    with pytest.raises(ConfigError) as ei:
+        identity_parts(_load(tmp_path, text))
+    assert words in str(ei.value)
+
+
+def test_a_registration_window_shorter_than_the_read_timeout_is_refused(tmp_path):
+    from daemon.wiring_identity import identity_parts, wiring
+
+    parts = identity_parts(_load(tmp_path, '[identity]\nregistration_window_seconds = 5\n'))
+    with pytest.raises(ConfigError, match=r"registration_window_seconds \(5.0\) must be longer than"):
+        wiring(parts, None, read_timeout=10.0)
+
+
+def test_the_example_identity_and_regions_sections_load():
+    """install/mibridge.example.toml's [identity] and [regions], uncommented as an
+    administrator would, pass the daemon's checks."""
+    import re
+    import tomllib
+
+    from daemon import regions
+    from daemon.wiring_identity import identity_parts
+
+    text = EXAMPLE.read_text(encoding="utf-8")
+    i, j = text.index("# Before the payment"), text.index("# The patient's channels")
+    raw = tomllib.loads(re.sub(r"^# (\[|[a-z_]+ = )", r"\1", text[i:j], flags=re.M))
+    cfg = daemon_config.Config()
+    cfg.platforms = {"identity": raw["identity"], "regions": raw["regions"]}
+    parts = identity_parts(cfg)
+    assert (parts.settings.registration_query, parts.settings.kiosk_operator_id) == ("5201", "KIOSK01")
+    assert [r.admdvs for r in regions.settings(cfg).region] == ["440100"]

@@ -31,6 +31,10 @@ def test_demo_runs_end_to_end_without_double_charge(tmp_path):
     assert out.index("Face-pay:") < out.index("facepay.identify") < out.index("Patient messages"), out
     assert "REVERSED" in r.stdout and "BAD_INPUT" in r.stdout
     assert "6202:unknown" in r.stdout           # the lost answer was resolved, not re-sent blindly
+    # The identity part (issue 13): the region list, two insurances, the choice written back, a kiosk visit.
+    assert "mi_v_insured_regions" in r.stdout and "440300  深圳市" in r.stdout
+    assert "2 insurance(s) to choose from" in r.stdout and "identity.choose" in r.stdout
+    assert re.search(r"^KREG-\w+\s+kiosk.register\s+registration\s+ok", r.stdout, re.M), r.stdout
 
 
 def test_db_install_enqueue_status_requeue_resolve(tmp_path):

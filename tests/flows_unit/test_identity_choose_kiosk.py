@@ -5,11 +5,12 @@ insurances is never given the first one."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from bridge.engine.flow import BadInput, Fail, Finish, Goto, InDoubt, Retry
-from bridge.engine.testing import FlowScript, not_sent, ok, refused, transient, unknown
+from bridge.engine.testing import LOST_MSG, FlowScript, not_sent, ok, refused, transient, unknown
 from bridge.identity.choose import ChooseFlow
 from bridge.identity.kiosk import KioskCancelFlow, KioskPresettleFlow, KioskSettleFlow
 from bridge.identity.registration import RegisterCancelFlow, RegisterFlow
@@ -17,9 +18,9 @@ from bridge.mobilepay.kinds import KIND_OUTPATIENT
 from bridge.mobilepay.payment import PaymentFlow
 from bridge.offline import messages as m
 
-from .fp import SETTINGS as FACEPAY, SPLIT, TERMS, fees, settled
-from .idt import (CERTNO, SETTINGS, TWO, VISIT, WU, envelope, insurance, is_, lookup_row, person, registration_row,
-                  row)
+from .fp import SETTINGS as FACEPAY, SPLIT, TERMS, fees, settled, settlement
+from .idt import (CERTNO, NOW, SETTINGS, TWO, VISIT, WU, envelope, insurance, is_, lookup_row, person,
+                  registration_row, row)
 from .mp import SHIPPED, payment_doc, script as mp_script
 
 PLAIN = SETTINGS.kiosk_settlement(None)      # no [facepay]: the plain settlement only
@@ -128,7 +129,7 @@ def test_register_sends_2201_as_the_kiosk_and_reports_the_visit(facepay):
     (refused("2201", "人员参保状态异常"), (Fail, "PLATFORM_-1")),
     (transient("2201"), (Retry, "PLATFORM_BUSY")),
     (not_sent("2201"), (Retry, "NOT_SENT")),
-    (unknown("2201"), (Retry, "REGISTER_UNKNOWN")),
+    (unknown("2201"), (InDoubt, "REGISTER_UNKNOWN")),
 ], ids=["refused", "transient", "not-sent", "unknown"])
 def test_register_answers(facepay, answer, want):
     s = register(facepay)
@@ -136,16 +137,85 @@ def test_register_answers(facepay, answer, want):
     s.answer("2201", answer)
     t = is_(s.step("register", REG_DOC, PREPARED, secrets=OWN), *want)
     if want[1] == "REGISTER_UNKNOWN":
-        # Moves no money: asked again as a new message, the lost one named for the office.
-        assert t.data["lost_msgids"] == [s.prepared[0].msg_id]
+        # Never sent again from the step: the resolver asks 5201 first.
+        assert not t.waiting and s.flow.steps["register"].resolves_with == ("5201",)
 
 
-def test_a_2201_lost_by_a_crash_is_named_in_the_registration_row(facepay):
+# A lost 2201 (LOST_MSG) of 吴十's 390 visit OP1 on 2024-03-01: what 5201 lists decides.
+def visits(*rows):
+    return ok("5201", m.VisitList(visits=tuple(m.VisitInfo(mdtrt_id=i, psn_no=WU, ipt_otp_no=o, insutype="390",
+                                                           med_type="11", begntime=NOW) for i, o in rows)))
+
+
+def resolve_register(facepay, answer, *, doubt_age, settings=SETTINGS, data=PREPARED):
+    s = FlowScript(RegisterFlow(settings), services={"facepay": facepay})
+    _sign_in(facepay, "KIOSK01")
+    if answer is not None:
+        s.answer("5201", answer)
+    return s, s.resolve("register", REG_DOC, data, doubt_age=doubt_age, secrets=OWN)
+
+
+def test_a_lost_2201_that_5201_lists_is_the_registration(facepay):
+    s, t = resolve_register(facepay, visits(("MD-8", "OP0"), ("MD-9", "OP1")), doubt_age=5.0)
+    (r,) = is_(t, Finish).inbox
+    assert (r.result_type, r.result["mdtrt_id"], t.data["registration"]["mdtrt_id"]) == \
+        ("registration", "MD-9", "MD-9")
+    assert "5201" in r.result["confirmed_by"] and "lost_msgids" not in r.result and "other_visits" not in r.result
+    assert s.sent == ["5201"]                     # never 2201 again
+    env = envelope(s)
+    assert env["input"]["data"] == {"psn_no": WU, "begntime": "2024-02-29 00:00:00",
+                                    "endtime": "2024-03-02 23:59:59", "med_type": "11"}
+    assert (env["insuplc_admdvs"], env["opter"], env["opter_type"]) == ("440300", "KIOSK01", "2")
+
+
+def test_two_visits_with_our_number_take_the_first_and_name_the_other(facepay):
+    _, t = resolve_register(facepay, visits(("MD-9", "OP1"), ("MD-10", "OP1")), doubt_age=500.0)
+    (r,) = is_(t, Finish).inbox
+    assert (r.result["mdtrt_id"], r.result["other_visits"]) == ("MD-9", ["MD-10"])
+
+
+@pytest.mark.parametrize("age, want", [(5.0, InDoubt), (SETTINGS.registration_window_seconds + 1, Goto)],
+                         ids=["inside-window", "after-window"])
+def test_a_lost_2201_that_5201_does_not_list(facepay, age, want):
+    s, t = resolve_register(facepay, visits(("MD-8", "OP0")), doubt_age=age)
+    is_(t, want)
+    if want is InDoubt:
+        assert t.waiting and t.code == "REGISTER_NOT_SEEN_YET"       # not yet an answer: no attempt used
+    else:
+        # Never registered: the next 2201 is the first the centre sees; nothing to name.
+        assert t.step == "register" and "lost_msgids" not in t.data
+    assert s.sent == ["5201"]
+
+
+@pytest.mark.parametrize("answer", [unknown("5201"), transient("5201"), not_sent("5201")],
+                         ids=["unknown", "transient", "not-sent"])
+def test_a_5201_without_an_answer_stays_in_doubt(facepay, answer):
+    _, t = resolve_register(facepay, answer, doubt_age=500.0)
+    assert is_(t, InDoubt, code="REGISTER_QUERY_FAILED").waiting is False
+
+
+@pytest.mark.parametrize("settings, answer", [
+    (SETTINGS, refused("5201", "交易编号5201不存在")),
+    (replace(SETTINGS, registration_query="none"), None),
+], ids=["5201-refused", "no-query-configured"])
+def test_without_5201_the_registration_is_sent_again_after_the_window_and_the_lost_one_named(
+        facepay, settings, answer):
+    window = settings.registration_window_seconds
+    s, t = resolve_register(facepay, answer, doubt_age=window - 1, settings=settings)
+    assert is_(t, InDoubt, code="REGISTER_NOT_SEEN_YET").waiting
+    if answer is not None:
+        s.answer("5201", answer)
+    t = s.resolve("register", REG_DOC, dict(PREPARED, lost_msgids=["M-0"]), doubt_age=window + 1, secrets=OWN)
+    # No hold: a registration moves no money (module text); the office gets the lost ones.
+    assert is_(t, Goto, step="register").data == {"lost_msgids": ["M-0", LOST_MSG]}
+    assert s.sent == ([] if answer is None else ["5201"])
+
+
+def test_the_registration_after_a_lost_one_names_it(facepay):
     s = register(facepay)
     _sign_in(facepay, "KIOSK01")
     s.answer("2201", ok("2201", m.Registration(mdtrt_id="MD-9")))
-    t = is_(s.step("register", REG_DOC, dict(PREPARED, lost_msgids=["M-1"]), secrets=OWN, current_call="M-2"),
-            Finish)
+    t = is_(s.step("register", REG_DOC, dict(PREPARED, lost_msgids=["M-1", "M-2"]), secrets=OWN), Finish)
     assert t.inbox[0].result["lost_msgids"] == ["M-1", "M-2"]
 
 
@@ -268,11 +338,15 @@ def test_kiosk_settle_reads_the_kiosk_presettlement_and_tags_its_rows(facepay):
     s = settle_script(facepay)
     t = is_(s.step("start", {"presettle_key": "PRE-1"}), Goto, step="settle")
     assert t.data["operator"]["type"] == "2" and t.data["face_pay"] is False
-    s.answer("2207", settled("2207"))
+    s.answer("2207", ok("2207", replace(settlement(), insutype="310", clr_type="11", clr_optins="440100")))
     t = is_(s.step("settle", {"presettle_key": "PRE-1"}, t.data, secrets={"mdtrt_cert_no": CERTNO}), Goto,
             step="await_his")
     (r,) = t.inbox
     assert (r.result_type, r.settlement_id, r.result["platform"]) == ("settlement", "SETL-1", "kiosk")
+    # What the order book (mi_order) and 3201/3202 group and list the fee by, in the row itself.
+    assert {k: r.result[k] for k in ("psn_no", "mdtrt_id", "insutype", "clr_type", "clr_optins", "setl_time")} == {
+        "psn_no": "PSN-1", "mdtrt_id": "MD-1", "insutype": "310", "clr_type": "11", "clr_optins": "440100",
+        "setl_time": "2024-03-01 10:00:00"}
     env = envelope(s)
     assert (env["opter_type"], env["input"]["data"]["acct_used_flag"]) == ("2", "0")
 
@@ -413,3 +487,29 @@ def test_mobile_pay_1101_refusals(mp_client, offline, answer, want):
     s = mp_script(PaymentFlow(KIND_OUTPATIENT, SHIPPED), mp_client, more={"offline": offline})
     s.answer("1101", answer)
     is_(s.step("identify", NO_IDENTITY), *want)
+
+
+@pytest.mark.parametrize("stored, insurances, want", [
+    ((WU, "390", "440300", True), TWO, (Goto, ("390", "440300"))),
+    ((WU, "310", "440100", True), TWO, (Goto, ("310", "440100"))),
+    ((WU, "390", "440300", False), TWO, (Fail, "CHOOSE_INSURANCE")),          # taken by mibridge, not chosen
+    (("OTHER-PSN", "390", "440300", True), TWO, (Fail, "CHOOSE_INSURANCE")),  # another person's identity
+    ((WU, "390", "440300", True), (insurance("310", "440100"), insurance("390", "440300", stas="2"),
+                                   insurance("510", "440100")), (Fail, "CHOOSE_INSURANCE")),   # no longer in force
+    (None, TWO, (Fail, "CHOOSE_INSURANCE")),
+], ids=["chose-390", "chose-310", "not-chosen", "other-person", "choice-lapsed", "nothing-written-back"])
+def test_mobile_pay_without_insutype_runs_under_the_insurance_the_patient_chose(mp_client, offline, stored,
+                                                                                insurances, want):
+    s = mp_script(PaymentFlow(KIND_OUTPATIENT, SHIPPED), mp_client, more={"offline": offline})
+    if stored is not None:
+        psn, insutype, region, chosen = stored
+        s.port.set_identity("P1", psn, insutype, region, chosen=chosen)
+    s.answer("1101", person(*insurances))
+    t = is_(s.step("identify", NO_IDENTITY), want[0])
+    if isinstance(t, Goto):
+        assert (t.data["insutype"], t.data["insuplc_admdvs"]) == want[1]
+        (ident,) = t.identities
+        assert (ident.insutype, ident.chosen) == (want[1][0], True)
+    else:
+        assert t.code == want[1]
+        assert ("cannot be used now" in t.message) == (stored is not None and len(insurances) == 3)

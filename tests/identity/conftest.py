@@ -33,6 +33,7 @@ ZHENG = "44010000000000000008"   # 390 in 440100; 2001: outpatient pooled fund n
 FENG = "44010000000000000009"    # known, no insurance at all
 KIOSK = {"id": "KIOSK01", "name": "自助机1号"}
 REGIONS = (("440100", "广州市"), ("440300", "深圳市"))
+REGISTRATION_WINDOW = 2.0
 MP_ENV = {"MIBRIDGE_TEST_ID_MP_SECRET": "", "MIBRIDGE_TEST_ID_MP_KEY": ""}
 
 
@@ -61,7 +62,10 @@ def identity_toml(creds: dict, msgid_dir: str, **identity: Any) -> str:
     term = creds["terminal"]
     ident = dict(terminal_url=term["url"], card_reader_url=term["card_reader_url"],
                  kiosk_operator_id=KIOSK["id"], kiosk_operator_name=KIOSK["name"], office_id="MZ01",
-                 office_name="门诊大厅", terminal_read_timeout=5.0)
+                 office_name="门诊大厅", terminal_read_timeout=5.0, resolve_retry_seconds=0.3,
+                 # A lost 2201 that 5201 does not list is taken as never registered after this
+                 # (longer than [offline] read_timeout, as the daemon requires).
+                 registration_window_seconds=REGISTRATION_WINDOW)
     ident.update(identity)
     mp = creds["mobilepay"]
     mobile = dict(base_url=mp["base_url"], app_id=mp["app_id"], app_secret_env="MIBRIDGE_TEST_ID_MP_SECRET",

@@ -69,6 +69,15 @@ def test_kiosk_card_then_1101_2001_and_registration(sim, client, terminal):
         ipt_otp_no="K" + uuid.uuid4().hex[:10], atddr_no="D001", dr_name="李医生", dept_code="NK01",
         dept_name="内科", caty="A03", insuplc_admdvs=chosen.insuplc_admdvs))
     assert reg.ok
+    # 5201 finds the registration by the person, the day and the outpatient number (how a
+    # lost 2201 answer is resolved); the person's ID number and name stay out of the journal text.
+    q = client.visit_query(m.VisitQueryRequest(psn_no=WU, begntime=f"{TODAY} 00:00:00",
+                                               endtime=f"{TODAY} 23:59:59", med_type="11",
+                                               insuplc_admdvs="440300"))
+    assert q.ok and reg.data.mdtrt_id in [v.mdtrt_id for v in q.data.visits]
+    mine = next(v for v in q.data.visits if v.mdtrt_id == reg.data.mdtrt_id)
+    assert (mine.ipt_otp_no, mine.insutype, mine.begntime) == (reg.data.ipt_otp_no, "390", NOW)
+    assert sim.person(WU)["certno"] not in q.response_text and "吴十" not in q.response_text
     visit = sim.state()["visit_identity"][reg.data.mdtrt_id]
     assert (visit["opter_type"], visit["insutype"], visit["insuplc_admdvs"]) == ("2", "390", "440300")
     cancel = client.cancel_register(m.CancelRegisterRequest(

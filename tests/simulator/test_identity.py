@@ -251,3 +251,35 @@ def test_settlement_under_the_second_insurance_has_its_region_and_no_account(gw,
     wrong = gw.call("2207", {"data": {**data, "insutype": "310"}}, insuplc="440100")
     assert wrong["infcode"] == -1
 
+
+
+# ------------------------------------------------------------------ 5201 visit query
+
+def q5201(gw, psn_no, insuplc, **data):
+    body = {"psn_no": psn_no, "begntime": "2026-01-02 00:00:00", "endtime": "2026-01-02 23:59:59",
+            "med_type": "11", **data}
+    return gw.call("5201", {"data": body}, insuplc=insuplc)
+
+
+def test_5201_lists_the_persons_active_registrations_in_the_window(gw, sim):
+    r1, otp1 = reg(gw, WU, "390", "440300")
+    r2, otp2 = reg(gw, WU, "310", "440100")
+    m1, m2 = ok(r1)["data"]["mdtrt_id"], ok(r2)["data"]["mdtrt_id"]
+    rows = ok(q5201(gw, WU, "440100"))["mdtrtinfo"]
+    mine = {r["mdtrt_id"]: r for r in rows if r["mdtrt_id"] in (m1, m2)}
+    assert {k: (v["ipt_otp_no"], v["insutype"], v["begntime"], v["med_type"]) for k, v in mine.items()} == {
+        m1: (otp1, "390", "2026-01-02 09:00:00", "11"), m2: (otp2, "310", "2026-01-02 09:00:00", "11")}
+    assert [r["mdtrt_id"] for r in ok(q5201(gw, WU, "440100", mdtrt_id=m1))["mdtrtinfo"]] == [m1]
+    # another day, another medical type: not listed
+    assert ok(q5201(gw, WU, "440100", begntime="2026-01-03 00:00:00", endtime="2026-01-03 23:59:59"))[
+        "mdtrtinfo"] == []
+    assert not [r for r in ok(q5201(gw, WU, "440100", med_type="14"))["mdtrtinfo"] if r["mdtrt_id"] == m1]
+    # a cancelled registration is gone
+    ok(gw.call("2202", {"data": {"psn_no": WU, "mdtrt_id": m1, "ipt_otp_no": otp1}}, insuplc="440300"))
+    assert m1 not in [r["mdtrt_id"] for r in ok(q5201(gw, WU, "440100"))["mdtrtinfo"]]
+
+
+def test_5201_refuses_what_the_table_requires(gw, sim):
+    assert q5201(gw, WU, "440100", med_type="")["infcode"] == -1
+    assert q5201(gw, WU, "440100", begntime="2026/01/02")["infcode"] == -1
+    assert q5201(gw, "NOBODY", "440100")["infcode"] == -1

@@ -109,7 +109,9 @@ def test_the_his_login_enqueues_consumes_and_reads_its_results_and_nothing_else(
     his_consume(his, inbox_id, "accepted")
     assert owner.query("SELECT his_ack FROM mi_inbox WHERE id = :i", {"i": inbox_id})[0][0] == "accepted"
     # Nothing else.
+    # mi_secret holds the whole ID numbers an identity lookup found (docs/identity.md "Masking").
     for sql in ("SELECT COUNT(*) FROM mi_outbox", "SELECT COUNT(*) FROM mi_journal", "SELECT COUNT(*) FROM mi_audit",
+                "SELECT COUNT(*) FROM mi_secret",
                 "SELECT COUNT(*) FROM mi_notice", "SELECT COUNT(*) FROM mi_v_pending",
                 "INSERT INTO mi_outbox (kind, business_key, serial_key, payload) VALUES ('test.charge', 'X', 'X', '{}')",
                 "UPDATE mi_inbox SET his_ack = 'rejected'", "DELETE FROM mi_inbox",
@@ -132,7 +134,10 @@ def _every_engine_statement(s: Store) -> None:
     assert s.call_age_seconds("M-1") is not None
     s.advance(ra, "w", "notify", {"x": 1}, inbox=[InboxRow("order", "ok", order_id="O-1")],
               identities=[IdentityRow("P1", "PSN-1")])
-    s.advance(ra, "w", "notify", {"x": 2}, identities=[IdentityRow("P1", "PSN-2")])
+    s.advance(ra, "w", "notify", {"x": 2}, identities=[IdentityRow("P1", "PSN-2", insutype="390", chosen=True)])
+    assert s.chosen_identity("P1") == {"psn_no": "PSN-2", "insutype": "390", "insuplc_admdvs": None, "chosen": True,
+                                       "source_kind": "test.charge"}
+    assert s.insured_region("440100") is None
     s.finish(ra, "w", "done", {}, [InboxRow("charge", "ok", order_id="O-1", total_amount=Decimal("1.00"))])
     assert s.inbox_state(a, "charge")["consumed"] is False
     assert s.inbox_sums("charge", "O-1")["total"] == Decimal("1.00")
