@@ -31,10 +31,10 @@ from typing import Optional
 from bridge.alipay import outcomes as ali_oc
 from bridge.alipay.messages import AuthQueryRequest, MedicalQueryRequest
 from bridge.calls import CallResult, Outcome
-from bridge.channels import keys, orders
+from bridge.channels import keys, notices, orders
 from bridge.channels.payer import ALIPAY, WECHAT
 from bridge.channels.status import ChannelStatus, alipay_status, wechat_status
-from bridge.engine.flow import BadInput, Fail, Goto, Hold, InboxRow, InDoubt, Retry
+from bridge.engine.flow import BadInput, Fail, Goto, Hold, InboxRow, InDoubt, Retry, Wait
 from bridge.wechatpay import outcomes as wx_oc
 from bridge.wechatpay.messages import CHINA
 
@@ -204,7 +204,11 @@ class ChannelPaymentSteps:
             ids = {k: v for k, v in (("chnl_ord_sn", order.chnl_ord_sn),) if v}
         channel = {"channel": d["channel"], "out_trade_no": d["out_trade_no"], **ids, "cashier": cashier}
         row = self._order_row(ctx, self._ordered_status(d), d["split"], channel)
-        return Goto("await_payment", data={**ids, "channel_ordered": True, "polls": 0}, inbox=[row])
+        # Nobody can pay before the mini-program has this row, which commits with this
+        # transition: the first look at both sides is after [mobilepay] poll_first_seconds, or
+        # sooner when a callback (6302, the channel's) wakes the request.
+        return Wait("await_payment", settings_of(ctx).poll_first_seconds,
+                    data={**ids, "channel_ordered": True, "polls": 0}, inbox=[row])
 
     # -- the channel's view, for await_payment ------------------------------------------------
     def _channel_status(self, ctx) -> tuple[CallResult, Optional[ChannelStatus]]:
@@ -216,8 +220,14 @@ class ChannelPaymentSteps:
         return r, alipay_status(r.data, has_insurance=True)
 
     def _transaction_id(self, ctx) -> Optional[str]:
-        """WeChat's mixed order carries no transaction_id (§2.3): the cash payment's query has it.
-        A read for the order book; its failure changes nothing."""
+        """WeChat's mixed order carries no transaction_id (§2.3): the cash payment's
+        TRANSACTION.SUCCESS callback has it (recorded once its signature verified, §2.1), else
+        the cash payment's query.  Only the order book reads it (the bill's trade number); the
+        payment was judged paid by 6301 and the mixed order's query.  A failed query changes
+        nothing."""
+        paid = ctx.port.notice(notices.WECHAT_TRADE, notices.notice_key(ctx.data["out_trade_no"]))
+        if paid and paid.get("trade_state") == "SUCCESS" and paid.get("transaction_id"):
+            return paid["transaction_id"]
         client = ctx.service("wechatpay")
         r = ctx.call(client.send, client.prepare_query_transaction(ctx.data["out_trade_no"]))
         return r.data.transaction_id if r.ok else None

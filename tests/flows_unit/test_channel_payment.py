@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.channels import keys
+from bridge.channels import keys, notices
 from bridge.engine.flow import Fail, Finish, Goto, Hold, InDoubt, Retry, Wait
 from bridge.engine.testing import not_sent, ok, refused, transient, unknown
 from bridge.mobilepay.kinds import KIND_OUTPATIENT, KIND_REGISTRATION
@@ -147,7 +147,7 @@ def test_prepay(s, answer, want):
 # ------------------------------------------------------------------ channel_order (NOT safe)
 
 @pytest.mark.parametrize("answer, want", [
-    (created_mix(), (Goto, None, "await_payment")),
+    (created_mix(), (Wait, None, "await_payment")),
     (wx_error(wx_oc.MEDINS_CREATE, "268547120", "PAY_AUTH_NO校验失败"), (Goto, None, "revoke")),
     (transient(wx_oc.MEDINS_CREATE), (Retry, "CHANNEL_BUSY", None)),
     (not_sent(wx_oc.MEDINS_CREATE), (Retry, "NOT_SENT", None)),
@@ -160,7 +160,10 @@ def test_wechat_mixed_order(s, answer, want):
     body = s.prepared[0].body.decode()
     assert '"mix_pay_type":"CASH_AND_INSURANCE"' in body and f'"prepay_id":"{PREPAY}"' in body
     assert '"serial_no":"PAY-1"' in body and "张三" not in body and "440106" not in body      # encrypted
-    if isinstance(t, Goto) and t.step == "await_payment":
+    if isinstance(t, Wait):
+        # nobody can pay before this row is written: the first look is after poll_first_seconds
+        # (or a callback's wake-up), not at once
+        assert t.delay == s.services["mobilepay.settings"].poll_first_seconds
         [row] = t.inbox
         cashier = row.result["cashier"]
         assert set(cashier) == {"mixTradeNo", "timeStamp", "nonceStr", "package", "signType", "paySign"}
@@ -172,13 +175,13 @@ def test_wechat_mixed_order(s, answer, want):
 
 def test_wechat_insurance_only_order_has_no_prepay_and_no_cash_in_the_cashier(s):
     s.answer(wx_oc.MEDINS_CREATE, created_mix(NO_CASH))
-    t = _is(s.step("channel_order", wx_doc(), data=placed("wechat", NO_CASH), secrets=SECRETS), Goto)
+    t = _is(s.step("channel_order", wx_doc(), data=placed("wechat", NO_CASH), secrets=SECRETS), Wait)
     assert '"mix_pay_type":"INSURANCE_ONLY"' in s.prepared[0].body.decode()
     assert t.inbox[0].result["cashier"] == {"mixTradeNo": MIX}
 
 
 @pytest.mark.parametrize("answer, want", [
-    (ali_order(), (Goto, None, "await_payment")),
+    (ali_order(), (Wait, None, "await_payment")),
     (refused(ALI_CREATE, "SIM_AUTH_INVALID 未找到对应授权信息", code="SIM_AUTH_INVALID"), (Goto, None, "revoke")),
     (transient(ALI_CREATE), (Retry, "CHANNEL_BUSY", None)),
     (not_sent(ALI_CREATE), (Retry, "NOT_SENT", None)),
@@ -188,13 +191,13 @@ def test_alipay_medical_order(s, answer, want):
     s.answer(ALI_CREATE, answer)
     t = _is(s.step("channel_order", ali_doc(), data=placed("alipay"), secrets=SECRETS), *want)
     assert s.sent == [ALI_CREATE]
-    if isinstance(t, Goto) and t.step == "await_payment":
+    if isinstance(t, Wait):
         assert t.inbox[0].result["cashier"] == {"pay_url": "https://ali.example/cashier?sn=MED-1"}
 
 
 @pytest.mark.parametrize("age", [INSIDE, PAST], ids=["inside", "past"])
 @pytest.mark.parametrize("channel, answer, want", [
-    ("wechat", mix(), (Goto, None, "await_payment")),              # it was placed: the cashier now
+    ("wechat", mix(), (Wait, None, "await_payment")),              # it was placed: the cashier now
     ("wechat", wx_error(wx_oc.MEDINS_QUERY, "268529515", "订单不存在", 404), "window"),
     ("wechat", unknown(wx_oc.MEDINS_QUERY), (InDoubt, "QUERY_FAILED", None)),
     ("wechat", transient(wx_oc.MEDINS_QUERY), (InDoubt, "QUERY_FAILED", None)),
@@ -217,7 +220,7 @@ def test_resolve_channel_order(s, age, channel, answer, want):
             _is(t, Goto, step="channel_order")                # never booked: a first send
         return
     _is(t, *want)
-    if isinstance(t, Goto) and t.step == "await_payment":
+    if isinstance(t, Wait):
         assert t.inbox[0].result["cashier"]["mixTradeNo"] == MIX
 
 
@@ -240,6 +243,18 @@ def test_await_settles_only_when_the_centre_and_the_channel_agree(s):
                                                                           "6301+wechat")
     settled = t.data["settled"]
     assert (settled["channel"], settled["cash_by"], settled["mix_trade_no"]) == ("wechat", "channel", MIX)
+
+
+def test_await_takes_the_transaction_id_from_the_verified_cash_callback(s):
+    """The order book's WeChat trade number: from the recorded TRANSACTION.SUCCESS callback
+    when there is one (no query), else the cash payment's query (above)."""
+    s.answer("6301", query(OrdStas.SETTLED, fund="84.00", account="0.00", cash="36.00"))
+    s.answer(wx_oc.MEDINS_QUERY, paid_mix())
+    s.port.set_notice(notices.WECHAT_TRADE, OTN, {"out_trade_no": OTN, "transaction_id": "4200000777",
+                                                  "trade_state": "SUCCESS"})
+    t = _is(_await(s, wx_doc(), ordered("wechat")), Goto, step="await_his")
+    assert s.sent == ["6301", wx_oc.MEDINS_QUERY]
+    assert t.inbox[0].result["transaction_id"] == "4200000777"
 
 
 def test_await_settles_an_alipay_payment_with_its_cash_trade(s):
