@@ -3,6 +3,8 @@ channel paths of payment.py): the centre's and the channel's answers in, the tra
 The real WeChat Pay and Alipay clients build and sign every request; nothing is sent."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bridge.channels import keys, notices
@@ -12,10 +14,12 @@ from bridge.mobilepay.kinds import KIND_OUTPATIENT, KIND_REGISTRATION
 from bridge.mobilepay.messages import OrdStas, PayOrderResponse
 from bridge.mobilepay.payment import PaymentFlow
 from bridge.wechatpay import outcomes as wx_oc
+from bridge.wechatpay.authquery import AUTH_QUERY as WX_AUTH, AuthGrant
 
 from .ch import (ALI_AUTH, ALI_CREATE, ALI_QUERY, CASH_SPLIT, KEY, MIX, OPENID, OTN, PREPAY, D, ali_doc, ali_not_found,
                  ali_order, ali_status, alipay_client, auth, ch_script, created_mix, mix, ordered, paid_mix, placed,
-                 prepaid, transaction, wechat_client, wechat_client_with_templates, wx_doc, wx_error)
+                 prepaid, transaction, wechat_auth_query, wechat_client, wechat_client_with_templates, wx_doc,
+                 wx_error)
 from .mp import INSIDE, ORDER, PAST, SHIPPED, SPLIT, TOKEN, query
 
 SECRETS = {"payToken": TOKEN}
@@ -105,6 +109,46 @@ def test_authorize_asks_alipay_for_the_pay_auth_no(s, answer, want):
         assert t.secrets == {"payAuthNo": "AUTH-ALI-1"} and "AUTH" not in str(t.data)   # never in flow_data
     if isinstance(t, Fail) and t.code == "NOT_AUTHORISED":
         assert t.inbox[0].result["auth_url"] == "https://auth.example/x"
+
+
+@pytest.fixture
+def wxq(flow, mp_client, wx, ali):
+    """A script whose daemon exchanges WeChat auth codes ([wechatpay] auth_query_url set)."""
+    q = wechat_auth_query(wx)
+    yield ch_script(flow, mp_client, wx, ali, more={"wechatpay.auth_query": q})
+    q.close()
+
+
+WX_CODE = dict(pay_auth_no=None, auth_code="AC-0001")
+
+
+@pytest.mark.parametrize("answer, want", [
+    (ok(WX_AUTH, AuthGrant("AUTH440100WX1")), (Goto, None)),
+    (ok(WX_AUTH, AuthGrant("AUTH440100WX2", family=True)), (Goto, None)),
+    (refused(WX_AUTH, "授权码已失效", code="40001"), (Fail, "AUTH_REJECTED")),
+    (transient(WX_AUTH), (Retry, "AUTH_QUERY_FAILED")),
+    (not_sent(WX_AUTH), (Retry, "AUTH_QUERY_FAILED")),
+    (unknown(WX_AUTH), (Retry, "AUTH_QUERY_FAILED")),              # a read: asked again
+], ids=["ok", "family", "refused", "transient", "not-sent", "unknown"])
+def test_authorize_exchanges_a_wechat_auth_code(wxq, answer, want):
+    wxq.answer(WX_AUTH, answer)
+    t = _is(wxq.step("authorize", wx_doc(**WX_CODE)), *want)
+    assert wxq.sent == [WX_AUTH]
+    assert json.loads(wxq.prepared[0].body) == {"qrcode": "AC-0001", "openid": OPENID}
+    if isinstance(t, Goto):
+        assert t.step == "identify" and t.secrets == {"payAuthNo": answer.data.pay_auth_no}
+        assert t.data["auth_family"] is answer.data.family and "AUTH" not in str(t.data)     # never in flow_data
+        assert "AC-0001" not in wxq.prepared[0].masked_request
+
+
+def test_authorize_a_wechat_auth_code_without_the_exchange_configured_fails_before_any_call(s):
+    t = _is(s.step("authorize", wx_doc(**WX_CODE)), Fail, code="AUTH_EXCHANGE_OFF")
+    assert s.sent == [] and "pay_auth_no" in t.message
+
+
+def test_authorize_a_wechat_payment_with_pay_auth_no_never_exchanges(wxq):
+    _is(wxq.step("authorize", wx_doc()), Goto, step="identify")
+    assert wxq.sent == []
 
 
 # ------------------------------------------------------------------ 6202, then the channel
