@@ -18,7 +18,7 @@ from bridge.db.store import Store
 from bridge.channels.notices import WECHAT_MEDINS, WECHAT_TRADE
 from tests.mobilepay_flows.harness import new_key
 
-from .harness import cash_of, legs_of, pay_doc, wait_for
+from .harness import OPENID, cash_of, legs_of, pay_doc, wait_for
 
 D = Decimal
 ZERO = D("0.00")
@@ -297,3 +297,33 @@ def test_the_patient_is_told_once_when_the_his_takes_a_payment_and_when_a_refund
     [row] = bridge.inbox(msg_key)
     assert (row["type"], row["outcome"], row["code"]) == ("message", "failed", "USER_REFUSED"), row
     assert row["result"]["source_key"] == refused
+
+
+def test_a_wechat_payment_with_the_auth_code_instead_of_pay_auth_no(bridge, sim):
+    """The HIS gives the code the 医保 authorisation mini-program returned; mibridge exchanges it
+    for the payAuthNo (§5, as the simulator plays the exchange), pays, and refunds with it. The
+    same code again is refused (single use): that payment fails before any money moves."""
+    person = sim.person(account="none")
+    code = sim.wechat_auth_code(OPENID, person["psn_no"])
+    key, again = new_key("AC"), new_key("AC")
+    bridge.enqueue("mobilepay.outpatient", key, pay_doc(sim, person, channel="wechat", pay_auth_no=None, auth_code=code))
+    assert bridge.wait_final(key)[key]["state"] == "done", bridge.row(key)
+    bridge.enqueue("mobilepay.outpatient", again,
+                   pay_doc(sim, person, channel="wechat", pay_auth_no=None, auth_code=code))
+    bridge.enqueue("mobilepay.refund", "R" + key, {"payment_key": key}, serial_key=key)
+    rows = bridge.wait_final(again, "R" + key)
+    assert (rows[again]["state"], rows[again]["code"]) == ("failed", "AUTH_REJECTED"), rows
+    assert rows["R" + key]["state"] == "done", rows
+    assert bridge.calls(key)[:2] == [("wechat.medins.auth_query", "ok"), ("6201", "ok")]
+    assert [i for i, _ in bridge.calls(again)] == ["wechat.medins.auth_query"]           # nothing else sent
+    s = _settlement(bridge, key)
+    legs = legs_of(sim, s["order_id"])
+    assert _leg(legs, "fund") == (s["fund"], 1, s["fund"], 1) and cash_of(legs, "wechat") == (s["cash"], 1, s["cash"], 1)
+    # the payAuthNo is a secret: not in flow_data, the journal, or the inbox
+    grant = sim.control("GET", "/__sim__/wechat/state")["auth"]
+    assert [x["qrcode"] for x in grant["exchanges"]].count(code) == 1
+    text = " ".join(str(r) for r in bridge.q("SELECT flow_data FROM mi_outbox WHERE business_key = :k", {"k": key}))
+    text += " ".join(str(r) for r in bridge.q(
+        "SELECT request_masked FROM mi_journal j JOIN mi_outbox o ON o.id = j.outbox_id WHERE o.business_key = :k",
+        {"k": key}))
+    assert code not in text and "AUTH" + person["insuplc_admdvs"] not in text
