@@ -9,6 +9,9 @@ centre, offline gateway, face terminal) and the daemon, and plays the HIS:
     it (the daemon must find it by 6301, not order twice); a bill whose lines do
     not add up (refused, nothing sent); a settlement the HIS rejects (refunded in
     full: 单边账 repair); a partial refund;
+  * the patient's channels (daemon/demo_channels.py): one WeChat Pay 医保 mixed payment and
+    one Alipay payment paid in the channel's cashier from the `order` row, each refunded in
+    full, every leg (fund, cash) once, on the simulator's ledger per leg;
   * face pay: one outpatient settlement with the real personal account;
   * patient messages: the success messages on WeChat and Alipay, one per event
     (daemon/demo_messages.py);
@@ -84,8 +87,10 @@ def _config(url: str, sim, port: int, msgid_dir: str) -> Config:
             "settle_window_seconds": 1.6, "resolve_retry_seconds": 0.3, "his_ack_timeout_seconds": 30,
             "his_ack_poll_seconds": 0.2},
     }
+    from daemon.demo_channels import channel_config
     from daemon.demo_identity import identity_config
     from daemon.demo_messages import message_config
+    channel_config(cfg.platforms, creds, port)
     message_config(cfg.platforms, creds)
     cfg.platforms.update(identity_config(creds))
     return cfg
@@ -167,6 +172,9 @@ def run_demo(db_path: str = "mibridge-demo.db", verbose: bool = False) -> int:
                 break
             time.sleep(0.1)
 
+        from daemon.demo_channels import run_channels_demo_part
+        channels_rc = run_channels_demo_part(store, http)
+
         from bridge.facepay.demo import run_facepay_demo_part
         print("\nFace-pay: the patient scans their face on the terminal; the HIS enqueues identify, "
               "pre-settle and settle")
@@ -218,7 +226,7 @@ def run_demo(db_path: str = "mibridge-demo.db", verbose: bool = False) -> int:
         if not verbose:
             print(f"(the daemon's log: {log_path})")
         unfinished = st["counts"].get("pending") or st["counts"].get("running") or st["counts"].get("in_doubt")
-        return 1 if doubles or unfinished or face_rc or messages_rc or identity_rc else 0
+        return 1 if doubles or unfinished or face_rc or messages_rc or identity_rc or channels_rc else 0
     finally:
         daemon.stop()
         store.close()

@@ -40,6 +40,8 @@ TEMPLATES = {
     "alipay": {
         "outpatient_paid": {"template_id": "ATPL-DEMO-OUT", "page": "pages/bill/detail",
                             "fields": {"keyword1": "patient_name", "keyword2": "amount", "keyword3": "paid_time"}},
+        "refund_done": {"template_id": "ATPL-DEMO-REF", "page": "pages/refund/detail",
+                        "fields": {"keyword1": "patient_name", "keyword2": "amount", "keyword3": "refund_time"}},
     },
 }
 

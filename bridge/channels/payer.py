@@ -4,7 +4,9 @@ The HIS names the channel the patient pays in (docs/channels.md "For the HIS"):
 
     "channel": "wechat"     WeChat Pay 医保: mibridge places the JSAPI prepay for the cash part
                             (channels.md §2.1) and the mixed order (§2.2).  Needs the payer's
-                            "openid" under the mini-program (appid) of [wechatpay].
+                            "openid" under the mini-program (appid) of [wechatpay].  Instead
+                            of "pay_auth_no" the payload may give "auth_code", which mibridge
+                            exchanges (§5, [wechatpay] auth_query_url).
     "channel": "alipay"     Alipay: mibridge places the medical order (§7.2, or the §7.3 trade
                             variant).  Needs the buyer: "alipay_user_id" (2088…) or
                             "alipay_open_id".  Without "pay_auth_no" mibridge asks Alipay for it

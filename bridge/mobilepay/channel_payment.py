@@ -4,8 +4,11 @@ enters them.
 
     authorize      first step of every payment.  Channel payments: the channel is configured
                    (else held CHANNEL_NOT_CONFIGURED), the business key makes an out_trade_no
-                   (else BAD_INPUT), and for Alipay without pay_auth_no the auth query (§7.1,
-                   a read: safe) gives it (kept in mi_secret)
+                   (else BAD_INPUT), and without pay_auth_no the channel gives it (kept in
+                   mi_secret): Alipay's auth query (§7.1), or WeChat's exchange of the
+                   payload's auth_code (§5, bridge/wechatpay/authquery.py; [wechatpay]
+                   auth_query_url).  Both move no money; a lost exchange is asked again (a code
+                   already exchanged is then refused: the patient authorises again)
     prepay         WeChat with cash: the JSAPI prepay (§2.1).  WeChat answers a repeat with
                    the same out_trade_no and body with the same prepay_id: safe to repeat
     channel_order  the WeChat mixed order (§2.2) or the Alipay medical order (§7.2/§7.3): the
@@ -31,18 +34,19 @@ from typing import Optional
 from bridge.alipay import outcomes as ali_oc
 from bridge.alipay.messages import AuthQueryRequest, MedicalQueryRequest
 from bridge.calls import CallResult, Outcome
-from bridge.channels import keys, orders
+from bridge.channels import keys, notices, orders
 from bridge.channels.payer import ALIPAY, WECHAT
 from bridge.channels.status import ChannelStatus, alipay_status, wechat_status
-from bridge.engine.flow import BadInput, Fail, Goto, Hold, InboxRow, InDoubt, Retry
+from bridge.engine.flow import BadInput, Fail, Goto, Hold, InboxRow, InDoubt, Retry, Wait
 from bridge.wechatpay import outcomes as wx_oc
+from bridge.wechatpay.authquery import AUTH_QUERY as WECHAT_AUTH_QUERY
 from bridge.wechatpay.messages import CHINA
 
 from .centre import PAY_AUTH, pay_auth_no, settings_of
 from .channel_refund import cash_spec
 
 _ali = ali_oc.interface_of        # the journal's names of Alipay's methods
-AUTH_CALLS = (_ali(ali_oc.AUTH_QUERY),)
+AUTH_CALLS = (_ali(ali_oc.AUTH_QUERY), WECHAT_AUTH_QUERY)
 PREPAY_CALLS = (wx_oc.PREPAY,)
 ORDER_CALLS = (wx_oc.MEDINS_CREATE, _ali(ali_oc.MEDICAL_CREATE), _ali(ali_oc.MEDICAL_TRADE_CREATE))
 ORDER_QUERIES = (wx_oc.MEDINS_QUERY, _ali(ali_oc.MEDICAL_QUERY), _ali(ali_oc.MEDICAL_TRADE_QUERY))
@@ -95,8 +99,10 @@ class ChannelPaymentSteps:
         except (keys.UnmappableKey, BadInput) as exc:
             return Fail("BAD_INPUT", str(exc))
         data = {"channel": payer.channel, "out_trade_no": otn}
-        if payer.channel == WECHAT or p.pay_auth_no:
+        if p.pay_auth_no:
             return Goto("identify", data=data)
+        if payer.channel == WECHAT:
+            return self._exchange_auth_code(ctx, data)
         r = ctx.call(client.send, client.prepare_auth_query(AuthQueryRequest(
             alipay_user_id=payer.alipay_user_id, open_id=payer.alipay_open_id, req_biz_no=otn)))
         if r.ok and r.data.authorised:
@@ -109,6 +115,26 @@ class ChannelPaymentSteps:
                 result={"channel": ALIPAY, "auth_url": r.data.auth_url})])
         if r.refused:
             return Fail("AUTH_REJECTED", f"Alipay refused the payAuthNo query: {r.code} {r.message}")
+        return Retry("AUTH_QUERY_FAILED", f"{r.interface}: {r.message}")
+
+    def _exchange_auth_code(self, ctx, data: dict):
+        """WeChat: the payload's auth_code -> payAuthNo at the user query service (§5)."""
+        p = ctx.payload
+        try:
+            q = ctx.service("wechatpay.auth_query")
+        except RuntimeError:
+            return Fail("AUTH_EXCHANGE_OFF", "the payment gives auth_code, but this daemon does not exchange WeChat "
+                                             "auth codes ([wechatpay] auth_query_url is not set): give pay_auth_no "
+                                             "(nothing was sent)")
+        r = ctx.call(q.send, q.prepare(p.auth_code, p.channel.openid))
+        if r.ok:
+            # A relative's authorisation (亲情付) is kept visible: WeChat checks the payer
+            # against the card holder's binding.
+            return Goto("identify", data={**data, "auth_family": r.data.family},
+                        secrets={PAY_AUTH: r.data.pay_auth_no})
+        if r.refused:
+            return Fail("AUTH_REJECTED", f"WeChat's 医保 authorisation refused the auth code ({r.code} {r.message}): "
+                                         f"the patient authorises again, then the bill is enqueued again")
         return Retry("AUTH_QUERY_FAILED", f"{r.interface}: {r.message}")
 
     # -- after 6202 ---------------------------------------------------------------------------
@@ -204,7 +230,11 @@ class ChannelPaymentSteps:
             ids = {k: v for k, v in (("chnl_ord_sn", order.chnl_ord_sn),) if v}
         channel = {"channel": d["channel"], "out_trade_no": d["out_trade_no"], **ids, "cashier": cashier}
         row = self._order_row(ctx, self._ordered_status(d), d["split"], channel)
-        return Goto("await_payment", data={**ids, "channel_ordered": True, "polls": 0}, inbox=[row])
+        # Nobody can pay before the mini-program has this row, which commits with this
+        # transition: the first look at both sides is after [mobilepay] poll_first_seconds, or
+        # sooner when a callback (6302, the channel's) wakes the request.
+        return Wait("await_payment", settings_of(ctx).poll_first_seconds,
+                    data={**ids, "channel_ordered": True, "polls": 0}, inbox=[row])
 
     # -- the channel's view, for await_payment ------------------------------------------------
     def _channel_status(self, ctx) -> tuple[CallResult, Optional[ChannelStatus]]:
@@ -216,8 +246,14 @@ class ChannelPaymentSteps:
         return r, alipay_status(r.data, has_insurance=True)
 
     def _transaction_id(self, ctx) -> Optional[str]:
-        """WeChat's mixed order carries no transaction_id (§2.3): the cash payment's query has it.
-        A read for the order book; its failure changes nothing."""
+        """WeChat's mixed order carries no transaction_id (§2.3): the cash payment's
+        TRANSACTION.SUCCESS callback has it (recorded once its signature verified, §2.1), else
+        the cash payment's query.  Only the order book reads it (the bill's trade number); the
+        payment was judged paid by 6301 and the mixed order's query.  A failed query changes
+        nothing."""
+        paid = ctx.port.notice(notices.WECHAT_TRADE, notices.notice_key(ctx.data["out_trade_no"]))
+        if paid and paid.get("trade_state") == "SUCCESS" and paid.get("transaction_id"):
+            return paid["transaction_id"]
         client = ctx.service("wechatpay")
         r = ctx.call(client.send, client.prepare_query_transaction(ctx.data["out_trade_no"]))
         return r.data.transaction_id if r.ok else None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Optional
 
-from bridge.channels.payer import ALIPAY, ChannelPayer, parse_payer
+from bridge.channels.payer import ALIPAY, WECHAT, ChannelPayer, parse_payer
 from bridge.engine.flow import BadInput, check_line_amount, require_amount, require_text
 
 from .messages import SetlType
@@ -31,8 +31,9 @@ class FeeLine:
 class PaymentRequest:
     patient_id: str
     visit_id: str
-    # None only for an Alipay payment whose payAuthNo mibridge asks Alipay for (§7.1):
-    # read it with centre.pay_auth_no(ctx), which also knows the exchanged one.
+    # None only for a channel payment whose payAuthNo mibridge asks the channel for (Alipay
+    # §7.1, WeChat's auth_code §5): read it with centre.pay_auth_no(ctx), which also knows
+    # the exchanged one.
     pay_auth_no: Optional[str]
     id_no: str
     user_name: str
@@ -56,6 +57,9 @@ class PaymentRequest:
     # The channel the patient pays in (bridge/channels/payer.py); None: the mini-program's
     # back end deals with the channel itself, as before.
     channel: Optional[ChannelPayer] = None
+    # WeChat only, instead of pay_auth_no: the code the 医保 authorisation mini-program gave
+    # back, which mibridge exchanges for the payAuthNo ([wechatpay] auth_query_url, §5).
+    auth_code: Optional[str] = None
 
 
 def optional_text(doc: dict, name: str, max_len: int = 64) -> Optional[str]:
@@ -132,13 +136,20 @@ def parse_payment(doc: dict, med_type: str, default_id_type: str) -> PaymentRequ
     if use_acct is not None and not isinstance(use_acct, bool):
         raise BadInput("use_personal_account must be true or false")
     payer = parse_payer(doc)
-    if payer is not None and payer.channel == ALIPAY and doc.get("pay_auth_no") in (None, ""):
-        # mibridge asks Alipay for the payAuthNo (§7.1).  The 1101 lookup of the identity
-        # (no psn_no given) is keyed by the payAuthNo the HIS gives, so with an exchanged one
-        # the identity must come with the payload.
+    code = optional_text(doc, "auth_code", 128)
+    if code is not None and (payer is None or payer.channel != WECHAT):
+        raise BadInput("payload field 'auth_code' is for \"channel\": \"wechat\" (the WeChat 医保 authorisation's "
+                       "code); Alipay's payAuthNo is asked for with the buyer's id")
+    if code is not None and doc.get("pay_auth_no") not in (None, ""):
+        raise BadInput("give pay_auth_no or auth_code, not both")
+    exchanged = {ALIPAY: "mibridge asks Alipay for it", WECHAT: "mibridge exchanges auth_code for it"}
+    if payer is not None and doc.get("pay_auth_no") in (None, "") and (payer.channel == ALIPAY or code):
+        # mibridge asks the channel for the payAuthNo (Alipay §7.1, WeChat §5).  The 1101
+        # lookup of the identity (no psn_no given) is keyed by the payAuthNo the HIS gives,
+        # so with an exchanged one the identity must come with the payload.
         if not (doc.get("psn_no") and doc.get("insutype") and doc.get("insuplc_admdvs")):
-            raise BadInput("an Alipay payment without pay_auth_no (mibridge asks Alipay for it) must give "
-                           "psn_no, insutype and insuplc_admdvs")
+            raise BadInput(f"a {payer.channel} payment without pay_auth_no ({exchanged[payer.channel]}) must give "
+                           f"psn_no, insutype and insuplc_admdvs")
         auth = None
     else:
         auth = require_text(doc, "pay_auth_no", 128)
@@ -156,7 +167,7 @@ def parse_payment(doc: dict, med_type: str, default_id_type: str) -> PaymentRequ
         visit_time=optional_text(doc, "visit_time", 19),
         doctor_code=optional_text(doc, "doctor_code", 30), doctor_name=optional_text(doc, "doctor_name", 50),
         diagnosis_code=optional_text(doc, "diagnosis_code", 30),
-        diagnosis_name=optional_text(doc, "diagnosis_name", 100), channel=payer)
+        diagnosis_name=optional_text(doc, "diagnosis_name", 100), channel=payer, auth_code=code)
     if req.visit_time and not _is_datetime(req.visit_time):
         raise BadInput("visit_time must be 'YYYY-MM-DD HH:MM:SS' (§5.1 begntime)")
     if req.psn_no and not (req.insutype and req.insuplc_admdvs):

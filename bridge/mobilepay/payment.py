@@ -1,7 +1,8 @@
 """mobilepay.outpatient / mobilepay.registration: one bill paid in the mini-program.
 
-    authorize      a payload naming its channel: the channel's checks, and for Alipay without
-                   pay_auth_no the auth query (bridge/mobilepay/channel_payment.py); else nothing
+    authorize      a payload naming its channel: the channel's checks, and without pay_auth_no
+                   Alipay's auth query or WeChat's auth_code exchange
+                   (bridge/mobilepay/channel_payment.py); else nothing
     identify       1101 with the payAuthNo (only when the HIS did not give psn_no)
     upload         6201 fee details -> payOrdId, payToken (no money moves: safe)
     order          6202 (step_order) -> the split; inbox 'order' row for the mini-program.

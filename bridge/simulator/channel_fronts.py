@@ -14,6 +14,8 @@ WeChatPayFront (api.mch.weixin.qq.com and api.weixin.qq.com, both served here; c
     GET  /v3/bill/tradebill?bill_date=&bill_type=&tar_type=      wechat.tradebill
     GET  /v3/billdownload/file?token=                            wechat.billdownload (answer unsigned)
     GET  /cgi-bin/token, POST /cgi-bin/stable_token              wechat.token, wechat.stable_token
+    POST /api/mipuserquery/userQuery/{partner id}                wechat.auth_query (§5; HMAC-signed,
+                                                                 not WeChat Pay's signature: wechat_auth.py)
     POST /cgi-bin/message/subscribe/send?access_token=           wechat.subscribe_send
     POST /cgi-bin/message/template/send?access_token=            wechat.template_send
   Every /v3 request's Authorization is verified first (401 SIGN_ERROR, nothing done); every /v3
@@ -60,6 +62,7 @@ WECHAT_ROUTES: list[tuple[str, re.Pattern, str, tuple[str, ...]]] = [
     ("POST", re.compile(r"^/cgi-bin/stable_token$"), "wechat.stable_token", ()),
     ("POST", re.compile(r"^/cgi-bin/message/subscribe/send$"), "wechat.subscribe_send", ()),
     ("POST", re.compile(r"^/cgi-bin/message/template/send$"), "wechat.template_send", ()),
+    ("POST", re.compile(rf"^/api/mipuserquery/userQuery/{_SEG}$"), "wechat.auth_query", ("partner_id",)),
 ]
 SIGNATURE_FAULTS = ("bad_signature", "wrong_serial", "skew", "probe")
 ALIPAY_GATEWAY = "/gateway.do"
@@ -94,7 +97,7 @@ class WeChatPayFront:
 
     @staticmethod
     def matches(path: str) -> bool:
-        return path.startswith(("/v3/", "/cgi-bin/"))
+        return path.startswith(("/v3/", "/cgi-bin/", "/api/mipuserquery/"))
 
     def route(self, method: str, raw_path: str, body: bytes = b"") -> Optional[tuple[str, dict]]:
         path = urlsplit(raw_path).path
@@ -124,6 +127,9 @@ class WeChatPayFront:
         """business_error: the platform refuses without doing anything (code = a §2.9 number,
         a §1.6 code string, or for /cgi-bin an errcode)."""
         code = str(fault.code or "")
+        if interface == "wechat.auth_query":
+            return Reply(200, dumps({"code": int(code) if code.isdigit() else 1001,
+                                     "message": fault.message or "授权码无效"}).encode("utf-8"))
         if interface in ("wechat.token", "wechat.stable_token", "wechat.subscribe_send", "wechat.template_send"):
             return self._errcode(int(code) if code.lstrip("-").isdigit() else -1, fault.message or "system error")
         if code in MEDINS_ERRORS:
@@ -141,6 +147,13 @@ class WeChatPayFront:
         query = _query(raw_path)
         if raw_path.startswith("/cgi-bin/"):
             return self._cgi(interface, query, body)
+        if interface == "wechat.auth_query":
+            try:
+                parsed = loads(body) if body else None
+            except (ValueError, UnicodeDecodeError):
+                parsed = None
+            status, out = self.sim.channels.auth.exchange(params["partner_id"], headers, parsed)
+            return Reply(status, dumps(out).encode("utf-8"))
         sig_fault = kind if kind in SIGNATURE_FAULTS else None
         try:
             wechatpay_wire.verify_request(self.sim.cfg, method, raw_path, body, headers)

@@ -5,7 +5,10 @@ their control endpoints (the patient's actions and the test's views):
                                       patient pays in the WeChat cashier (wechatpay.py `pay`)
     POST /__sim__/wechat/subscribe    {"openid", "template_id", "count"? | "refuse": true}
     POST /__sim__/wechat/expire_tokens  every access_token expires now (the next send gets 42001)
-    GET  /__sim__/wechat/state        prepays, mixed orders, refunds, refund notices, centre cash returns
+    POST /__sim__/wechat/auth_code    {"openid", "psn_no", "family"?} the patient finished the 医保
+                                      authorisation mini-program: its auth code (wechat_auth.py)
+    GET  /__sim__/wechat/state        prepays, mixed orders, refunds, refund notices, centre cash returns,
+                                      auth codes and their exchanges
     GET  /__sim__/wechat/messages     messages sent, subscriptions left
     POST /__sim__/alipay/authorize    {"alipay_user_id", "psn_no"} the patient authorises (§7.1)
     POST /__sim__/alipay/pay          {"out_trade_no"|"chnl_ord_sn", "outcome"?} pays in the cashier
@@ -33,6 +36,7 @@ from .faults import Faults
 from .mobilepay import MobilePay
 from .persons import Persons
 from .tokens import Tokens
+from .wechat_auth import WeChatAuth
 from .wechat_messages import WeChatMessages
 from .wechatpay import WeChatPay
 
@@ -48,6 +52,7 @@ class Channels:
         self.wechat = WeChatPay(cfg, mobilepay, tokens, persons, legs, self.callbacks, self.clock)
         self.alipay = Alipay(cfg, mobilepay, tokens, persons, legs, self.callbacks, self.clock)
         self.messages = WeChatMessages(cfg)
+        self.auth = WeChatAuth(cfg, tokens, persons)
         self.bills = Bills(cfg, self.wechat, self.alipay, self.clock)
         mobilepay.cash_return = self.wechat.centre_cash_return
         self._initial_settings = self.settings()
@@ -59,6 +64,7 @@ class Channels:
         self.wechat.reset()
         self.alipay.reset()
         self.messages.reset()
+        self.auth.reset()
         self.bills.reset()
 
     def stop(self) -> None:
@@ -82,8 +88,10 @@ class Channels:
                 return 200, self.messages.subscribe(body)
             if route == ("POST", "/__sim__/wechat/expire_tokens"):
                 return 200, {"expired": self.messages.expire_tokens()}
+            if route == ("POST", "/__sim__/wechat/auth_code"):
+                return 200, self.auth.issue(body)
             if route == ("GET", "/__sim__/wechat/state"):
-                return 200, self.wechat.public()
+                return 200, {**self.wechat.public(), "auth": self.auth.public()}
             if route == ("GET", "/__sim__/wechat/messages"):
                 return 200, self.messages.public()
             if route == ("POST", "/__sim__/alipay/authorize"):

@@ -105,6 +105,10 @@ class SimulatorConfig:
     wechat_token_grace_seconds: int = 300    # §4.1: the previous /cgi-bin/token lives ~5 min more
     wechat_fee_rate: Decimal = Decimal("0.0060")   # the bill's 费率 (0.60% in W7 fixtures)
     wechat_template_ids: tuple[str, ...] = ()  # non-empty: other template ids get 40037
+    # §5: the 医保 authorisation's user query (auth code -> payAuthNo); its partner id and
+    # secret sign each request (bridge/simulator/wechat_auth.py).
+    wechat_auth_partner_id: str = ""
+    wechat_auth_partner_secret: str = ""
     # --- Alipay OpenAPI (channels.md §6-§9) ---
     alipay_app_id: str = ""
     alipay_pid: str = ""                     # 2088...: the bill file name and seller_id
@@ -148,6 +152,7 @@ class SimulatorConfig:
             wechat_merchant_serial=secrets.token_hex(20).upper(),
             wechat_platform_serial="PUB_KEY_ID_SIM" + channel_crypto.random_digits(18),
             wechat_apiv3_key=_alnum(32),
+            wechat_auth_partner_id=channel_crypto.random_digits(8), wechat_auth_partner_secret=_alnum(32),
             alipay_app_id="2021" + channel_crypto.random_digits(12),
             alipay_pid="2088" + channel_crypto.random_digits(12),
         )
@@ -219,6 +224,10 @@ class SimulatorConfig:
                 "platform_serial": self.wechat_platform_serial,
                 "platform_public_key": self.wechat_platform_public_key(),
                 "apiv3_key": self.wechat_apiv3_key,
+                # §5: the auth code exchange, as [wechatpay] auth_query_url / auth_partner_*
+                "auth_query_url": f"{base_url}/api/mipuserquery/userQuery/{self.wechat_auth_partner_id}",
+                "auth_partner_id": self.wechat_auth_partner_id,
+                "auth_partner_secret": self.wechat_auth_partner_secret,
             },
             "alipay": {
                 "gateway_url": base_url + "/gateway.do",

@@ -24,6 +24,7 @@ Platform routes
         GET  /v3/bill/tradebill?bill_date=&bill_type=&tar_type=, GET /v3/billdownload/file?token=
         GET  /cgi-bin/token, POST /cgi-bin/stable_token,
         POST /cgi-bin/message/subscribe/send, POST /cgi-bin/message/template/send
+        POST /api/mipuserquery/userQuery/{partner id}  (the 医保 auth code exchange, §5)
       callbacks (signed, AEAD_AES_256_GCM): MEDICAL_INSURANCE.SUCCESS, TRANSACTION.SUCCESS, REFUND.*
     Alipay OpenAPI (channels.md §6-§9), RSA2 verified and signed:
         GET|POST /gateway.do  alipay.commerce.medical.authinfo.auth.query,

@@ -8,6 +8,26 @@ from tests.engine.daemonproc import DaemonProcess
 from .harness import Bridge, ChHis, ChSim
 
 HTTP = "\n[http]\nchannel_timeout = 5\nthreads = 4\n"
+# The patient messages the flows add (test_channel_payments.py, "told once"): WeChat for
+# registrations and refunds (mini-program subscribe messages), Alipay for outpatient payments
+# and refunds.  No template for WeChat outpatient payments: most payments here send nothing.
+TEMPLATES = """
+[wechatpay.templates.registration_paid]
+template_id = "TPL-CH-REG"
+fields = { thing1 = "patient_name", amount2 = "amount", time3 = "paid_time" }
+
+[wechatpay.templates.refund_done]
+template_id = "TPL-CH-REF"
+fields = { thing1 = "patient_name", amount2 = "amount", time3 = "refund_time" }
+
+[alipay.templates.outpatient_paid]
+template_id = "ATPL-CH-OUT"
+fields = { keyword1 = "patient_name", keyword2 = "amount", keyword3 = "paid_time" }
+
+[alipay.templates.refund_done]
+template_id = "ATPL-CH-REF"
+fields = { keyword1 = "patient_name", keyword2 = "amount", keyword3 = "refund_time" }
+"""
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +44,7 @@ def start_bridge(dialect: str, tmp_path, sim: ChSim, name: str = "ch", wechat=No
     if url is None:
         url, drop = make_database(dialect, tmp_path)
     extra, env = sim.daemon_toml(**settings)
-    extra += sim.channel_toml(tmp_path, wechat, alipay) + HTTP
+    extra += sim.channel_toml(tmp_path, wechat, alipay) + TEMPLATES + HTTP
     daemon = DaemonProcess(tmp_path, url, None, name=name, workers=4, lease=3.0, extra=extra, env=env,
                            crash_at=crash_at)
     his = ChHis(url, sim)

@@ -13,7 +13,7 @@ from typing import Optional
 import httpx
 
 from bridge.simulator import SimulatorConfig, start_simulator
-from tests.channel_callbacks.conftest import ALI_PATH, WX_PATH, channel_toml
+from tests.channel_callbacks.conftest import ALI_PATH, WX_PATH, channel_toml, write_secret
 from tests.mobilepay_flows.harness import (CLIENT_TIMEOUT, FAULT_DELAY, NOTICE_PATH, Bridge, His, MpSim,
                                            free_port, wait_for)
 
@@ -49,8 +49,16 @@ class ChSim(MpSim):
     def callbacks(self) -> dict:
         return self.control("GET", "/__sim__/channels/callbacks")
 
+    def wechat_auth_code(self, openid: str, psn_no: str) -> str:
+        """The patient authorises 医保 payment in WeChat: the code the mini-program gets back."""
+        return self.control("POST", "/__sim__/wechat/auth_code", {"openid": openid, "psn_no": psn_no})["auth_code"]
+
     def channel_toml(self, keydir: Path, wechat: Optional[dict] = None, alipay: Optional[dict] = None) -> str:
-        w = {"timeout_seconds": CLIENT_TIMEOUT, **(wechat or {})}
+        wx = self.running.client_credentials()["wechatpay"]
+        # The 医保 authorisation exchange (auth code -> payAuthNo, §5) on, as the simulator plays it.
+        auth = {"auth_query_url": wx["auth_query_url"], "auth_partner_id": wx["auth_partner_id"],
+                "auth_partner_secret_file": write_secret(keydir / "wx_auth_secret", wx["auth_partner_secret"])}
+        w = {"timeout_seconds": CLIENT_TIMEOUT, **auth, **(wechat or {})}
         a = {"timeout_seconds": CLIENT_TIMEOUT, **(alipay or {})}
         return channel_toml(self.running, self.port, keydir, w, a)
 

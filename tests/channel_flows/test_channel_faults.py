@@ -12,7 +12,7 @@ from bridge.channels import keys
 from tests.mobilepay_flows.harness import new_key
 
 from .conftest import start_bridge
-from .harness import cash_of, pay_doc
+from .harness import OPENID, cash_of, pay_doc
 
 TRANSPORT = ("timeout", "lost_after_commit", "http500", "reset", "garbled", "bad_signature")
 # Each unsafe call takes all six transport faults; the calls around them the rest.  No more faults
@@ -26,6 +26,10 @@ WECHAT = {
     "wechat.refund": TRANSPORT + ("refund_processing", "refund_closed"),
     "wechat.refund_query": ("http500", "wrong_serial"),
     "wechat.medins_refund_notify": ("timeout", "http500", "bad_signature"),
+    # the auth code exchange (a read, asked again): faults that lose the request before it is
+    # served.  One served and lost consumes the single-use code: that payment fails
+    # AUTH_REJECTED before any money moves (the unit table, test_channel_payment.py).
+    "wechat.auth_query": ("http500", "reset"),
 }
 ALIPAY = {
     "alipay.commerce.medical.authinfo.auth.query": ("http500", "unsigned_error", "bad_signature"),
@@ -60,13 +64,17 @@ def test_every_fault_on_every_new_call(storm, sim):
         for i in range(PER_CHANNEL + (1 if channel == "wechat" else 0)):
             key = new_key("FS")
             person = sim.person(account="none")
-            exchange = channel == "alipay" and i < 3        # mibridge asks Alipay for the payAuthNo
-            doc = pay_doc(sim, person, channel=channel, **({"pay_auth_no": None,
-                                                             "alipay_user_id": f"2088{person['psn_no'][-12:]}"}
-                                                            if exchange else {}))
-            if exchange:
+            exchange = i < 3        # mibridge asks the channel for the payAuthNo
+            if channel == "alipay" and exchange:
+                doc = pay_doc(sim, person, channel=channel, pay_auth_no=None,
+                              alipay_user_id=f"2088{person['psn_no'][-12:]}")
                 sim.control("POST", "/__sim__/alipay/authorize", {"alipay_user_id": doc["alipay_user_id"],
                                                                    "psn_no": person["psn_no"]})
+            elif exchange:
+                doc = pay_doc(sim, person, channel=channel, pay_auth_no=None,
+                              auth_code=sim.wechat_auth_code(OPENID, person["psn_no"]))
+            else:
+                doc = pay_doc(sim, person, channel=channel)
             b.enqueue("mobilepay.outpatient", key, doc)
             pays[key] = channel
     rows = b.wait_final(*pays, timeout=90)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -17,7 +18,7 @@ from bridge.db.store import Store
 from bridge.channels.notices import WECHAT_MEDINS, WECHAT_TRADE
 from tests.mobilepay_flows.harness import new_key
 
-from .harness import cash_of, legs_of, pay_doc, wait_for
+from .harness import OPENID, cash_of, legs_of, pay_doc, wait_for
 
 D = Decimal
 ZERO = D("0.00")
@@ -95,8 +96,7 @@ def unstable(bridge, ch_sim):
             keys_[(channel, case)] = key
 
     def revoke_when_ordered():
-        # A connection of its own: the test's thread uses bridge.store meanwhile, and a
-        # connection is not shared between threads (pymysql's breaks: packet sequence).
+        # Its own connection: a Store is one connection, never shared between threads.
         his = Store(bridge.url)
         try:
             for channel in ("wechat", "alipay"):
@@ -135,6 +135,11 @@ def test_each_channel_and_split_is_charged_once_and_every_leg_refunded_once(brid
         if channel == "wechat":
             assert res["mix_trade_no"] and book[2] == res["mix_trade_no"]
             assert (res.get("transaction_id") is not None) == (s["cash"] > 0)
+            assert book[3] == res.get("transaction_id"), book       # WeChat's cash trade, for the bill
+        else:
+            # Alipay's cash trade (none without cash), the number its bill carries
+            assert (res.get("trade_no") is not None) == (s["cash"] > 0), res
+            assert book[3] == res.get("trade_no"), book
         order_row = next(r for r in bridge.inbox(key) if r["type"] == "order")["result"]
         want = {"mixTradeNo", "timeStamp", "nonceStr", "package", "signType", "paySign"} if s["cash"] > 0 else \
             {"mixTradeNo"}
@@ -166,6 +171,9 @@ def test_each_channel_and_split_is_charged_once_and_every_leg_refunded_once(brid
         for r, k in zip(rows, refunds[(channel, split)]):
             assert r["result"]["channel"] == channel and r["result"]["refund_time"], r
             assert r["result"]["out_refund_no"] == keys.refund_no(k), r
+            # the order book keeps the channel's refund number (the bill's refund rows carry it)
+            assert bridge.q("SELECT out_refund_no, refund_type FROM mi_order_refund WHERE business_key = :k",
+                            {"k": k}) == [(keys.refund_no(k), "refund")], k
         if channel == "wechat":
             told = [n for n in state["med_refund_notices"] if n["mix_trade_no"] == s["result"]["mix_trade_no"]]
             insurance = s["fund"] + s["account"]
@@ -196,6 +204,8 @@ def test_money_comes_back_when_a_payment_does_not_stand(bridge, sim, unstable):
             assert cash_of(legs, channel) == (cash, 1, cash, 1)
             [rev] = [r for r in bridge.inbox(key) if r["type"] == "reversal"]
             assert rev["result"]["out_refund_no"] == keys.reversal_no(key) and rev["result"]["channel"] == channel
+            assert bridge.q("SELECT out_refund_no, refund_type FROM mi_order_refund WHERE business_key = :k",
+                            {"k": key}) == [(keys.reversal_no(key), "reversal")]
         elif case == "insurance_fail":
             assert _leg(legs, "fund")[1::2] == (0, 0)
             assert cash_of(legs, channel) == (cash, 1, cash, 1)
@@ -232,3 +242,88 @@ def test_the_default_setting_refunds_the_cash_once_under_either_reading(bridge, 
     wx = sim.control("GET", "/__sim__/wechat/state")
     assert [x for x in wx["centre_cash_returns"] if x["payOrdId"] == s["order_id"]] == []
     assert json.loads(json.dumps(bridge.inbox("R" + key)[0]["result"]))["cash_refunded_by"] == "wechat"
+
+
+def _messages(bridge, source_ids: dict) -> dict:
+    """The patient.message requests of these sources ({outbox id: name}), by name and event."""
+    out = {}
+    for key, state, fd in bridge.q("SELECT business_key, state, flow_data FROM mi_outbox WHERE kind = 'patient.message'"):
+        _, event, oid = key.split(":")
+        if int(oid) in source_ids:
+            out.setdefault((source_ids[int(oid)], event), []).append((key, state, json.loads(fd or "{}").get("outcome")))
+    return out
+
+
+def test_the_patient_is_told_once_when_the_his_takes_a_payment_and_when_a_refund_completes(bridge, sim):
+    """The flows add the message in the transition that finishes (payment: the HIS took the
+    settlement; refund: every leg back), one per event: a WeChat registration and its refund (a
+    subscribed patient), an Alipay outpatient payment and its refund, and a WeChat registration
+    whose patient refused messages (43101: done, not sent, USER_REFUSED for the HIS).  A WeChat
+    outpatient payment has no template here: no message request at all."""
+    subscribed, refusing = f"o-sub-{new_key('x')}", f"o-ref-{new_key('x')}"
+    for template in ("TPL-CH-REG", "TPL-CH-REF"):
+        sim.control("POST", "/__sim__/wechat/subscribe", {"openid": subscribed, "template_id": template, "count": 1})
+    ali_user = f"2088{uuid.uuid4().int % 10 ** 12:012d}"
+    reg, ali, refused, plain = new_key("MR"), new_key("MA"), new_key("MX"), new_key("MO")
+    bridge.enqueue("mobilepay.registration", reg,
+                   pay_doc(sim, sim.person(account="none"), ("12.00",), channel="wechat", openid=subscribed))
+    bridge.enqueue("mobilepay.outpatient", ali,
+                   pay_doc(sim, sim.person(account="none"), channel="alipay", alipay_user_id=ali_user))
+    bridge.enqueue("mobilepay.registration", refused,
+                   pay_doc(sim, sim.person(account="none"), ("12.00",), channel="wechat", openid=refusing))
+    bridge.enqueue("mobilepay.outpatient", plain,
+                   pay_doc(sim, sim.person(account="none"), channel="wechat", openid=subscribed))
+    rows = bridge.wait_final(reg, ali, refused, plain)
+    assert {k: r["state"] for k, r in rows.items()} == {k: "done" for k in rows}, rows
+    for key in (reg, ali):
+        bridge.enqueue("mobilepay.refund", "R" + key, {"payment_key": key}, serial_key=key)
+    done = bridge.wait_final("R" + reg, "R" + ali)
+    assert {k: r["state"] for k, r in done.items()} == {k: "done" for k in done}, done
+    names = {bridge.row(k)["id"]: k for k in (reg, ali, refused, plain, "R" + reg, "R" + ali)}
+
+    def all_final():
+        got = _messages(bridge, names)
+        return got if len(got) == 5 and all(s in ("done", "failed") for v in got.values() for _, s, _ in v) else None
+    got = wait_for(all_final, 30, "the five messages final")
+    assert {k: [(s, o) for _, s, o in v] for k, v in got.items()} == {
+        (reg, "registration_paid"): [("done", "sent")], ("R" + reg, "refund_done"): [("done", "sent")],
+        (ali, "outpatient_paid"): [("done", "sent")], ("R" + ali, "refund_done"): [("done", "sent")],
+        (refused, "registration_paid"): [("done", "refused")]}, got
+    sent_wx = [m for m in sim.control("GET", "/__sim__/wechat/messages")["sent"] if m["touser"] == subscribed]
+    assert sorted(m["template_id"] for m in sent_wx) == ["TPL-CH-REF", "TPL-CH-REG"], sent_wx
+    sent_ali = [m for m in sim.control("GET", "/__sim__/alipay/state")["sent_messages"] if m["to_user_id"] == ali_user]
+    assert sorted(m["user_template_id"] for m in sent_ali) == ["ATPL-CH-OUT", "ATPL-CH-REF"], sent_ali
+    [(msg_key, _, _)] = got[(refused, "registration_paid")]
+    [row] = bridge.inbox(msg_key)
+    assert (row["type"], row["outcome"], row["code"]) == ("message", "failed", "USER_REFUSED"), row
+    assert row["result"]["source_key"] == refused
+
+
+def test_a_wechat_payment_with_the_auth_code_instead_of_pay_auth_no(bridge, sim):
+    """The HIS gives the code the 医保 authorisation mini-program returned; mibridge exchanges it
+    for the payAuthNo (§5, as the simulator plays the exchange), pays, and refunds with it. The
+    same code again is refused (single use): that payment fails before any money moves."""
+    person = sim.person(account="none")
+    code = sim.wechat_auth_code(OPENID, person["psn_no"])
+    key, again = new_key("AC"), new_key("AC")
+    bridge.enqueue("mobilepay.outpatient", key, pay_doc(sim, person, channel="wechat", pay_auth_no=None, auth_code=code))
+    assert bridge.wait_final(key)[key]["state"] == "done", bridge.row(key)
+    bridge.enqueue("mobilepay.outpatient", again,
+                   pay_doc(sim, person, channel="wechat", pay_auth_no=None, auth_code=code))
+    bridge.enqueue("mobilepay.refund", "R" + key, {"payment_key": key}, serial_key=key)
+    rows = bridge.wait_final(again, "R" + key)
+    assert (rows[again]["state"], rows[again]["code"]) == ("failed", "AUTH_REJECTED"), rows
+    assert rows["R" + key]["state"] == "done", rows
+    assert bridge.calls(key)[:2] == [("wechat.medins.auth_query", "ok"), ("6201", "ok")]
+    assert [i for i, _ in bridge.calls(again)] == ["wechat.medins.auth_query"]           # nothing else sent
+    s = _settlement(bridge, key)
+    legs = legs_of(sim, s["order_id"])
+    assert _leg(legs, "fund") == (s["fund"], 1, s["fund"], 1) and cash_of(legs, "wechat") == (s["cash"], 1, s["cash"], 1)
+    # the payAuthNo is a secret: not in flow_data, the journal, or the inbox
+    grant = sim.control("GET", "/__sim__/wechat/state")["auth"]
+    assert [x["qrcode"] for x in grant["exchanges"]].count(code) == 1
+    text = " ".join(str(r) for r in bridge.q("SELECT flow_data FROM mi_outbox WHERE business_key = :k", {"k": key}))
+    text += " ".join(str(r) for r in bridge.q(
+        "SELECT request_masked FROM mi_journal j JOIN mi_outbox o ON o.id = j.outbox_id WHERE o.business_key = :k",
+        {"k": key}))
+    assert code not in text and "AUTH" + person["insuplc_admdvs"] not in text

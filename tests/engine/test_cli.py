@@ -17,10 +17,17 @@ def test_demo_runs_end_to_end_without_double_charge(tmp_path):
     r = mibridge("demo", "--db", str(tmp_path / "demo.db"))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Double charges: none" in r.stdout
-    # 5 mobile-pay requests + the refund + 3 face-pay requests + 4 patient messages + the
-    # identity part (lookup, choice, kiosk identification, registration, pre-settlement,
-    # settlement); INV-1004 refused, INV-1005 reversed
-    assert re.search(r"^done\s+17$", r.stdout, re.M) and re.search(r"^failed\s+2$", r.stdout, re.M), r.stdout
+    # 5 mobile-pay requests + the refund + 2 channel payments and their 2 refunds + 3 face-pay
+    # requests + 4 patient messages + the 3 the channel flows added (2 paid, 1 refunded; WeChat's
+    # refund has no template) + the identity part (lookup, choice, kiosk identification,
+    # registration, pre-settlement, settlement); INV-1004 refused, INV-1005 reversed
+    assert re.search(r"^done\s+24$", r.stdout, re.M) and re.search(r"^failed\s+2$", r.stdout, re.M), r.stdout
+    # the channels: both legs of each payment charged once and refunded once, by the flows
+    assert "Channel legs not exactly once: none" in r.stdout
+    assert re.search(r"^INV-W001\s+cash \(wechat\)\s+\S+ \(1x\)\s+\S+ \(1x\)$", r.stdout, re.M), r.stdout
+    assert re.search(r"^INV-A001\s+cash \(alipay\)\s+\S+ \(1x\)\s+\S+ \(1x\)$", r.stdout, re.M), r.stdout
+    assert "WeChat told of the insurance refund (/v3/med-ins/refunds/notify): 1 time(s)" in r.stdout
+    assert re.search(r"msg:refund_done:\d+\s+alipay\s+RF-A001\s+done\s+sent", r.stdout), r.stdout
     # each message once: sent, refused by a patient who never subscribed, or no template
     assert "Messages sent twice: none" in r.stdout and "USER_REFUSED" in r.stdout and "no_template" in r.stdout
     # The daemon's warnings (the lost 6202 answer) stay out of the tables: they go to the log file.

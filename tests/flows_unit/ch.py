@@ -81,9 +81,19 @@ def channel_services(wx, ali, cash_after: str = "hospital_refunds_cash") -> dict
             "alipay": ali, "alipay.settings": AlipayChannelSettings()}
 
 
-def ch_script(flow, mp_client, wx, ali, key: str = KEY, cash_after: str = "hospital_refunds_cash", **kw):
-    return FlowScript(flow, services={**services(mp_client), **channel_services(wx, ali, cash_after)},
+def ch_script(flow, mp_client, wx, ali, key: str = KEY, cash_after: str = "hospital_refunds_cash",
+              more: Optional[dict] = None, **kw):
+    return FlowScript(flow, services={**services(mp_client), **channel_services(wx, ali, cash_after), **(more or {})},
                       business_key=key, **kw)
+
+
+def wechat_auth_query(wx: WechatPayClient):
+    """WeChat's 医保 authorisation exchange (auth code -> payAuthNo), configured; never sends."""
+    from dataclasses import replace
+
+    from bridge.wechatpay.authquery import PayAuthQuery
+    return PayAuthQuery(replace(wx.config, auth_query_url=NOWHERE + "/api/mipuserquery/userQuery/50010828",
+                                auth_partner_id="50010828", auth_partner_secret="partner-secret"))
 
 
 def wx_doc(**kw) -> dict:

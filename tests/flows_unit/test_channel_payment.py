@@ -3,19 +3,23 @@ channel paths of payment.py): the centre's and the channel's answers in, the tra
 The real WeChat Pay and Alipay clients build and sign every request; nothing is sent."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from bridge.channels import keys
+from bridge.channels import keys, notices
 from bridge.engine.flow import Fail, Finish, Goto, Hold, InDoubt, Retry, Wait
 from bridge.engine.testing import not_sent, ok, refused, transient, unknown
 from bridge.mobilepay.kinds import KIND_OUTPATIENT, KIND_REGISTRATION
 from bridge.mobilepay.messages import OrdStas, PayOrderResponse
 from bridge.mobilepay.payment import PaymentFlow
 from bridge.wechatpay import outcomes as wx_oc
+from bridge.wechatpay.authquery import AUTH_QUERY as WX_AUTH, AuthGrant
 
 from .ch import (ALI_AUTH, ALI_CREATE, ALI_QUERY, CASH_SPLIT, KEY, MIX, OPENID, OTN, PREPAY, D, ali_doc, ali_not_found,
                  ali_order, ali_status, alipay_client, auth, ch_script, created_mix, mix, ordered, paid_mix, placed,
-                 prepaid, transaction, wechat_client, wechat_client_with_templates, wx_doc, wx_error)
+                 prepaid, transaction, wechat_auth_query, wechat_client, wechat_client_with_templates, wx_doc,
+                 wx_error)
 from .mp import INSIDE, ORDER, PAST, SHIPPED, SPLIT, TOKEN, query
 
 SECRETS = {"payToken": TOKEN}
@@ -107,6 +111,46 @@ def test_authorize_asks_alipay_for_the_pay_auth_no(s, answer, want):
         assert t.inbox[0].result["auth_url"] == "https://auth.example/x"
 
 
+@pytest.fixture
+def wxq(flow, mp_client, wx, ali):
+    """A script whose daemon exchanges WeChat auth codes ([wechatpay] auth_query_url set)."""
+    q = wechat_auth_query(wx)
+    yield ch_script(flow, mp_client, wx, ali, more={"wechatpay.auth_query": q})
+    q.close()
+
+
+WX_CODE = dict(pay_auth_no=None, auth_code="AC-0001")
+
+
+@pytest.mark.parametrize("answer, want", [
+    (ok(WX_AUTH, AuthGrant("AUTH440100WX1")), (Goto, None)),
+    (ok(WX_AUTH, AuthGrant("AUTH440100WX2", family=True)), (Goto, None)),
+    (refused(WX_AUTH, "授权码已失效", code="40001"), (Fail, "AUTH_REJECTED")),
+    (transient(WX_AUTH), (Retry, "AUTH_QUERY_FAILED")),
+    (not_sent(WX_AUTH), (Retry, "AUTH_QUERY_FAILED")),
+    (unknown(WX_AUTH), (Retry, "AUTH_QUERY_FAILED")),              # a read: asked again
+], ids=["ok", "family", "refused", "transient", "not-sent", "unknown"])
+def test_authorize_exchanges_a_wechat_auth_code(wxq, answer, want):
+    wxq.answer(WX_AUTH, answer)
+    t = _is(wxq.step("authorize", wx_doc(**WX_CODE)), *want)
+    assert wxq.sent == [WX_AUTH]
+    assert json.loads(wxq.prepared[0].body) == {"qrcode": "AC-0001", "openid": OPENID}
+    if isinstance(t, Goto):
+        assert t.step == "identify" and t.secrets == {"payAuthNo": answer.data.pay_auth_no}
+        assert t.data["auth_family"] is answer.data.family and "AUTH" not in str(t.data)     # never in flow_data
+        assert "AC-0001" not in wxq.prepared[0].masked_request
+
+
+def test_authorize_a_wechat_auth_code_without_the_exchange_configured_fails_before_any_call(s):
+    t = _is(s.step("authorize", wx_doc(**WX_CODE)), Fail, code="AUTH_EXCHANGE_OFF")
+    assert s.sent == [] and "pay_auth_no" in t.message
+
+
+def test_authorize_a_wechat_payment_with_pay_auth_no_never_exchanges(wxq):
+    _is(wxq.step("authorize", wx_doc()), Goto, step="identify")
+    assert wxq.sent == []
+
+
 # ------------------------------------------------------------------ 6202, then the channel
 
 def _ordered_6202(cash: str):
@@ -147,7 +191,7 @@ def test_prepay(s, answer, want):
 # ------------------------------------------------------------------ channel_order (NOT safe)
 
 @pytest.mark.parametrize("answer, want", [
-    (created_mix(), (Goto, None, "await_payment")),
+    (created_mix(), (Wait, None, "await_payment")),
     (wx_error(wx_oc.MEDINS_CREATE, "268547120", "PAY_AUTH_NO校验失败"), (Goto, None, "revoke")),
     (transient(wx_oc.MEDINS_CREATE), (Retry, "CHANNEL_BUSY", None)),
     (not_sent(wx_oc.MEDINS_CREATE), (Retry, "NOT_SENT", None)),
@@ -160,7 +204,10 @@ def test_wechat_mixed_order(s, answer, want):
     body = s.prepared[0].body.decode()
     assert '"mix_pay_type":"CASH_AND_INSURANCE"' in body and f'"prepay_id":"{PREPAY}"' in body
     assert '"serial_no":"PAY-1"' in body and "张三" not in body and "440106" not in body      # encrypted
-    if isinstance(t, Goto) and t.step == "await_payment":
+    if isinstance(t, Wait):
+        # nobody can pay before this row is written: the first look is after poll_first_seconds
+        # (or a callback's wake-up), not at once
+        assert t.delay == s.services["mobilepay.settings"].poll_first_seconds
         [row] = t.inbox
         cashier = row.result["cashier"]
         assert set(cashier) == {"mixTradeNo", "timeStamp", "nonceStr", "package", "signType", "paySign"}
@@ -172,13 +219,13 @@ def test_wechat_mixed_order(s, answer, want):
 
 def test_wechat_insurance_only_order_has_no_prepay_and_no_cash_in_the_cashier(s):
     s.answer(wx_oc.MEDINS_CREATE, created_mix(NO_CASH))
-    t = _is(s.step("channel_order", wx_doc(), data=placed("wechat", NO_CASH), secrets=SECRETS), Goto)
+    t = _is(s.step("channel_order", wx_doc(), data=placed("wechat", NO_CASH), secrets=SECRETS), Wait)
     assert '"mix_pay_type":"INSURANCE_ONLY"' in s.prepared[0].body.decode()
     assert t.inbox[0].result["cashier"] == {"mixTradeNo": MIX}
 
 
 @pytest.mark.parametrize("answer, want", [
-    (ali_order(), (Goto, None, "await_payment")),
+    (ali_order(), (Wait, None, "await_payment")),
     (refused(ALI_CREATE, "SIM_AUTH_INVALID 未找到对应授权信息", code="SIM_AUTH_INVALID"), (Goto, None, "revoke")),
     (transient(ALI_CREATE), (Retry, "CHANNEL_BUSY", None)),
     (not_sent(ALI_CREATE), (Retry, "NOT_SENT", None)),
@@ -188,13 +235,13 @@ def test_alipay_medical_order(s, answer, want):
     s.answer(ALI_CREATE, answer)
     t = _is(s.step("channel_order", ali_doc(), data=placed("alipay"), secrets=SECRETS), *want)
     assert s.sent == [ALI_CREATE]
-    if isinstance(t, Goto) and t.step == "await_payment":
+    if isinstance(t, Wait):
         assert t.inbox[0].result["cashier"] == {"pay_url": "https://ali.example/cashier?sn=MED-1"}
 
 
 @pytest.mark.parametrize("age", [INSIDE, PAST], ids=["inside", "past"])
 @pytest.mark.parametrize("channel, answer, want", [
-    ("wechat", mix(), (Goto, None, "await_payment")),              # it was placed: the cashier now
+    ("wechat", mix(), (Wait, None, "await_payment")),              # it was placed: the cashier now
     ("wechat", wx_error(wx_oc.MEDINS_QUERY, "268529515", "订单不存在", 404), "window"),
     ("wechat", unknown(wx_oc.MEDINS_QUERY), (InDoubt, "QUERY_FAILED", None)),
     ("wechat", transient(wx_oc.MEDINS_QUERY), (InDoubt, "QUERY_FAILED", None)),
@@ -217,7 +264,7 @@ def test_resolve_channel_order(s, age, channel, answer, want):
             _is(t, Goto, step="channel_order")                # never booked: a first send
         return
     _is(t, *want)
-    if isinstance(t, Goto) and t.step == "await_payment":
+    if isinstance(t, Wait):
         assert t.inbox[0].result["cashier"]["mixTradeNo"] == MIX
 
 
@@ -240,6 +287,18 @@ def test_await_settles_only_when_the_centre_and_the_channel_agree(s):
                                                                           "6301+wechat")
     settled = t.data["settled"]
     assert (settled["channel"], settled["cash_by"], settled["mix_trade_no"]) == ("wechat", "channel", MIX)
+
+
+def test_await_takes_the_transaction_id_from_the_verified_cash_callback(s):
+    """The order book's WeChat trade number: from the recorded TRANSACTION.SUCCESS callback
+    when there is one (no query), else the cash payment's query (above)."""
+    s.answer("6301", query(OrdStas.SETTLED, fund="84.00", account="0.00", cash="36.00"))
+    s.answer(wx_oc.MEDINS_QUERY, paid_mix())
+    s.port.set_notice(notices.WECHAT_TRADE, OTN, {"out_trade_no": OTN, "transaction_id": "4200000777",
+                                                  "trade_state": "SUCCESS"})
+    t = _is(_await(s, wx_doc(), ordered("wechat")), Goto, step="await_his")
+    assert s.sent == ["6301", wx_oc.MEDINS_QUERY]
+    assert t.inbox[0].result["transaction_id"] == "4200000777"
 
 
 def test_await_settles_an_alipay_payment_with_its_cash_trade(s):

@@ -55,6 +55,20 @@ def test_an_alipay_payment_without_pay_auth_no_must_carry_its_identity():
         parse_payment(payment_doc(channel="wechat", openid="o1", pay_auth_no=None), "11", "01")
 
 
+def test_a_wechat_payment_may_give_the_auth_code_instead_of_pay_auth_no():
+    wx = dict(channel="wechat", openid="o1", pay_auth_no=None)
+    p = parse_payment(payment_doc(auth_code="AC-1", **wx), "11", "01")
+    assert (p.pay_auth_no, p.auth_code) == (None, "AC-1")                  # mibridge exchanges it (§5)
+    with pytest.raises(BadInput, match="psn_no, insutype and insuplc_admdvs"):
+        parse_payment(payment_doc(auth_code="AC-1", psn_no=None, insutype=None, insuplc_admdvs=None, **wx),
+                      "11", "01")
+    with pytest.raises(BadInput, match="not both"):
+        parse_payment(payment_doc(channel="wechat", openid="o1", auth_code="AC-1"), "11", "01")
+    for other in ({}, {"channel": "alipay", "alipay_user_id": "2088000000000001"}):
+        with pytest.raises(BadInput, match="'auth_code' is for"):
+            parse_payment(payment_doc(auth_code="AC-1", **other), "11", "01")
+
+
 def test_a_payment_without_a_channel_is_as_before():
     assert parse_payment(payment_doc(), "11", "01").channel is None
 
