@@ -52,12 +52,16 @@ class MobilePayOutcome:
 class MobilePayReconciler:
     platform = MOBILEPAY
 
-    def __init__(self, client=None, bills: Iterable[BillSource] = (), *, default_id_type: str = "01"):
+    def __init__(self, client=None, bills: Iterable[BillSource] = (), *, default_id_type: str = "01",
+                 wechat_cash_after_6203: str = "hospital_refunds_cash"):
         """`client`: the centre's MobilePayClient (None: the centre is not asked); `bills`: the
-        channels' bill sources (bridge/reconcile/channels.py)."""
+        channels' bill sources (bridge/reconcile/channels.py); `wechat_cash_after_6203`:
+        [wechatpay]'s setting, for a WeChat payment whose request does not say who gives its
+        cash back."""
         self.client = client
         self.bills = list(bills)
         self.default_id_type = default_id_type
+        self.wechat_cash_after_6203 = wechat_cash_after_6203
 
     def run(self, ctx: RunContext) -> MobilePayOutcome:
         out = MobilePayOutcome()
@@ -182,23 +186,34 @@ class MobilePayReconciler:
         patients = self._patients(ctx, ids)
         jobs = {}
         for o in orders:
-            jobs[o.order_ref] = (o.key, tokens.get(o.outbox_id), patients.get(o.outbox_id))
+            patient = patients.get(o.outbox_id)
+            o.cash_by = (patient or {}).get("cash_by") or self._cash_by(o.channel)
+            jobs[o.order_ref] = (o.key, tokens.get(o.outbox_id), patient)
         return self._ask_all(ctx, jobs)
 
+    def _cash_by(self, channel: Optional[str]) -> Optional[str]:
+        """Who gives a channel payment's cash back, by the rule the flows apply when it settles
+        (for a request that no longer says)."""
+        from bridge.channels.refund_legs import cash_by
+        return cash_by(channel if channel in ("wechat", "alipay") else None, self.wechat_cash_after_6203)
+
     def _patients(self, ctx: RunContext, outbox_ids: list[int]) -> dict[int, dict]:
+        """The payments' requests: the patient 6301 needs, and who gives the cash back (the
+        payment's own record of it, flow_data settled.cash_by, which its refunds follow)."""
         if not outbox_ids:
             return {}
         marks = ", ".join(f":o{n}" for n in range(len(outbox_ids)))
-        rows = ctx.store.query(f"SELECT id, payload FROM mi_outbox WHERE id IN ({marks})",
+        rows = ctx.store.query(f"SELECT id, payload, flow_data FROM mi_outbox WHERE id IN ({marks})",
                                {f"o{n}": v for n, v in enumerate(outbox_ids)})
         out = {}
-        for oid, payload in rows:
-            try:
-                doc = json.loads(payload if isinstance(payload, str) else payload.read())
-            except (ValueError, AttributeError):
+        for oid, payload, flow_data in rows:
+            doc, data = _json(payload), _json(flow_data)
+            if doc is None:
                 continue
+            settled = data.get("settled") if isinstance(data, dict) else None
             out[int(oid)] = {"id_no": doc.get("id_no"), "user_name": doc.get("user_name"),
-                             "id_type": doc.get("id_type") or self.default_id_type}
+                             "id_type": doc.get("id_type") or self.default_id_type,
+                             "cash_by": settled.get("cash_by") if isinstance(settled, dict) else None}
         return out
 
     def _ask_all(self, ctx: RunContext, jobs: dict) -> dict:
@@ -301,6 +316,17 @@ class MobilePayReconciler:
                 it.note = it.note or "mibridge has no settlement of this payment (failed or held request)"
             items += legs
         ctx.write(items)
+
+
+def _json(text) -> Optional[dict]:
+    """A JSON column as the driver gives it (an Oracle CLOB has read()); None if unreadable."""
+    if text is None:
+        return None
+    try:
+        doc = json.loads(text if isinstance(text, str) else text.read())
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _num(ctx: RunContext, column: str) -> str:
