@@ -6,8 +6,10 @@ exists) and against the channels' bills (the cash that moved in WeChat / Alipay 
    (6301, with the payment's payToken from mi_secret and the patient from its request), and
    its cash movement is compared with the bill rows of its out_trade_no.
 3. Bill rows of orders that did not move in the book that day: the channel only.
-4. Payments mibridge placed that ended without a booked settlement (failed, held) are asked
-   of the centre too: settled there means "only at the platform" (a 单边账 for a person).
+4. Payments mibridge placed whose settlement the book does not hold are asked of the centre
+   too: those that ended that day (failed, resolved, and done: a booking that failed, see
+   bridge/db/orderbook.py, leaves a done payment out of the book) and those held.  Settled at
+   the centre means "only at the platform" (a 单边账 for a person).
 
 6301 moves no money and is asked again after no answer; a refusal leaves the order unchecked
 (a person looks), never classed as missing.
@@ -24,6 +26,7 @@ from typing import Iterable, Optional
 from loguru import logger
 
 from bridge.calls import Outcome
+from bridge.engine.crashpoints import crashpoint
 from bridge.reconcile.channels import BillSource, BillUnreadable, no_bill
 from bridge.reconcile.context import ReconcileError, RunContext
 from bridge.reconcile.days import ts_param, utc_bounds
@@ -68,6 +71,7 @@ class MobilePayReconciler:
         for source in self.bills:
             out.bills[source.channel] = self._load_bill(ctx, source)
         ctx.runs.note(ctx.run_id, bills=out.bills)
+        crashpoint("recon_after_bills")
         ask = self.client is not None and ctx.settings.centre_query == "all"
         loaded = set(out.bills)
         ctx.step("orders")
@@ -254,8 +258,9 @@ class MobilePayReconciler:
         return CentreView(ord_stas=d.ordStas.value if d.ordStas is not None else None, amounts=amounts)
 
     def _unbooked_payments(self, ctx: RunContext) -> int:
-        """Payments that ended that day (failed, resolved) or are held, whose order the book does
-        not hold: the centre may have settled them all the same."""
+        """Payments that ended that day (failed, resolved, done) or are held, whose order the book
+        does not hold: the centre may have settled them all the same.  (A done payment is in the
+        book unless its booking failed: one look-up per page, no 6301.)"""
         ctx.step("unbooked payments")
         s = ctx.store
         lo, hi = utc_bounds(ctx.day)
@@ -265,8 +270,8 @@ class MobilePayReconciler:
         params = {f"k{n}": k for n, k in enumerate(PAYMENT_KINDS)}
         found: list = []
         total = 0
-        for where, extra in ((f"finished_at >= {lo_sql} AND finished_at < {hi_sql} AND state IN ('failed', 'resolved')",
-                              {"lo": lo_v, "hi": hi_v}), ("state = 'held'", {})):
+        ended = f"finished_at >= {lo_sql} AND finished_at < {hi_sql} AND state IN ('done', 'failed', 'resolved')"
+        for where, extra in ((ended, {"lo": lo_v, "hi": hi_v}), ("state = 'held'", {})):
             last = 0
             while True:
                 rows = s.query(page(s, f"""SELECT id, business_key, flow_data FROM mi_outbox
@@ -313,7 +318,7 @@ class MobilePayReconciler:
                                "could not be asked: {}", bkey, key, view.problem)
             legs = centre_legs(None, view, key, business_key=bkey)
             for it in legs:
-                it.note = it.note or "mibridge has no settlement of this payment (failed or held request)"
+                it.note = it.note or "the order book has no settlement of this payment (see its request)"
             items += legs
         ctx.write(items)
 
