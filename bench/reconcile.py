@@ -95,7 +95,9 @@ def fill_book(url: str, n: int, platform: str) -> None:
     cols = ("platform", "channel", "kind", "business_key", "outbox_id", "platform_order_id", "settlement_id",
             "out_trade_no", "psn_no", "mdtrt_id", "insutype", "clr_type", "setl_optins", "total_amount",
             "fund_amount", "account_amount", "cash_amount", "settle_day")
-    sql = f"INSERT INTO mi_order ({', '.join(cols)}) VALUES ({', '.join('%s' for _ in cols)})"
+    # COPY: the Store's PostgreSQL connection sends statement text as it is ($1, $2 ...: a
+    # RawCursor), so a %s INSERT no longer works there; COPY is also the fast way.
+    sql = f"COPY mi_order ({', '.join(cols)}) FROM STDIN"
     conn = s.conn
     batch = []
     for i in range(n):
@@ -108,8 +110,9 @@ def fill_book(url: str, n: int, platform: str) -> None:
                    f"WX{i:012d}", None, None, None, None, None, total, fund, D("0.00"), acct, DAY)
         batch.append(row)
         if len(batch) == 5000 or i == n - 1:
-            with conn.cursor() as cur:
-                cur.executemany(sql, batch)
+            with conn.cursor() as cur, cur.copy(sql) as copy:
+                for r in batch:
+                    copy.write_row(r)
             conn.commit()
             batch = []
     if platform == "facepay":       # the same-day cancellations (1 %)
