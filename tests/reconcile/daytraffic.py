@@ -5,7 +5,13 @@ paying each order in its cashier with what the `order` row carries; partial and 
 and a 单边账 repair per channel (a settlement the HIS rejects, refunded on both legs).
 
 Each database gets its own simulator: the centre's day-end statement and the channels' bills
-cover every settlement of the institution, so two databases must not share one."""
+cover every settlement of the institution, so two databases must not share one.
+
+The simulator stamps its times (setl_time, traceTime, the bills' days) in the process's local
+time, and the platforms it plays are in China time; mibridge reads days as China days (the
+platform's time as written, else the database clock in UTC+8).  So while a day runs, this
+process is in China time (TZ=Asia/Shanghai): on a UTC machine after 16:00 the two would
+otherwise name different days."""
 from __future__ import annotations
 
 import json
@@ -174,15 +180,44 @@ class DayEnv:
         return [{"code": r[0], "order_id": r[1], "result": json.loads(r[2])} for r in rows]
 
     def stop(self) -> int:
-        self.robot.stop()
-        rc = self.proc.terminate()
-        self.store.close()
-        self.his.store.close()
-        self.sim.stop()
+        try:
+            self.robot.stop()
+            rc = self.proc.terminate()
+            self.store.close()
+            self.his.store.close()
+            self.sim.stop()
+        finally:
+            china_time(False)
         return rc
 
 
+_saved_tz: list = []
+
+
+def china_time(on: bool) -> None:
+    """This process (the simulator's threads) in China time, or back as it was."""
+    if on:
+        _saved_tz.append(os.environ.get("TZ"))
+        os.environ["TZ"] = "Asia/Shanghai"
+    elif _saved_tz:
+        old = _saved_tz.pop()
+        if old is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = old
+    time.tzset()
+
+
 def start(dialect: str, url: str, tmp: Path) -> DayEnv:
+    china_time(True)
+    try:
+        return _start(dialect, url, tmp)
+    except BaseException:
+        china_time(False)
+        raise
+
+
+def _start(dialect: str, url: str, tmp: Path) -> DayEnv:
     sim = DaySim()
     sim.reset()
     msgid = tmp / "msgid"
