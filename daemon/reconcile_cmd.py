@@ -135,7 +135,7 @@ def _m(v) -> str:
 ORDER_COLUMNS = ("order_id", "settle_day", "platform", "channel", "business_key", "platform_order_id", "status",
                  "total_amount", "fund_amount", "account_amount", "cash_amount", "refunded_total", "refunded_fund",
                  "refunded_account", "refunded_cash", "refund_count", "last_refund_key", "out_trade_no",
-                 "mix_trade_no", "ref_no", "term_seq_no")
+                 "mix_trade_no", "trade_no", "ref_no", "term_seq_no")
 MONEY = {c for c in ORDER_COLUMNS if c.endswith("_amount") or c.startswith("refunded_")}
 
 

@@ -78,8 +78,10 @@ def reconcilers(services: dict, settings) -> dict:
     bills = sources(services, tuple(settings.channels))
     if services.get("mobilepay") is not None or bills:
         mp_settings = services.get("mobilepay.settings")
-        out["mobilepay"] = MobilePayReconciler(services.get("mobilepay"), bills,
-                                               default_id_type=getattr(mp_settings, "default_id_type", "01"))
+        wx_settings = services.get("wechatpay.settings")
+        out["mobilepay"] = MobilePayReconciler(
+            services.get("mobilepay"), bills, default_id_type=getattr(mp_settings, "default_id_type", "01"),
+            wechat_cash_after_6203=getattr(wx_settings, "cash_after_6203", "hospital_refunds_cash"))
     return out
 
 

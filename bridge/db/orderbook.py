@@ -19,8 +19,11 @@ A payment's platform is its kind's first part (mobilepay., facepay., kiosk.) unl
 `result` JSON when present (the flows add these; see RESULT_KEYS):
 
     channel                      wechat | alipay | none (mobile pay without it: unknown)
-    mix_trade_no, out_trade_no   the channel's order numbers (WeChat mixed order, the cash trade)
-    trade_no / transaction_id    the channel's own trade number
+    mix_trade_no / chnl_ord_sn   the channel's medical order (WeChat's mixed order, Alipay's
+                                 medical order number: both in the column mix_trade_no)
+    out_trade_no                 the cash trade (mibridge's number for it, the bills' key)
+    trade_no / transaction_id    the channel's own trade number (Alipay trade_no, WeChat
+                                 transaction_id)
     out_refund_no                a refund's channel refund number
     refNo, termSeqNo             face pay: fpy001's UnionPay reference and terminal serial
     psn_no, mdtrt_id, insutype,  offline settlements: what 3201/3202 group and list by
@@ -75,7 +78,7 @@ OFFLINE_PLATFORMS = ("facepay", "kiosk")
 CHANNELS = ("wechat", "alipay", "none")
 # Result keys the book reads (several spellings of one fact: the first present wins).
 RESULT_KEYS = {
-    "channel": ("channel",), "mix_trade_no": ("mix_trade_no",), "out_trade_no": ("out_trade_no",),
+    "channel": ("channel",), "mix_trade_no": ("mix_trade_no", "chnl_ord_sn"), "out_trade_no": ("out_trade_no",),
     "trade_no": ("trade_no", "transaction_id"), "out_refund_no": ("out_refund_no", "out_request_no"),
     "ref_no": ("refNo", "ref_no"), "term_seq_no": ("termSeqNo", "term_seq_no"),
     "psn_no": ("psn_no", "psnNo"), "mdtrt_id": ("mdtrt_id", "mdtrtId"), "insutype": ("insutype",),

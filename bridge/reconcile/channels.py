@@ -2,8 +2,8 @@
 as uniform rows: + the cash a payment took, - the cash a refund gave back, per out_trade_no.
 
 A source is anything with `channel`, `download(day, dest)` and `rows(path)`: the WeChat and
-Alipay ones are here; the channel flows (written next) wire their clients as the services
-"wechatpay" and "alipay", and the daemon's reconciliation then picks them up.
+Alipay ones are here, built on the clients the daemon wires as the services "wechatpay" and
+"alipay" (daemon/wiring_channels.py, daemon/reconcile_job.py).
 
 Only the cash part is in these bills: the insurance part is reconciled against the centre
 (channels.md §3.3, §8).

@@ -6,8 +6,10 @@ exists) and against the channels' bills (the cash that moved in WeChat / Alipay 
    (6301, with the payment's payToken from mi_secret and the patient from its request), and
    its cash movement is compared with the bill rows of its out_trade_no.
 3. Bill rows of orders that did not move in the book that day: the channel only.
-4. Payments mibridge placed that ended without a booked settlement (failed, held) are asked
-   of the centre too: settled there means "only at the platform" (a 单边账 for a person).
+4. Payments mibridge placed whose settlement the book does not hold are asked of the centre
+   too: those that ended that day (failed, resolved, and done: a booking that failed, see
+   bridge/db/orderbook.py, leaves a done payment out of the book) and those held.  Settled at
+   the centre means "only at the platform" (a 单边账 for a person).
 
 6301 moves no money and is asked again after no answer; a refusal leaves the order unchecked
 (a person looks), never classed as missing.
@@ -24,6 +26,7 @@ from typing import Iterable, Optional
 from loguru import logger
 
 from bridge.calls import Outcome
+from bridge.engine.crashpoints import crashpoint
 from bridge.reconcile.channels import BillSource, BillUnreadable, no_bill
 from bridge.reconcile.context import ReconcileError, RunContext
 from bridge.reconcile.days import ts_param, utc_bounds
@@ -52,18 +55,23 @@ class MobilePayOutcome:
 class MobilePayReconciler:
     platform = MOBILEPAY
 
-    def __init__(self, client=None, bills: Iterable[BillSource] = (), *, default_id_type: str = "01"):
+    def __init__(self, client=None, bills: Iterable[BillSource] = (), *, default_id_type: str = "01",
+                 wechat_cash_after_6203: str = "hospital_refunds_cash"):
         """`client`: the centre's MobilePayClient (None: the centre is not asked); `bills`: the
-        channels' bill sources (bridge/reconcile/channels.py)."""
+        channels' bill sources (bridge/reconcile/channels.py); `wechat_cash_after_6203`:
+        [wechatpay]'s setting, for a WeChat payment whose request does not say who gives its
+        cash back."""
         self.client = client
         self.bills = list(bills)
         self.default_id_type = default_id_type
+        self.wechat_cash_after_6203 = wechat_cash_after_6203
 
     def run(self, ctx: RunContext) -> MobilePayOutcome:
         out = MobilePayOutcome()
         for source in self.bills:
             out.bills[source.channel] = self._load_bill(ctx, source)
         ctx.runs.note(ctx.run_id, bills=out.bills)
+        crashpoint("recon_after_bills")
         ask = self.client is not None and ctx.settings.centre_query == "all"
         loaded = set(out.bills)
         ctx.step("orders")
@@ -155,10 +163,15 @@ class MobilePayReconciler:
                 return
             last = int(rows[-1][0])
             keys = list(dict.fromkeys(r[1] for r in rows))
-            done = ctx.book.itemized(ctx.run_id, keys, column="channel_ref")
-            todo = [k for k in keys if k not in done]
+            # An order of the book that moved that day had its channel item written by the
+            # orders' pass; only the other keys are looked up among this run's items (a bill
+            # row seen on an earlier page).  Asking the items for every key cost a scan of the
+            # run's items per page (planned on the statistics of an empty table): quadratic.
+            orders = ctx.book.orders_by("out_trade_no", keys, ctx.day)
+            rest = [k for k in keys if not (k in orders and orders[k].present and orders[k].platform in PLATFORMS)]
+            done = ctx.book.itemized(ctx.run_id, rest, column="channel_ref")
+            todo = [k for k in rest if k not in done]
             sums = self._bill_sums(ctx, todo)
-            orders = ctx.book.orders_by("out_trade_no", todo, ctx.day)
             items = []
             for otn in todo:
                 channel, amount = sums[otn]
@@ -182,23 +195,34 @@ class MobilePayReconciler:
         patients = self._patients(ctx, ids)
         jobs = {}
         for o in orders:
-            jobs[o.order_ref] = (o.key, tokens.get(o.outbox_id), patients.get(o.outbox_id))
+            patient = patients.get(o.outbox_id)
+            o.cash_by = (patient or {}).get("cash_by") or self._cash_by(o.channel)
+            jobs[o.order_ref] = (o.key, tokens.get(o.outbox_id), patient)
         return self._ask_all(ctx, jobs)
 
+    def _cash_by(self, channel: Optional[str]) -> Optional[str]:
+        """Who gives a channel payment's cash back, by the rule the flows apply when it settles
+        (for a request that no longer says)."""
+        from bridge.channels.refund_legs import cash_by
+        return cash_by(channel if channel in ("wechat", "alipay") else None, self.wechat_cash_after_6203)
+
     def _patients(self, ctx: RunContext, outbox_ids: list[int]) -> dict[int, dict]:
+        """The payments' requests: the patient 6301 needs, and who gives the cash back (the
+        payment's own record of it, flow_data settled.cash_by, which its refunds follow)."""
         if not outbox_ids:
             return {}
         marks = ", ".join(f":o{n}" for n in range(len(outbox_ids)))
-        rows = ctx.store.query(f"SELECT id, payload FROM mi_outbox WHERE id IN ({marks})",
+        rows = ctx.store.query(f"SELECT id, payload, flow_data FROM mi_outbox WHERE id IN ({marks})",
                                {f"o{n}": v for n, v in enumerate(outbox_ids)})
         out = {}
-        for oid, payload in rows:
-            try:
-                doc = json.loads(payload if isinstance(payload, str) else payload.read())
-            except (ValueError, AttributeError):
+        for oid, payload, flow_data in rows:
+            doc, data = _json(payload), _json(flow_data)
+            if doc is None:
                 continue
+            settled = data.get("settled") if isinstance(data, dict) else None
             out[int(oid)] = {"id_no": doc.get("id_no"), "user_name": doc.get("user_name"),
-                             "id_type": doc.get("id_type") or self.default_id_type}
+                             "id_type": doc.get("id_type") or self.default_id_type,
+                             "cash_by": settled.get("cash_by") if isinstance(settled, dict) else None}
         return out
 
     def _ask_all(self, ctx: RunContext, jobs: dict) -> dict:
@@ -239,8 +263,9 @@ class MobilePayReconciler:
         return CentreView(ord_stas=d.ordStas.value if d.ordStas is not None else None, amounts=amounts)
 
     def _unbooked_payments(self, ctx: RunContext) -> int:
-        """Payments that ended that day (failed, resolved) or are held, whose order the book does
-        not hold: the centre may have settled them all the same."""
+        """Payments that ended that day (failed, resolved, done) or are held, whose order the book
+        does not hold: the centre may have settled them all the same.  (A done payment is in the
+        book unless its booking failed: one look-up per page, no 6301.)"""
         ctx.step("unbooked payments")
         s = ctx.store
         lo, hi = utc_bounds(ctx.day)
@@ -250,8 +275,8 @@ class MobilePayReconciler:
         params = {f"k{n}": k for n, k in enumerate(PAYMENT_KINDS)}
         found: list = []
         total = 0
-        for where, extra in ((f"finished_at >= {lo_sql} AND finished_at < {hi_sql} AND state IN ('failed', 'resolved')",
-                              {"lo": lo_v, "hi": hi_v}), ("state = 'held'", {})):
+        ended = f"finished_at >= {lo_sql} AND finished_at < {hi_sql} AND state IN ('done', 'failed', 'resolved')"
+        for where, extra in ((ended, {"lo": lo_v, "hi": hi_v}), ("state = 'held'", {})):
             last = 0
             while True:
                 rows = s.query(page(s, f"""SELECT id, business_key, flow_data FROM mi_outbox
@@ -298,9 +323,20 @@ class MobilePayReconciler:
                                "could not be asked: {}", bkey, key, view.problem)
             legs = centre_legs(None, view, key, business_key=bkey)
             for it in legs:
-                it.note = it.note or "mibridge has no settlement of this payment (failed or held request)"
+                it.note = it.note or "the order book has no settlement of this payment (see its request)"
             items += legs
         ctx.write(items)
+
+
+def _json(text) -> Optional[dict]:
+    """A JSON column as the driver gives it (an Oracle CLOB has read()); None if unreadable."""
+    if text is None:
+        return None
+    try:
+        doc = json.loads(text if isinstance(text, str) else text.read())
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _num(ctx: RunContext, column: str) -> str:

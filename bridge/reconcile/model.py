@@ -161,31 +161,55 @@ class BookOrder:
     present: bool = True                      # it moved on the day
     outbox_id: Optional[int] = None
     group: tuple = (None, None)               # offline: (setl_optins, clr_type), the 3202 pair
+    # Mobile pay through a channel: who gives the cash back ("channel" or "centre"; None: a
+    # payment without a channel, whose refunds all go through the centre).
+    cash_by: Optional[str] = None
 
     def net(self) -> dict:
         return {leg: self.settled[leg] - self.refunded[leg] for leg in CENTRE_LEGS}
+
+    @property
+    def cash_at_channel(self) -> bool:
+        return self.cash_by == "channel"
+
+    def centre_net(self) -> dict:
+        """What the centre should hold of each leg now.  A payment whose cash goes back through
+        its channel never has the centre move cash (bridge/channels/refund_legs.py): there the
+        cash stays as paid, and its refunds are checked against the channel's bill instead."""
+        net = self.net()
+        if self.cash_at_channel:
+            net["cash"] = self.settled["cash"]
+            net["total"] = net["fund"] + net["account"] + net["cash"]
+        return net
 
 
 def centre_legs(order: Optional[BookOrder], view: CentreView, key: str, *,
                 business_key: Optional[str] = None) -> list[Item]:
     """The four centre legs of a mobile-pay order: what is left paid of each leg now, in the
-    book and at the centre (settled minus refunded, the centre's refunds read from ordStas)."""
+    book and at the centre (settled minus refunded, the centre's refunds read from ordStas).
+    The book's side is what the centre should hold (BookOrder.centre_net): the cash a channel
+    gave back is not the centre's to know."""
     h_state = None if order is None else order.status
     p_state = None if view.ord_stas is None else f"ordStas {view.ord_stas}"
     ref = None if order is None else order.order_ref
     bkey = business_key or (None if order is None else order.business_key)
     if view.problem is not None:
-        return [Item(key, leg, UNCHECKED, "6301", hospital_amount=None if order is None else q(order.net()[leg]),
+        return [Item(key, leg, UNCHECKED, "6301",
+                     hospital_amount=None if order is None else q(order.centre_net()[leg]),
                      order_ref=ref, business_key=bkey, hospital_state=h_state, platform_state=p_state,
                      note=view.problem) for leg in CENTRE_LEGS]
-    hospital = None if order is None else order.net()
+    hospital = None if order is None else order.centre_net()
     centre, note = None, None
+    if order is not None and order.cash_at_channel and order.refunded["cash"] > ZERO:
+        note = (f"{q(order.refunded['cash'])} of the cash went back through {order.channel}: the centre keeps "
+                f"the cash as paid, the channel leg checks the refunds")
     if view.booked and view.amounts is not None:
         ins, cash = ORDSTAS_REFUNDS[view.ord_stas]
         a = view.amounts
         centre = {"fund": ZERO if ins == "full" else a["fund"], "account": ZERO if ins == "full" else a["account"]}
         if cash == "partly":
-            booked_cash = None if order is None else refund_state(order.refunded["cash"], order.settled["cash"])
+            booked_cash = None if order is None else refund_state(
+                order.settled["cash"] - hospital["cash"], order.settled["cash"])
             if booked_cash == "partly":
                 centre["cash"] = hospital["cash"]      # 6301 gives no refunded amount: the states agree
                 note = "the centre says the cash is partly refunded (6301 gives no amount)"

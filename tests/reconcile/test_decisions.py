@@ -79,6 +79,27 @@ def test_the_centres_order_status_against_the_book(stas, refunded, expected):
     assert {k: v for k, v in got.items() if v != BALANCED} == expected
 
 
+@pytest.mark.parametrize("stas, refunded, expected", [
+    ("6", {"cash": "10.00"}, {}),                      # cash partly given back by the channel: the centre's 6
+    ("6", {"cash": "54.00"}, {}),                      # all of it
+    ("8", {"fund": "66.00", "cash": "54.00"}, {}),     # a full refund: 6203 HI, the cash by the channel
+    ("10", {"cash": "10.00"}, {"cash": AMOUNT_DIFFERS, "total": AMOUNT_DIFFERS}),   # the centre moved cash too
+    ("9", {}, {"cash": AMOUNT_DIFFERS, "total": AMOUNT_DIFFERS}),
+    ("8", {}, {"fund": AMOUNT_DIFFERS, "total": AMOUNT_DIFFERS}),                  # an insurance refund we never asked
+])
+def test_a_channel_payment_whose_cash_goes_back_through_the_channel(stas, refunded, expected):
+    """cash_by "channel" (Alipay; WeChat by default): the centre never moves the cash
+    (bridge/channels/refund_legs.py), so it keeps it as paid; the channel leg checks its refunds."""
+    order = _order(**refunded)
+    order.cash_by = "channel"
+    items = {i.leg: i for i in centre_legs(order, CentreView(stas, dict(AMOUNTS)), "PO1")}
+    assert {k: i.diff_class for k, i in items.items() if i.diff_class != BALANCED} == expected
+    if not expected:
+        assert items["cash"].hospital_amount == items["cash"].platform_amount == D("54.00")
+    if refunded.get("cash") and not expected:
+        assert "went back through wechat" in items["cash"].note
+
+
 def test_a_centre_that_could_not_be_asked_leaves_the_order_unchecked_never_missing():
     items = centre_legs(_order(), CentreView(problem="6301 unknown: timeout"), "PO1")
     assert {i.diff_class for i in items} == {UNCHECKED} and items[0].note == "6301 unknown: timeout"

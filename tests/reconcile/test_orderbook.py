@@ -55,6 +55,18 @@ def test_a_mobile_payment_and_its_refunds_are_booked_per_leg(store):
     assert tuple(r[0]) == ("INV-1", "WXR1", "RFD1")
 
 
+def test_an_alipay_payment_keeps_its_medical_order_and_trade_numbers(store):
+    """What the Alipay leg's settlement row carries (bridge/mobilepay/payment.py, the ids of
+    bridge/channels/status.py): chnl_ord_sn is Alipay's medical order, kept where WeChat's
+    mixed order is; trade_no is the cash trade's own number."""
+    write(store, "mobilepay.outpatient", "INV-A", [settlement(
+        "PO2", "120.00", "84.00", "0.00", "36.00", channel="alipay", out_trade_no="MBPINV_2DA",
+        chnl_ord_sn="MED2024030100001", trade_no="2024030122001", traceTime="20240301093000")])
+    o = store.order("PO2")
+    assert (o["channel"], o["mix_trade_no"], o["out_trade_no"], o["trade_no"]) == \
+        ("alipay", "MED2024030100001", "MBPINV_2DA", "2024030122001")
+
+
 def test_a_repair_reversal_marks_the_payment_reversed(store):
     """The 单边账 repair: the payment request ends failed/REVERSED with a full refund."""
     claimed, owner = claim_row(store, "mobilepay.outpatient", "INV-2b")
