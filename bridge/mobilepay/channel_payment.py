@@ -244,7 +244,8 @@ class ChannelPaymentSteps:
         if status is not None and status.insurance == "paid":
             return Hold("CHANNEL_DISAGREES", f"the centre's order is revoked, but {status.text}: check both "
                                              f"before refunding or billing")
-        if status is not None and status.cash == "paid":
+        if status is not None and status.cash == "paid" and not d.get("cash_done"):
+            # (With cash_done the cash is back already: the channel's order view lags its refund.)
             spec = cash_spec(ctx, channel=d["channel"], tag=keys.REVERSAL, key=ctx.row.business_key,
                              out_trade_no=d["out_trade_no"], amount=Decimal(d["split"]["cash"]),
                              paid=Decimal(d["split"]["cash"]), purpose="failed_payment",
@@ -252,7 +253,25 @@ class ChannelPaymentSteps:
             return Goto("cash_refund", data={"cash_leg": spec, "end": {
                 "code": end["code"], "message": end["message"] + "; the cash taken meanwhile was refunded",
                 "no_close": True, "closed": True}})
-        return Fail(end["code"], end["message"] + note)
+        return self._end_failed(ctx, end["code"], end["message"] + note, d.get("cash_done"))
+
+    def _end_failed(self, ctx, code: str, message: str, cash_done: Optional[dict]):
+        """The payment ends failed.  When mibridge gave the cash back itself (``cash_done``: the
+        insurance part failed after the cash was taken, or the cash was paid after the centre's
+        order ended), the failed row names that refund (the HIS and finance see the cash went
+        back, and under which number) and flow_data keeps ``cash_done``: a late callback of that
+        cash or of its refund is then matched, not held (bridge/channels/notice_check.py)."""
+        if not cash_done:
+            return Fail(code, message)
+        d = ctx.data
+        c = d["cash_leg"]
+        message = f"{message} ({c['channel']} refund {cash_done['number']})"
+        result = {"payOrdId": d["payOrdId"], "channel": c["channel"], "out_trade_no": c["out_trade_no"],
+                  "out_refund_no": cash_done["number"], "refund_id": cash_done.get("refund_id"),
+                  "refund_time": cash_done.get("success_time"), "cash_refunded": c["amount"]}
+        return Fail(code, message, data={"cash_done": cash_done}, inbox=[InboxRow(
+            result_type="error", outcome="failed", error_code=code, error_message=message, order_id=d["payOrdId"],
+            result=result)])
 
     @staticmethod
     def _ordered_status(d: dict):

@@ -660,7 +660,7 @@ class PaymentFlow(ChannelPaymentSteps, ChannelRefundSteps, Flow):
         if c["purpose"] == "failed_payment":
             end = d["end"]
             if end.get("closed"):          # the centre's order is revoked already
-                return Fail(end["code"], end["message"])
+                return self._end_failed(ctx, end["code"], end["message"], done)
             return Goto("revoke", data={"cash_done": done})
         s = d["settled"]
         legs = self._repair_legs(ctx)

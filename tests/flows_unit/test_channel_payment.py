@@ -361,6 +361,27 @@ def test_close_channel(s, close, status, want):
         _is(t, want[0], code=want[1])
 
 
+@pytest.mark.parametrize("status", [mix("MIX_PAY_FAIL", "SELF_PAY_REFUND", "MED_INS_PAY_FAIL"),
+                                    mix("MIX_PAY_FAIL", "SELF_PAY_SUCCESS", "MED_INS_PAY_FAIL")],
+                         ids=["cash-refunded", "channel-view-lags-its-refund"])
+def test_close_channel_after_the_cash_came_back_ends_failed_naming_its_refund(s, status):
+    """await_payment CASH_ONLY -> cash_refund (F number) -> 6401 -> close_channel: the end names the
+    refund (failed row and flow_data cash_done); a channel view that still says the cash is paid
+    is not refunded a second time."""
+    rev = keys.reversal_no(KEY)
+    leg = {"channel": "wechat", "tag": keys.REVERSAL, "key": KEY, "attempt": 0, "number": rev, "out_trade_no": OTN,
+           "amount": "36.00", "paid": "36.00", "purpose": "failed_payment", "reason": None}
+    done = {"number": rev, "refund_id": "50RF1", "success_time": "2026-01-01T11:00:00+08:00"}
+    s.answer(wx_oc.MEDINS_QUERY, status)
+    t = _is(s.step("close_channel", wx_doc(), data=ordered("wechat", cash_leg=leg, cash_done=done, end={
+        "code": "PAYMENT_FAILED", "message": "the insurance part failed", "no_close": True}), secrets=SECRETS),
+        Fail, code="PAYMENT_FAILED")
+    assert s.sent == [wx_oc.MEDINS_QUERY] and t.data["cash_done"] == done
+    [row] = t.inbox
+    assert (row.error_code, row.result["out_refund_no"], row.result["cash_refunded"]) == ("PAYMENT_FAILED", rev,
+                                                                                          "36.00")
+
+
 def test_close_channel_alipay_has_no_close_and_says_so(s):
     s.answer(ALI_QUERY, ali_status())
     t = _is(s.step("close_channel", ali_doc(), data=ordered("alipay", end={"code": "EXPIRED", "message": "x"}),

@@ -410,8 +410,19 @@ def test_the_cash_of_a_failed_payment_comes_back_before_the_centre_order_ends(mp
     t = s.step("cash_refund", wx_doc(), data=ordered("wechat", cash_leg=leg, end=end))
     if want[0] is Goto:
         _is(t, Goto, step="revoke")
+        assert t.data["cash_done"]["number"] == REV
     else:
+        # Ends failed (no `reversal` row: nothing was settled), naming the refund that gave the
+        # cash back: the HIS and finance see it, and the notice check matches a late callback
+        # of the cash or of its refund by flow_data's cash_done (bridge/channels/notice_check.py).
         _is(t, Fail, code="EXPIRED")
+        assert t.data["cash_done"] == {"number": REV, "refund_id": "50RF1",
+                                       "success_time": "2026-01-01T11:00:00+08:00"}
+        [row] = t.inbox
+        assert (row.result_type, row.outcome, row.error_code, row.order_id) == ("error", "failed", "EXPIRED", ORDER)
+        assert (row.result["out_refund_no"], row.result["refund_id"], row.result["cash_refunded"],
+                row.result["channel"], row.result["out_trade_no"]) == (REV, "50RF1", "36.00", "wechat", OTN)
+        assert REV in row.error_message and REV in t.message
 
 
 # ================================================================== mobilepay.revoke closes the cash order
