@@ -459,14 +459,25 @@ class PaymentFlow(ChannelPaymentSteps, ChannelRefundSteps, Flow):
                                                  f"before billing or refunding")
             if verdict is Verdict.CASH_ONLY:
                 # §2.4: the cash was taken and the insurance part failed.  The cash goes back
-                # (by its own call, journalled and resolved), then the centre's order is revoked.
+                # (by its own call, journalled and resolved), then the centre's order is revoked
+                # - unless it has ended already (revoked by the HIS or at the deadline while the
+                # patient paid the cash): then the payment ends as the centre's order did.
+                end = {"code": "PAYMENT_FAILED", "message": f"{both}: the insurance part failed after the cash was "
+                                                            f"taken; the cash was refunded", "no_close": True}
+                if centre == "ended":
+                    if notice is not None:
+                        return contradicted(notice, stas)
+                    ended = self._ended(stas)
+                    if not isinstance(ended, Fail):       # 14/16: money may have moved at the centre
+                        return Hold("CHANNEL_DISAGREES", f"{both}: {ended.message}")
+                    end = {"code": ended.code, "message": f"{both}: the centre's order ended (ordStas {stas.value}) "
+                                                          f"after the patient paid the cash; the cash was refunded",
+                           "no_close": True, "closed": True}
                 spec = cash_spec(ctx, channel=d["channel"], tag=keys.REVERSAL, key=ctx.row.business_key,
                                  out_trade_no=d["out_trade_no"], amount=Decimal(d["split"]["cash"]),
                                  paid=Decimal(d["split"]["cash"]), purpose="failed_payment",
                                  reason="医保支付失败，退还自费部分")
-                return Goto("cash_refund", data={"cash_leg": spec, "end": {
-                    "code": "PAYMENT_FAILED", "message": f"{both}: the insurance part failed after the cash was "
-                                                         f"taken; the cash was refunded", "no_close": True}})
+                return Goto("cash_refund", data={"cash_leg": spec, "end": end})
             return Goto("revoke", data={"end": {"code": "PAYMENT_FAILED",
                                                 "message": f"{both}: the channel payment failed"}})
         # PENDING: nobody has paid yet.

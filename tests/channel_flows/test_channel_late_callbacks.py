@@ -1,16 +1,33 @@
-"""Late channel callbacks end to end on each database: a callback that arrives after its payment
-ended is matched against the payment's own record and alarms nobody when the money is matched
-(bridge/channels/notice_check.py, bridge/channels/unmatched.py).  The decisions are the unit
-table's (tests/flows_unit/test_channel_notice_check.py); this proves the wiring: the payment's
-final row and flow_data carry what the callback endpoint reads."""
+"""The cash of a payment that does not stand, end to end on each database: mibridge gives it back
+itself and ends the payment failed with the refund named, and what comes late about that cash
+alarms nobody (bridge/mobilepay/payment.py, bridge/channels/notice_check.py,
+bridge/channels/unmatched.py).  The decisions are the unit tables'
+(tests/flows_unit/test_channel_payment.py, test_channel_notice_check.py); these prove the
+wiring: the payment's final row and flow_data carry what the callback endpoint reads."""
 from __future__ import annotations
 
 import pytest
 
 from bridge.channels import keys
+from bridge.db.store import Store
+from tests.conftest import DIALECTS
 from tests.mobilepay_flows.harness import new_key
 
-from .harness import pay_doc, wait_for
+from .conftest import start_bridge
+from .harness import cash_of, legs_of, pay_doc, wait_for
+
+# The settle window of this module's daemon: long enough for the HIS's revoke to land while a
+# payment whose cash was taken waits it out (the other modules' 1.8 s is not).
+SETTLE = 6.0
+
+
+@pytest.fixture(scope="module", params=DIALECTS)
+def bridge(request, ch_sim, tmp_path_factory):
+    b, stop = start_bridge(request.param, tmp_path_factory.mktemp(f"chl-{request.param}"), ch_sim,
+                           payment_deadline_seconds=20, settle_seconds=SETTLE)
+    yield b
+    ch_sim.clear_faults()
+    stop()
 
 # The refund callback is held back this long by the simulator, so that it arrives after the
 # payment ended (revoke and close take well under a second after the refund succeeded).
@@ -51,3 +68,32 @@ def test_the_late_refund_callback_of_a_failed_payments_own_cash_refund_alarms_no
                       "WHERE kind = 'channel.notice_check' AND business_key LIKE :n", {"n": f"%{rev}%"})
     # The endpoint matched it at once (the payment names its refund): no check at all.
     assert checks == [], f"a matched refund was checked or held for a person: {checks}"
+
+
+@pytest.mark.parametrize("channel", ["wechat", "alipay"])
+def test_the_cash_paid_before_the_his_revoke_landed_is_refunded_not_held(bridge, sim, channel):
+    """The patient pays the cash and the insurance part fails; the HIS revokes (6401) while the
+    payment waits out the settle window; WeChat's cash order cannot be closed any more (paid).
+    The centre says revoked, the channel says cash paid: the payment refunds the cash itself
+    (no second 6401) and ends REVOKED naming the refund - no row held for a person."""
+    key = new_key("RC")
+    bridge.his.outcomes[key] = "insurance_fail"
+    bridge.enqueue("mobilepay.outpatient", key, pay_doc(sim, sim.person(account="none"), channel=channel))
+    wait_for(lambda: key in bridge.his.paid, 20, "paid in the cashier")
+    his = Store(bridge.url)
+    try:
+        his.enqueue("mobilepay.revoke", "RV-" + key, {"payment_key": key})
+    finally:
+        his.close()
+    rows = bridge.wait_final(key, "RV-" + key, timeout=60)
+    assert (rows["RV-" + key]["state"], rows[key]["state"], rows[key]["code"]) == ("done", "failed", "REVOKED"), \
+        (rows, bridge.daemon.tail(40))
+    [failed] = [r for r in bridge.inbox(key) if r["type"] == "error"]
+    assert (failed["result"]["out_refund_no"], failed["result"]["cash_refunded"]) == (keys.reversal_no(key),
+                                                                                      "36.00"), failed
+    assert [c for c in bridge.calls(key) if c[0] == "6401"] == []           # the HIS's 6401 was the only one
+    order = next(r for r in bridge.inbox(key) if r["type"] == "order")
+    legs = legs_of(sim, order["order_id"])
+    assert cash_of(legs, channel) == (order["cash"], 1, order["cash"], 1)
+    assert not legs.get("fund") or legs["fund"]["charges"] == 0
+    assert bridge.q("SELECT COUNT(*) FROM mi_outbox WHERE state = 'held'") == [(0,)]

@@ -288,6 +288,48 @@ def test_await_a_state_one_side_may_lag_gets_the_settle_window(s, centre, channe
         assert (leg["number"], leg["amount"], leg["purpose"]) == (keys.reversal_no(KEY), "36.00", "failed_payment")
 
 
+CASH_ONLY_MIX = mix("MIX_PAY_FAIL", "SELF_PAY_SUCCESS", "MED_INS_PAY_FAIL")
+
+
+@pytest.mark.parametrize("channel, doc, answer", [
+    ("wechat", wx_doc, CASH_ONLY_MIX),
+    ("alipay", ali_doc, ali_status("PAY_FAIL", "TRADE_SUCCESS")),
+])
+@pytest.mark.parametrize("stas, code", [(OrdStas.REVOKED, "REVOKED"), (OrdStas.SETTLEMENT_FAILED, "PAYMENT_FAILED")])
+def test_await_the_cash_paid_after_the_centre_order_ended_is_refunded_without_a_6401(s, channel, doc, answer,
+                                                                                      stas, code):
+    """The HIS revoked (or the deadline did) and the patient paid the cash just before the cash
+    order was closed (revoke.py's close refused): the centre says 12, the channel cash paid and
+    insurance failed.  After the settle window the cash goes back by its own refund, and the
+    payment ends as the centre's order did, naming the refund - no 6401 (the order is over),
+    nobody asked to look unless the refund itself cannot be settled."""
+    ended = query(stas, fund="84.00", account="0.00", cash="36.00")
+    s.answer("6301", ended, ended)
+    s.answer(answer.interface, answer, answer)
+    first = _is(_await(s, doc(), ordered(channel)), Wait)
+    assert first.data["odd_since"]
+    s.port.call_ages["ODD-1"] = PAST
+    t = _is(_await(s, doc(), ordered(channel, odd_since="ODD-1")), Goto, step="cash_refund")
+    leg, end = t.data["cash_leg"], t.data["end"]
+    assert (leg["number"], leg["amount"], leg["purpose"]) == (keys.reversal_no(KEY), "36.00", "failed_payment")
+    assert (end["code"], end["closed"], end["no_close"]) == (code, True, True)
+    assert "after the patient paid the cash" in end["message"]
+
+
+@pytest.mark.parametrize("stas, notice, want", [
+    (OrdStas.EXCEPTION, None, (Hold, "CHANNEL_DISAGREES")),               # 14: money may have moved at the centre
+    (OrdStas.REVOKED, {"payOrdId": ORDER, "feeSumamt": "120.00"}, (Hold, "NOTICE_CONTRADICTS_STATUS")),
+], ids=["anomaly", "a-6302-says-paid"])
+def test_await_the_cash_paid_after_the_centre_order_ended_but_the_centre_may_have_money(s, stas, notice, want):
+    ended = query(stas, fund="84.00", account="0.00", cash="36.00")
+    s.answer("6301", ended)
+    s.answer(wx_oc.MEDINS_QUERY, CASH_ONLY_MIX)
+    if notice:
+        s.port.set_notice("6302", ORDER, notice)
+    s.port.call_ages["ODD-1"] = PAST
+    _is(_await(s, wx_doc(), ordered("wechat", odd_since="ODD-1")), *want)
+
+
 @pytest.mark.parametrize("centre, channel, want", [
     (SETTLED_6301, mix("MIX_PAY_FAIL", "SELF_PAY_FAIL", "MED_INS_PAY_FAIL"), (Hold, "CHANNEL_DISAGREES")),
     (REVOKED, paid_mix(), (Hold, "CHANNEL_DISAGREES")),
