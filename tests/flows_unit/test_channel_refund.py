@@ -457,6 +457,17 @@ def test_revoke_then_close_only_where_there_is_a_cash_order(mp_client, wx, ali):
     assert "Alipay has no close" in t.inbox[0].result["channel_closed"]
 
 
+def test_revoke_refused_because_the_payment_revoked_it_still_closes_the_cash_order(mp_client, wx, ali):
+    s = ch_script(RevokeFlow(SHIPPED), mp_client, wx, ali, key="RV-1", serial_key="RV-1")
+    data = {"payOrdId": ORDER, "payment_id": 50, "channel": "wechat", "out_trade_no": OTN, "prepay_id": PREPAY}
+    s.answer("6401", refused("6401", "订单已撤销"))
+    s.answer("6301", query(OrdStas.REVOKED))
+    t = _is(s.step("revoke", {"payment_key": KEY}, data=data, secrets=PATIENT_SECRETS), Goto, step="close_channel")
+    s.answer(wx_oc.TRANSACTION_CLOSE, ok(wx_oc.TRANSACTION_CLOSE))
+    t = _is(s.step("close_channel", {"payment_key": KEY}, data={**data, **t.data}), Finish)
+    assert t.inbox[0].result["channel_closed"] == "closed" and "already revoked" in t.inbox[0].result["note"]
+
+
 def test_a_processing_refund_whose_callback_came_meanwhile_is_asked_again_at_once(mp_client, wx, ali):
     """The REFUND.SUCCESS callback can arrive while the row is still at work (it cannot wake a
     running row): look for it before waiting, as the payment does for 6302."""

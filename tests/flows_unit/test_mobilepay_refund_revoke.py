@@ -199,11 +199,10 @@ REVOKING = {"payOrdId": ORDER, "payment_id": 50}
 
 @pytest.mark.parametrize("answer, want", [
     (revoked(), (Finish, None)),
-    (refused("6401", "订单已支付"), (Fail, "REVOKE_REJECTED")),
     (transient("6401"), (Retry, "CENTRE_BUSY")),
     (not_sent("6401"), (Retry, "NOT_SENT")),
     (unknown("6401"), (InDoubt, "REVOKE_UNKNOWN")),
-], ids=["ok", "refused", "transient", "not-sent", "unknown"])
+], ids=["ok", "transient", "not-sent", "unknown"])
 def test_revoke(mp_client, answer, want):
     s = revoke_script(mp_client)
     s.answer("6401", answer)
@@ -211,6 +210,31 @@ def test_revoke(mp_client, answer, want):
     assert s.sent == ["6401"]
     # Only a revoke that went through wakes the payment.
     assert s.port.pokes == ([(PAYMENT_KINDS, "PAY-1")] if isinstance(t, Finish) else [])
+
+
+@pytest.mark.parametrize("answer, want", [
+    # the payment's own deadline 6401 revoked it a moment before: this revoke is done
+    (query(OrdStas.REVOKED), (Finish, None)),
+    (query(OrdStas.INSURANCE_REVOKED), (Finish, None)),
+    (query(OrdStas.SETTLED), (Fail, "ALREADY_PAID")),
+    (query(OrdStas.AWAITING_PAYMENT), (Fail, "REVOKE_REJECTED")),
+    # a refusal alone decides nothing: 6301 is asked again (resolve_revoke)
+    (unknown("6301"), (InDoubt, "QUERY_FAILED")),
+    (not_sent("6301"), (InDoubt, "QUERY_FAILED")),
+], ids=["revoked", "insurance-revoked", "paid", "payable", "unknown", "not-sent"])
+def test_revoke_refused_asks_6301(mp_client, answer, want):
+    """The payment's deadline 6401 and the HIS's can race: the loser is refused although the
+    order is revoked.  Never 'REVOKE_REJECTED: if the patient paid, enqueue a refund' for an
+    order that is revoked."""
+    s = revoke_script(mp_client)
+    s.answer("6401", refused("6401", "订单状态不允许撤销"))
+    s.answer("6301", answer)
+    t = _is(s.step("revoke", {"payment_key": "PAY-1"}, data=REVOKING, secrets=PATIENT_SECRETS), *want)
+    assert s.sent == ["6401", "6301"]
+    if isinstance(t, Finish):
+        [row] = t.inbox
+        assert row.result_type == "revoke" and row.outcome == "ok" and "already revoked" in row.result["note"]
+        assert s.port.pokes == [(PAYMENT_KINDS, "PAY-1")]
 
 
 @pytest.mark.parametrize("age", [INSIDE, PAST], ids=["inside", "past"])
