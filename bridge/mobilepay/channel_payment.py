@@ -2,7 +2,10 @@
 payload that names its channel (bridge/channels/payer.py).  A payment without one never
 enters them.
 
-    authorize      first step of every payment.  Channel payments: the channel is configured
+    authorize      first step of every payment.  Its business key must not be one another payment
+                   kind already used (an outpatient bill and a registration with one key would
+                   share medOrgOrd at the centre and out_trade_no at the channel): the later one
+                   is refused BAD_INPUT before any call.  Channel payments: the channel is configured
                    (else held CHANNEL_NOT_CONFIGURED), the business key makes an out_trade_no
                    (else BAD_INPUT), and for Alipay without pay_auth_no the auth query (§7.1,
                    a read: safe) gives it (kept in mi_secret)
@@ -39,6 +42,7 @@ from bridge.wechatpay import outcomes as wx_oc
 from bridge.wechatpay.messages import CHINA
 
 from .centre import PAY_AUTH, pay_auth_no, settings_of
+from .kinds import PAYMENT_KINDS
 from .channel_refund import cash_spec
 
 _ali = ali_oc.interface_of        # the journal's names of Alipay's methods
@@ -79,6 +83,9 @@ class ChannelPaymentSteps:
     def step_authorize(self, ctx):
         p = ctx.payload
         payer = p.channel
+        clash = self._key_clash(ctx)
+        if clash is not None:
+            return clash
         if payer is None:
             return Goto("identify")
         try:
@@ -110,6 +117,22 @@ class ChannelPaymentSteps:
         if r.refused:
             return Fail("AUTH_REJECTED", f"Alipay refused the payAuthNo query: {r.code} {r.message}")
         return Retry("AUTH_QUERY_FAILED", f"{r.interface}: {r.message}")
+
+    @staticmethod
+    def _key_clash(ctx) -> Optional[Fail]:
+        """Business keys are per kind in the outbox, but one key is one medOrgOrd at the centre
+        and one out_trade_no at the channel (bridge/channels/keys.py): a second payment of the
+        other kind under it would meet the first one's order there (6201 answers a repeated
+        medOrgOrd with the same order, §9; a channel query by out_trade_no finds the first's).
+        The earlier request keeps the key (docs/mobilepay.md "Business keys")."""
+        key = ctx.row.business_key
+        other = ctx.port.find_request(tuple(k for k in PAYMENT_KINDS if k != ctx.row.kind), key)
+        if other is None or other["id"] > ctx.row.id:
+            return None
+        return Fail("BAD_INPUT", f"business key {key!r} is already used by {other['kind']} request #{other['id']} "
+                                 f"({other['state']}): the key is the order number at the centre and the channel, "
+                                 f"unique across payment kinds; enqueue this payment under a new business key "
+                                 f"(nothing was sent)")
 
     # -- after 6202 ---------------------------------------------------------------------------
     def _to_channel(self, ctx, data: dict, identities: list):
@@ -172,6 +195,9 @@ class ChannelPaymentSteps:
         channel = d["channel"]
         r = self._query_channel(ctx)
         if r.ok:
+            foreign = self._foreign_order(ctx, r.data)
+            if foreign:
+                return foreign
             if channel == WECHAT:
                 return self._cashier_ready(ctx, r.data)
             # Alipay's query has no pay_url (§7.4): the order exists, so the same create
@@ -193,8 +219,30 @@ class ChannelPaymentSteps:
             return ctx.call(client.send, client.prepare_query_medins_order(out_trade_no=d["out_trade_no"]))
         return ctx.call(client.send, client.prepare_medical_query(MedicalQueryRequest(out_trade_no=d["out_trade_no"])))
 
+    def _foreign_order(self, ctx, order) -> Optional[Hold]:
+        """The channel's order under our out_trade_no must be this payment's: its pay_order_id
+        (and serial_no / med_org_ord) ours.  Another one (a payment of the other kind under the
+        same business key, from before authorize refused such keys) is held: its cashier is
+        not this payment's, and money may be unmatched."""
+        d = ctx.data
+        theirs = {"pay_order_id": (getattr(order, "pay_order_id", None), d["payOrdId"]),
+                  "serial_no": (getattr(order, "serial_no", None), ctx.row.business_key),
+                  "med_org_ord": (getattr(order, "med_org_ord", None), ctx.row.business_key)}
+        odd = {k: v for k, (v, ours) in theirs.items() if v is not None and v != ours}
+        if not odd:
+            return None
+        said = ", ".join(f"{k} {v}" for k, v in odd.items())
+        return Hold("CHANNEL_ORDER_MISMATCH", f"the {d['channel']} order under {d['out_trade_no']} is another "
+                                              f"payment's ({said}; this payment's payOrdId is {d['payOrdId']}): "
+                                              f"money may be unmatched; check both payments at the channel and the "
+                                              f"centre, revoke this payment's order {d['payOrdId']} if unpaid, then "
+                                              f"resolve this row")
+
     def _cashier_ready(self, ctx, order):
         d = ctx.data
+        foreign = self._foreign_order(ctx, order)
+        if foreign:
+            return foreign
         if d["channel"] == WECHAT:
             client = ctx.service("wechatpay")
             cashier = orders.wechat_cashier(client, order.mix_trade_no, d.get("prepay_id"))

@@ -78,6 +78,28 @@ def test_authorize_refuses_what_the_channel_cannot_take(flow, mp_client, wx, ali
     assert s.sent == []
 
 
+@pytest.mark.parametrize("kind, doc", [(KIND_OUTPATIENT, wx_doc()), (KIND_OUTPATIENT, ali_doc()),
+                                       (KIND_REGISTRATION, wx_doc()), (KIND_OUTPATIENT, None)],
+                         ids=["wechat", "alipay", "registration", "no-channel"])
+@pytest.mark.parametrize("state", ["pending", "done", "failed"])
+def test_authorize_refuses_a_business_key_another_payment_kind_has(mp_client, wx, ali, kind, doc, state):
+    """One key is one medOrgOrd at the centre and one out_trade_no at the channel: an outpatient
+    bill and a registration under it would meet each other's orders.  The later request is
+    refused before any call, whatever the earlier one's state."""
+    from .mp import payment_doc
+    s = ch_script(PaymentFlow(kind, SHIPPED), mp_client, wx, ali, row_id=60)
+    other = KIND_REGISTRATION if kind == KIND_OUTPATIENT else KIND_OUTPATIENT
+    s.port.add_request(id=50, kind=other, business_key=KEY, state=state)
+    t = _is(s.step("authorize", doc or payment_doc()), Fail, code="BAD_INPUT")
+    assert s.sent == [] and other in t.message and "new business key" in t.message
+
+
+def test_authorize_the_earlier_request_keeps_the_key(mp_client, wx, ali):
+    s = ch_script(PaymentFlow(KIND_OUTPATIENT, SHIPPED), mp_client, wx, ali, row_id=50)
+    s.port.add_request(id=60, kind=KIND_REGISTRATION, business_key=KEY, state="pending")
+    _is(s.step("authorize", wx_doc()), Goto, step="identify")
+
+
 def test_authorize_a_channel_without_its_section_is_held_not_failed(flow, mp_client):
     from .mp import script
     s = script(flow, mp_client)
@@ -190,6 +212,28 @@ def test_alipay_medical_order(s, answer, want):
     assert s.sent == [ALI_CREATE]
     if isinstance(t, Goto) and t.step == "await_payment":
         assert t.inbox[0].result["cashier"] == {"pay_url": "https://ali.example/cashier?sn=MED-1"}
+
+
+@pytest.mark.parametrize("channel, answer", [
+    ("wechat", mix(pay_order_id="ORD-OTHER")),
+    ("wechat", mix(serial_no="OTHER-KEY")),
+    ("alipay", ali_status(pay_order_id="ORD-OTHER")),
+], ids=["wx-other-pay-order", "wx-other-serial", "ali-other-pay-order"])
+def test_resolve_channel_order_finds_another_payments_order(s, channel, answer):
+    """The order under our out_trade_no belongs to another payment (the other payment kind under
+    the same business key, from before authorize refused that): never its cashier for this one."""
+    s.answer(answer.interface, answer)
+    doc = wx_doc() if channel == "wechat" else ali_doc()
+    extra = {"prepay_id": PREPAY} if channel == "wechat" else {}
+    t = _is(s.resolve("channel_order", doc, data=placed(channel, **extra), doubt_age=PAST, secrets=SECRETS),
+            Hold, code="CHANNEL_ORDER_MISMATCH")
+    assert ORDER in t.message and "OTHER" in t.message
+
+
+def test_channel_order_answer_for_another_payment_is_held(s):
+    s.answer(wx_oc.MEDINS_CREATE, mix(pay_order_id="ORD-OTHER", interface=wx_oc.MEDINS_CREATE))
+    _is(s.step("channel_order", wx_doc(), data=placed("wechat", prepay_id=PREPAY), secrets=SECRETS), Hold,
+        code="CHANNEL_ORDER_MISMATCH")
 
 
 @pytest.mark.parametrize("age", [INSIDE, PAST], ids=["inside", "past"])

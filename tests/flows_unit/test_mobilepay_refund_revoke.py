@@ -83,9 +83,14 @@ def test_check_a_cash_refund_within_what_is_left(mp_client):
     (lambda p: add_payment(p, state="failed", step="order"), (Fail, "NOT_PAID")),
     (lambda p: add_payment(p, state="done", flow_data={}), (Fail, "NOT_PAID")),
     (lambda p: (add_payment(p), add_payment(p, id=51, kind=KIND_REGISTRATION)), (Fail, "AMBIGUOUS_PAYMENT")),
+    # the registration refused at authorize (the key was the outpatient bill's): it never reached
+    # the centre and names nothing to refund; the bill is the payment
+    (lambda p: (add_payment(p), add_payment(p, id=51, kind=KIND_REGISTRATION, state="failed", step="authorize",
+                                            flow_data={})), (Goto, None)),
     (lambda p: (add_payment(p), p.add_request(id=60, kind=KIND_REFUND, business_key="RF-0", state="resolved",
                                              serial_key="PAY-1")), (Hold, "PRIOR_REFUND_UNRECONCILED")),
-], ids=["none", "open", "in-doubt", "failed", "done-unsettled", "ambiguous", "prior-resolved"])
+], ids=["none", "open", "in-doubt", "failed", "done-unsettled", "ambiguous", "other-kind-refused-at-authorize",
+        "prior-resolved"])
 def test_check_the_payment(mp_client, setup, want):
     s = refund_script(mp_client)
     setup(s.port)

@@ -1,9 +1,10 @@
-"""The cash of a payment that does not stand, end to end on each database: mibridge gives it back
+"""Channel payments that do not stand, end to end on each database: mibridge gives the cash back
 itself and ends the payment failed with the refund named, and what comes late about that cash
 alarms nobody (bridge/mobilepay/payment.py, bridge/channels/notice_check.py,
-bridge/channels/unmatched.py).  The decisions are the unit tables'
-(tests/flows_unit/test_channel_payment.py, test_channel_notice_check.py); these prove the
-wiring: the payment's final row and flow_data carry what the callback endpoint reads."""
+bridge/channels/unmatched.py); a payment under a business key the other payment kind has is
+refused before any call (bridge/mobilepay/channel_payment.py).  The decisions are the unit
+tables' (tests/flows_unit/test_channel_payment.py, test_channel_notice_check.py); these prove
+the wiring: the final rows and flow_data carry what the callback endpoint and the refunds read."""
 from __future__ import annotations
 
 import pytest
@@ -97,3 +98,24 @@ def test_the_cash_paid_before_the_his_revoke_landed_is_refunded_not_held(bridge,
     assert cash_of(legs, channel) == (order["cash"], 1, order["cash"], 1)
     assert not legs.get("fund") or legs["fund"]["charges"] == 0
     assert bridge.q("SELECT COUNT(*) FROM mi_outbox WHERE state = 'held'") == [(0,)]
+
+
+def test_a_registration_under_an_outpatient_bills_key_is_refused_and_the_bill_refunds(bridge, sim):
+    """One business key is one medOrgOrd at the centre and one out_trade_no at the channel: the
+    registration enqueued under the outpatient bill's key is refused before any call, and the
+    bill's refund still finds its payment (the refused registration names nothing)."""
+    key = new_key("DK")
+    bridge.enqueue("mobilepay.outpatient", key, pay_doc(sim, sim.person(account="none"), channel="wechat"))
+    bridge.enqueue("mobilepay.registration", key, pay_doc(sim, sim.person(account="none"), ("12.00",),
+                                                          channel="wechat"))
+    final = ("done", "failed", "resolved", "held")
+    reg = wait_for(lambda: (r := bridge.row(key, "mobilepay.registration"))["state"] in final and r, 60,
+                   "the registration final")
+    assert (reg["state"], reg["code"]) == ("failed", "BAD_INPUT") and "mobilepay.outpatient" in reg["message"], reg
+    assert bridge.row(key, "mobilepay.outpatient")["state"] == "done"
+    assert bridge.q("SELECT COUNT(*) FROM mi_journal j JOIN mi_outbox o ON o.id = j.outbox_id "
+                    "WHERE o.kind = 'mobilepay.registration' AND o.business_key = :k", {"k": key}) == [(0,)]
+    assert len(sim.orders_for(key)) == 1
+    bridge.enqueue("mobilepay.refund", "R" + key, {"payment_key": key}, serial_key=key)
+    rows = bridge.wait_final("R" + key)
+    assert rows["R" + key]["state"] == "done", rows
