@@ -11,7 +11,8 @@ the default there); without one, or with face_pay false, it settles the plain wa
 (acct_used_flag 0 with `face_pay: false`).  The money rules are face-pay's, unchanged: 2207
 and 2208 are journalled before they are sent and NOT safe to repeat; a lost 2207 is resolved
 by 2601 with its msgid (reversed -> sent again as a new message; "not found" -> only after
-the settle window), a lost 2208 by fpy001; never a blind resend.  Every money row carries
+the settle window), a lost 2208 by fpy001 - or without face pay (no [facepay]), by 2601 of its
+msgid as a lost 2207; never a blind resend.  Every money row carries
 `platform: "kiosk"` in result_json (the order book reads it, bridge/db/orderbook.py).
 """
 from __future__ import annotations
