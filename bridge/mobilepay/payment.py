@@ -49,7 +49,8 @@ from bridge.channels.status import Verdict, judge
 
 from .centre import (NOTICE, PAY_AUTH, PAY_TOKEN, SECRET_KEYS, centre, contradicted, dec, fen, not_ok,
                      not_settled_yet, notice_split, notice_text, now14, order_status, org_biz_ser, patient_of,
-                     pay_auth_no, pay_token, query_order, refund_order, refund_state, revoke_order, split_of)
+                     pay_auth_no, pay_token, query_order, refund_in_progress, refund_order, refund_state,
+                     revoke_order, split_of)
 from .channel_payment import (AUTH_CALLS, CLOSE_CALLS, ORDER_CALLS, ORDER_QUERIES, PREPAY_CALLS, STATUS_CALLS,
                               ChannelPaymentSteps, channel_client)
 from .channel_refund import (CASH_REFUND_CALLS, CASH_REFUND_QUERIES, NOTIFY_CALLS, ChannelRefundSteps, cash_spec,
@@ -638,7 +639,7 @@ class PaymentFlow(ChannelPaymentSteps, ChannelRefundSteps, Flow):
         if stas.value == refund_state(s, {"fund": zero, "account": zero, "cash": zero}) or stas.is_settled:
             return not_settled_yet(ctx, "the refund") or Goto("repair")
         if stas is OrdStas.REFUND_IN_PROGRESS:
-            return InDoubt("REFUND_IN_PROGRESS", "the centre is still refunding")
+            return refund_in_progress(ctx, f"the repair refund {d['appRefdSn']}")
         return Hold("REPAIR_UNCLEAR", f"after the repair refund the order is {stas.value} ({stas.name}), "
                                       f"expected {after}: check in the centre")
 

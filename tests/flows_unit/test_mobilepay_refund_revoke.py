@@ -136,13 +136,12 @@ def test_refund(mp_client, answer, want):
 @pytest.mark.parametrize("age", [INSIDE, PAST], ids=["inside", "past"])
 @pytest.mark.parametrize("answer, data, want", [
     (query(OrdStas.REFUNDED), REFUNDING, (Finish, None)),
-    (query(OrdStas.REFUND_IN_PROGRESS), REFUNDING, (InDoubt, "REFUND_IN_PROGRESS")),
     (query(OrdStas.SELF_PAY_PARTLY_REFUNDED_ONLY), REFUNDING, (Hold, "REFUND_UNCLEAR")),
     (unknown("6301"), REFUNDING, (InDoubt, "QUERY_FAILED")),
     # this refund would not change ordStas (10 -> 10): 6301 cannot tell, a person checks
     (query(OrdStas.SELF_PAY_PARTLY_REFUNDED_ONLY), dict(REFUNDING, state_before="10", state_after="10"),
      (Hold, "REFUND_UNKNOWN")),
-], ids=["refunded", "in-progress", "unclear", "unknown", "cannot-tell"])
+], ids=["refunded", "unclear", "unknown", "cannot-tell"])
 def test_resolve_refund(mp_client, age, answer, data, want):
     s = refund_script(mp_client)
     s.answer("6301", answer)
@@ -157,6 +156,26 @@ def test_resolve_refund_not_refunded_waits_out_the_window_then_sends(mp_client, 
     t = _is(s.resolve("refund", {"payment_key": "PAY-1"}, data=REFUNDING, doubt_age=age, secrets=PATIENT_SECRETS),
             want)
     assert t.waiting if want is InDoubt else t.step == "refund"
+
+
+@pytest.mark.parametrize("age, want", [
+    (INSIDE, (InDoubt, "REFUND_IN_PROGRESS")),
+    (SHIPPED.refund_progress_wait_seconds - 1.0, (InDoubt, "REFUND_IN_PROGRESS")),
+    (SHIPPED.refund_progress_wait_seconds, (Hold, "REFUND_STILL_IN_PROGRESS")),
+], ids=["just-sent", "nearly-a-day", "past-the-bound"])
+def test_resolve_refund_the_centre_still_refunding_is_waited_for_then_held(mp_client, age, want):
+    """ordStas 17 (退款中): the centre has the refund.  Waiting, not failing: no attempt used (it
+    was held after ~17 minutes of backoff), asked again every refund_progress_poll_seconds, held
+    with a clear reason only past refund_progress_wait_seconds after the 6203."""
+    s = refund_script(mp_client)
+    s.answer("6301", query(OrdStas.REFUND_IN_PROGRESS))
+    t = _is(s.resolve("refund", {"payment_key": "PAY-1"}, data=REFUNDING, doubt_age=age, secrets=PATIENT_SECRETS),
+            *want)
+    assert s.sent == ["6301"]                        # never 6203 again from here
+    if isinstance(t, InDoubt):
+        assert t.waiting and 0 < t.delay <= SHIPPED.refund_progress_poll_seconds
+    else:
+        assert "17" in t.message and "requeue" in t.message
 
 
 # ================================================================== revoke: locate
