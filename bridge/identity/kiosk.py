@@ -4,15 +4,15 @@ outpatient bill of that visit) settled at the kiosk, with face-pay's own steps
 
     kiosk.presettle   prepare (the visit of a done kiosk.register) -> 2205+2204 -> 2206
     kiosk.settle      2207 -> waits for the HIS to take the row (单边账: else 2208)
-    kiosk.cancel      2208 (+ fpy001 / mpc004 when the real account's refund fails)
+    kiosk.cancel      2208 (+ fpy001 / mpc004 when the real account's refund fails; without
+                      face pay a lost 2208 is resolved by 2601 of its msgid, cancel.py)
 
 With a [facepay] section the kiosk can pay with the real personal account (face_pay true,
 the default there); without one, or with face_pay false, it settles the plain way
 (acct_used_flag 0 with `face_pay: false`).  The money rules are face-pay's, unchanged: 2207
 and 2208 are journalled before they are sent and NOT safe to repeat; a lost 2207 is resolved
 by 2601 with its msgid (reversed -> sent again as a new message; "not found" -> only after
-the settle window), a lost 2208 by fpy001 - or without face pay (no [facepay]), by 2601 of its
-msgid as a lost 2207; never a blind resend.  Every money row carries
+the settle window), a lost 2208 by fpy001; never a blind resend.  Every money row carries
 `platform: "kiosk"` in result_json (the order book reads it, bridge/db/orderbook.py).
 """
 from __future__ import annotations

@@ -118,22 +118,6 @@ class ChannelPaymentSteps:
             return Fail("AUTH_REJECTED", f"Alipay refused the payAuthNo query: {r.code} {r.message}")
         return Retry("AUTH_QUERY_FAILED", f"{r.interface}: {r.message}")
 
-    @staticmethod
-    def _key_clash(ctx) -> Optional[Fail]:
-        """Business keys are per kind in the outbox, but one key is one medOrgOrd at the centre
-        and one out_trade_no at the channel (bridge/channels/keys.py): a second payment of the
-        other kind under it would meet the first one's order there (6201 answers a repeated
-        medOrgOrd with the same order, §9; a channel query by out_trade_no finds the first's).
-        The earlier request keeps the key (docs/mobilepay.md "Business keys")."""
-        key = ctx.row.business_key
-        other = ctx.port.find_request(tuple(k for k in PAYMENT_KINDS if k != ctx.row.kind), key)
-        if other is None or other["id"] > ctx.row.id:
-            return None
-        return Fail("BAD_INPUT", f"business key {key!r} is already used by {other['kind']} request #{other['id']} "
-                                 f"({other['state']}): the key is the order number at the centre and the channel, "
-                                 f"unique across payment kinds; enqueue this payment under a new business key "
-                                 f"(nothing was sent)")
-
     # -- after 6202 ---------------------------------------------------------------------------
     def _to_channel(self, ctx, data: dict, identities: list):
         """From the centre's 6202 answer to the channel's order (the order row comes with the
@@ -320,6 +304,22 @@ class ChannelPaymentSteps:
         return Fail(code, message, data={"cash_done": cash_done}, inbox=[InboxRow(
             result_type="error", outcome="failed", error_code=code, error_message=message, order_id=d["payOrdId"],
             result=result)])
+
+    @staticmethod
+    def _key_clash(ctx) -> Optional[Fail]:
+        """Business keys are per kind in the outbox, but one key is one medOrgOrd at the centre
+        and one out_trade_no at the channel (bridge/channels/keys.py): a second payment of the
+        other kind under it would meet the first one's order there (6201 answers a repeated
+        medOrgOrd with the same order, §9; a channel query by out_trade_no finds the first's).
+        The earlier request keeps the key (docs/mobilepay.md "Business keys")."""
+        key = ctx.row.business_key
+        other = ctx.port.find_request(tuple(k for k in PAYMENT_KINDS if k != ctx.row.kind), key)
+        if other is None or other["id"] > ctx.row.id:
+            return None
+        return Fail("BAD_INPUT", f"business key {key!r} is already used by {other['kind']} request #{other['id']} "
+                                 f"({other['state']}): the key is the order number at the centre and the channel, "
+                                 f"unique across payment kinds; enqueue this payment under a new business key "
+                                 f"(nothing was sent)")
 
     @staticmethod
     def _ordered_status(d: dict):
