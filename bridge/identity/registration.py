@@ -107,11 +107,12 @@ class RegisterFlow(Flow):
                           data={"registration": registration})
         if r.refused:
             # After a lost 2201 the refusal may be of the resend only: name the lost ones (module text).
+            named = list(ctx.data.get("lost_msgids") or [])
             msg = f"2201 registration refused: {r.message}" + (
-                f"; an earlier 2201 of this request was lost and may stand ({', '.join(lost)})" if lost else "")
-            return Fail(platform_code(r), msg, data={"lost_msgids": lost} if lost else {}, inbox=[InboxRow(
+                f"; an earlier 2201 of this request was lost and may stand ({', '.join(named)})" if named else "")
+            return Fail(platform_code(r), msg, inbox=[InboxRow(
                 result_type="error", outcome="failed", error_code=platform_code(r), error_message=msg,
-                result={"lost_msgids": lost})] if lost else [])
+                result={"lost_msgids": named})] if named else [])
         if r.try_again:
             return _keeping(retry_later(r), {"lost_msgids": lost} if lost else {})
         # Lost: see the module text.  Sent again as a new message on the next try.
