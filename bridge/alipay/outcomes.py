@@ -79,7 +79,13 @@ RULES: dict[str, Rule] = {
     # (sample in c19t043/study-demo AliPayServiceImpl.java).
     "20000": Rule(_UNK, True, "Alipay service unavailable"),
     "isp.unknow-error": Rule(_UNK, True, "Alipay system busy"),
-    "20001": Rule(_REJ, False, "authorisation invalid"),
+    # 20001 授权权限不足 (aop.invalid-auth-token, aop.auth-token-time-out, aop.invalid-app-auth-token
+    # ...): the gateway refused the call's authorisation before the business system saw it, and
+    # Alipay's remedy is "refresh the token or authorise again" - a person's, not "retry later"
+    # (Alipay open platform 公共错误码, opendocs.alipay.com/open/common/105806, copied in
+    # cnblogs.com/rsapaper/p/9726452.html).  channels.md §6.3 lists only 20000 of the 2xxxx
+    # codes.  OUR CHOICE: a plain refusal (nothing happened), as 40006 insufficient permission.
+    "20001": Rule(_REJ, False, "authorisation invalid (token or app authorisation)"),
     "40001": Rule(_REJ, False, "missing parameter"),
     "40002": Rule(_REJ, False, "invalid parameter"),
     "40004": Rule(_REJ, False, "business failure"),
@@ -110,9 +116,9 @@ def classify(code: Optional[str], http_status: Optional[int] = None, gateway_cod
     unavailable" says nothing about the request, whatever sub_code comes with it)."""
     if code is not None and code in RULES:
         return RULES[code]
-    for c in (code, gateway_code):
-        if c is not None and len(c) == 5 and c.startswith("20") and c.isdigit():
-            return RULES["20000"]
+    if gateway_code is not None and gateway_code in RULES:
+        # (20001 with aop.invalid-auth-token is 20001's rule, not 20000's "service unavailable".)
+        return RULES[gateway_code]
     if http_status is not None and http_status >= 500:
         return RULES[HTTP_ERROR]
     return Rule(_REJ, False, "business error")

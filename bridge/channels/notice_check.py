@@ -20,7 +20,11 @@ about one order could have two people refund it twice).
         * quiet: the payment ended done (the HIS took it) and names this number; the
           callback is of an order with no cash part; nothing is paid at the channel (never
           paid, closed, or with Alipay refunded in full: TRADE_CLOSED); the payment ended
-          with a reversal and the reversal's cash refund succeeded (its refund query);
+          with a reversal and the reversal's cash refund succeeded (its refund query).  "A
+          reversal": the payment's `reversal` inbox row (the 单边账 repair), or the cash
+          refund a payment that ended failed made itself (its flow_data ``cash_done``: the
+          insurance part failed after the cash was taken, or the cash was paid after the
+          centre's order was revoked) - the cash is back under the payment's F number;
         * held NOTICE_FOR_CLOSED_PAYMENT: cash paid (or, WeChat REFUND, paid and partly
           refunded by someone) for a payment that ended failed/resolved without a reversal,
           or whose reversal did not bring the cash back;
@@ -32,7 +36,8 @@ about one order could have two people refund it twice).
     refund number (out_refund_no / out_request_no; wechat.refund, alipay.refund)
         WeChat: the refund query (§2.6); Alipay: alipay.trade.fastpay.refund.query (§7.5)
         * quiet: the refund request ended done and names this number (a reversal: the
-          payment ended with its reversal); the refund was CLOSED (no money moved);
+          payment ended with its reversal, as above, and names it); the refund was CLOSED
+          (no money moved);
         * held NOTICE_FOR_CLOSED_REFUND: cash refunded for a refund request that ended
           failed/resolved (the HIS believes nothing was refunded);
         * held NOTICE_FOR_UNKNOWN_REFUND: refunded on a number the done refund does not name
@@ -53,7 +58,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from loguru import logger
 
@@ -78,7 +83,8 @@ DEFAULT_SETTLE_SECONDS = 300.0
 TAGS = {"payment": keys.PAYMENT, "refund": keys.REFUND, "reversal": keys.REVERSAL}
 ZERO = Decimal("0.00")
 
-__all__ = ["KIND_CHANNEL_NOTICE_CHECK", "ChannelNoticeCheckFlow", "check_key", "check_payload", "quiet_reason"]
+__all__ = ["KIND_CHANNEL_NOTICE_CHECK", "ChannelNoticeCheckFlow", "check_key", "check_payload", "quiet_reason",
+           "is_reversed"]
 
 
 # ---------------------------------------------------------------- shared with the endpoint
@@ -133,6 +139,25 @@ def named_numbers(flow_data: Any, what: str, business_key: str, prefix: str) -> 
                 out.append(v)
     walk(flow_data)
     return out
+
+
+def cash_refund_no(request: Optional[Mapping[str, Any]]) -> Optional[str]:
+    """The cash refund a payment that ended failed made itself and saw succeed (flow_data
+    ``cash_done``, bridge/mobilepay/payment.py): its number, or None."""
+    if request is None or request["state"] not in ("failed", "resolved"):
+        return None
+    done = (request.get("flow_data") or {}).get("cash_done")
+    number = done.get("number") if isinstance(done, Mapping) else None
+    return number if isinstance(number, str) and number else None
+
+
+def is_reversed(inbox_state: Callable[[int, str], Any], request: Optional[Mapping[str, Any]], what: str) -> bool:
+    """Did the payment end with its cash given back by mibridge: a `reversal` inbox row (the
+    单边账 repair), or the cash refund of a payment that ended failed (cash_refund_no)?
+    ``inbox_state``: the Store's or the FlowPort's."""
+    if request is None or what == "refund":
+        return False
+    return cash_refund_no(request) is not None or inbox_state(request["id"], "reversal") is not None
 
 
 def accounted(flow_data: Any, payload: Mapping[str, Any], prefix: str) -> bool:
@@ -303,8 +328,7 @@ class ChannelNoticeCheckFlow(Flow):
         record = ctx.port.notice(p["interface"], p["notice_key"]) or {}
         kinds = CHANNEL_REFUND_KINDS if p["what"] == "refund" else CHANNEL_PAYMENT_KINDS
         req = ctx.port.find_request(kinds, p["business_key"])
-        reversed_ = req is not None and p["what"] != "refund" and \
-            ctx.port.inbox_state(req["id"], "reversal") is not None
+        reversed_ = is_reversed(ctx.port.inbox_state, req, p["what"])
         prefix = _settings(ctx, p["channel"]).order_prefix
         why = quiet_reason(p, record, req, reversed_, prefix)
         if why:
@@ -336,7 +360,7 @@ class ChannelNoticeCheckFlow(Flow):
                                                     f"the HIS billed it too, then resolve this row")
         if reversed_:
             named = named_numbers(req.get("flow_data"), "reversal", p["business_key"], prefix)
-            refund_no = named[-1] if named else keys.reversal_no(p["business_key"], prefix)
+            refund_no = cash_refund_no(req) or (named[-1] if named else keys.reversal_no(p["business_key"], prefix))
             seen = _refund_query(ctx, p["channel"], refund_no, number)
             if seen is None:
                 return Retry("QUERY_FAILED", f"the reversal {refund_no} could not be asked about; asking again")

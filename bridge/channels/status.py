@@ -27,8 +27,15 @@ callback only wakes the payment, docs/engine.md):
     processing  cash paid, insurance failed              CASH_ONLY (after the window: refund the cash)
     processing  nothing paid, both failed or closed      FAILED (after the window: revoke, end failed)
     processing  insurance paid, or unknown               LAG: wait, after the window DISAGREE
-    ended       a leg paid                               DISAGREE
+    ended       cash paid, insurance failed              CASH_ONLY (after the window: refund the cash; the
+                                                         centre's order is over, so no 6401)
+    ended       any other leg paid                       DISAGREE
     ended       nothing paid                             ENDED (the centre's answer decides, as before)
+
+"ended, cash paid, insurance failed": the HIS revoked (6401) or the deadline did, and the
+patient paid the cash just before the WeChat cash order was closed (the close was refused,
+bridge/mobilepay/revoke.py); the insurance part could not be paid any more.  The cash is
+the hospital's to give back, as in CASH_ONLY while the centre still processes.
 """
 from __future__ import annotations
 
@@ -170,4 +177,6 @@ def judge(centre: str, s: ChannelStatus, cash_due: bool) -> Verdict:
         if PENDING in (s.cash, s.insurance):
             return Verdict.PENDING
         return Verdict.FAILED
+    if s.cash == PAID and s.insurance == FAILED:
+        return Verdict.CASH_ONLY
     return Verdict.DISAGREE if s.anything_paid else Verdict.ENDED

@@ -18,7 +18,7 @@ from typing import Any, Mapping, Optional
 from loguru import logger
 
 from .keys import DEFAULT_PREFIX
-from .notice_check import KIND_CHANNEL_NOTICE_CHECK, check_key, check_payload, quiet_reason
+from .notice_check import KIND_CHANNEL_NOTICE_CHECK, check_key, check_payload, is_reversed, quiet_reason
 from .notices import ChannelNotice
 
 
@@ -40,7 +40,7 @@ class Unmatched:
                                 notice.record)
         if payload is None:
             return "no channel number in the callback: recorded only"
-        reversed_ = row is not None and t.what != "refund" and store.inbox_state(row["id"], "reversal") is not None
+        reversed_ = is_reversed(store.inbox_state, row, t.what)
         prefix = self.prefixes.get(payload["channel"], DEFAULT_PREFIX)
         why = quiet_reason(payload, notice.record, row, reversed_, prefix)
         if why:

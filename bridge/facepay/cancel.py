@@ -5,7 +5,12 @@ and the same steps inside a settlement the HIS did not keep (settle.py, 单边�
     cancel          2208 / 2305 / 2261 with the original expContent: the core cancels and
                     refunds the account.  NOT safe to repeat; its lost answer: resolve_cancel
                     asks fpy001 (settlement and account state; inside the settle window
-                    "still valid" is no answer yet)
+                    "still valid" is no answer yet).  Where face pay is not enabled (a kiosk
+                    with no [facepay] section) there is no fpy001 (a Guangdong face-pay
+                    extension): 2601 of the lost message's msgid, as a lost settlement
+                    (offline.md §9.2 lists 2208 and 2305 as reversible): undone -> the
+                    settlement stands, the cancel is sent again as a new message; "not found"
+                    after the settle window -> never booked, sent
     check_cancel    the cancel was refused: fpy001 says whether the UnionPay refund failed
     query_account   cancelled without the extension: is the account part still deducted?
     refund_account  mpc004 (tgdupc004): refund the account by hand; NOT safe to repeat,
@@ -25,7 +30,8 @@ from bridge.facepay.client import FacePayClient, PersonalAccountRefund, RealAcco
 from bridge.offline import messages as m
 from bridge.offline.client import OfflineClient
 
-from .fsi import fsi_call, in_resolver, platform_code, retry_later, settle_window_wait
+from .fsi import (NEVER_BOOKED, REVERSED, fsi_call, in_resolver, platform_code, retry_later, reversal_verdict,
+                  settle_window_wait)
 from .kinds import DOC, INFNO, INP, OUT, kind
 from .patient import lookup
 from .payloads import CancelRequest, parse_cancel
@@ -41,7 +47,8 @@ def cancel_steps(setting: str) -> dict[str, Step]:
     return {
         # with_extension (facepay.md "Cancellation" 1): the core cancels and refunds the account.
         # NOT safe to repeat: resolved by fpy001 (settlement and account state).
-        "cancel": Step("cancel", calls=(infno,), safe_to_repeat=False, resolves_with=(fpy001,),
+        # Without face pay: resolved by 2601 of its msgid instead (resolve_cancel).
+        "cancel": Step("cancel", calls=(infno,), safe_to_repeat=False, resolves_with=(fpy001, "2601"),
                        next=("cancel", "check_cancel", "query_account", "refund_account")),
         # After a rejected cancel: why?  fpy001 tells whether the UnionPay refund failed.
         "check_cancel": Step("check_cancel", calls=(fpy001,), next=("refund_account", "query_account")),
@@ -183,6 +190,8 @@ class CancelSteps:
         return InDoubt("CANCEL_UNKNOWN", r.message or "cancel outcome unknown")
 
     def resolve_cancel(self, ctx):
+        if not self.settings.enabled:
+            return self._resolve_cancel_by_reversal(ctx)
         r = self._fpy001(ctx)
         if not isinstance(r, CallResult):
             return in_resolver(r)
@@ -205,6 +214,35 @@ class CancelSteps:
                                      "the settlement is still valid")) is not None:
             return t
         return Goto("cancel")   # never took effect: send it (a first send as far as the core knows)
+
+    def _resolve_cancel_by_reversal(self, ctx):
+        """A lost cancel where face pay is not enabled: no fpy001 to ask, so 2601 with the lost
+        message's msgid and infno (offline.md §9.1-9.3; the cancel's own reversal restores the
+        settlement, §9.4), never a blind resend.  Undone -> cancelled again as a new message
+        (at most max_reversals times); "not found" -> only after the settle window, never
+        booked; anything else -> in doubt, or held when 2601 cannot tell."""
+        client: OfflineClient = ctx.service("facepay").offline
+        tg = ctx.data["target"]
+        infno = self._cancel_infno()
+        r = fsi_call(ctx, client.prepare_reverse, m.ReversalRequest(
+            psn_no=tg["psn_no"], omsgid=ctx.in_doubt_msg_id, oinfno=infno, insuplc_admdvs=tg["insuplc_admdvs"]))
+        verdict = reversal_verdict(ctx, self.settings, r, infno, "cancellation", "CANCEL_UNRESOLVED",
+                                   "CANCEL_NOT_SEEN_YET")
+        if verdict == NEVER_BOOKED:
+            return Goto("cancel")     # the first send as far as the core knows
+        if verdict != REVERSED:
+            return verdict
+        n = int(ctx.data.get("cancel_reversals", 0)) + 1
+        if n > self.settings.max_reversals:
+            return Hold("TOO_MANY_REVERSALS", f"{n} cancels of settlement {tg['setl_id']} were lost and reversed; the "
+                                              f"settlement stands at the core; requeue when the link is sound")
+        # Not `settlement_reversed` (the order book books that as the settlement's reversal):
+        # the settlement stands again, only this cancel was undone.
+        note = InboxRow(result_type="cancel_progress", outcome="ok",
+                        result=self._tagged({"step": "the cancel's answer was lost; 2601 undid it; cancelling again",
+                                             "setl_id": tg["setl_id"], "omsgid": ctx.in_doubt_msg_id,
+                                             "oinfno": infno, "reversals": n}))
+        return Goto("cancel", data={"cancel_reversals": n}, inbox=[note])
 
     def step_check_cancel(self, ctx):
         r = self._fpy001(ctx)

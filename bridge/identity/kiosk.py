@@ -4,7 +4,8 @@ outpatient bill of that visit) settled at the kiosk, with face-pay's own steps
 
     kiosk.presettle   prepare (the visit of a done kiosk.register) -> 2205+2204 -> 2206
     kiosk.settle      2207 -> waits for the HIS to take the row (单边账: else 2208)
-    kiosk.cancel      2208 (+ fpy001 / mpc004 when the real account's refund fails)
+    kiosk.cancel      2208 (+ fpy001 / mpc004 when the real account's refund fails; without
+                      face pay a lost 2208 is resolved by 2601 of its msgid, cancel.py)
 
 With a [facepay] section the kiosk can pay with the real personal account (face_pay true,
 the default there); without one, or with face_pay false, it settles the plain way

@@ -119,7 +119,13 @@ class RegisterFlow(Flow):
         if r.ok:
             return self._registered(ctx, r.data.mdtrt_id)
         if r.refused:
-            return Fail(platform_code(r), f"2201 registration refused: {r.message}")
+            # After a lost 2201 the refusal may be of the resend only: name the lost ones (module text).
+            named = list(ctx.data.get("lost_msgids") or [])
+            msg = f"2201 registration refused: {r.message}" + (
+                f"; an earlier 2201 of this request was lost and may stand ({', '.join(named)})" if named else "")
+            return Fail(platform_code(r), msg, inbox=[InboxRow(
+                result_type="error", outcome="failed", error_code=platform_code(r), error_message=msg,
+                result={"lost_msgids": named})] if named else [])
         if r.try_again:
             return retry_later(r)
         # Sent, answer lost: the centre may have registered the patient.  Resolve by 5201.

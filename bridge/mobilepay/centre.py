@@ -159,6 +159,26 @@ def not_settled_yet(ctx, what: str) -> Optional[InDoubt]:
                                   f"{what} not seen by the centre yet")
 
 
+def refund_in_progress(ctx, what: str):
+    """6301 says 17 (退款中) after a lost 6203: the centre has the refund and is still at it.
+    Waiting, not failing (InDoubt waiting: no attempt used), for refund_progress_wait_seconds
+    after the 6203 by the database clock; past that a person looks.  (The call's age unknown:
+    an ordinary doubt, held when its attempts run out.)"""
+    s = settings_of(ctx)
+    age = ctx.doubt_age_seconds()
+    if age is None:
+        return InDoubt("REFUND_IN_PROGRESS", f"the centre is still refunding {what}")
+    if age >= s.refund_progress_wait_seconds:
+        return Hold("REFUND_STILL_IN_PROGRESS", f"6301 still says ordStas 17 (退款中) {age:.0f} s after {what}, "
+                                                f"longer than refund_progress_wait_seconds "
+                                                f"({s.refund_progress_wait_seconds:.0f} s): check the refund in the "
+                                                f"centre; requeue once it shows it refunded (6301 is asked first), "
+                                                f"never refund again by hand meanwhile")
+    return InDoubt("REFUND_IN_PROGRESS", f"the centre is still refunding {what} (ordStas 17): asking again",
+                   delay=min(s.refund_progress_poll_seconds, s.refund_progress_wait_seconds - age + 0.5),
+                   waiting=True)
+
+
 def notice_split(notice: Optional[dict]) -> Optional[dict]:
     if not notice:
         return None
@@ -227,6 +247,10 @@ def payment_row(ctx, key: str):
     outbox, but they are medOrgOrd at the centre: the same key as both an
     outpatient bill and a registration is refused rather than guessed."""
     rows = [r for r in (ctx.port.find_request((k,), key) for k in PAYMENT_KINDS) if r]
+    if len(rows) > 1:
+        # A payment refused at authorize because the other kind had the key (channel_payment.py
+        # _key_clash) never reached the centre: it names nothing to refund or revoke.
+        rows = [r for r in rows if r["state"] != "failed" or (r.get("flow_data") or {}).get("payOrdId")] or rows
     if len(rows) > 1:
         return Fail("AMBIGUOUS_PAYMENT", f"business key {key!r} names both an outpatient payment and a "
                                          f"registration; refund or revoke it by hand")

@@ -2,7 +2,10 @@
 payload that names its channel (bridge/channels/payer.py).  A payment without one never
 enters them.
 
-    authorize      first step of every payment.  Channel payments: the channel is configured
+    authorize      first step of every payment.  Its business key must not be one another payment
+                   kind already used (an outpatient bill and a registration with one key would
+                   share medOrgOrd at the centre and out_trade_no at the channel): the later one
+                   is refused BAD_INPUT before any call.  Channel payments: the channel is configured
                    (else held CHANNEL_NOT_CONFIGURED), the business key makes an out_trade_no
                    (else BAD_INPUT), and without pay_auth_no the channel gives it (kept in
                    mi_secret): Alipay's auth query (§7.1), or WeChat's exchange of the
@@ -43,6 +46,7 @@ from bridge.wechatpay.authquery import AUTH_QUERY as WECHAT_AUTH_QUERY
 from bridge.wechatpay.messages import CHINA
 
 from .centre import PAY_AUTH, pay_auth_no, settings_of
+from .kinds import PAYMENT_KINDS
 from .channel_refund import cash_spec
 
 _ali = ali_oc.interface_of        # the journal's names of Alipay's methods
@@ -83,6 +87,9 @@ class ChannelPaymentSteps:
     def step_authorize(self, ctx):
         p = ctx.payload
         payer = p.channel
+        clash = self._key_clash(ctx)
+        if clash is not None:
+            return clash
         if payer is None:
             return Goto("identify")
         try:
@@ -198,6 +205,9 @@ class ChannelPaymentSteps:
         channel = d["channel"]
         r = self._query_channel(ctx)
         if r.ok:
+            foreign = self._foreign_order(ctx, r.data)
+            if foreign:
+                return foreign
             if channel == WECHAT:
                 return self._cashier_ready(ctx, r.data)
             # Alipay's query has no pay_url (§7.4): the order exists, so the same create
@@ -219,8 +229,30 @@ class ChannelPaymentSteps:
             return ctx.call(client.send, client.prepare_query_medins_order(out_trade_no=d["out_trade_no"]))
         return ctx.call(client.send, client.prepare_medical_query(MedicalQueryRequest(out_trade_no=d["out_trade_no"])))
 
+    def _foreign_order(self, ctx, order) -> Optional[Hold]:
+        """The channel's order under our out_trade_no must be this payment's: its pay_order_id
+        (and serial_no / med_org_ord) ours.  Another one (a payment of the other kind under the
+        same business key, from before authorize refused such keys) is held: its cashier is
+        not this payment's, and money may be unmatched."""
+        d = ctx.data
+        theirs = {"pay_order_id": (getattr(order, "pay_order_id", None), d["payOrdId"]),
+                  "serial_no": (getattr(order, "serial_no", None), ctx.row.business_key),
+                  "med_org_ord": (getattr(order, "med_org_ord", None), ctx.row.business_key)}
+        odd = {k: v for k, (v, ours) in theirs.items() if v is not None and v != ours}
+        if not odd:
+            return None
+        said = ", ".join(f"{k} {v}" for k, v in odd.items())
+        return Hold("CHANNEL_ORDER_MISMATCH", f"the {d['channel']} order under {d['out_trade_no']} is another "
+                                              f"payment's ({said}; this payment's payOrdId is {d['payOrdId']}): "
+                                              f"money may be unmatched; check both payments at the channel and the "
+                                              f"centre, revoke this payment's order {d['payOrdId']} if unpaid, then "
+                                              f"resolve this row")
+
     def _cashier_ready(self, ctx, order):
         d = ctx.data
+        foreign = self._foreign_order(ctx, order)
+        if foreign:
+            return foreign
         if d["channel"] == WECHAT:
             client = ctx.service("wechatpay")
             cashier = orders.wechat_cashier(client, order.mix_trade_no, d.get("prepay_id"))
@@ -280,7 +312,8 @@ class ChannelPaymentSteps:
         if status is not None and status.insurance == "paid":
             return Hold("CHANNEL_DISAGREES", f"the centre's order is revoked, but {status.text}: check both "
                                              f"before refunding or billing")
-        if status is not None and status.cash == "paid":
+        if status is not None and status.cash == "paid" and not d.get("cash_done"):
+            # (With cash_done the cash is back already: the channel's order view lags its refund.)
             spec = cash_spec(ctx, channel=d["channel"], tag=keys.REVERSAL, key=ctx.row.business_key,
                              out_trade_no=d["out_trade_no"], amount=Decimal(d["split"]["cash"]),
                              paid=Decimal(d["split"]["cash"]), purpose="failed_payment",
@@ -288,7 +321,41 @@ class ChannelPaymentSteps:
             return Goto("cash_refund", data={"cash_leg": spec, "end": {
                 "code": end["code"], "message": end["message"] + "; the cash taken meanwhile was refunded",
                 "no_close": True, "closed": True}})
-        return Fail(end["code"], end["message"] + note)
+        return self._end_failed(ctx, end["code"], end["message"] + note, d.get("cash_done"))
+
+    def _end_failed(self, ctx, code: str, message: str, cash_done: Optional[dict]):
+        """The payment ends failed.  When mibridge gave the cash back itself (``cash_done``: the
+        insurance part failed after the cash was taken, or the cash was paid after the centre's
+        order ended), the failed row names that refund (the HIS and finance see the cash went
+        back, and under which number) and flow_data keeps ``cash_done``: a late callback of that
+        cash or of its refund is then matched, not held (bridge/channels/notice_check.py)."""
+        if not cash_done:
+            return Fail(code, message)
+        d = ctx.data
+        c = d["cash_leg"]
+        message = f"{message} ({c['channel']} refund {cash_done['number']})"
+        result = {"payOrdId": d["payOrdId"], "channel": c["channel"], "out_trade_no": c["out_trade_no"],
+                  "out_refund_no": cash_done["number"], "refund_id": cash_done.get("refund_id"),
+                  "refund_time": cash_done.get("success_time"), "cash_refunded": c["amount"]}
+        return Fail(code, message, data={"cash_done": cash_done}, inbox=[InboxRow(
+            result_type="error", outcome="failed", error_code=code, error_message=message, order_id=d["payOrdId"],
+            result=result)])
+
+    @staticmethod
+    def _key_clash(ctx) -> Optional[Fail]:
+        """Business keys are per kind in the outbox, but one key is one medOrgOrd at the centre
+        and one out_trade_no at the channel (bridge/channels/keys.py): a second payment of the
+        other kind under it would meet the first one's order there (6201 answers a repeated
+        medOrgOrd with the same order, §9; a channel query by out_trade_no finds the first's).
+        The earlier request keeps the key (docs/mobilepay.md "Business keys")."""
+        key = ctx.row.business_key
+        other = ctx.port.find_request(tuple(k for k in PAYMENT_KINDS if k != ctx.row.kind), key)
+        if other is None or other["id"] > ctx.row.id:
+            return None
+        return Fail("BAD_INPUT", f"business key {key!r} is already used by {other['kind']} request #{other['id']} "
+                                 f"({other['state']}): the key is the order number at the centre and the channel, "
+                                 f"unique across payment kinds; enqueue this payment under a new business key "
+                                 f"(nothing was sent)")
 
     @staticmethod
     def _ordered_status(d: dict):

@@ -50,7 +50,8 @@ from bridge.channels.status import Verdict, judge
 
 from .centre import (NOTICE, PAY_AUTH, PAY_TOKEN, SECRET_KEYS, centre, contradicted, dec, fen, not_ok,
                      not_settled_yet, notice_split, notice_text, now14, order_status, org_biz_ser, patient_of,
-                     pay_auth_no, pay_token, query_order, refund_order, refund_state, revoke_order, split_of)
+                     pay_auth_no, pay_token, query_order, refund_in_progress, refund_order, refund_state,
+                     revoke_order, split_of)
 from .channel_payment import (AUTH_CALLS, CLOSE_CALLS, ORDER_CALLS, ORDER_QUERIES, PREPAY_CALLS, STATUS_CALLS,
                               ChannelPaymentSteps, channel_client)
 from .channel_refund import (CASH_REFUND_CALLS, CASH_REFUND_QUERIES, NOTIFY_CALLS, ChannelRefundSteps, cash_spec,
@@ -476,14 +477,25 @@ class PaymentFlow(ChannelPaymentSteps, ChannelRefundSteps, Flow):
                                                  f"before billing or refunding")
             if verdict is Verdict.CASH_ONLY:
                 # §2.4: the cash was taken and the insurance part failed.  The cash goes back
-                # (by its own call, journalled and resolved), then the centre's order is revoked.
+                # (by its own call, journalled and resolved), then the centre's order is revoked
+                # - unless it has ended already (revoked by the HIS or at the deadline while the
+                # patient paid the cash): then the payment ends as the centre's order did.
+                end = {"code": "PAYMENT_FAILED", "message": f"{both}: the insurance part failed after the cash was "
+                                                            f"taken; the cash was refunded", "no_close": True}
+                if centre == "ended":
+                    if notice is not None:
+                        return contradicted(notice, stas)
+                    ended = self._ended(stas)
+                    if not isinstance(ended, Fail):       # 14/16: money may have moved at the centre
+                        return Hold("CHANNEL_DISAGREES", f"{both}: {ended.message}")
+                    end = {"code": ended.code, "message": f"{both}: the centre's order ended (ordStas {stas.value}) "
+                                                          f"after the patient paid the cash; the cash was refunded",
+                           "no_close": True, "closed": True}
                 spec = cash_spec(ctx, channel=d["channel"], tag=keys.REVERSAL, key=ctx.row.business_key,
                                  out_trade_no=d["out_trade_no"], amount=Decimal(d["split"]["cash"]),
                                  paid=Decimal(d["split"]["cash"]), purpose="failed_payment",
                                  reason="医保支付失败，退还自费部分")
-                return Goto("cash_refund", data={"cash_leg": spec, "end": {
-                    "code": "PAYMENT_FAILED", "message": f"{both}: the insurance part failed after the cash was "
-                                                         f"taken; the cash was refunded", "no_close": True}})
+                return Goto("cash_refund", data={"cash_leg": spec, "end": end})
             return Goto("revoke", data={"end": {"code": "PAYMENT_FAILED",
                                                 "message": f"{both}: the channel payment failed"}})
         # PENDING: nobody has paid yet.
@@ -644,7 +656,7 @@ class PaymentFlow(ChannelPaymentSteps, ChannelRefundSteps, Flow):
         if stas.value == refund_state(s, {"fund": zero, "account": zero, "cash": zero}) or stas.is_settled:
             return not_settled_yet(ctx, "the refund") or Goto("repair")
         if stas is OrdStas.REFUND_IN_PROGRESS:
-            return InDoubt("REFUND_IN_PROGRESS", "the centre is still refunding")
+            return refund_in_progress(ctx, f"the repair refund {d['appRefdSn']}")
         return Hold("REPAIR_UNCLEAR", f"after the repair refund the order is {stas.value} ({stas.name}), "
                                       f"expected {after}: check in the centre")
 
@@ -677,7 +689,7 @@ class PaymentFlow(ChannelPaymentSteps, ChannelRefundSteps, Flow):
         if c["purpose"] == "failed_payment":
             end = d["end"]
             if end.get("closed"):          # the centre's order is revoked already
-                return Fail(end["code"], end["message"])
+                return self._end_failed(ctx, end["code"], end["message"], done)
             return Goto("revoke", data={"cash_done": done})
         s = d["settled"]
         legs = self._repair_legs(ctx)

@@ -26,7 +26,7 @@ from bridge.channels import keys, patient_messages, refund_legs
 from bridge.engine.flow import BadInput, Fail, Finish, Flow, Goto, Hold, InboxRow, InDoubt, Step, Wait
 
 from .centre import (PAY_AUTH, SECRET_KEYS, held_patient, not_ok, not_settled_yet, now14, order_status,
-                     payment_row, payment_secrets, query_order, refund_order, refund_state)
+                     payment_row, payment_secrets, query_order, refund_in_progress, refund_order, refund_state)
 from .channel_refund import (CASH_REFUND_CALLS, CASH_REFUND_QUERIES, NOTIFY_CALLS, ChannelRefundSteps, cash_spec,
                              client_of, now_rfc3339, prefix_of)
 from .kinds import KIND_REFUND
@@ -167,7 +167,7 @@ class RefundFlow(ChannelRefundSteps, Flow):
         if stas is None:
             return InDoubt("QUERY_FAILED", f"6301 after a lost 6203 failed: {r.message}")
         if stas is OrdStas.REFUND_IN_PROGRESS:
-            return InDoubt("REFUND_IN_PROGRESS", "the centre is still refunding")
+            return refund_in_progress(ctx, f"refund {ctx.row.business_key}")
         before, after = d["state_before"], d["state_after"]
         if before == after:
             return Hold("REFUND_UNKNOWN", f"6203 {ctx.row.business_key}: outcome lost, and the order status "

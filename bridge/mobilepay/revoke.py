@@ -4,7 +4,9 @@
              patient at await_payment and nobody works on it; Finish when it already
              ended; Fail when it is paid (refund it instead)
     revoke   6401 (centre.revoke_order), then poke the payment so it sees the revoke.
-             Its lost answer: resolve_revoke asks 6301 (centre.query_order)
+             Refused: 6301 at once - the payment's own deadline 6401 may have revoked it a
+             moment earlier (then "already revoked", done), or the patient paid
+             (ALREADY_PAID).  Its lost answer: resolve_revoke asks 6301 (centre.query_order)
     close_channel  a payment placed in WeChat with a cash part: close its JSAPI cash order
              (channels.md §2.1; safe to repeat).  The mixed order's own close endpoint is not
              public (§2.4, §10.4 item 3) and Alipay's medical order has none in the digest
@@ -34,7 +36,8 @@ class RevokeFlow(Flow):
     secret_keys = SECRET_KEYS
     steps = {
         "locate": Step("locate", next=("revoke",)),
-        "revoke": Step("revoke", calls=("6401",), safe_to_repeat=False, resolves_with=("6301",),
+        # A refused 6401 is followed by 6301 at once: revoked already, or paid?
+        "revoke": Step("revoke", calls=("6401", "6301"), safe_to_repeat=False, resolves_with=("6301",),
                        next=("revoke", "close_channel")),
         "close_channel": Step("close_channel", calls=(wx_oc.TRANSACTION_CLOSE,)),
     }
@@ -83,8 +86,24 @@ class RevokeFlow(Flow):
         r = revoke_order(ctx, d, self._patient(ctx))
         if r.outcome is Outcome.OK:
             return self._revoked(ctx)
-        return not_ok(r, "REVOKE_UNKNOWN", lambda: Fail(
-            "REVOKE_REJECTED", f"6401 refused: {r.message} (if the patient paid, enqueue a refund)"))
+        return not_ok(r, "REVOKE_UNKNOWN", lambda: self._refused(ctx, r))
+
+    def _refused(self, ctx, r):
+        """6401 refused.  The payment's own deadline 6401 can race this one: the loser is
+        refused although the order is revoked.  6301 tells (a read)."""
+        q = query_order(ctx, ctx.data, self._patient(ctx))
+        stas = order_status(q)
+        if stas is not None and stas.is_revoked:
+            return self._revoked(ctx, note=f"already revoked (ordStas {stas.value}); this 6401 was refused: "
+                                           f"{r.message}")
+        if stas is not None and stas.is_settled:
+            return Fail("ALREADY_PAID", f"6401 refused ({r.message}): the patient paid before the revoke; "
+                                        f"enqueue a refund instead")
+        if stas is None:
+            # Nothing is decided on a refusal alone: resolve_revoke asks 6301 again.
+            return InDoubt("QUERY_FAILED", f"6401 refused ({r.message}) and 6301 failed: {q.message}")
+        return Fail("REVOKE_REJECTED", f"6401 refused: {r.message}; 6301 says ordStas {stas.value} (if the patient "
+                                       f"paid, enqueue a refund)")
 
     def resolve_revoke(self, ctx):
         d = ctx.data
@@ -100,28 +119,31 @@ class RevokeFlow(Flow):
             return Fail("ALREADY_PAID", "the patient paid before the revoke: enqueue a refund instead")
         return Hold("REVOKE_UNCLEAR", f"order status {stas.value} after a lost 6401: check in the centre")
 
-    def _revoked(self, ctx):
+    def _revoked(self, ctx, note=None):
         d = ctx.data
         if d.get("channel") == WECHAT and d.get("prepay_id"):
-            return Goto("close_channel")
-        return self._finish(ctx, None)
+            return Goto("close_channel", data={"note": note} if note else {})
+        return self._finish(ctx, None, note)
 
     def step_close_channel(self, ctx):
         """§2.1 close (204): the patient can no longer pay the cash part.  A refusal (already
         paid: the payment's flow sees that cash and refunds it) is noted, not held."""
         client = ctx.service("wechatpay")
         r = ctx.call(client.send, client.prepare_close_transaction(ctx.data["out_trade_no"]))
+        note = ctx.data.get("note")
         if r.ok or wx_oc.is_not_found(r):
-            return self._finish(ctx, "closed")
+            return self._finish(ctx, "closed", note)
         if r.refused:
-            return self._finish(ctx, f"close refused: {r.code} {r.message}")
+            return self._finish(ctx, f"close refused: {r.code} {r.message}", note)
         return Retry("CLOSE_FAILED", f"{r.interface}: {r.message}")
 
-    def _finish(self, ctx, closed):
+    def _finish(self, ctx, closed, note=None):
         d = ctx.data
         # Wake the payment so it sees the revoked order now, not at its next poll.
         ctx.port.poke(PAYMENT_KINDS, ctx.payload["payment_key"])
         result = {"payment_key": ctx.payload["payment_key"], "payOrdId": d["payOrdId"]}
+        if note:
+            result["note"] = note
         if d.get("channel"):
             result.update(channel=d["channel"], out_trade_no=d.get("out_trade_no"),
                           channel_closed=closed or ("no cash order" if d["channel"] == WECHAT else

@@ -23,6 +23,12 @@ class MobilePaySettings:
     settle_seconds: float = 60.0
     # How long a revoke waits for its payment to reach the centre (6202 done).
     revoke_wait_seconds: float = 600.0
+    # ordStas 17 (退款中, §6.1 [U]) after a lost 6203: the centre is still refunding.  Waiting,
+    # not failing (no attempt used), asked again every refund_progress_poll_seconds, until this
+    # long after the 6203 (database clock); then held for a person.  OUR CHOICE: no source says
+    # how long the centre may take (a channel's refund takes 1-3 working days, channels.md §2.6).
+    refund_progress_wait_seconds: float = 86400.0
+    refund_progress_poll_seconds: float = 300.0
     use_personal_account: bool = True      # acctUsedFlag, unless the payload says otherwise
     fee_type: str = "01"                   # §6.2: "01" in every sample
     psn_setlway: str = "01"                # §6.2: 01 按项目结算
@@ -48,7 +54,8 @@ class MobilePaySettings:
         if self.on_deadline not in ("revoke", "hold"):
             raise ValueError("on_deadline must be \"revoke\" or \"hold\"")
         for name in ("payment_deadline_seconds", "poll_first_seconds", "poll_cap_seconds",
-                     "his_take_window_seconds", "his_poll_seconds", "revoke_wait_seconds"):
+                     "his_take_window_seconds", "his_poll_seconds", "revoke_wait_seconds",
+                     "refund_progress_wait_seconds", "refund_progress_poll_seconds"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.settle_seconds < 0:

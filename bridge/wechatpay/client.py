@@ -391,9 +391,17 @@ class WechatPayClient:
             error = WechatError(http_status=status, code=wx_code, message=_str(body.get("message")),
                                 reason_number=number, request_id=request_id, detail=body.get("detail"))
             code = number or wx_code or f"HTTP_{status}"
+            if number and oc.is_transient_refusal(a.interface, wx_code, status):
+                # A rate limit (429, FREQUENCY_LIMITED) or a refused signature (401 SIGN_ERROR)
+                # says nothing about the request (channels.md §1.6, bridge/refusals.py), whatever
+                # reason number its Request-ID carries: classified by the code, the number kept
+                # in the message.  Taken as the number, it was a verdict (an order "refused").
+                code = wx_code or f"HTTP_{status}"
             text = json.dumps(mask_value({"code": wx_code, "message": error.message, "detail": error.detail,
                                           "request_id": request_id}), ensure_ascii=False)
             message = " ".join(p for p in (wx_code, error.message) if p) or f"HTTP {status}"
+            if number and code != number:
+                message += f" (Request-ID reason {number})"
             return result(code, message, text=text, data=error, raw=body or None)
         return result(oc.HTTP_ERROR, f"unexpected HTTP {status}")
 

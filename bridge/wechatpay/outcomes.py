@@ -118,6 +118,12 @@ def classify(interface: str, code: Optional[str], http_status: Optional[int] = N
     return Rule(_REJ, False, "business error")
 
 
+def is_transient_refusal(interface: str, code: Optional[str], http_status: Optional[int] = None) -> bool:
+    """Does this answer say nothing about the request (a rate limit, a refused signature)?"""
+    rule = classify(interface, code, http_status)
+    return rule.outcome is Outcome.REJECTED and rule.transient
+
+
 def result(interface: str, msg_id: str, code: str, message: str, *, http_status: Optional[int] = None,
            **fields) -> CallResult:
     """The CallResult of an answer that is not a plain success, classified by the table:

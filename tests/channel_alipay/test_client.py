@@ -151,6 +151,14 @@ CASES = {
     "busy_20000_unknown_sub_code": (None, _node("20000", "Service Currently Unavailable",
                                                 sub_code="isp.unknown-error"), "refund", Outcome.UNKNOWN,
                                     "isp.unknown-error", True, {"signed": False, "node_name": "error_response"}),
+    # 20001 (an invalid or expired auth token): a refusal by the gateway, nothing happened - its own
+    # rule, never 20000's "service unavailable, outcome unknown".
+    "auth_token_20001": (oc.REFUND, _node("20001", "Insufficient Token Permissions", sub_code="aop.invalid-auth-token"),
+                         "refund", Outcome.REJECTED, "aop.invalid-auth-token", False, {}),
+    "auth_token_20001_error_response": (None, _node("20001", "Insufficient Token Permissions",
+                                                    sub_code="aop.auth-token-time-out"), "trade_query",
+                                        Outcome.REJECTED, "aop.auth-token-time-out", False,
+                                        {"node_name": "error_response"}),
     "trade_not_exist": (oc.TRADE_QUERY, _node("40004", sub_code="ACQ.TRADE_NOT_EXIST"), "trade_query",
                         Outcome.REJECTED, "ACQ.TRADE_NOT_EXIST", False, {}),
     "refund_query_empty": (oc.REFUND_QUERY, _node("10000", "Success"), "refund_query", Outcome.REJECTED,

@@ -210,6 +210,16 @@ CASES = {
                       Outcome.REJECTED, "268529477", False),
     "medins_query_not_found": (lambda wx: wx.answer(404, _err("NOT_FOUND"), request_id="X-268529515"),
                                "medins_query", Outcome.REJECTED, "268529515", False),
+    # A rate limit or a refused signature on /v3/med-ins/* says nothing about the request, whatever
+    # reason number its Request-ID carries (§1.6): by its code, never a verdict by the number (a
+    # mixed order "refused", or worse "not found" = never booked).
+    "medins_rate_limited_with_number": (lambda wx: wx.answer(403, _err("FREQUENCY_LIMITED", "请求过于频繁"),
+                                                             request_id="08F78BB5AF0610-268500001"), "medins",
+                                        Outcome.REJECTED, "FREQUENCY_LIMITED", True),
+    "medins_sign_error_with_number": (lambda wx: wx.answer(401, _err("SIGN_ERROR"), request_id="X-268529477"),
+                                      "medins", Outcome.REJECTED, "SIGN_ERROR", True),
+    "medins_429_with_not_found_number": (lambda wx: wx.answer(429, {}, request_id="X-268529515"), "medins_query",
+                                         Outcome.REJECTED, "HTTP_429", True),
     "refund_param_error": (lambda wx: wx.answer(400, _err("PARAM_ERROR")), "refund", Outcome.UNKNOWN,
                            "PARAM_ERROR", False),
     "refund_not_enough": (lambda wx: wx.answer(403, _err("NOT_ENOUGH")), "refund", Outcome.REJECTED, "NOT_ENOUGH",
@@ -245,6 +255,13 @@ def test_classification(server, client, wx, case):
     assert oc.classify(result.interface, result.code, result.http_status).transient is transient
     if outcome is Outcome.REJECTED and result.http_status and result.http_status < 500:
         assert result.data.http_status == result.http_status
+
+
+def test_a_transient_medins_refusal_keeps_its_reason_number_in_the_message(server, client, wx):
+    server.answer = wx.answer(403, _err("FREQUENCY_LIMITED", "请求过于频繁"), request_id="08F78BB5AF0610-268500001")
+    result = client.send(_prepare(client, "medins_query"))
+    assert result.transient and not oc.is_not_found(result)
+    assert "268500001" in result.message and result.data.reason_number == "268500001"
 
 
 def test_not_found_helper(server, client, wx):

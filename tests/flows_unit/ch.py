@@ -124,11 +124,12 @@ def wx_error(interface: str, code: str, message: str = "refused", status: int = 
 
 
 def mix(mix_status="MIX_PAY_CREATED", self_status="SELF_PAY_CREATED", med="MED_INS_PAY_CREATED",
-        split: dict = CASH_SPLIT, interface: str = wx_oc.MEDINS_QUERY, fail_reason: Optional[str] = None):
+        split: dict = CASH_SPLIT, interface: str = wx_oc.MEDINS_QUERY, fail_reason: Optional[str] = None,
+        pay_order_id: str = ORDER, serial_no: str = KEY):
     fen = {k: int(D(v) * 100) for k, v in split.items()}
     return ok(interface, MedInsOrder.from_json({
         "mix_trade_no": MIX, "mix_pay_status": mix_status, "self_pay_status": self_status,
-        "med_ins_pay_status": med, "out_trade_no": OTN, "serial_no": KEY, "pay_order_id": ORDER,
+        "med_ins_pay_status": med, "out_trade_no": OTN, "serial_no": serial_no, "pay_order_id": pay_order_id,
         "total_fee": fen["total"], "med_ins_gov_fee": fen["fund"], "med_ins_self_fee": fen["account"],
         "med_ins_other_fee": 0, "med_ins_cash_fee": fen["cash"], "wechat_pay_cash_fee": fen["cash"],
         "paid_time": "2026-01-01T10:05:00+08:00" if mix_status == "MIX_PAY_SUCCESS" else None,

@@ -11,7 +11,7 @@ import pytest
 from bridge.alipay import outcomes as ali
 from bridge.alipay.messages import RefundState, Trade, TradeStatus
 from bridge.channels import keys
-from bridge.channels.notice_check import ChannelNoticeCheckFlow, check_key, check_payload
+from bridge.channels.notice_check import ChannelNoticeCheckFlow, check_key, check_payload, is_reversed, quiet_reason
 from bridge.channels.notices import ALIPAY_REFUND, ALIPAY_TRADE, WECHAT_MEDINS, WECHAT_REFUND, WECHAT_TRADE
 from bridge.engine.flow import Finish, Hold, Retry, Wait
 from bridge.engine.testing import FlowScript, not_sent, ok, transient, unknown
@@ -30,6 +30,14 @@ RFN = keys.refund_no(RF)
 RFN1 = keys.refund_no(RF, attempt=1)
 TXQ, WRQ, ATQ, ARQ = wx.TRANSACTION_QUERY, wx.REFUND_QUERY, ali.TRADE_QUERY, ali.REFUND_QUERY
 YOUNG, OLD = 10.0, 400.0                      # a callback's age against the 300 s settle window
+# flow_data of a payment that ended failed after giving its cash back itself (payment.py: the
+# insurance part failed after the cash was taken; no `reversal` row): cash_done names the refund.
+CASH_BACK = {"channel": "wechat", "out_trade_no": OTN, "payOrdId": "ORD-1", "channel_ordered": True,
+             "cash_leg": {"channel": "wechat", "tag": "F", "key": PAY, "attempt": 0, "number": REV,
+                          "out_trade_no": OTN, "amount": "30.00", "paid": "30.00", "purpose": "failed_payment"},
+             "cash_done": {"number": REV, "refund_id": "50RF1", "success_time": "2026-01-01T11:00:00+08:00"},
+             "end": {"code": "PAYMENT_FAILED", "message": "the insurance part failed after the cash was taken",
+                     "no_close": True}}
 
 
 def record(interface: str, **kw) -> dict:
@@ -255,20 +263,87 @@ def test_a_refund_no_request_has(ch_clients):
     _is(s.step("check", p), Hold, "NOTICE_FOR_UNKNOWN_REFUND")
 
 
-@pytest.mark.parametrize("state, reversal, answers, want", [
-    ("failed", True, [], (Finish, None)),                                         # its own reversal
-    ("resolved", True, [], (Finish, None)),
-    ("done", False, [wrefund(RefundStatus.SUCCESS, REV)], (Hold, "REVERSAL_AFTER_HIS_TOOK")),
-    ("failed", False, [wrefund(RefundStatus.SUCCESS, REV)], (Hold, "NOTICE_FOR_CLOSED_PAYMENT")),
-    ("failed", False, [wrefund(RefundStatus.CLOSED, REV)], (Finish, None)),
+@pytest.mark.parametrize("state, flow_data, reversal, answers, want", [
+    ("failed", {}, True, [], (Finish, None)),                                     # its own reversal
+    ("resolved", {}, True, [], (Finish, None)),
+    ("failed", CASH_BACK, False, [], (Finish, None)),                             # its own cash refund
+    ("done", {}, False, [wrefund(RefundStatus.SUCCESS, REV)], (Hold, "REVERSAL_AFTER_HIS_TOOK")),
+    # a refund under the payment's F number that the payment's record does not show
+    ("failed", {}, False, [wrefund(RefundStatus.SUCCESS, REV)], (Hold, "NOTICE_FOR_CLOSED_PAYMENT")),
+    ("failed", {}, False, [wrefund(RefundStatus.CLOSED, REV)], (Finish, None)),
 ])
-def test_wechat_reversal_callback(ch_clients, state, reversal, answers, want):
+def test_wechat_reversal_callback(ch_clients, state, flow_data, reversal, answers, want):
     s, p = script(ch_clients, WECHAT_REFUND, "reversal", PAY, out_refund_no=REV)
-    payment(s, state, reversal=reversal)
+    payment(s, state, flow_data, reversal=reversal)
     if answers:
         s.answer(WRQ, *answers)
     _is(s.step("check", p), *want)
     assert s.sent == [WRQ] * len(answers)
+
+
+# ---------------------------------------------------------------- a payment that gave its cash back itself
+
+@pytest.mark.parametrize("refund_answer, want", [
+    (wrefund(RefundStatus.SUCCESS, REV), (Finish, None)),            # the cash is back: no news
+    (wrefund(RefundStatus.PROCESSING, REV), (Retry, "REFUND_IN_PROGRESS")),
+    (wrefund(RefundStatus.CLOSED, REV), (Hold, "NOTICE_FOR_CLOSED_PAYMENT")),
+    (wx_answer(WRQ, "RESOURCE_NOT_EXISTS", http_status=404), (Hold, "NOTICE_FOR_CLOSED_PAYMENT")),
+    (unknown(WRQ), (Retry, "QUERY_FAILED")),
+], ids=["refunded", "processing", "closed", "absent", "unknown"])
+@pytest.mark.parametrize("trade", [TradeState.SUCCESS, TradeState.REFUND])
+def test_a_late_cash_callback_of_a_payment_that_refunded_its_cash_itself(ch_clients, trade, refund_answer, want):
+    """The payment ended failed after its own cash refund (payment.py: the insurance part failed
+    after the cash was taken, or the cash was paid after the centre's order ended; no
+    `reversal` row).  A duplicate TRANSACTION.SUCCESS then finds the trade SUCCESS or REFUND:
+    the refund the payment names is asked, and only a refund that did not bring the cash back
+    is a person's - never "partly refunded by someone other than mibridge"."""
+    s, p = script(ch_clients, WECHAT_TRADE, "payment", PAY)
+    payment(s, "failed", CASH_BACK)
+    s.answer(TXQ, tx(trade)).answer(WRQ, refund_answer)
+    t = _is(s.step("check", p), *want)
+    assert s.sent == [TXQ, WRQ] and REV in s.prepared[1].url
+    if isinstance(t, Hold):
+        assert "someone other than mibridge" not in t.message and "reversal" in t.message
+
+
+def test_a_late_cash_callback_asks_the_refund_the_payment_says_succeeded(ch_clients):
+    """cash_done names the number that succeeded (a CLOSED first number was replaced): that one."""
+    rev1 = keys.reversal_no(PAY, attempt=1)
+    s, p = script(ch_clients, WECHAT_TRADE, "payment", PAY)
+    payment(s, "failed", dict(CASH_BACK, cash_leg=dict(CASH_BACK["cash_leg"], number=rev1, attempt=1),
+                              cash_done=dict(CASH_BACK["cash_done"], number=rev1)))
+    s.answer(TXQ, tx(TradeState.REFUND)).answer(WRQ, wrefund(RefundStatus.SUCCESS, rev1))
+    _is(s.step("check", p), Finish)
+    assert rev1 in s.prepared[1].url
+
+
+@pytest.mark.parametrize("flow_data, answers, want", [
+    (CASH_BACK, [atrade(TradeStatus.TRADE_SUCCESS), arefund()], (Finish, None)),
+    (CASH_BACK, [atrade(TradeStatus.TRADE_CLOSED)], (Finish, None)),            # refunded in full: closed
+    ({}, [atrade(TradeStatus.TRADE_SUCCESS)], (Hold, "NOTICE_FOR_CLOSED_PAYMENT")),
+])
+def test_alipay_notify_of_a_payment_that_refunded_its_cash_itself(ch_clients, flow_data, answers, want):
+    s, p = script(ch_clients, ALIPAY_TRADE, "payment", PAY)
+    payment(s, "failed", flow_data)
+    for a in answers:
+        s.answer(a.interface, a)
+    _is(s.step("check", p), *want)
+    assert s.sent == [a.interface for a in answers]
+
+
+@pytest.mark.parametrize("interface, rec", [
+    (WECHAT_REFUND, {"out_refund_no": REV}),
+    (ALIPAY_REFUND, {"out_biz_no": REV, "refund_fee": "30.00"}),
+])
+def test_the_refund_callback_of_that_cash_refund_is_matched_without_a_query(ch_clients, interface, rec):
+    s, p = script(ch_clients, interface, "reversal", PAY, **rec)
+    payment(s, "failed", CASH_BACK)
+    t = _is(s.step("check", p), Finish)
+    assert s.sent == [] and REV in t.data["matched"]
+    # The callback endpoint's own test (bridge/channels/unmatched.py) reads it the same way: no check.
+    req = s.port.find_request([KIND_OUTPATIENT], PAY)
+    assert is_reversed(s.port.inbox_state, req, "reversal") and not is_reversed(s.port.inbox_state, req, "refund")
+    assert quiet_reason(p, s.port.notice(interface, f"{interface}-key"), req, True, keys.DEFAULT_PREFIX)
 
 
 @pytest.mark.parametrize("state, answers, want", [

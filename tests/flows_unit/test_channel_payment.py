@@ -82,6 +82,28 @@ def test_authorize_refuses_what_the_channel_cannot_take(flow, mp_client, wx, ali
     assert s.sent == []
 
 
+@pytest.mark.parametrize("kind, doc", [(KIND_OUTPATIENT, wx_doc()), (KIND_OUTPATIENT, ali_doc()),
+                                       (KIND_REGISTRATION, wx_doc()), (KIND_OUTPATIENT, None)],
+                         ids=["wechat", "alipay", "registration", "no-channel"])
+@pytest.mark.parametrize("state", ["pending", "done", "failed"])
+def test_authorize_refuses_a_business_key_another_payment_kind_has(mp_client, wx, ali, kind, doc, state):
+    """One key is one medOrgOrd at the centre and one out_trade_no at the channel: an outpatient
+    bill and a registration under it would meet each other's orders.  The later request is
+    refused before any call, whatever the earlier one's state."""
+    from .mp import payment_doc
+    s = ch_script(PaymentFlow(kind, SHIPPED), mp_client, wx, ali, row_id=60)
+    other = KIND_REGISTRATION if kind == KIND_OUTPATIENT else KIND_OUTPATIENT
+    s.port.add_request(id=50, kind=other, business_key=KEY, state=state)
+    t = _is(s.step("authorize", doc or payment_doc()), Fail, code="BAD_INPUT")
+    assert s.sent == [] and other in t.message and "new business key" in t.message
+
+
+def test_authorize_the_earlier_request_keeps_the_key(mp_client, wx, ali):
+    s = ch_script(PaymentFlow(KIND_OUTPATIENT, SHIPPED), mp_client, wx, ali, row_id=50)
+    s.port.add_request(id=60, kind=KIND_REGISTRATION, business_key=KEY, state="pending")
+    _is(s.step("authorize", wx_doc()), Goto, step="identify")
+
+
 def test_authorize_a_channel_without_its_section_is_held_not_failed(flow, mp_client):
     from .mp import script
     s = script(flow, mp_client)
@@ -239,6 +261,28 @@ def test_alipay_medical_order(s, answer, want):
         assert t.inbox[0].result["cashier"] == {"pay_url": "https://ali.example/cashier?sn=MED-1"}
 
 
+@pytest.mark.parametrize("channel, answer", [
+    ("wechat", mix(pay_order_id="ORD-OTHER")),
+    ("wechat", mix(serial_no="OTHER-KEY")),
+    ("alipay", ali_status(pay_order_id="ORD-OTHER")),
+], ids=["wx-other-pay-order", "wx-other-serial", "ali-other-pay-order"])
+def test_resolve_channel_order_finds_another_payments_order(s, channel, answer):
+    """The order under our out_trade_no belongs to another payment (the other payment kind under
+    the same business key, from before authorize refused that): never its cashier for this one."""
+    s.answer(answer.interface, answer)
+    doc = wx_doc() if channel == "wechat" else ali_doc()
+    extra = {"prepay_id": PREPAY} if channel == "wechat" else {}
+    t = _is(s.resolve("channel_order", doc, data=placed(channel, **extra), doubt_age=PAST, secrets=SECRETS),
+            Hold, code="CHANNEL_ORDER_MISMATCH")
+    assert ORDER in t.message and "OTHER" in t.message
+
+
+def test_channel_order_answer_for_another_payment_is_held(s):
+    s.answer(wx_oc.MEDINS_CREATE, mix(pay_order_id="ORD-OTHER", interface=wx_oc.MEDINS_CREATE))
+    _is(s.step("channel_order", wx_doc(), data=placed("wechat", prepay_id=PREPAY), secrets=SECRETS), Hold,
+        code="CHANNEL_ORDER_MISMATCH")
+
+
 @pytest.mark.parametrize("age", [INSIDE, PAST], ids=["inside", "past"])
 @pytest.mark.parametrize("channel, answer, want", [
     ("wechat", mix(), (Wait, None, "await_payment")),              # it was placed: the cashier now
@@ -347,6 +391,48 @@ def test_await_a_state_one_side_may_lag_gets_the_settle_window(s, centre, channe
         assert (leg["number"], leg["amount"], leg["purpose"]) == (keys.reversal_no(KEY), "36.00", "failed_payment")
 
 
+CASH_ONLY_MIX = mix("MIX_PAY_FAIL", "SELF_PAY_SUCCESS", "MED_INS_PAY_FAIL")
+
+
+@pytest.mark.parametrize("channel, doc, answer", [
+    ("wechat", wx_doc, CASH_ONLY_MIX),
+    ("alipay", ali_doc, ali_status("PAY_FAIL", "TRADE_SUCCESS")),
+])
+@pytest.mark.parametrize("stas, code", [(OrdStas.REVOKED, "REVOKED"), (OrdStas.SETTLEMENT_FAILED, "PAYMENT_FAILED")])
+def test_await_the_cash_paid_after_the_centre_order_ended_is_refunded_without_a_6401(s, channel, doc, answer,
+                                                                                      stas, code):
+    """The HIS revoked (or the deadline did) and the patient paid the cash just before the cash
+    order was closed (revoke.py's close refused): the centre says 12, the channel cash paid and
+    insurance failed.  After the settle window the cash goes back by its own refund, and the
+    payment ends as the centre's order did, naming the refund - no 6401 (the order is over),
+    nobody asked to look unless the refund itself cannot be settled."""
+    ended = query(stas, fund="84.00", account="0.00", cash="36.00")
+    s.answer("6301", ended, ended)
+    s.answer(answer.interface, answer, answer)
+    first = _is(_await(s, doc(), ordered(channel)), Wait)
+    assert first.data["odd_since"]
+    s.port.call_ages["ODD-1"] = PAST
+    t = _is(_await(s, doc(), ordered(channel, odd_since="ODD-1")), Goto, step="cash_refund")
+    leg, end = t.data["cash_leg"], t.data["end"]
+    assert (leg["number"], leg["amount"], leg["purpose"]) == (keys.reversal_no(KEY), "36.00", "failed_payment")
+    assert (end["code"], end["closed"], end["no_close"]) == (code, True, True)
+    assert "after the patient paid the cash" in end["message"]
+
+
+@pytest.mark.parametrize("stas, notice, want", [
+    (OrdStas.EXCEPTION, None, (Hold, "CHANNEL_DISAGREES")),               # 14: money may have moved at the centre
+    (OrdStas.REVOKED, {"payOrdId": ORDER, "feeSumamt": "120.00"}, (Hold, "NOTICE_CONTRADICTS_STATUS")),
+], ids=["anomaly", "a-6302-says-paid"])
+def test_await_the_cash_paid_after_the_centre_order_ended_but_the_centre_may_have_money(s, stas, notice, want):
+    ended = query(stas, fund="84.00", account="0.00", cash="36.00")
+    s.answer("6301", ended)
+    s.answer(wx_oc.MEDINS_QUERY, CASH_ONLY_MIX)
+    if notice:
+        s.port.set_notice("6302", ORDER, notice)
+    s.port.call_ages["ODD-1"] = PAST
+    _is(_await(s, wx_doc(), ordered("wechat", odd_since="ODD-1")), *want)
+
+
 @pytest.mark.parametrize("centre, channel, want", [
     (SETTLED_6301, mix("MIX_PAY_FAIL", "SELF_PAY_FAIL", "MED_INS_PAY_FAIL"), (Hold, "CHANNEL_DISAGREES")),
     (REVOKED, paid_mix(), (Hold, "CHANNEL_DISAGREES")),
@@ -418,6 +504,27 @@ def test_close_channel(s, close, status, want):
         assert t.data["cash_leg"]["purpose"] == "failed_payment" and t.data["end"]["closed"]
     else:
         _is(t, want[0], code=want[1])
+
+
+@pytest.mark.parametrize("status", [mix("MIX_PAY_FAIL", "SELF_PAY_REFUND", "MED_INS_PAY_FAIL"),
+                                    mix("MIX_PAY_FAIL", "SELF_PAY_SUCCESS", "MED_INS_PAY_FAIL")],
+                         ids=["cash-refunded", "channel-view-lags-its-refund"])
+def test_close_channel_after_the_cash_came_back_ends_failed_naming_its_refund(s, status):
+    """await_payment CASH_ONLY -> cash_refund (F number) -> 6401 -> close_channel: the end names the
+    refund (failed row and flow_data cash_done); a channel view that still says the cash is paid
+    is not refunded a second time."""
+    rev = keys.reversal_no(KEY)
+    leg = {"channel": "wechat", "tag": keys.REVERSAL, "key": KEY, "attempt": 0, "number": rev, "out_trade_no": OTN,
+           "amount": "36.00", "paid": "36.00", "purpose": "failed_payment", "reason": None}
+    done = {"number": rev, "refund_id": "50RF1", "success_time": "2026-01-01T11:00:00+08:00"}
+    s.answer(wx_oc.MEDINS_QUERY, status)
+    t = _is(s.step("close_channel", wx_doc(), data=ordered("wechat", cash_leg=leg, cash_done=done, end={
+        "code": "PAYMENT_FAILED", "message": "the insurance part failed", "no_close": True}), secrets=SECRETS),
+        Fail, code="PAYMENT_FAILED")
+    assert s.sent == [wx_oc.MEDINS_QUERY] and t.data["cash_done"] == done
+    [row] = t.inbox
+    assert (row.error_code, row.result["out_refund_no"], row.result["cash_refunded"]) == ("PAYMENT_FAILED", rev,
+                                                                                          "36.00")
 
 
 def test_close_channel_alipay_has_no_close_and_says_so(s):

@@ -410,8 +410,19 @@ def test_the_cash_of_a_failed_payment_comes_back_before_the_centre_order_ends(mp
     t = s.step("cash_refund", wx_doc(), data=ordered("wechat", cash_leg=leg, end=end))
     if want[0] is Goto:
         _is(t, Goto, step="revoke")
+        assert t.data["cash_done"]["number"] == REV
     else:
+        # Ends failed (no `reversal` row: nothing was settled), naming the refund that gave the
+        # cash back: the HIS and finance see it, and the notice check matches a late callback
+        # of the cash or of its refund by flow_data's cash_done (bridge/channels/notice_check.py).
         _is(t, Fail, code="EXPIRED")
+        assert t.data["cash_done"] == {"number": REV, "refund_id": "50RF1",
+                                       "success_time": "2026-01-01T11:00:00+08:00"}
+        [row] = t.inbox
+        assert (row.result_type, row.outcome, row.error_code, row.order_id) == ("error", "failed", "EXPIRED", ORDER)
+        assert (row.result["out_refund_no"], row.result["refund_id"], row.result["cash_refunded"],
+                row.result["channel"], row.result["out_trade_no"]) == (REV, "50RF1", "36.00", "wechat", OTN)
+        assert REV in row.error_message and REV in t.message
 
 
 # ================================================================== mobilepay.revoke closes the cash order
@@ -444,6 +455,17 @@ def test_revoke_then_close_only_where_there_is_a_cash_order(mp_client, wx, ali):
     t = _is(s.step("revoke", {"payment_key": KEY}, data=dict(base, channel="alipay"), secrets=PATIENT_SECRETS),
             Finish)
     assert "Alipay has no close" in t.inbox[0].result["channel_closed"]
+
+
+def test_revoke_refused_because_the_payment_revoked_it_still_closes_the_cash_order(mp_client, wx, ali):
+    s = ch_script(RevokeFlow(SHIPPED), mp_client, wx, ali, key="RV-1", serial_key="RV-1")
+    data = {"payOrdId": ORDER, "payment_id": 50, "channel": "wechat", "out_trade_no": OTN, "prepay_id": PREPAY}
+    s.answer("6401", refused("6401", "订单已撤销"))
+    s.answer("6301", query(OrdStas.REVOKED))
+    t = _is(s.step("revoke", {"payment_key": KEY}, data=data, secrets=PATIENT_SECRETS), Goto, step="close_channel")
+    s.answer(wx_oc.TRANSACTION_CLOSE, ok(wx_oc.TRANSACTION_CLOSE))
+    t = _is(s.step("close_channel", {"payment_key": KEY}, data={**data, **t.data}), Finish)
+    assert t.inbox[0].result["channel_closed"] == "closed" and "already revoked" in t.inbox[0].result["note"]
 
 
 def test_a_processing_refund_whose_callback_came_meanwhile_is_asked_again_at_once(mp_client, wx, ali):

@@ -135,7 +135,10 @@ def _st(cash, insurance):
     ("processing", UNKNOWN, PENDING, True, Verdict.LAG),
     ("ended", PENDING, PENDING, True, Verdict.ENDED),
     ("ended", FAILED, FAILED, True, Verdict.ENDED),
-    ("ended", PAID, FAILED, True, Verdict.DISAGREE),
+    ("ended", PAID, FAILED, True, Verdict.CASH_ONLY),         # revoked, then the cash paid: refund it
+    ("ended", PAID, PENDING, True, Verdict.DISAGREE),
+    ("ended", PAID, PAID, True, Verdict.DISAGREE),
+    ("ended", REFUNDED, FAILED, True, Verdict.DISAGREE),
     ("ended", NONE, PAID, False, Verdict.DISAGREE),
 ])
 def test_the_centre_and_the_channel_judged_together(centre, cash, insurance, cash_due, verdict):

@@ -3,6 +3,8 @@ bridge/facepay/cancel.py): 2207/2304/2260 and its 2601 resolver, the terminal no
 HIS's take, 2208/2305/2261 with fpy001 and mpc004.  No daemon, database or platform."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bridge.engine.flow import Fail, Finish, Goto, Hold, InDoubt, Retry, Wait
@@ -18,6 +20,11 @@ SETTLE_INFNO = {OutpatientSettleFlow: "2207", InpatientSettleFlow: "2304", Docum
 CANCEL_INFNO = {OutpatientCancelFlow: "2208", InpatientCancelFlow: "2305", DocumentCancelFlow: "2261"}
 NOT_FOUND = "原交易不存在"          # FacePaySettings.reversal_not_found_markers
 NOT_REVERSIBLE = "不允许冲正"       # FacePaySettings.reversal_refused_markers
+
+
+def envelope_data(s) -> dict:
+    """input.data of the last call the script made, as sent."""
+    return json.loads(s.prepared[-1].body)["input"]["data"]
 
 
 def _is(t, kind, code=None, step=None):
@@ -286,6 +293,68 @@ def test_resolve_cancel(facepay, age, answer, want):
         assert t.step == want[1] and t.data["cancelled"] is False and t.data["refund_sn"]
     else:
         assert t.code == want[1]
+
+
+# Where face pay is not enabled (a kiosk with no [facepay] section: IdentitySettings.kiosk_settlement)
+# there is no fpy001: a lost cancel is resolved by 2601 of its msgid (offline.md §9.2, §9.3).
+PLAIN = FacePaySettings(enabled=False, notify_terminal=False)
+
+
+@pytest.mark.parametrize("age", [INSIDE, PAST], ids=["inside", "past"])
+@pytest.mark.parametrize("answer, reversals, want", [
+    (ok("2601"), 0, (Goto, None)),                                     # undone: the settlement stands, cancel again
+    (ok("2601"), PLAIN.max_reversals, (Hold, "TOO_MANY_REVERSALS")),
+    (refused("2601", NOT_REVERSIBLE), 0, (Hold, "CANCEL_UNRESOLVED")),
+    (refused("2601", "其他错误"), 0, (InDoubt, "REVERSAL_FAILED")),
+    (unknown("2601"), 0, (InDoubt, "REVERSAL_FAILED")),
+    (not_sent("2601"), 0, (InDoubt, "REVERSAL_FAILED")),
+], ids=["reversed", "too-many", "not-reversible", "other-refusal", "unknown", "not-sent"])
+@pytest.mark.parametrize("cls", [OutpatientCancelFlow, InpatientCancelFlow, OutpatientSettleFlow])
+def test_resolve_cancel_without_face_pay_reverses_the_lost_cancel(facepay, cls, age, answer, reversals, want):
+    s = script(cls(PLAIN), facepay)
+    s.answer("2601", answer)
+    t = _is(s.resolve("cancel", CANCEL_DOC if "Cancel" in cls.__name__ else SETTLE_DOC,
+                      data=cancel_data(face_pay=False, cancel_reversals=reversals), doubt_age=age), *want)
+    assert s.sent == ["2601"]                                   # never fpy001, never 2208 from the resolver
+    infno = CANCEL_INFNO.get(cls, "2208")
+    data = envelope_data(s)
+    assert (data["omsgid"], data["oinfno"]) == (s.ctx.in_doubt_msg_id, infno)     # 2601 of THE lost cancel
+    if isinstance(t, Goto):
+        assert t.step == "cancel" and t.data == {"cancel_reversals": 1}
+        [note] = t.inbox
+        assert note.result_type == "cancel_progress" and note.result["oinfno"] == infno   # not a settlement reversal
+
+
+def test_a_kiosk_without_facepay_resolves_a_lost_2208_by_2601(facepay):
+    """The kiosk's settings when the daemon has no [facepay] section (face pay not enabled): a
+    lost 2208 used to be asked with fpy001 only, which such a kiosk cannot answer (held
+    QUERY_FAILED once the attempts ran out)."""
+    from bridge.identity.kiosk import KioskCancelFlow, KioskSettleFlow
+    from bridge.identity.settings import IdentitySettings
+    identity = IdentitySettings()
+    plain = identity.kiosk_settlement(None)
+    for flow, doc in ((KioskCancelFlow(plain, identity), CANCEL_DOC),
+                      (KioskSettleFlow(plain, identity), SETTLE_DOC)):           # the 单边账 cancel too
+        s = script(flow, facepay)
+        s.answer("2601", ok("2601"))
+        t = _is(s.resolve("cancel", doc, data=cancel_data(face_pay=False), doubt_age=PAST), Goto, step="cancel")
+        assert s.sent == ["2601"] and envelope_data(s)["oinfno"] == "2208"
+        assert t.inbox[0].result["platform"] == "kiosk"
+
+
+@pytest.mark.parametrize("cls, age, want", [
+    (OutpatientCancelFlow, INSIDE, (InDoubt, "CANCEL_NOT_SEEN_YET")),
+    (OutpatientCancelFlow, PAST, (Goto, None)),                     # never booked: send it (a first send)
+    (DocumentCancelFlow, PAST, (Hold, "CANCEL_UNRESOLVED")),        # 2261 is not known to be reversible
+], ids=["2208-inside", "2208-past", "2261-past"])
+def test_resolve_cancel_without_face_pay_original_not_found(facepay, cls, age, want):
+    s = script(cls(PLAIN), facepay)
+    s.answer("2601", refused("2601", NOT_FOUND))
+    t = _is(s.resolve("cancel", CANCEL_DOC, data=cancel_data(face_pay=False), doubt_age=age), *want)
+    if isinstance(t, InDoubt):
+        assert t.waiting
+    if isinstance(t, Goto):
+        assert t.step == "cancel" and t.inbox == []
 
 
 @pytest.mark.parametrize("age, want", [(INSIDE, InDoubt), (PAST, Goto)], ids=["inside", "past"])

@@ -219,6 +219,19 @@ def test_the_registration_after_a_lost_one_names_it(facepay):
     assert t.inbox[0].result["lost_msgids"] == ["M-1", "M-2"]
 
 
+def test_a_refused_2201_after_a_lost_one_names_the_lost_messages(facepay):
+    """The lost 2201 may stand at the centre (mdtrt_id unknown): the failed row says which
+    messages, as the registration row does, so the office can look them up."""
+    s = register(facepay)
+    _sign_in(facepay, "KIOSK01")
+    s.answer("2201", refused("2201", "该人员已在本机构挂号"))
+    t = is_(s.step("register", REG_DOC, dict(PREPARED, lost_msgids=["M-1"]), secrets=OWN), Fail, code="PLATFORM_-1")
+    assert "M-1" in t.message                          # (flow_data keeps lost_msgids: the Fail changes none)
+    (r,) = t.inbox
+    assert (r.result_type, r.outcome, r.error_code, r.result["lost_msgids"]) == ("error", "failed", "PLATFORM_-1",
+                                                                                  ["M-1"])
+
+
 def _sign_in(facepay, opter: str) -> None:
     facepay.offline.signin.accept(opter, "SIGN-" + opter)
 

@@ -391,8 +391,18 @@ def test_repair(s, answer, want):
 ], ids=["refunded", "in-progress", "partly", "unknown"])
 def test_resolve_repair(s, age, answer, want):
     s.answer("6301", answer)
-    _is(s.resolve("repair", DOC, data=REPAIRING, doubt_age=age, secrets={"payToken": TOKEN}), *want)
+    t = _is(s.resolve("repair", DOC, data=REPAIRING, doubt_age=age, secrets={"payToken": TOKEN}), *want)
     assert s.sent == ["6301"]
+    if isinstance(t, InDoubt):
+        # the centre still refunding (17) is a wait that uses no attempt; a failed query is not
+        assert t.waiting is (t.code == "REFUND_IN_PROGRESS")
+
+
+def test_resolve_repair_the_centre_refunding_for_too_long_is_held(s):
+    s.answer("6301", query(OrdStas.REFUND_IN_PROGRESS))
+    t = _is(s.resolve("repair", DOC, data=REPAIRING, doubt_age=SHIPPED.refund_progress_wait_seconds + 1,
+                      secrets={"payToken": TOKEN}), Hold, code="REFUND_STILL_IN_PROGRESS")
+    assert REPAIRING["appRefdSn"] in t.message
 
 
 @pytest.mark.parametrize("age, want", [(INSIDE, InDoubt), (PAST, Goto)], ids=["inside", "past"])

@@ -83,9 +83,14 @@ def test_check_a_cash_refund_within_what_is_left(mp_client):
     (lambda p: add_payment(p, state="failed", step="order"), (Fail, "NOT_PAID")),
     (lambda p: add_payment(p, state="done", flow_data={}), (Fail, "NOT_PAID")),
     (lambda p: (add_payment(p), add_payment(p, id=51, kind=KIND_REGISTRATION)), (Fail, "AMBIGUOUS_PAYMENT")),
+    # the registration refused at authorize (the key was the outpatient bill's): it never reached
+    # the centre and names nothing to refund; the bill is the payment
+    (lambda p: (add_payment(p), add_payment(p, id=51, kind=KIND_REGISTRATION, state="failed", step="authorize",
+                                            flow_data={})), (Goto, None)),
     (lambda p: (add_payment(p), p.add_request(id=60, kind=KIND_REFUND, business_key="RF-0", state="resolved",
                                              serial_key="PAY-1")), (Hold, "PRIOR_REFUND_UNRECONCILED")),
-], ids=["none", "open", "in-doubt", "failed", "done-unsettled", "ambiguous", "prior-resolved"])
+], ids=["none", "open", "in-doubt", "failed", "done-unsettled", "ambiguous", "other-kind-refused-at-authorize",
+        "prior-resolved"])
 def test_check_the_payment(mp_client, setup, want):
     s = refund_script(mp_client)
     setup(s.port)
@@ -131,13 +136,12 @@ def test_refund(mp_client, answer, want):
 @pytest.mark.parametrize("age", [INSIDE, PAST], ids=["inside", "past"])
 @pytest.mark.parametrize("answer, data, want", [
     (query(OrdStas.REFUNDED), REFUNDING, (Finish, None)),
-    (query(OrdStas.REFUND_IN_PROGRESS), REFUNDING, (InDoubt, "REFUND_IN_PROGRESS")),
     (query(OrdStas.SELF_PAY_PARTLY_REFUNDED_ONLY), REFUNDING, (Hold, "REFUND_UNCLEAR")),
     (unknown("6301"), REFUNDING, (InDoubt, "QUERY_FAILED")),
     # this refund would not change ordStas (10 -> 10): 6301 cannot tell, a person checks
     (query(OrdStas.SELF_PAY_PARTLY_REFUNDED_ONLY), dict(REFUNDING, state_before="10", state_after="10"),
      (Hold, "REFUND_UNKNOWN")),
-], ids=["refunded", "in-progress", "unclear", "unknown", "cannot-tell"])
+], ids=["refunded", "unclear", "unknown", "cannot-tell"])
 def test_resolve_refund(mp_client, age, answer, data, want):
     s = refund_script(mp_client)
     s.answer("6301", answer)
@@ -152,6 +156,26 @@ def test_resolve_refund_not_refunded_waits_out_the_window_then_sends(mp_client, 
     t = _is(s.resolve("refund", {"payment_key": "PAY-1"}, data=REFUNDING, doubt_age=age, secrets=PATIENT_SECRETS),
             want)
     assert t.waiting if want is InDoubt else t.step == "refund"
+
+
+@pytest.mark.parametrize("age, want", [
+    (INSIDE, (InDoubt, "REFUND_IN_PROGRESS")),
+    (SHIPPED.refund_progress_wait_seconds - 1.0, (InDoubt, "REFUND_IN_PROGRESS")),
+    (SHIPPED.refund_progress_wait_seconds, (Hold, "REFUND_STILL_IN_PROGRESS")),
+], ids=["just-sent", "nearly-a-day", "past-the-bound"])
+def test_resolve_refund_the_centre_still_refunding_is_waited_for_then_held(mp_client, age, want):
+    """ordStas 17 (退款中): the centre has the refund.  Waiting, not failing: no attempt used (it
+    was held after ~17 minutes of backoff), asked again every refund_progress_poll_seconds, held
+    with a clear reason only past refund_progress_wait_seconds after the 6203."""
+    s = refund_script(mp_client)
+    s.answer("6301", query(OrdStas.REFUND_IN_PROGRESS))
+    t = _is(s.resolve("refund", {"payment_key": "PAY-1"}, data=REFUNDING, doubt_age=age, secrets=PATIENT_SECRETS),
+            *want)
+    assert s.sent == ["6301"]                        # never 6203 again from here
+    if isinstance(t, InDoubt):
+        assert t.waiting and 0 < t.delay <= SHIPPED.refund_progress_poll_seconds
+    else:
+        assert "17" in t.message and "requeue" in t.message
 
 
 # ================================================================== revoke: locate
@@ -199,11 +223,10 @@ REVOKING = {"payOrdId": ORDER, "payment_id": 50}
 
 @pytest.mark.parametrize("answer, want", [
     (revoked(), (Finish, None)),
-    (refused("6401", "订单已支付"), (Fail, "REVOKE_REJECTED")),
     (transient("6401"), (Retry, "CENTRE_BUSY")),
     (not_sent("6401"), (Retry, "NOT_SENT")),
     (unknown("6401"), (InDoubt, "REVOKE_UNKNOWN")),
-], ids=["ok", "refused", "transient", "not-sent", "unknown"])
+], ids=["ok", "transient", "not-sent", "unknown"])
 def test_revoke(mp_client, answer, want):
     s = revoke_script(mp_client)
     s.answer("6401", answer)
@@ -211,6 +234,31 @@ def test_revoke(mp_client, answer, want):
     assert s.sent == ["6401"]
     # Only a revoke that went through wakes the payment.
     assert s.port.pokes == ([(PAYMENT_KINDS, "PAY-1")] if isinstance(t, Finish) else [])
+
+
+@pytest.mark.parametrize("answer, want", [
+    # the payment's own deadline 6401 revoked it a moment before: this revoke is done
+    (query(OrdStas.REVOKED), (Finish, None)),
+    (query(OrdStas.INSURANCE_REVOKED), (Finish, None)),
+    (query(OrdStas.SETTLED), (Fail, "ALREADY_PAID")),
+    (query(OrdStas.AWAITING_PAYMENT), (Fail, "REVOKE_REJECTED")),
+    # a refusal alone decides nothing: 6301 is asked again (resolve_revoke)
+    (unknown("6301"), (InDoubt, "QUERY_FAILED")),
+    (not_sent("6301"), (InDoubt, "QUERY_FAILED")),
+], ids=["revoked", "insurance-revoked", "paid", "payable", "unknown", "not-sent"])
+def test_revoke_refused_asks_6301(mp_client, answer, want):
+    """The payment's deadline 6401 and the HIS's can race: the loser is refused although the
+    order is revoked.  Never 'REVOKE_REJECTED: if the patient paid, enqueue a refund' for an
+    order that is revoked."""
+    s = revoke_script(mp_client)
+    s.answer("6401", refused("6401", "订单状态不允许撤销"))
+    s.answer("6301", answer)
+    t = _is(s.step("revoke", {"payment_key": "PAY-1"}, data=REVOKING, secrets=PATIENT_SECRETS), *want)
+    assert s.sent == ["6401", "6301"]
+    if isinstance(t, Finish):
+        [row] = t.inbox
+        assert row.result_type == "revoke" and row.outcome == "ok" and "already revoked" in row.result["note"]
+        assert s.port.pokes == [(PAYMENT_KINDS, "PAY-1")]
 
 
 @pytest.mark.parametrize("age", [INSIDE, PAST], ids=["inside", "past"])
