@@ -184,7 +184,7 @@ class RefundFlow(ChannelRefundSteps, Flow):
     def _centre_done(self, ctx, refd_sn: Optional[str], hi_refd_sn: Optional[str], hi_time: Optional[str]):
         d = ctx.data
         if not d.get("legs"):
-            return self._done(ctx, refd_sn, hi_refd_sn)
+            return self._done(ctx, refd_sn, hi_refd_sn, data={"hi_time": hi_time})
         data = {"refdSn": refd_sn, "hiRefdSn": hi_refd_sn, "centre_done": ctx.row.business_key,
                 "hi_time": hi_time}
         if d.get("cash_leg"):
@@ -230,6 +230,10 @@ class RefundFlow(ChannelRefundSteps, Flow):
             if note:
                 result["note"] = note
             enqueue = self._message(ctx, channel, fund + acct + cash, fund + acct, cash, refund_time)
+        elif d.get("hi_time"):
+            # The centre's own time of the refund (6203 hiTrnsDate/hiTrnsTime): the order book
+            # books the refund on that day, not on the day the row happened to be written.
+            result["refund_time"] = d["hi_time"]
         return Finish([InboxRow(
             result_type="refund", outcome="ok", order_id=settled["payOrdId"],
             settlement_id=refd_sn or ctx.row.business_key, total_amount=fund + acct + cash,

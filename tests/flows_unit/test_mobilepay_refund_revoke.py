@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from bridge.engine.flow import Fail, Finish, Goto, Hold, InDoubt, Retry, Wait
-from bridge.engine.testing import not_sent, refused, transient, unknown
+from bridge.engine.testing import not_sent, ok, refused, transient, unknown
 from bridge.mobilepay.kinds import KIND_OUTPATIENT, KIND_REFUND, KIND_REGISTRATION, PAYMENT_KINDS
-from bridge.mobilepay.messages import OrdStas
+from bridge.mobilepay.messages import OrdStas, RefStatus, RefundResponse
 from bridge.mobilepay.refund import RefundFlow
 from bridge.mobilepay.revoke import RevokeFlow
 
@@ -131,6 +131,19 @@ def test_refund(mp_client, answer, want):
                 row.account_amount, row.cash_amount) == ("refund", "ok", ORDER, "RSN-1", D("120.00"), D("84.00"),
                                                          D("36.00"), D("0.00"))
         assert row.result["appRefdSn"] == "RF-1" and row.result["refdType"] == "ALL"
+
+
+@pytest.mark.parametrize("date, at, want", [
+    ("20260101", "131502", "2026-01-01T13:15:02+08:00"),
+    (None, None, None),                                    # no time in the answer: none invented
+], ids=["centre-time", "no-time"])
+def test_refund_row_carries_the_centres_refund_time(mp_client, date, at, want):
+    s = refund_script(mp_client)
+    add_payment(s.port)
+    s.answer("6203", ok("6203", RefundResponse(refStatus=RefStatus.SUCC, refdSn="RSN-1", hiRefdSn="HI-1",
+                                               hiTrnsDate=date, hiTrnsTime=at)))
+    t = _is(s.step("refund", {"payment_key": "PAY-1"}, data=REFUNDING, secrets=PATIENT_SECRETS), Finish)
+    assert t.inbox[0].result.get("refund_time") == want
 
 
 @pytest.mark.parametrize("age", [INSIDE, PAST], ids=["inside", "past"])
