@@ -229,3 +229,24 @@ def test_a_sign_in_that_fails_waits_from_the_settling_call(tmp_path):
         assert "SIGN_IN_FAILED" in settlement_row(t).result["references_error"]
     finally:
         fp.close()
+
+
+# ------------------------------------------------------------------ the [facepay] settings
+
+@pytest.mark.parametrize("raw, want", [
+    ({}, (True, 10.0)),                                          # the shipped defaults
+    ({"fetch_references": False, "references_wait_seconds": 0}, (False, 0.0)),
+    ({"references_wait_seconds": -1}, "references_wait_seconds must not be negative"),
+    ({"references_wait_seconds": "soon"}, "references_wait_seconds"),
+])
+def test_the_references_settings(raw, want):
+    from daemon.config import Config, ConfigError
+    from daemon.platforms_facepay import facepay_parts
+    cfg = Config()
+    cfg.platforms = {"facepay": raw}
+    if isinstance(want, str):
+        with pytest.raises(ConfigError, match=want):
+            facepay_parts(cfg)
+    else:
+        s = facepay_parts(cfg).settings
+        assert (s.fetch_references, s.references_wait_seconds) == want
