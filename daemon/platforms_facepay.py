@@ -13,6 +13,8 @@
     settle_window_seconds = 120         # > [offline] read_timeout: "not found" is final after it
     refund_retry_delays = [60, 300, 900, 3600]
     his_ack_timeout_seconds = 900       # 单边账: settlement not taken by the HIS -> cancelled
+    fetch_references = true             # fpy001 after a real-account settlement: refNo, termSeqNo
+    references_wait_seconds = 10        # ... asked again for at most this long, then "unavailable"
     sign_in_check_seconds = 300         # how often the 9001 job checks the operator's sign-in
 
 Every other key of bridge/facepay/flows.py FacePaySettings may be set too.  Nothing here
@@ -64,6 +66,8 @@ def facepay_parts(cfg: Config) -> Optional[FacePayParts]:
         raise ConfigError(f"[facepay]: {exc}") from None
     if settings.settle_window_seconds <= 0:
         raise ConfigError("[facepay] settle_window_seconds must be positive")
+    if settings.references_wait_seconds < 0:
+        raise ConfigError("[facepay] references_wait_seconds must not be negative (0 = one try only)")
     return FacePayParts(settings=settings, terminal_url=m.terminal_url,
                         terminal_read_timeout=m.terminal_read_timeout,
                         terminal_connect_timeout=m.terminal_connect_timeout,

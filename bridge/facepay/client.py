@@ -64,6 +64,8 @@ class RealAccountStatus:
     acct_pay: Optional[Decimal] = None
     platform_seq_id: Optional[str] = None    # UnionPay serial of the deduction
     refund_seq_id: Optional[str] = None
+    ref_no: Optional[str] = None             # reference number (merchant/acquirer reconciliation)
+    term_seq_no: Optional[str] = None        # channel terminal serial (the same)
 
     @property
     def settlement_valid(self) -> bool:
@@ -81,7 +83,8 @@ class RealAccountStatus:
         return cls(output=rec, setl_stas=text(names.SETL_STAS), acct_stas=text(names.ACCT_STAS),
                    acct_pay=m.to_decimal(rec.get(names.ACCT_PAY)),
                    platform_seq_id=text(names.PLATFORM_SEQ_ID),
-                   refund_seq_id=text(names.REFUND_SEQ_ID))
+                   refund_seq_id=text(names.REFUND_SEQ_ID), ref_no=text(names.REF_NO),
+                   term_seq_no=text(names.TERM_SEQ_NO))
 
 
 @dataclass(frozen=True, kw_only=True)

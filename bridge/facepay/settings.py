@@ -65,6 +65,15 @@ class FacePaySettings:
     # (issue 5).  0 = do not wait (no automatic cancel).
     his_ack_timeout_seconds: float = 900.0
     his_ack_poll_seconds: float = 2.0
+    # After a settlement with a real-account deduction (face pay, account part > 0), ask
+    # fpy001 for the UnionPay references (refNo, termSeqNo, platformSeqId) the acquirer
+    # reconciliation needs, and put them in the settlement row (issue 14).  The settlement
+    # has happened: a failing fpy001 is asked again (backoff) for at most
+    # references_wait_seconds after its first try (database clock), then the row is
+    # written with `references: "unavailable"`.  OUR CHOICE: 10 s - the cashier waits
+    # for the settlement row.
+    fetch_references: bool = True
+    references_wait_seconds: float = 10.0
 
     def terms(self, override: Optional[dict] = None) -> Optional[FacePayTerms]:
         o = override or {}

@@ -8,6 +8,9 @@
                       "not found" -> wait out the settle window, then send (a first
                       send); 2260 or a refused reversal -> held for a person
     without_face_pay  the face-pay settlement was refused: the plain one, when asked
+    references        fpy001 after a settlement that deducted the real account: its UnionPay
+                      references (refNo, termSeqNo, platformSeqId) into the settlement row
+                      (references.py; safe; never fails or holds the settlement)
     notify            cn.nhsa.settle.notify to the face terminal (safe to repeat)
     await_his         单边账 guard: the HIS takes the settlement row, or it is cancelled
                       (the cancel steps of cancel.py, in this same row)
@@ -21,6 +24,7 @@ from decimal import Decimal
 from bridge.calls import CallResult
 from bridge.engine import handover
 from bridge.engine.flow import Fail, Finish, Flow, Goto, Hold, InboxRow, InDoubt, Step, Wait
+from bridge.facepay import fields as F
 from bridge.facepay.client import FacePayClient, SettleNotice
 from bridge.offline import messages as m
 from bridge.offline.client import OfflineClient
@@ -31,12 +35,13 @@ from .fsi import (NEVER_BOOKED, REVERSED, classify_rejection, fsi_call, operator
 from .kinds import DOC, INFNO, INP, OUT, kind
 from .patient import SECRET_KEYS, lookup, own_secrets, split_person, with_secrets
 from .payloads import SettleRequest, parse_settle
+from .references import ReferenceSteps, wanted as references_wanted
 from .results import dec, money_row, split_of
 from .settings import FacePaySettings
 from .visit import settle_request
 
 
-class _SettleBase(CancelSteps, Flow):
+class _SettleBase(ReferenceSteps, CancelSteps, Flow):
     setting: str
     secret_keys = SECRET_KEYS       # its secrets (the visit's) go when it is final
 
@@ -150,12 +155,27 @@ class _SettleBase(CancelSteps, Flow):
                   "terms": v.get("terms") if face_pay else None, "split": split,
                   "setl_time": s.setl_time, "infno": INFNO[self.setting]["settle"],
                   "medins_setl_id": s.medins_setl_id, "operator": ctx.data.get("operator")}
-        result = {"setl_id": s.setl_id, "mdtrt_id": target["mdtrt_id"], "setl_time": s.setl_time,
-                  "face_pay": face_pay, "medins_setl_id": s.medins_setl_id,
-                  "presettle_split": v.get("presettle_split")}
-        row = money_row("settlement", split, settlement_id=s.setl_id, result=self._tagged(result))
-        data = {"target": target}
-        if v.get("face") and self.settings.notify_terminal:
+        result = self._settlement_result(ctx, s, {
+            "setl_id": s.setl_id, "mdtrt_id": target["mdtrt_id"], "setl_time": s.setl_time,
+            "face_pay": face_pay, "medins_setl_id": s.medins_setl_id,
+            "presettle_split": v.get("presettle_split")})
+        if references_wanted(self.settings, face_pay, split):
+            # The settlement row waits for fpy001's UnionPay references (references.py);
+            # `target` is kept now, so that whatever happens next, the settlement is known.
+            last = ctx.last_result
+            return Goto("references", data={"target": target, "settlement_result": result,
+                                            "settle_msg": last.msg_id if last is not None else None})
+        return self._write_settlement(ctx, result, {"target": target})
+
+    def _settlement_result(self, ctx, s: m.Settlement, result: dict) -> dict:
+        """The settlement row's result (the kiosk adds what the book needs)."""
+        return result
+
+    def _write_settlement(self, ctx, result: dict, data: dict):
+        """The settlement row, then the terminal notice or the HIS's take."""
+        tg = {**ctx.data, **data}["target"]
+        row = money_row("settlement", tg["split"], settlement_id=tg["setl_id"], result=self._tagged(result))
+        if ctx.data["visit"].get("face") and self.settings.notify_terminal:
             return Goto("notify", data=data, inbox=[row])
         return Goto("await_his", data=data, inbox=[row])
 
@@ -216,8 +236,11 @@ def _settle_steps(setting: str) -> dict[str, Step]:
         # NOT safe to repeat: resolved by 2601 (see resolve_settle); "settle" may lead back to
         # itself only from the resolver, after a reversal or a confirmed "never booked".
         "settle": Step("settle", calls=(INFNO[setting]["settle"],), safe_to_repeat=False,
-                       resolves_with=("2601",), next=("notify", "await_his", "without_face_pay", "settle")),
+                       resolves_with=("2601",),
+                       next=("references", "notify", "await_his", "without_face_pay", "settle")),
         "without_face_pay": Step("without_face_pay", next=("settle",)),
+        # fpy001 (a query, safe to repeat): the settlement's UnionPay references (references.py).
+        "references": Step("references", calls=(F.FPY001_INFNO,), next=("notify", "await_his")),
         "notify": Step("notify", calls=("cn.nhsa.settle.notify",), next=("await_his",)),
         "await_his": Step("await_his", next=("cancel",)),
     }

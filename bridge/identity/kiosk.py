@@ -3,7 +3,8 @@ outpatient bill of that visit) settled at the kiosk, with face-pay's own steps
 (bridge/facepay presettle.py, settle.py, cancel.py, fsi.py) as operator type 2.
 
     kiosk.presettle   prepare (the visit of a done kiosk.register) -> 2205+2204 -> 2206
-    kiosk.settle      2207 -> waits for the HIS to take the row (单边账: else 2208)
+    kiosk.settle      2207 [-> fpy001: the UnionPay references, when the real account paid]
+                      -> waits for the HIS to take the row (单边账: else 2208)
     kiosk.cancel      2208 (+ fpy001 / mpc004 when the real account's refund fails; without
                       face pay a lost 2208 is resolved by 2601 of its msgid, cancel.py)
 
@@ -88,12 +89,8 @@ class KioskSettleFlow(OutpatientSettleFlow):
         super().__init__(settings)
         self.identity = identity
 
-    def _settled(self, ctx, s: m.Settlement):
-        t = super()._settled(ctx, s)
-        for row in t.inbox:
-            if row.result_type == "settlement":
-                row.result.update(book_facts(s, ctx.data["visit"]))
-        return t
+    def _settlement_result(self, ctx, s: m.Settlement, result: dict) -> dict:
+        return dict(result, **book_facts(s, ctx.data["visit"]))
 
     @property
     def presettle_kind(self) -> str:

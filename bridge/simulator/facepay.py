@@ -66,7 +66,7 @@ class Deduction:
     def public(self) -> dict:
         return {"setl_id": self.setl_id, "psn_no": self.psn_no, "amount": str(self.amount),
                 "status": self.status, "platformSeqId": self.platform_seq_id,
-                "refundSeqId": self.refund_seq_id}
+                "refNo": self.ref_no, "termSeqNo": self.term_seq_no, "refundSeqId": self.refund_seq_id}
 
 
 def exp_content(node: dict) -> Optional[dict]:

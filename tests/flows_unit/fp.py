@@ -50,10 +50,11 @@ def settled(infno: str, **kw):
     return ok(infno, settlement(**kw))
 
 
-def account(setl: str, acct: str, seq: str = "UP-1", refund_seq=None):
+def account(setl: str, acct: str, seq: str = "UP-1", refund_seq=None, ref_no=None, term_seq_no=None):
     """An fpy001 answer: the settlement valid ("1") or cancelled ("0"), the account state."""
     return ok("fpy001", RealAccountStatus(output={}, setl_stas=setl, acct_stas=acct, acct_pay=D("30.00"),
-                                          platform_seq_id=seq, refund_seq_id=refund_seq))
+                                          platform_seq_id=seq, refund_seq_id=refund_seq, ref_no=ref_no,
+                                          term_seq_no=term_seq_no))
 
 
 def account_refunded(seq: str = "RF-SEQ-1"):

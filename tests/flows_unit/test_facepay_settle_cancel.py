@@ -88,11 +88,30 @@ def test_settle(facepay, cls, answer, want):
     t = _is(s.step("settle", SETTLE_DOC, data=settle_data(), secrets=VISIT_SECRETS), *want)
     assert s.sent == [infno]
     if isinstance(t, Goto):
-        assert t.step == "await_his"                       # no face identified: no terminal notice
-        [row] = t.inbox
-        assert (row.result_type, row.settlement_id, row.total_amount, row.fund_amount, row.account_amount,
-                row.cash_amount) == ("settlement", "SETL-1", D("100.00"), D("70.00"), D("30.00"), D("0.00"))
+        # The real account paid 30.00: fpy001's UnionPay references first (test_facepay_references.py),
+        # then the settlement row.  The settlement is kept at once (target).
+        assert t.step == "references" and t.inbox == []
         assert t.data["target"]["infno"] == infno and t.data["target"]["terms"]
+        assert t.data["target"]["split"]["account"] == "30.00"
+        assert t.data["settlement_result"]["setl_id"] == "SETL-1" and t.data["settle_msg"] == s.prepared[0].msg_id
+
+
+@pytest.mark.parametrize("cls", [OutpatientSettleFlow, InpatientSettleFlow, DocumentSettleFlow])
+def test_settle_without_a_real_account_deduction_writes_the_row_at_once(facepay, cls):
+    # Account part 0: nothing was deducted through UnionPay, so no fpy001.
+    infno = SETTLE_INFNO[cls]
+    s = script(cls(SETTINGS), facepay)
+    s.answer(infno, settled(infno, account="0.00", cash="30.00"))
+    visit = VISIT if cls is not DocumentSettleFlow else dict(
+        VISIT, chrg_bchno=None, document={"begntime": "2024-03-01 09:30:00", "mdtrtinfo": {}, "diseinfo": [],
+                                          "feedetail": []})
+    t = _is(s.step("settle", SETTLE_DOC, data=settle_data(visit=visit), secrets=VISIT_SECRETS), Goto,
+            step="await_his")                                  # no face identified: no terminal notice
+    [row] = t.inbox
+    assert (row.result_type, row.settlement_id, row.total_amount, row.fund_amount, row.account_amount,
+            row.cash_amount) == ("settlement", "SETL-1", D("100.00"), D("70.00"), D("0.00"), D("30.00"))
+    assert "references" not in row.result and "refNo" not in row.result
+    assert t.data["target"]["infno"] == infno and s.sent == [infno]
 
 
 def test_settle_one_shot_2260(facepay):
@@ -109,8 +128,12 @@ def test_settle_a_face_identified_patient_notifies_the_terminal(facepay):
     s = script(OutpatientSettleFlow(SETTINGS), facepay)
     s.answer("2207", settled("2207"))
     t = _is(s.step("settle", SETTLE_DOC, data=settle_data(visit=dict(VISIT, face=FACE)), secrets=FACE_SECRETS),
-            Goto, step="notify")
+            Goto, step="references")
     assert "auth_no" not in str(t.data) and "张三" not in str(t.data)
+    s.answer("fpy001", account("1", ACCT_STAS_DEDUCTED, ref_no="R1", term_seq_no="T1"))
+    t = _is(s.step("references", SETTLE_DOC, data=settle_data(visit=dict(VISIT, face=FACE), **t.data),
+                   secrets=FACE_SECRETS), Goto, step="notify")
+    assert [r.result_type for r in t.inbox] == ["settlement"]
 
 
 @pytest.mark.parametrize("retry_plain, want", [(True, (Goto, None, "without_face_pay")),
