@@ -8,9 +8,15 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from tests.facepay_flows.conftest import money_invariants
 
 from .conftest import FENG, QIAN, SUN, WU, ZHANG, ZHENG, enqueue_visit, key, mobile_payment, reg_fee, visit
+
+# The scenarios share one daemon per database (the module fixture `t`), and the last one reads
+# what all the others left: they run in order on one xdist worker (--dist loadgroup).
+pytestmark = pytest.mark.xdist_group("identity_scenarios")
 
 D = Decimal
 LOOKUP, CHOOSE = "identity.lookup", "identity.choose"
