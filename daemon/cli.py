@@ -30,7 +30,7 @@ import json
 import sys
 from typing import Optional
 
-from daemon.cliargs import CliError, Refused
+from daemon.cliargs import DATABASE_DRIVERS, CliError, Refused, database_words
 from daemon.cliargs import config_from as _config
 from daemon.cliargs import store_from as _store
 
@@ -459,25 +459,12 @@ def _explain(exc: BaseException, args) -> int:
         print(f"mibridge: {exc}", file=sys.stderr)
         return 2
     module = type(exc).__module__.split(".")[0]
-    if module in ("psycopg", "pymysql", "sqlite3", "oracledb", "pyodbc"):
-        print(f"mibridge: database error: {_database_words(exc)}", file=sys.stderr)
+    if module in DATABASE_DRIVERS:
+        print(f"mibridge: database error: {database_words(exc)}", file=sys.stderr)
         return 1
     print(f"mibridge: {getattr(args, 'command', '')} failed: {_first(exc)} (-v shows the details)", file=sys.stderr)
     return 1
 
-
-def _database_words(exc: BaseException) -> str:
-    text = str(exc).strip()
-    low = text.lower()
-    first = text.splitlines()[0] if text else type(exc).__name__
-    if any(w in low for w in ("password authentication failed", "access denied", "login failed",
-                              "ora-01017", "invalid username/password")):
-        return f"the database refused the login: {first}"
-    if any(w in low for w in ("connection refused", "could not connect", "can't connect", "timeout",
-                              "timed out", "could not translate host", "name or service not known",
-                              "unable to open database", "no route to host", "tns:")):
-        return f"cannot reach the database: {first}"
-    return first
 
 
 if __name__ == "__main__":

@@ -39,3 +39,20 @@ def store_from(args):
         raise CliError(f"no database at {u.database} ({u.redacted()}); give -c FILE or --url for yours, or "
                        f"create it with 'mibridge db install --url {url}'")
     return Store(u)
+
+
+DATABASE_DRIVERS = ("psycopg", "pymysql", "sqlite3", "oracledb", "pyodbc")
+
+
+def database_words(exc: BaseException) -> str:
+    text = str(exc).strip()
+    low = text.lower()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    if any(w in low for w in ("password authentication failed", "access denied", "login failed",
+                              "ora-01017", "invalid username/password")):
+        return f"the database refused the login: {first}"
+    if any(w in low for w in ("connection refused", "could not connect", "can't connect", "timeout",
+                              "timed out", "could not translate host", "name or service not known",
+                              "unable to open database", "no route to host", "tns:")):
+        return f"cannot reach the database: {first}"
+    return first

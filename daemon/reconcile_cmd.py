@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from daemon.cliargs import DATABASE_DRIVERS, database_words
+
 EXIT_BALANCED, EXIT_DIFFERENCES, EXIT_FAILED = 0, 1, 3
 
 
@@ -32,6 +34,9 @@ def one_line(what: str, work) -> int:
         raise
     except Exception as exc:
         logger.opt(exception=exc).debug("{} failed", what)
+        if type(exc).__module__.split(".")[0] in DATABASE_DRIVERS:
+            print(f"mibridge: {what} failed: database error: {database_words(exc)}", file=sys.stderr)
+            return 1
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         print(f"mibridge: {what} failed: {type(exc).__name__}: {first}", file=sys.stderr)
         return 1

@@ -67,7 +67,7 @@ def test_status_without_a_config_says_so_and_creates_no_database(tmp_path):
 
 
 @pytest.mark.parametrize("command", [["status"], ["requeue", "1", "--note", "x"], ["resolve", "1", "--note", "x"],
-                                     ["cancel", "1", "--note", "x"], ["doctor", "--no-sign-in"]])
+                                     ["cancel", "1", "--note", "x"], ["doctor", "--no-sign-in"], ["orders"]])
 def test_an_unreachable_database_is_one_line(command):
     url = f"postgresql://nobody@127.0.0.1:{closed_port()}/hisdb?connect_timeout=2"
     r = mibridge(*command, "--url", url)
