@@ -28,11 +28,14 @@ D = Decimal
 OUTP = "facepay.outpatient"
 MP_FAST = dict(poll_first_seconds=0.2, poll_cap_seconds=0.5, his_take_window_seconds=3.0, his_poll_seconds=0.2,
                settle_seconds=1.8, payment_deadline_seconds=60.0, revoke_wait_seconds=20)
+# stale_seconds is the shipped default: the test of a killed run moves its heartbeat back on
+# the database clock; with 3 s, a second run started on a loaded machine found the killed
+# run's heartbeat already stale and took over instead of being refused (a flake).
 RECON = """
 [reconciliation]
 at = "23:59"
 call_retry_seconds = 0.2
-stale_seconds = 3.0
+stale_seconds = 600
 page_size = 20
 centre_workers = 2
 report_max_rows = 50
