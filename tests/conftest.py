@@ -47,6 +47,37 @@ if os.environ.get("MIBRIDGE_TEST_CONTAINERS"):
     from tests.containers import start_requested
     start_requested(os.environ["MIBRIDGE_TEST_CONTAINERS"])
 
+def _share_httpx_default_ssl_context() -> None:
+    """httpx builds a new SSL context for every Client, and so for every top-level
+    httpx.get/post: ssl.create_default_context loads the whole CA bundle, about 30 ms
+    of CPU each time.  The tests' robots, simulators and probes make tens of thousands
+    of such calls (over plain http): measured, half of the test processes' CPU.  The
+    default context (verify=True, no client certificate) is built the same way every
+    time, so the test process builds it once per CA setting.  Other arguments are passed
+    through; the daemons under test are other processes and keep their own."""
+    try:
+        from httpx._transports import default as transports
+    except ImportError:         # another httpx layout: nothing to share, nothing breaks
+        return
+    build = getattr(transports, "create_ssl_context", None)
+    if build is None or getattr(build, "_mibridge_shared", False):
+        return
+    built: dict = {}
+
+    def create_ssl_context(verify=True, cert=None, trust_env=True):
+        if verify is not True or cert is not None:
+            return build(verify=verify, cert=cert, trust_env=trust_env)
+        key = (trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        ctx = built.get(key)
+        if ctx is None:
+            ctx = built[key] = build(verify=verify, cert=cert, trust_env=trust_env)
+        return ctx
+    create_ssl_context._mibridge_shared = True
+    transports.create_ssl_context = create_ssl_context
+
+
+_share_httpx_default_ssl_context()
+
 # Every dialect the database-backed tests run on here.
 DIALECTS = ["sqlite", "postgresql", "mysql"] + [d for d in OPTIONAL if os.environ.get(_ENV[d])]
 # The same without SQLite: the tests that need a database server.
