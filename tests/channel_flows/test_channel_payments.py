@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 
 from bridge.channels import keys
+from bridge.db.store import Store
 from bridge.channels.notices import WECHAT_MEDINS, WECHAT_TRADE
 from tests.mobilepay_flows.harness import new_key
 
@@ -94,10 +95,16 @@ def unstable(bridge, ch_sim):
             keys_[(channel, case)] = key
 
     def revoke_when_ordered():
-        for channel in ("wechat", "alipay"):
-            key = keys_[(channel, "revoked")]
-            wait_for(lambda: key in bridge.his.cashiers, 20, "the order row to revoke")
-            bridge.enqueue("mobilepay.revoke", "RV-" + key, {"payment_key": key})
+        # A connection of its own: the test's thread uses bridge.store meanwhile, and one
+        # connection used by two threads at once broke PyMySQL's protocol (InterfaceError).
+        store = Store(bridge.url)
+        try:
+            for channel in ("wechat", "alipay"):
+                key = keys_[(channel, "revoked")]
+                wait_for(lambda: key in bridge.his.cashiers, 20, "the order row to revoke")
+                store.enqueue("mobilepay.revoke", "RV-" + key, {"payment_key": key})
+        finally:
+            store.close()
     t = threading.Thread(target=revoke_when_ordered, daemon=True)
     t.start()
     yield keys_
