@@ -24,6 +24,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -244,6 +245,50 @@ def make_database(dialect: str, tmp_path, install: bool = True, admin_url: str |
     if install:
         _install(dialect, url)
     return url, drop
+
+
+# Session fixtures that are costly to start on each xdist worker (a browser).
+_GROUP_SESSION_FIXTURES = {"browser": "browser"}
+
+
+@pytest.hookimpl(tryfirst=True)      # before xdist's worker reads the groups into the node ids
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (--dist loadgroup), the tests that share a module-, class- or
+    package-scoped fixture (a daemon on a database, a simulator, a day of traffic) run on
+    one worker: spread over several, each worker would start its own copy, and those
+    starts are most of the suite's CPU.  Tests of another parameter (another database)
+    form another group, so the databases still run side by side.  A test's own
+    xdist_group marker wins.  Without xdist the markers do nothing."""
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        module = item.nodeid.split("::")[0]
+        where, values = None, []
+        for name in sorted(info.names_closure):
+            defs = info.name2fixturedefs.get(name)
+            if not defs:
+                continue
+            scope = defs[-1].scope
+            if name in _GROUP_SESSION_FIXTURES:
+                where, values = _GROUP_SESSION_FIXTURES[name], []
+                break
+            if scope == "package":        # the widest shared fixture decides where
+                where = defs[-1].baseid or "tests"
+            elif scope in ("module", "class") and (where is None or where == module):
+                where = module
+            else:
+                continue
+            if name in params:
+                values.append(str(params[name]))
+        if where is not None:
+            # No "[", "]" or "@" in the name: xdist finds the group after the node id's last "@"
+            # only when no "]" follows it.
+            name = where + ("(" + "-".join(values) + ")" if values else "")
+            item.add_marker(pytest.mark.xdist_group(re.sub(r"[\[\]@]", "_", name)))
 
 
 @pytest.fixture(params=DIALECTS)
