@@ -40,6 +40,7 @@ import httpx
 from bridge import refusals
 from bridge.calls import CallResult, Outcome, PreparedCall
 from bridge.masking import mask_text, mask_value
+from bridge.tls import client_context
 
 from .config import MobilePayConfig
 from .envelope import Envelope, EnvelopeError, compact_json, loads
@@ -84,7 +85,7 @@ class MobilePayClient:
         self._envelope = Envelope(config)
         self._http = httpx.Client(
             timeout=httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds),
-            transport=transport,
+            transport=transport, verify=client_context(),
         )
 
     def close(self) -> None:

@@ -48,6 +48,7 @@ from bridge.offline.config import OfflineConfig, Operator
 from bridge.offline.envelope import (MsgIdGenerator, build_envelope, dumps, loads, tif_headers,
                                      wrap_input)
 from bridge.offline.signin import SignIn
+from bridge.tls import client_context
 
 T = TypeVar("T")
 
@@ -80,7 +81,7 @@ class OfflineClient:
                                   write=config.write_timeout, pool=config.pool_timeout),
             limits=httpx.Limits(max_connections=config.max_connections,
                                 max_keepalive_connections=config.max_connections),
-            transport=transport)
+            transport=transport, verify=client_context())
         self._msgids = MsgIdGenerator(config.fixmedins_code, node=config.msgid_node,
                                       lock_dir=config.msgid_lock_dir)
         self.signin = SignIn(self._auto_sign_in, max_age_seconds=config.sign_in_max_age_seconds)

@@ -533,7 +533,8 @@ def start_simulator(config: Optional[SimulatorConfig] = None, host: str = "127.0
     handler = type("SimHandler", (_Handler,), {"sim": sim})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="mibridge-simulator", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="mibridge-simulator", daemon=True)
     thread.start()
     url = f"http://{host}:{server.server_address[1]}"
     return RunningSimulator(url, cfg, sim, server, thread)

@@ -28,6 +28,7 @@ from bridge.calls import CallResult, Outcome, PreparedCall
 from bridge.masking import mask_value
 from bridge.offline.envelope import dumps, loads
 from bridge.terminal import messages as t
+from bridge.tls import client_context
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class TerminalClient:
         self._http = httpx.Client(
             timeout=httpx.Timeout(connect=config.connect_timeout, read=config.read_timeout,
                                   write=10.0, pool=5.0),
-            limits=httpx.Limits(max_connections=4), transport=transport)
+            limits=httpx.Limits(max_connections=4), transport=transport, verify=client_context())
 
     def close(self) -> None:
         self._http.close()

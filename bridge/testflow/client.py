@@ -10,12 +10,13 @@ from decimal import Decimal
 import httpx
 
 from bridge.calls import CallResult, Outcome, PreparedCall
+from bridge.tls import client_context
 
 
 class TestPlatformClient:
     def __init__(self, base_url: str, timeout: float = 2.0):
         self.base_url = base_url.rstrip("/")
-        self.http = httpx.Client(timeout=timeout)
+        self.http = httpx.Client(timeout=timeout, verify=client_context())
 
     def _prepare(self, interface: str, method: str, path: str, body: dict | None) -> PreparedCall:
         raw = json.dumps(body, default=str).encode() if body is not None else b""

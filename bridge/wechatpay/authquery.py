@@ -46,6 +46,7 @@ from loguru import logger
 
 from bridge.calls import CallResult, Outcome, PreparedCall
 from bridge.masking import mask_text, mask_value
+from bridge.tls import client_context
 
 from . import outcomes as oc
 from .config import WechatPayConfig
@@ -94,7 +95,7 @@ class PayAuthQuery:
         self._clock = clock
         self._http = httpx.Client(
             timeout=httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds),
-            transport=transport, follow_redirects=False)
+            transport=transport, verify=client_context(), follow_redirects=False)
 
     def close(self) -> None:
         self._http.close()

@@ -41,6 +41,7 @@ from loguru import logger
 
 from bridge.calls import CallResult, Outcome, PreparedCall
 from bridge.masking import mask_id, mask_name, mask_text, mask_value
+from bridge.tls import client_context
 
 from . import outcomes as oc
 from .cipher import encrypt_sensitive
@@ -105,7 +106,7 @@ class WechatPayClient:
                                           clock=clock)
         self._http = httpx.Client(
             timeout=httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds),
-            transport=transport, follow_redirects=False)
+            transport=transport, verify=client_context(), follow_redirects=False)
 
     def close(self) -> None:
         self._http.close()

@@ -21,6 +21,7 @@ from loguru import logger
 
 from bridge.calls import CallResult, Outcome, PreparedCall
 from bridge.masking import ID_FIELDS, NAME_FIELDS, PHONE_FIELDS, mask_id, mask_name, mask_phone, mask_text
+from bridge.tls import client_context
 
 from . import outcomes as oc
 from .config import WechatPayConfig
@@ -59,7 +60,7 @@ class WechatMessenger:
         self.config = config
         self._http = httpx.Client(
             timeout=httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds),
-            transport=transport, follow_redirects=False)
+            transport=transport, verify=client_context(), follow_redirects=False)
         self._caches: dict[str, AccessTokenCache] = {}
         for appid, secret in ((config.appid, config.app_secret),
                               (config.official_appid, config.official_app_secret)):

@@ -78,8 +78,26 @@ class DaemonProcess:
             raise AssertionError(f"daemon did not exit within {timeout}s; log:\n{self.tail()}")
 
     def terminate(self, timeout: float = 20) -> int:
+        # Not before it has installed its SIGTERM handler (it logs "starting" after): a
+        # daemon stopped while still importing dies of the signal (-15) instead of
+        # stopping cleanly, as a module fixture torn down right after its set-up saw.
+        self.wait_started(timeout)
         self.proc.send_signal(signal.SIGTERM)
         return self.wait_exit(timeout)
+
+    def wait_started(self, timeout: float = 30) -> bool:
+        """Until the daemon logged its start (True) or exited (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                if "mibridge daemon starting" in self.log.read_text(errors="replace"):
+                    return True
+            except FileNotFoundError:
+                pass
+            time.sleep(0.05)
+        return False
 
     def kill(self) -> None:
         if self.proc.poll() is None:

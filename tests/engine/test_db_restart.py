@@ -9,6 +9,7 @@ import pytest
 
 from bridge.db.store import Store
 from bridge.testflow.platform import RunningTestPlatform
+from tests.conftest import make_database
 
 from .daemonproc import DaemonProcess, wait_until_final
 
@@ -25,8 +26,19 @@ def pg_ctl(action: str) -> None:
     subprocess.run(f"{ctl} {action}", shell=True, check=True, stdout=subprocess.DEVNULL, timeout=60)
 
 
-@pytest.mark.parametrize("dialect", ["postgresql"])
-def test_daemon_rides_out_a_database_restart(db_url, tmp_path):
+@pytest.fixture
+def restartable_db_url(tmp_path):
+    """A database on the server this test restarts: .ci/run gives it a server of its
+    own (MIBRIDGE_TEST_PG_RESTART_URL), so the tests running beside it in other
+    workers keep theirs.  Without one, the usual server (run this test alone then)."""
+    url, drop = make_database("postgresql", tmp_path,
+                              admin_url=os.environ.get("MIBRIDGE_TEST_PG_RESTART_URL") or None)
+    yield url
+    drop()
+
+
+def test_daemon_rides_out_a_database_restart(restartable_db_url, tmp_path):
+    db_url = restartable_db_url
     platform = RunningTestPlatform(timeout_delay=0.5)
     store = Store(db_url)
     daemon = None

@@ -261,14 +261,23 @@ class Bridge:
         r = self.store.query(sql + " ORDER BY id", params)[0]      # the request, before any notice check
         return dict(zip(("id", "kind", "state", "step", "code", "message"), r))
 
+    def _row_or_none(self, key: str) -> Optional[dict]:
+        try:
+            return self.row(key)
+        except IndexError:
+            return None
+
     def wait_final(self, *keys: str, timeout: float = 30.0) -> dict[str, dict]:
+        """Until every key's request is final.  A key not enqueued yet (a fixture's thread
+        enqueues it when its moment comes) is waited for like one still running."""
         def done():
-            rows = {k: self.row(k) for k in keys}
-            return rows if all(r["state"] in ("done", "failed", "resolved", "held") for r in rows.values()) else None
+            rows = {k: self._row_or_none(k) for k in keys}
+            return rows if all(r is not None and r["state"] in ("done", "failed", "resolved", "held")
+                               for r in rows.values()) else None
         try:
             return wait_for(done, timeout, f"{keys} final")
         except AssertionError:
-            raise AssertionError(f"not final: {[self.row(k) for k in keys]}\n{self.daemon.tail(60)}") from None
+            raise AssertionError(f"not final: {[self._row_or_none(k) for k in keys]}\n{self.daemon.tail(60)}") from None
 
     def inbox(self, key: str) -> list[dict]:
         rows = self.store.query("""SELECT result_type, outcome, error_code, error_message, order_id, settlement_id,

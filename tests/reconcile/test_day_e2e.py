@@ -29,9 +29,10 @@ LEGS = ("total", "fund", "account")
 CENTRE_LEGS = ("total", "fund", "account", "cash")
 ZERO = D("0.00")
 
-# One day of traffic, then its reconciliations in order: the module's tests share the
-# module fixture's day, so they run on one xdist worker (--dist loadgroup).
-pytestmark = pytest.mark.xdist_group("reconcile_day")
+# One day of traffic, then its reconciliations in order: the tests of a database share the
+# module fixture's day, so under xdist (--dist loadgroup) they run on one worker, in order
+# (tests/conftest.py groups the tests of a module fixture by its parameter); the three
+# databases' days run side by side.
 
 
 @pytest.fixture(scope="module", params=DIALECTS)

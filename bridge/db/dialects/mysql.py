@@ -21,6 +21,39 @@ _RETRY_CODES = {1040, 1053, 1077, 1078, 1079, 1080, 1152, 1153, 1154, 1155, 1156
                 1160, 1161, 1184, 1205, 1213, 1927, 4031}
 
 
+_CONNECTION_CLASS = None
+
+
+def _connection_class():
+    """PyMySQL's Connection, building its TLS context once per process.
+
+    With no TLS options PyMySQL uses "preferred" mode (TLS if the server offers it,
+    unverified) and builds a new ssl.create_default_context for every connection: about
+    30 ms of CPU loading the CA bundle, each time a job, a notice or a worker connects.
+    The context it builds for that mode is always the same, so it is built once; every
+    other case is PyMySQL's own.  (If a later PyMySQL renames the method, this override
+    is never called and each connection builds its own again: nothing else changes.)"""
+    global _CONNECTION_CLASS
+    if _CONNECTION_CLASS is None:
+        import threading
+
+        from pymysql.connections import Connection
+
+        lock, shared = threading.Lock(), []
+
+        class _Connection(Connection):
+            def _create_ssl_ctx(self, sslp):
+                if sslp != {}:
+                    return super()._create_ssl_ctx(sslp)
+                with lock:
+                    if not shared:
+                        shared.append(super()._create_ssl_ctx(sslp))
+                    return shared[0]
+
+        _CONNECTION_CLASS = _Connection
+    return _CONNECTION_CLASS
+
+
 class MySQLDialect(Dialect):
     """MariaDB 10.7+ (SKIP LOCKED needs 10.6, JSON_EQUALS in the SQL needs 10.7)."""
 
@@ -149,10 +182,9 @@ class MySQLDialect(Dialect):
         return f"(TIMESTAMPDIFF(MICROSECOND, {column}, UTC_TIMESTAMP(6)) / 1000000)"
 
     def connect(self, url):
-        import pymysql
         from pymysql.constants import CLIENT
 
-        conn = pymysql.connect(host=url.host, port=url.port or 3306, user=url.user,
+        conn = _connection_class()(host=url.host, port=url.port or 3306, user=url.user,
                                password=url.password, database=url.database,
                                charset="utf8mb4", autocommit=False,
                                connect_timeout=int(url.options.get("connect_timeout", 10)),
