@@ -48,6 +48,7 @@ if os.environ.get("MIBRIDGE_TEST_CONTAINERS"):
     from tests.containers import start_requested
     start_requested(os.environ["MIBRIDGE_TEST_CONTAINERS"])
 
+
 def _share_httpx_default_ssl_context() -> None:
     """httpx builds a new SSL context for every Client, and so for every top-level
     httpx.get/post: ssl.create_default_context loads the whole CA bundle, about 30 ms
