@@ -48,6 +48,7 @@ if os.environ.get("MIBRIDGE_TEST_CONTAINERS"):
     from tests.containers import start_requested
     start_requested(os.environ["MIBRIDGE_TEST_CONTAINERS"])
 
+
 def _share_httpx_default_ssl_context() -> None:
     """httpx builds a new SSL context for every Client, and so for every top-level
     httpx.get/post: ssl.create_default_context loads the whole CA bundle, about 30 ms
@@ -289,6 +290,10 @@ def pytest_collection_modifyitems(config, items):
             # only when no "]" follows it.
             name = where + ("(" + "-".join(values) + ")" if values else "")
             item.add_marker(pytest.mark.xdist_group(re.sub(r"[\[\]@]", "_", name)))
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # The long crash/race tests first (a stable sort: the order inside a module and a
+        # group stays), so that none of them starts last and runs alone at the end.
+        items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 1)
 
 
 @pytest.fixture(params=DIALECTS)

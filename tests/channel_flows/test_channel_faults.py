@@ -45,7 +45,10 @@ PER_CHANNEL = 6
 
 @pytest.fixture(scope="module")
 def storm(ch_sim, tmp_path_factory):
-    b, stop = start_bridge("sqlite", tmp_path_factory.mktemp("storm"), ch_sim, name="storm")
+    # Every payment here is paid: the deadline (4 s by default in these tests) is not under
+    # test, and a storm of retried faults on a loaded machine outlasted it (a row revoked).
+    b, stop = start_bridge("sqlite", tmp_path_factory.mktemp("storm"), ch_sim, name="storm",
+                           payment_deadline_seconds=20)
     yield b
     ch_sim.clear_faults()
     stop()
