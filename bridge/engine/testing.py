@@ -49,6 +49,17 @@ LOST_MSG = "MSG-LOST-1"
 
 # ----------------------------------------------------------------------------- answers
 
+def expect(t, kind, code: Optional[str] = None, step: Optional[str] = None):
+    """Assert a step's transition is a ``kind`` (Goto, Fail, Hold, ...) with that code and next
+    step when given; returns it for further checks."""
+    assert isinstance(t, kind), t
+    if code is not None:
+        assert t.code == code, t
+    if step is not None:
+        assert t.step == step, t
+    return t
+
+
 def ok(interface: str, data: Any = None, **kw: Any) -> CallResult:
     """The platform accepted the call; `data` is the typed answer (the client's message type)."""
     return CallResult(outcome=Outcome.OK, interface=interface, msg_id="", data=data, **kw)

@@ -10,6 +10,7 @@ import pytest
 from bridge.channels import keys, notices
 from bridge.engine.flow import Fail, Finish, Goto, Hold, InDoubt, Retry, Wait
 from bridge.engine.testing import not_sent, ok, refused, transient, unknown
+from bridge.engine.testing import expect as _is
 from bridge.mobilepay.kinds import KIND_OUTPATIENT, KIND_REGISTRATION
 from bridge.mobilepay.messages import OrdStas, PayOrderResponse
 from bridge.mobilepay.payment import PaymentFlow
@@ -48,15 +49,6 @@ def flow():
 @pytest.fixture
 def s(flow, mp_client, wx, ali):
     return ch_script(flow, mp_client, wx, ali)
-
-
-def _is(t, kind, code=None, step=None):
-    assert isinstance(t, kind), t
-    if code is not None:
-        assert t.code == code, t
-    if step is not None:
-        assert t.step == step, t
-    return t
 
 
 # ------------------------------------------------------------------ authorize

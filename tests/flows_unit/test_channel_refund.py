@@ -10,6 +10,7 @@ from bridge.alipay import outcomes as ali_oc
 from bridge.channels import keys
 from bridge.engine.flow import Fail, Finish, Goto, Hold, InDoubt, Retry, Wait
 from bridge.engine.testing import not_sent, ok, refused, transient, unknown
+from bridge.engine.testing import expect as _is
 from bridge.mobilepay.kinds import KIND_OUTPATIENT
 from bridge.mobilepay.messages import OrdStas
 from bridge.mobilepay.payment import PaymentFlow, repair_serial
@@ -39,15 +40,6 @@ def ali():
     c = alipay_client()
     yield c
     c.close()
-
-
-def _is(t, kind, code=None, step=None):
-    assert isinstance(t, kind), t
-    if code is not None:
-        assert t.code == code, t
-    if step is not None:
-        assert t.step == step, t
-    return t
 
 
 def settled(channel: str, cash_by: str = "channel", split: dict = CASH_SPLIT) -> dict:

@@ -8,6 +8,7 @@ import pytest
 
 from bridge.engine.flow import Fail, Finish, Goto, Hold, InDoubt, Retry
 from bridge.engine.testing import not_sent, ok, refused, transient, unknown
+from bridge.engine.testing import expect as _is
 from bridge.facepay.admission import AdmitCancelFlow, AdmitFlow
 from bridge.offline import messages as m
 
@@ -23,15 +24,6 @@ STAY = {"ipt_no": "ZY1", "begntime": NOW, "atddr_no": "D001", "chfpdr_name": "Êù
 ADMIT_DOC = {"person": PERSON, "stay": STAY}
 PUBLIC_PERSON = {k: v for k, v in PERSON.items() if k != "mdtrt_cert_no"}
 CERT = {"mdtrt_cert_no": ID_NO}
-
-
-def _is(t, kind, code=None, step=None):
-    assert isinstance(t, kind), t
-    if code is not None:
-        assert t.code == code, t
-    if step is not None:
-        assert t.step == step, t
-    return t
 
 
 # ------------------------------------------------------------------ admit: prepare

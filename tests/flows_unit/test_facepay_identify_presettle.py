@@ -8,6 +8,7 @@ import pytest
 
 from bridge.engine.flow import BadInput, Fail, Finish, Goto, Retry
 from bridge.engine.testing import not_sent, ok, refused, transient, unknown
+from bridge.engine.testing import expect as _is
 from bridge.facepay.client import FacePayClient, TerminalConfig
 from bridge.facepay.identify import IdentifyFlow
 from bridge.facepay.presettle import DocumentPresettleFlow, InpatientPresettleFlow, OutpatientPresettleFlow
@@ -18,15 +19,6 @@ from bridge.terminal.messages import FaceAuthorisation, InsuredIdentity
 from .conftest import NOWHERE, offline_client
 from .fp import (D, ID_NO, PERSON, SETTINGS, SPLIT, TERMS, fees, identify_row, script, settled, settlement,
                  visit_doc)
-
-
-def _is(t, kind, code=None, step=None):
-    assert isinstance(t, kind), t
-    if code is not None:
-        assert t.code == code, t
-    if step is not None:
-        assert t.step == step, t
-    return t
 
 
 AFTER_SAFE = [  # what a call that moves nothing does with each answer

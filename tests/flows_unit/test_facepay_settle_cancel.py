@@ -9,6 +9,7 @@ import pytest
 
 from bridge.engine.flow import Fail, Finish, Goto, Hold, InDoubt, Retry, Wait
 from bridge.engine.testing import not_sent, ok, refused, transient, unknown
+from bridge.engine.testing import expect as _is
 from bridge.facepay.cancel import OutpatientCancelFlow, DocumentCancelFlow, InpatientCancelFlow
 from bridge.facepay.settings import FacePaySettings
 from bridge.facepay.settle import DocumentSettleFlow, InpatientSettleFlow, OutpatientSettleFlow
@@ -25,15 +26,6 @@ NOT_REVERSIBLE = "不允许冲正"       # FacePaySettings.reversal_refused_mark
 def envelope_data(s) -> dict:
     """input.data of the last call the script made, as sent."""
     return json.loads(s.prepared[-1].body)["input"]["data"]
-
-
-def _is(t, kind, code=None, step=None):
-    assert isinstance(t, kind), t
-    if code is not None:
-        assert t.code == code, t
-    if step is not None:
-        assert t.step == step, t
-    return t
 
 
 def settle_data(**kw):

@@ -7,6 +7,7 @@ import pytest
 
 from bridge.engine.flow import Fail, Finish, Goto, Hold, InDoubt, Retry, Wait
 from bridge.engine.testing import FlowScript, not_sent, ok, refused, transient, unknown
+from bridge.engine.testing import expect as _is
 from bridge.mobilepay.kinds import KIND_OUTPATIENT, KIND_REGISTRATION
 from bridge.mobilepay.messages import OrdStas
 from bridge.mobilepay.payment import PaymentFlow, repair_serial
@@ -28,15 +29,6 @@ def flow():
 @pytest.fixture
 def s(flow, mp_client):
     return script(flow, mp_client)
-
-
-def _is(t, kind, code=None, step=None):
-    assert isinstance(t, kind), t
-    if code is not None:
-        assert t.code == code, t
-    if step is not None:
-        assert t.step == step, t
-    return t
 
 
 # ------------------------------------------------------------------ identify (1101)

@@ -7,6 +7,7 @@ import pytest
 
 from bridge.engine.flow import Fail, Finish, Goto, Hold, InDoubt, Retry, Wait
 from bridge.engine.testing import not_sent, ok, refused, transient, unknown
+from bridge.engine.testing import expect as _is
 from bridge.mobilepay.kinds import KIND_OUTPATIENT, KIND_REFUND, KIND_REGISTRATION, PAYMENT_KINDS
 from bridge.mobilepay.messages import OrdStas, RefStatus, RefundResponse
 from bridge.mobilepay.refund import RefundFlow
@@ -16,15 +17,6 @@ from .mp import (D, INSIDE, ORDER, ORDERED, PAST, PATIENT_SECRETS, SETTLED, SHIP
                  refunded, revoked, script)
 
 PAID = {"fund": "84.00", "account": "36.00", "cash": "0.00"}       # SETTLED's split: 120.00
-
-
-def _is(t, kind, code=None, step=None):
-    assert isinstance(t, kind), t
-    if code is not None:
-        assert t.code == code, t
-    if step is not None:
-        assert t.step == step, t
-    return t
 
 
 # ================================================================== refund: check
