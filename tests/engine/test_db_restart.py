@@ -50,7 +50,14 @@ def test_daemon_rides_out_a_database_restart(restartable_db_url, tmp_path):
         import httpx
         httpx.post(platform.url + "/__faults__", json={"path": "/notify", "fault": "timeout", "times": 8})
         daemon = DaemonProcess(tmp_path, db_url, platform.url, workers=3, lease=3, timeout=2.0)
-        time.sleep(1.0)
+        # The database goes once the daemon is at work (its first charge booked), not after a
+        # fixed second: a daemon still starting on a loaded machine met a database that was
+        # already down, and never lost one under its feet.
+        deadline = time.monotonic() + 60
+        while not platform.platform.state()["charges"] and time.monotonic() < deadline:
+            assert daemon.proc.poll() is None, daemon.tail()
+            time.sleep(0.05)
+        assert platform.platform.state()["charges"], daemon.tail()
         pg_ctl("stop -m fast -w")
         time.sleep(3.0)
         pg_ctl("start -w")

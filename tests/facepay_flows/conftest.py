@@ -61,7 +61,9 @@ def msgid_dir(tmp_path_factory):
     return str(tmp_path_factory.mktemp("msgid"))
 
 
-def daemon_toml(creds: dict, msgid_dir: str, **facepay: Any) -> str:
+def daemon_toml(creds: dict, msgid_dir: str, secret_env: str = SECRET_ENV, **facepay: Any) -> str:
+    """`secret_env`: the variable holding this simulator's gateway secret; a suite with a
+    simulator of its own names its own (one test process may hold several simulators)."""
     o = creds["offline"]
     code = o["facepay_institutions"][0]
     fp = dict(merchant_no="102440100000004", terminal_no="00000143", isv_no="123456", acct_type="A02",
@@ -77,7 +79,7 @@ def daemon_toml(creds: dict, msgid_dir: str, **facepay: Any) -> str:
 [offline]
 base_url = "{o['base_url']}"
 paas_id = "{o['paasid']}"
-paas_secret_env = "{SECRET_ENV}"
+paas_secret_env = "{secret_env}"
 fixmedins_code = "{code}"
 fixmedins_name = "{o['institutions'][code]}"
 mdtrtarea_admvs = "{o['mdtrtarea_admvs']}"

@@ -20,7 +20,7 @@ from bridge.db.store import Store
 from bridge.simulator import SimulatorConfig, start_simulator
 from tests.conftest import DIALECTS, make_database
 from tests.engine.daemonproc import DaemonProcess
-from tests.facepay_flows.conftest import FAULT_DELAY, SECRET_ENV, His, daemon_toml
+from tests.facepay_flows.conftest import FAULT_DELAY, His, daemon_toml
 from tests.simcontrol import SimControl
 
 D = Decimal
@@ -34,8 +34,12 @@ FENG = "44010000000000000009"    # known, no insurance at all
 KIOSK = {"id": "KIOSK01", "name": "自助机1号"}
 REGIONS = (("440100", "广州市"), ("440300", "深圳市"))
 REGISTRATION_WINDOW = 2.0
-ID_SECRET_ENV = "MIBRIDGE_TEST_ID_PAAS_SECRET"
 MP_ENV = {"MIBRIDGE_TEST_ID_MP_SECRET": "", "MIBRIDGE_TEST_ID_MP_KEY": ""}
+# This simulator's gateway secret, under a name of its own: face pay's session simulator
+# keeps its secret in MIBRIDGE_TEST_FP_SECRET, and when both ran in one test process (an
+# xdist worker) the later one overwrote it and face pay's daemons failed every 9001
+# (x-tif-signature签名校验失败).
+SECRET_ENV = "MIBRIDGE_TEST_ID_FP_SECRET"
 
 
 @pytest.fixture(scope="session")
@@ -46,10 +50,7 @@ def id_running():
                                    callback_retry_delay=0.05)
     sim = start_simulator(cfg)
     creds = sim.client_credentials()
-    # A variable of its own: face pay's session simulator (tests/facepay_flows) sets
-    # SECRET_ENV to its secret, and on one xdist worker the later fixture won (9001 then
-    # failed the gateway's signature check for the other's daemons).
-    os.environ[ID_SECRET_ENV] = creds["offline"]["secret"]
+    os.environ[SECRET_ENV] = creds["offline"]["secret"]
     MP_ENV.update({"MIBRIDGE_TEST_ID_MP_SECRET": creds["mobilepay"]["app_secret"],
                    "MIBRIDGE_TEST_ID_MP_KEY": creds["mobilepay"]["institution_private_key"]})
     yield sim
@@ -77,9 +78,7 @@ def identity_toml(creds: dict, msgid_dir: str, **identity: Any) -> str:
                   org_codg=mp["org_codes"][0], timeout_seconds=1.0, poll_first_seconds=0.2, poll_cap_seconds=0.5,
                   his_take_window_seconds=20.0, his_poll_seconds=0.2, settle_seconds=1.8,
                   payment_deadline_seconds=30.0)
-    text = daemon_toml(creds, msgid_dir).replace(f'paas_secret_env = "{SECRET_ENV}"',
-                                                  f'paas_secret_env = "{ID_SECRET_ENV}"')
-    assert ID_SECRET_ENV in text
+    text = daemon_toml(creds, msgid_dir, secret_env=SECRET_ENV)
     text += "\n[identity]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in ident.items())
     text += "\n[regions]\n" + "".join(f'\n[[regions.region]]\nadmdvs = "{c}"\nname = "{n}"\n' for c, n in REGIONS)
     text += "\n[mobilepay]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in mobile.items())

@@ -157,7 +157,11 @@ def test_callback_fault_skips_an_attempt(mpc, sim, hospital):
     arm(sim, "6302", "http500")
     data, out, _ = paid_order(mpc, sim)
     assert hospital.event.wait(5)
-    cb = state(sim)["callbacks"][0]
+    # The simulator marks the delivery once the hospital's answer is back, a moment after the
+    # hospital has it (read at once, a loaded machine saw delivered=False).
+    deadline = time.monotonic() + 5
+    while not (cb := state(sim)["callbacks"][0])["delivered"] and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert cb["delivered"] and cb["attempts"] == 2 and len(hospital.received) == 1
 
 
