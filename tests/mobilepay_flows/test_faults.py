@@ -43,5 +43,11 @@ def test_a_lost_revoke_answer_is_resolved_by_6301(lone, sim):
     assert order["ordStas"] == "12" and assert_paid_once(sim, key) == {}
     assert rows[rv]["state"] == "done", rows[rv]
     assert rows[key]["code"] in ("REVOKED", "EXPIRED")
-    calls = lone.calls(rv)
-    assert calls[0] == ("6401", "unknown") and calls[1][0] == "6301", calls     # asked, never sent twice
+    # The lost 6401 is the revoke's, or - when the revoke ran after the payment's deadline on a
+    # loaded machine - the payment's own deadline 6401: either way it is asked (6301) and that
+    # request never sends 6401 again.
+    lost = {k: lone.calls(k) for k in (rv, key) if ("6401", "unknown") in lone.calls(k)}
+    assert len(lost) == 1, {k: lone.calls(k) for k in (rv, key)}
+    (calls,) = lost.values()
+    at = calls.index(("6401", "unknown"))
+    assert calls[at + 1][0] == "6301" and [c for c in calls if c[0] == "6401"] == [("6401", "unknown")], calls
