@@ -1,8 +1,8 @@
 """Mobile-pay benchmark: payments/s, enqueue->order and paid->settlement latency, bridge CPU per payment.
 
-    source /work/dev/env.sh    # MIBRIDGE_TEST_PG_URL (an admin URL; a fresh database is made)
+    export MIBRIDGE_TEST_PG_URL=postgresql://postgres@127.0.0.1:5432/postgres   # an admin URL; a fresh database is made
     python3 bench/mobilepay.py [--url URL] [--n 200] [--workers 4] [--timeout 600]
-    python3 bench/mobilepay.py --baseline /work/wt/baseline-8e75f34 [--rounds 3] [--n 200]
+    python3 bench/mobilepay.py --baseline ../mibridge-8e75f34 [--rounds 3] [--n 200]
     python3 bench/mobilepay.py --channel wechat|alipay [--rounds 3] [--n 200]
 
 A fresh PostgreSQL database gets the mi_ schema (sql/postgresql/install.sql) and is
@@ -20,7 +20,7 @@ possible; one "patient + HIS" thread polls the inbox every 10 ms, pays each orde
 settlement row.
 
 --baseline CHECKOUT compares against another checkout of mibridge, e.g. one made with
-`git worktree add --detach /work/wt/baseline-8e75f34 8e75f34`: its daemon (run from
+`git worktree add --detach ../mibridge-8e75f34 8e75f34`: its daemon (run from
 that directory, with its own PYTHONPATH) and its install.sql, driven by this tree's
 simulator, patient and measurements, so the daemon is the only difference.  The two
 run interleaved (A B, B A, A B, ...) for --rounds rounds on the same machine, and the

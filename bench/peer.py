@@ -1,6 +1,6 @@
 """mibridge's engine side by side with pgqueuer, on the same PostgreSQL, in interleaved rounds.
 
-    source /work/dev/env.sh                  # MIBRIDGE_TEST_PG_URL (an admin URL)
+    export MIBRIDGE_TEST_PG_URL=postgresql://postgres@127.0.0.1:5432/postgres   # an admin URL
     pip install -e '.[bench]'                # pgqueuer + asyncpg: this script installs nothing
     python3 bench/peer.py [--jobs 5000] [--workers 1,4,16] [--rounds 3]
                           [--latency-jobs 300] [--latency-interval 0.02]

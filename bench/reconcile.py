@@ -1,6 +1,6 @@
 """Reconciliation benchmark: a day of N settlements on PostgreSQL, time and peak memory.
 
-    source /work/dev/env.sh          # MIBRIDGE_TEST_PG_URL (an admin URL)
+    export MIBRIDGE_TEST_PG_URL=postgresql://postgres@127.0.0.1:5432/postgres   # an admin URL
     python3 bench/reconcile.py [--sizes 10000,50000,100000] [--scenarios offline-clean,offline-details,channel]
 
 What is real and what is simulated (be clear about it):
@@ -301,7 +301,7 @@ def main() -> int:
                     help="also trace Python allocations (peak python MB; slows the run two to three times)")
     args = ap.parse_args()
     if not os.environ.get("MIBRIDGE_TEST_PG_URL"):
-        print("set MIBRIDGE_TEST_PG_URL (source /work/dev/env.sh)", file=sys.stderr)
+        print("set MIBRIDGE_TEST_PG_URL (an admin URL, e.g. postgresql://postgres@127.0.0.1:5432/postgres)", file=sys.stderr)
         return 2
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
