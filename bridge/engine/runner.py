@@ -165,7 +165,7 @@ class Runner:
         step = flow.steps.get(step_name)
         # The runner's own copy: ctx.data is read-only, a step's changes are its t.data.
         data = dict(row.flow_data)
-        s, st = self.store, self.settings
+        s = self.store
         # Safety net against flow bugs: after an unknown answer to a call that is
         # not safe to repeat, the only way on is through the resolver.  Any other
         # transition (retry, goto, wait, fail, finish) could resend or drop a charge.

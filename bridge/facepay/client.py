@@ -15,7 +15,6 @@ from typing import Any, Mapping, Optional
 
 import httpx
 
-from bridge import refusals
 from bridge.calls import CallResult, Outcome, PreparedCall
 from bridge.facepay import expcontent as names
 from bridge.offline import messages as m

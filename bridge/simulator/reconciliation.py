@@ -37,7 +37,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator
 
 from .offline import OfflineError
 from .split import ZERO
