@@ -43,7 +43,9 @@ medians and their ratio are printed.  --checkout runs one other checkout alone.
                 needs shared_preload_libraries=pg_stat_statements; the line says so
                 when it is absent).  This process's own sessions (enqueue as the HIS,
                 the patient, the polling) connect with pg_stat_statements.track=none, so
-                they are not counted.  Idle polling over the span is counted too.
+                they are not counted, nor are statements run inside the server (the
+                foreign-key checks a server with pg_stat_statements.track=all would
+                list): only what the daemon sends (toplevel).  Idle polling over the span is counted too.
 --channel wechat|alipay measures the channel legs (docs/channels.md): the payloads name the
 channel, so the daemon also places the WeChat prepay and mixed order (or the Alipay medical
 order), the order row carries the cashier, the patient pays there (the simulator checks
@@ -265,7 +267,7 @@ class Statements:
         (total, tx), = self.store.query(
             """SELECT COALESCE(SUM(calls), 0),
                       COALESCE(SUM(calls) FILTER (WHERE upper(btrim(query)) IN ('BEGIN', 'COMMIT', 'ROLLBACK')), 0)
-                 FROM pg_stat_statements WHERE dbid = CAST(:d AS oid)""", {"d": self.dbid})
+                 FROM pg_stat_statements WHERE dbid = CAST(:d AS oid) AND toplevel""", {"d": self.dbid})
         if self._deallocations() != self._dealloc:
             self.note = "pg_stat_statements evicted entries during the run (pg_stat_statements.max): counts may be low"
         return int(total), int(tx)
@@ -275,7 +277,7 @@ class Statements:
         if self.dbid is None:
             return []
         rows = self.store.query("""SELECT calls, query FROM pg_stat_statements WHERE dbid = CAST(:d AS oid)
-                                    ORDER BY calls DESC LIMIT :k""", {"d": self.dbid, "k": k})
+                                    AND toplevel ORDER BY calls DESC LIMIT :k""", {"d": self.dbid, "k": k})
         return [(int(c), " ".join(str(q).split())[:110]) for c, q in rows]
 
     def close(self) -> None:
