@@ -7,6 +7,8 @@ and past the settle window) is a unit case in tests/flows_unit/; these prove the
 wiring on each database."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from decimal import Decimal
 
 import httpx
@@ -111,7 +113,18 @@ def test_revoke_before_payment_and_unpaid_order_expires(bridge, sim):
     bridge.enqueue(KIND_REVOKE, rv, {"payment_key": cancelled})
     rows = bridge.wait_final(cancelled, abandoned, rv, timeout=DEADLINE + 20)
     assert rows[rv]["state"] == "done" and bridge.inbox(rv)[-1]["type"] == "revoke"
-    assert (rows[cancelled]["state"], rows[cancelled]["code"]) == ("failed", "REVOKED")
+    # The payment's own deadline 6401 races the revoke's (bridge/mobilepay/revoke.py):
+    # the HIS's revoke wins when its 6401 leaves before the deadline; on a loaded machine
+    # it may leave after it, and then EXPIRED is the right ending (the money checks
+    # below hold either way).
+    def started(key, interface):
+        (t,), = bridge.q("""SELECT MIN(j.started_at) FROM mi_journal j JOIN mi_outbox o ON o.id = j.outbox_id
+                             WHERE o.business_key = :k AND j.interface = :i""", {"k": key, "i": interface})
+        t = t if isinstance(t, datetime) else datetime.fromisoformat(str(t))
+        return t.replace(tzinfo=None)
+    late = (started(rv, "6401") - started(cancelled, "6202")).total_seconds() > DEADLINE
+    expected = ("REVOKED", "EXPIRED") if late else ("REVOKED",)
+    assert rows[cancelled]["state"] == "failed" and rows[cancelled]["code"] in expected, (rows, late)
     assert (rows[abandoned]["state"], rows[abandoned]["code"]) == ("failed", "EXPIRED")
     st = sim.state()
     for key in (cancelled, abandoned):
